@@ -1,0 +1,58 @@
+# The project's vocabulary: `make run` and `make test` work on a fresh machine with only Python 3.11+.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+PORT ?= 8000
+
+.PHONY: run test test-services lint format migrate demo bench clean help
+
+help:
+	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
+	@echo "make test           run the test suite (SQLite, in-process broker)"
+	@echo "make test-services  run the suite against PostgreSQL and Redis (see README)"
+	@echo "make lint           ruff check + format check"
+	@echo "make bench          benchmark the case list at scale on PostgreSQL (see bench/README.md)"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	touch $(STAMP)
+
+migrate: $(STAMP)
+	DEBUG=true $(PY) manage.py migrate --noinput
+
+demo: migrate
+	DEBUG=true $(PY) manage.py load_demo_data
+
+run: demo
+	@echo ""
+	@echo "  SupportDesk is starting at http://127.0.0.1:$(PORT)/   (health: http://127.0.0.1:$(PORT)/healthz)"
+	@echo "  Demo logins: agent/agent  manager/manager  engineer/engineer  admin/admin"
+	@echo "  Ctrl-C stops the web app, the worker and beat."
+	@echo ""
+	DEBUG=true PORT=$(PORT) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho -f Procfile.dev start
+
+test: $(STAMP)
+	CELERY_BROKER_URL=memory:// $(PY) -m pytest
+
+test-services: $(STAMP)
+	REQUIRE_SERVICES=true \
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} \
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_cases} SECRET_KEY=bench ALLOWED_HOSTS=testserver \
+	$(PY) bench/bench_cases.py --count $${COUNT:-1000000} --reuse
+
+clean:
+	rm -rf $(VENV) var/broker var/celerybeat-schedule*

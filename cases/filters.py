@@ -1,0 +1,92 @@
+"""The queue's filters, shared by the browser queue and the REST API."""
+
+from __future__ import annotations
+
+import django_filters
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from .models import OPEN_Q, Case, Organisation, Severity, Status, Team, Tier
+
+
+def _staff_label(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class StaffChoiceFilter(django_filters.ModelChoiceFilter):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, to_field_name="username", **kwargs)
+
+    @property
+    def field(self):
+        field = super().field
+        field.label_from_instance = _staff_label
+        return field
+
+
+def _assignable(request):
+    from .selectors import assignable_users
+
+    return assignable_users()
+
+
+class CaseFilter(django_filters.FilterSet):
+    STATE_CHOICES = (("open", "Open"), ("all", "All"), ("closed", "Resolved or closed"))
+
+    state = django_filters.ChoiceFilter(
+        choices=STATE_CHOICES, method="filter_state", empty_label=None, label="Open or closed"
+    )
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, label="Status")
+    severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, label="Severity")
+    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), label="Organisation")
+    tier = django_filters.ChoiceFilter(field_name="organisation__tier", choices=Tier.choices, label="Tier")
+    assignee = StaffChoiceFilter(queryset=_assignable, label="Assignee")
+    team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", label="Team")
+    mine = django_filters.BooleanFilter(method="filter_mine", label="Assigned to me")
+    unassigned = django_filters.BooleanFilter(method="filter_unassigned", label="Unassigned")
+    tag = django_filters.CharFilter(field_name="tags__name", label="Tag")
+    product_area = django_filters.CharFilter(field_name="product_area", label="Product area")
+    q = django_filters.CharFilter(method="filter_text", label="Search")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Case
+        fields: list[str] = []
+
+    def filter_state(self, queryset, name, value):
+        if value == "open":
+            return queryset.filter(OPEN_Q)
+        if value == "closed":
+            return queryset.exclude(OPEN_Q)
+        return queryset
+
+    def filter_mine(self, queryset, name, value):
+        if value is None:
+            return queryset
+        user = getattr(self.request, "user", None)
+        if value:
+            return queryset.filter(assignee=user)
+        return queryset.exclude(assignee=user)
+
+    def filter_unassigned(self, queryset, name, value):
+        if value is None:
+            return queryset
+        return queryset.filter(assignee__isnull=value)
+
+    def filter_text(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        pk = Case.pk_from_key(value)
+        if pk is not None:
+            return queryset.filter(pk=pk)
+        return queryset.filter(Q(title__icontains=value))
+
+    @property
+    def qs(self):
+        queryset = super().qs
+        # A tag filter joins a many-to-many table; keep each case once.
+        if self.form.cleaned_data.get("tag"):
+            queryset = queryset.distinct()
+        return queryset

@@ -1,0 +1,257 @@
+"""Organisations, contacts, teams and cases, and the append-only case timeline.
+
+The lifecycle rules live in ``cases/lifecycle.py`` and every write goes through
+``cases/services.py``; this module holds only tables and one-row invariants.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from supportdesk.core.models import validate_time_zone
+
+
+class Tier(models.TextChoices):
+    ENTERPRISE = "enterprise", "Enterprise"
+    BUSINESS = "business", "Business"
+    STANDARD = "standard", "Standard"
+
+
+class Severity(models.TextChoices):
+    P1 = "P1", "P1 – production down"
+    P2 = "P2", "P2 – major function degraded"
+    P3 = "P3", "P3 – minor, workaround exists"
+    P4 = "P4", "P4 – question or request"
+
+
+class Status(models.TextChoices):
+    NEW = "new", "New"
+    TRIAGED = "triaged", "Triaged"
+    IN_PROGRESS = "in_progress", "In progress"
+    WAITING_ON_CUSTOMER = "waiting_on_customer", "Waiting on customer"
+    WAITING_ON_ENGINEERING = "waiting_on_engineering", "Waiting on engineering"
+    RESOLVED = "resolved", "Resolved"
+    REOPENED = "reopened", "Reopened"
+    CLOSED = "closed", "Closed"
+
+
+OPEN_STATUSES = (
+    Status.NEW,
+    Status.TRIAGED,
+    Status.IN_PROGRESS,
+    Status.WAITING_ON_CUSTOMER,
+    Status.WAITING_ON_ENGINEERING,
+    Status.REOPENED,
+)
+OPEN_Q = Q(status__in=[s.value for s in OPEN_STATUSES])
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200, unique=True)
+    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.STANDARD)
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Contact(models.Model):
+    """A person at a customer organisation: a requester or CC, not a login."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="contacts")
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "email"], name="contact_email_unique_per_org")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+
+class Team(models.Model):
+    """A support team / queue that can own cases."""
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    email = models.EmailField(blank=True, help_text="Where team notifications go when a case has no assignee.")
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="support_teams")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Tag(models.Model):
+    name = models.SlugField(max_length=50, unique=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+KEY_PREFIX = "CASE-"
+KEY_RE = re.compile(r"^CASE-(\d{1,18})$", re.IGNORECASE)
+
+
+class Case(models.Model):
+    """A customer's problem or request, from creation to closure.
+
+    The human key (``CASE-1042``) is derived from the primary key, so it needs no extra
+    sequence and lookups by key are primary-key lookups.
+    """
+
+    title = models.CharField(max_length=300)
+    description = models.TextField(blank=True)
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="cases")
+    requester = models.ForeignKey(Contact, on_delete=models.PROTECT, related_name="requested_cases")
+    cc = models.ManyToManyField(Contact, blank=True, related_name="cc_cases")
+    severity = models.CharField(max_length=2, choices=Severity.choices, default=Severity.P3)
+    severity_confirmed = models.BooleanField(default=False)
+    status = models.CharField(max_length=32, choices=Status.choices, default=Status.NEW)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_cases",
+    )
+    team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="cases")
+    product_area = models.CharField(max_length=100, blank=True)
+    tags = models.ManyToManyField(Tag, blank=True, related_name="cases")
+    external_ref = models.CharField(
+        max_length=100, null=True, blank=True, unique=True, help_text="Key in the system the case came from."
+    )
+
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    triaged_at = models.DateTimeField(null=True, blank=True)
+    first_resolved_at = models.DateTimeField(null=True, blank=True)
+    last_resolved_at = models.DateTimeField(null=True, blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    reopen_count = models.PositiveIntegerField(default=0)
+    # Optimistic concurrency: every field change bumps it; a writer holding an older value loses.
+    version = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The queue: open cases, filtered and sorted; partial indexes stay small as cases close.
+            models.Index(fields=["severity", "created_at", "id"], name="case_open_sev_idx", condition=OPEN_Q),
+            models.Index(fields=["created_at", "id"], name="case_open_created_idx", condition=OPEN_Q),
+            models.Index(fields=["updated_at", "id"], name="case_open_updated_idx", condition=OPEN_Q),
+            models.Index(fields=["assignee", "created_at", "id"], name="case_open_assignee_idx", condition=OPEN_Q),
+            models.Index(fields=["team", "created_at", "id"], name="case_open_team_idx", condition=OPEN_Q),
+            models.Index(
+                fields=["organisation", "created_at", "id"], name="case_open_org_idx", condition=OPEN_Q
+            ),
+            models.Index(fields=["status", "created_at", "id"], name="case_status_created_idx"),
+            models.Index(fields=["created_at", "id"], name="case_created_idx"),
+            # Auto-close sweep and metrics by resolution time.
+            models.Index(fields=["status", "last_resolved_at"], name="case_resolved_idx"),
+            models.Index(fields=["first_resolved_at"], name="case_first_resolved_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.title}"
+
+    @property
+    def key(self) -> str:
+        return f"{KEY_PREFIX}{self.pk}"
+
+    @staticmethod
+    def pk_from_key(key: str) -> int | None:
+        match = KEY_RE.match(key.strip())
+        return int(match.group(1)) if match else None
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("cases:detail", args=[self.key])
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Created"
+    PUBLIC_REPLY = "public_reply", "Public reply"
+    INTERNAL_NOTE = "internal_note", "Internal note"
+    STATUS_CHANGED = "status_changed", "Status changed"
+    SEVERITY_CHANGED = "severity_changed", "Severity changed"
+    ASSIGNEE_CHANGED = "assignee_changed", "Assignee changed"
+    TEAM_CHANGED = "team_changed", "Team changed"
+    TAGS_CHANGED = "tags_changed", "Tags changed"
+    FIELD_CHANGED = "field_changed", "Field changed"
+    REOPENED = "reopened", "Reopened"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    """The timeline is an audit trail: bulk updates and deletes are refused."""
+
+    def update(self, **kwargs):
+        raise TypeError("Case events are append-only and cannot be updated.")
+
+    def delete(self):
+        raise TypeError("Case events are append-only and cannot be deleted.")
+
+
+class CaseEvent(models.Model):
+    """One entry of a case's timeline: who did what, when, with old and new values.
+
+    Other apps add their own kinds (``sla_breached``, ``escalation_submitted``, ...), so ``kind`` is
+    a code without a database-level choice list. Audit data stores codes, never translated labels.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=64)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    # The actor's name when the event was written (kept if the user is renamed or removed;
+    # "system" for automatic changes, the source's own name for imported history).
+    actor_name = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    field = models.CharField(max_length=64, blank=True)
+    old_value = models.JSONField(null=True, blank=True)
+    new_value = models.JSONField(null=True, blank=True)
+    body = models.TextField(blank=True)
+    is_public = models.BooleanField(default=False, help_text="Visible to / sent to the customer.")
+    imported = models.BooleanField(default=False)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [
+            models.Index(fields=["case", "created_at", "id"], name="event_case_time_idx"),
+            models.Index(fields=["kind", "created_at"], name="event_kind_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on case {self.case_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise TypeError("Case events are append-only and cannot be updated.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Case events are append-only and cannot be deleted.")

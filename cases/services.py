@@ -1,0 +1,381 @@
+"""Every write to a case: one function per action, one transaction each, one timeline event per change.
+
+Callers pass ``now`` (taken once at the edge) and the acting user (``None`` for the system).
+Side effects that leave the process (e-mail) run only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.mail import EmailMessage
+from django.db import transaction
+from django.db.models import F
+
+from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.roles import is_agent, is_manager
+
+from . import lifecycle
+from .models import Case, CaseEvent, Contact, EventKind, Organisation, Severity, Status, Tag, Team
+from .signals import case_event_recorded
+
+logger = logging.getLogger(__name__)
+
+SYSTEM = "system"
+
+
+def _actor_name(actor: AbstractBaseUser | None) -> str:
+    if actor is None:
+        return SYSTEM
+    return actor.get_full_name() or actor.get_username()
+
+
+def record_event(
+    case: Case,
+    kind: str,
+    *,
+    actor: AbstractBaseUser | None,
+    now: dt.datetime,
+    field: str = "",
+    old: Any = None,
+    new: Any = None,
+    body: str = "",
+    is_public: bool = False,
+    actor_name: str | None = None,
+) -> CaseEvent:
+    """Append one event to the case timeline and let other apps react within the transaction.
+
+    Other apps (SLA, escalations) call this too, for their own kinds of event.
+    """
+    event = CaseEvent.objects.create(
+        case=case,
+        kind=kind,
+        actor=actor,
+        actor_name=actor_name if actor_name is not None else _actor_name(actor),
+        created_at=now,
+        field=field,
+        old_value=old,
+        new_value=new,
+        body=body,
+        is_public=is_public,
+    )
+    case_event_recorded.send(sender=Case, case=case, event=event, now=now)
+    return event
+
+
+def _lock(case: Case, *, expected_version: int | None = None) -> Case:
+    locked = Case.objects.select_for_update().get(pk=case.pk)
+    if expected_version is not None and locked.version != expected_version:
+        raise Conflict(
+            f"{locked.key} was changed by someone else since you loaded it "
+            f"(your version {expected_version}, now {locked.version}). Reload and try again."
+        )
+    return locked
+
+
+def _check_can_assign(case: Case, assignee: AbstractBaseUser | None, *, actor: AbstractBaseUser | None) -> None:
+    """Managers reassign anyone's case; an agent takes unassigned cases or hands on their own."""
+    if assignee is not None and not is_agent(assignee):
+        raise DomainError(f"{assignee.get_username()} is not a support agent.", field="assignee")
+    if actor is None or is_manager(actor):
+        return
+    if case.assignee_id not in (None, actor.pk):
+        raise DomainError(
+            "Only a manager can reassign a case that belongs to someone else.", field="assignee"
+        )
+
+
+def create_case(
+    *,
+    title: str,
+    organisation: Organisation,
+    requester: Contact,
+    actor: AbstractBaseUser | None,
+    now: dt.datetime,
+    description: str = "",
+    severity: str = Severity.P3,
+    team: Team | None = None,
+    assignee: AbstractBaseUser | None = None,
+    product_area: str = "",
+    tags: Iterable[str] = (),
+    cc: Iterable[Contact] = (),
+) -> Case:
+    """Open a new case in status ``new`` with its ``created`` event."""
+    if requester.organisation_id != organisation.pk:
+        raise DomainError("The requester must belong to the case's organisation.", field="requester")
+    if severity not in Severity.values:
+        raise DomainError(f"“{severity}” is not a severity.", field="severity")
+    if assignee is not None and not is_agent(assignee):
+        raise DomainError(f"{assignee.get_username()} is not a support agent.", field="assignee")
+    with transaction.atomic():
+        case = Case.objects.create(
+            title=title,
+            description=description,
+            organisation=organisation,
+            requester=requester,
+            severity=severity,
+            team=team,
+            assignee=assignee,
+            product_area=product_area,
+            created_at=now,
+            updated_at=now,
+        )
+        tag_names = _tag_names(tags)
+        if tag_names:
+            case.tags.set(_tags(tag_names))
+        cc_list = [c for c in cc if c.pk != requester.pk]
+        if cc_list:
+            case.cc.set(cc_list)
+        record_event(
+            case,
+            EventKind.CREATED,
+            actor=actor,
+            now=now,
+            new={
+                "title": title,
+                "severity": severity,
+                "status": Status.NEW,
+                "organisation": organisation.name,
+                "requester": requester.email,
+                "assignee": assignee.get_username() if assignee else None,
+                "team": team.slug if team else None,
+                "tags": tag_names,
+            },
+        )
+    return case
+
+
+def _tag_names(names: Iterable[str]) -> list[str]:
+    cleaned = {n.strip().lower().replace(" ", "-") for n in names if n and n.strip()}
+    return sorted(cleaned)
+
+
+def _tags(names: list[str]) -> list[Tag]:
+    existing = {t.name: t for t in Tag.objects.filter(name__in=names)}
+    for name in names:
+        if name not in existing:
+            existing[name], _ = Tag.objects.get_or_create(name=name)
+    return [existing[n] for n in names]
+
+
+def transition(
+    case: Case,
+    to: str,
+    *,
+    actor: AbstractBaseUser | None,
+    now: dt.datetime,
+    expected_version: int | None = None,
+    severity: str | None = None,
+    assignee: AbstractBaseUser | None = None,
+    team: Team | None = None,
+) -> Case:
+    """Move ``case`` to status ``to`` or raise IllegalTransition / Conflict.
+
+    Triaging confirms the severity (``severity`` may be given) and needs an owner (``assignee``
+    or ``team`` may be given). Records the lifecycle timestamps the metrics use.
+    """
+    with transaction.atomic():
+        case = _lock(case, expected_version=expected_version)
+        old = case.status
+        lifecycle.check_transition(old, to, system=actor is None)
+        if to == Status.TRIAGED:
+            if severity is not None and severity != case.severity:
+                _set_severity(case, severity, actor=actor, now=now)
+            elif severity is not None or case.severity_confirmed:
+                case.severity_confirmed = True
+            else:
+                raise lifecycle.IllegalTransition(
+                    old, to, "Confirm the severity before triaging (choose P1–P4)."
+                )
+            case.severity_confirmed = True
+            if assignee is not None and assignee.pk != case.assignee_id:
+                _set_assignee(case, assignee, actor=actor, now=now)
+            if team is not None and team.pk != case.team_id:
+                _set_team(case, team, actor=actor, now=now)
+            if case.assignee_id is None and case.team_id is None:
+                raise lifecycle.IllegalTransition(
+                    old, to, "Set an owner (an assignee or a team) before triaging."
+                )
+            if case.triaged_at is None:
+                case.triaged_at = now
+        if to == Status.RESOLVED:
+            case.first_resolved_at = case.first_resolved_at or now
+            case.last_resolved_at = now
+        if to == Status.CLOSED:
+            case.closed_at = now
+        case.status = to
+        case.version += 1
+        case.updated_at = now
+        case.save()
+        if to == Status.REOPENED:
+            case.reopen_count += 1
+            case.save(update_fields=["reopen_count"])
+            record_event(case, EventKind.REOPENED, actor=actor, now=now, old=old, new=to)
+        record_event(case, EventKind.STATUS_CHANGED, actor=actor, now=now, field="status", old=old, new=to)
+    return case
+
+
+def _set_severity(case: Case, severity: str, *, actor, now) -> None:
+    if severity not in Severity.values:
+        raise DomainError(f"“{severity}” is not a severity.", field="severity")
+    old = case.severity
+    case.severity = severity
+    case.severity_confirmed = True
+    case.save(update_fields=["severity", "severity_confirmed"])
+    record_event(case, EventKind.SEVERITY_CHANGED, actor=actor, now=now, field="severity", old=old, new=severity)
+
+
+def _set_assignee(case: Case, assignee, *, actor, now) -> None:
+    _check_can_assign(case, assignee, actor=actor)
+    old = case.assignee.get_username() if case.assignee_id else None
+    case.assignee = assignee
+    case.save(update_fields=["assignee"])
+    new = assignee.get_username() if assignee else None
+    record_event(case, EventKind.ASSIGNEE_CHANGED, actor=actor, now=now, field="assignee", old=old, new=new)
+
+
+def _set_team(case: Case, team: Team | None, *, actor, now) -> None:
+    old = case.team.slug if case.team_id else None
+    case.team = team
+    case.save(update_fields=["team"])
+    record_event(
+        case, EventKind.TEAM_CHANGED, actor=actor, now=now, field="team", old=old, new=team.slug if team else None
+    )
+
+
+_UNSET: Any = object()
+
+
+def update_case(
+    case: Case,
+    *,
+    actor: AbstractBaseUser | None,
+    now: dt.datetime,
+    expected_version: int | None = None,
+    title: str = _UNSET,
+    description: str = _UNSET,
+    severity: str = _UNSET,
+    assignee: AbstractBaseUser | None = _UNSET,
+    team: Team | None = _UNSET,
+    product_area: str = _UNSET,
+    tags: Iterable[str] = _UNSET,
+) -> Case:
+    """Change any of the given fields (omitted ones stay), one event per field that really changed."""
+    with transaction.atomic():
+        case = _lock(case, expected_version=expected_version)
+        if case.status == Status.CLOSED:
+            raise DomainError(f"{case.key} is closed and can no longer be changed.")
+        changed = False
+        if severity is not _UNSET and severity != case.severity:
+            _set_severity(case, severity, actor=actor, now=now)
+            changed = True
+        if assignee is not _UNSET and (assignee.pk if assignee else None) != case.assignee_id:
+            _set_assignee(case, assignee, actor=actor, now=now)
+            changed = True
+        if team is not _UNSET and (team.pk if team else None) != case.team_id:
+            _set_team(case, team, actor=actor, now=now)
+            changed = True
+        for field, value in (("title", title), ("description", description), ("product_area", product_area)):
+            if value is _UNSET or value == getattr(case, field):
+                continue
+            if field == "title" and not value.strip():
+                raise DomainError("A case needs a title.", field="title")
+            old = getattr(case, field)
+            setattr(case, field, value)
+            case.save(update_fields=[field])
+            record_event(case, EventKind.FIELD_CHANGED, actor=actor, now=now, field=field, old=old, new=value)
+            changed = True
+        if tags is not _UNSET:
+            new_names = _tag_names(tags)
+            old_names = sorted(case.tags.values_list("name", flat=True))
+            if new_names != old_names:
+                case.tags.set(_tags(new_names))
+                record_event(
+                    case, EventKind.TAGS_CHANGED, actor=actor, now=now, field="tags", old=old_names, new=new_names
+                )
+                changed = True
+        if changed:
+            case.version += 1
+            case.updated_at = now
+            case.save(update_fields=["version", "updated_at"])
+    return case
+
+
+def add_public_reply(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:
+    """Reply to the customer: recorded on the timeline and e-mailed to the requester after commit."""
+    if not body.strip():
+        raise DomainError("A reply cannot be empty.", field="body")
+    with transaction.atomic():
+        case = _lock(case)
+        if case.status == Status.CLOSED:
+            raise DomainError(f"{case.key} is closed; open a new case to write to the customer again.")
+        if case.first_response_at is None:
+            case.first_response_at = now
+        case.updated_at = now
+        case.save(update_fields=["first_response_at", "updated_at"])
+        event = record_event(case, EventKind.PUBLIC_REPLY, actor=actor, now=now, body=body, is_public=True)
+        recipients = [case.requester.email]
+        cc = list(case.cc.values_list("email", flat=True))
+        message = EmailMessage(
+            subject=f"[{case.key}] {case.title}",
+            body=body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=recipients,
+            cc=cc,
+            headers={"X-SupportDesk-Case": case.key},
+        )
+        transaction.on_commit(lambda: _send(message, case.key))
+    return event
+
+
+def _send(message: EmailMessage, key: str) -> None:
+    try:
+        message.send()
+    except Exception:  # the reply is stored; a mail outage must not lose it or break the page
+        logger.exception("Could not e-mail the reply on %s", key)
+
+
+def add_internal_note(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:
+    """Write a note for staff only: never e-mailed, never shown to the customer."""
+    if not body.strip():
+        raise DomainError("A note cannot be empty.", field="body")
+    with transaction.atomic():
+        case = _lock(case)
+        case.updated_at = now
+        case.save(update_fields=["updated_at"])
+        return record_event(case, EventKind.INTERNAL_NOTE, actor=actor, now=now, body=body, is_public=False)
+
+
+def auto_close_resolved(*, now: dt.datetime, days: int | None = None, batch: int = 500) -> int:
+    """Close cases resolved at least ``days`` ago; returns how many this call closed.
+
+    Safe on several workers at once: each case is claimed with a conditional UPDATE, and only the
+    process whose UPDATE changed the row records the event.
+    """
+    days = settings.CASES_AUTO_CLOSE_DAYS if days is None else days
+    cutoff = now - dt.timedelta(days=days)
+    closed = 0
+    ids = list(
+        Case.objects.filter(status=Status.RESOLVED, last_resolved_at__lte=cutoff)
+        .order_by("last_resolved_at")
+        .values_list("id", flat=True)[:batch]
+    )
+    for case_id in ids:
+        with transaction.atomic():
+            claimed = Case.objects.filter(pk=case_id, status=Status.RESOLVED, last_resolved_at__lte=cutoff).update(
+                status=Status.CLOSED, closed_at=now, updated_at=now, version=F("version") + 1
+            )
+            if claimed != 1:
+                continue
+            case = Case.objects.get(pk=case_id)
+            record_event(
+                case, EventKind.STATUS_CHANGED, actor=None, now=now, field="status", old=Status.RESOLVED, new=Status.CLOSED
+            )
+            closed += 1
+    return closed
+

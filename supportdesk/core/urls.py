@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "core"
+
+urlpatterns = [
+    path("status/", views.system_status, name="status"),
+    path("status/ping/", views.send_ping, name="ping"),
+    path("status/ping/<str:nonce>/", views.ping_detail, name="ping-detail"),
+    path("notifications/", views.notifications, name="notifications"),
+    path("notifications/read/", views.notifications_mark_read, name="notifications-read"),
+]

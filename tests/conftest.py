@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.utils import timezone
+
+from tests import factories
+
+
+def _missing(marker: str) -> str | None:
+    from tests.infra import browser_missing_reason, services_missing_reason
+
+    return services_missing_reason() if marker == "services" else browser_missing_reason()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Service and browser tests need real infrastructure.
+
+    Where they are not required they are skipped with the reason; where they are required a missing
+    service is a failure, never a skip (see pytest_runtest_setup): browser tests under CI=true,
+    service tests when REQUIRE_SERVICES=true (the service run of .ci/run and `make test-services`).
+    """
+    reasons: dict[str, str | None] = {}
+    for item in items:
+        for marker in ("services", "browser"):
+            if marker in item.keywords and not _required(marker):
+                if marker not in reasons:
+                    reasons[marker] = _missing(marker)
+                if reasons[marker]:
+                    item.add_marker(pytest.mark.skip(reason=reasons[marker]))
+
+
+def _required(marker: str) -> bool:
+    flag = "REQUIRE_SERVICES" if marker == "services" else "CI"
+    return os.environ.get(flag, "").lower() == "true"
+
+
+def pytest_runtest_setup(item):
+    for marker in ("services", "browser"):
+        if marker in item.keywords and _required(marker) and (reason := _missing(marker)):
+            pytest.fail(f"{marker} tests are required here but cannot run: {reason}", pytrace=False)
+
+
+@pytest.fixture
+def now():
+    return timezone.now()
+
+
+@pytest.fixture
+def agent(db):
+    return factories.AgentFactory(username="alice", first_name="Alice", last_name="Agent")
+
+
+@pytest.fixture
+def other_agent(db):
+    return factories.AgentFactory(username="bob", first_name="Bob", last_name="Builder")
+
+
+@pytest.fixture
+def manager(db):
+    return factories.ManagerFactory(username="maria", first_name="Maria", last_name="Manager")
+
+
+@pytest.fixture
+def engineer(db):
+    return factories.EngineerFactory(username="erik", first_name="Erik", last_name="Engineer")
+
+
+@pytest.fixture
+def admin_user(db):
+    return factories.AdminFactory(username="root-admin")
+
+
+@pytest.fixture
+def organisation(db):
+    return factories.OrganisationFactory(name="Acme Corp", tier="enterprise", time_zone="Europe/Berlin")
+
+
+@pytest.fixture
+def contact(organisation):
+    return factories.ContactFactory(organisation=organisation, name="Carla Customer", email="carla@acme.example")
+
+
+@pytest.fixture
+def team(db):
+    return factories.TeamFactory(name="Tier 2", slug="tier-2")
+
+
+@pytest.fixture
+def new_case(organisation, contact, agent, now):
+    from cases import services
+
+    return services.create_case(
+        title="Checkout fails with 502",
+        description="Since 09:00 every checkout returns 502.",
+        organisation=organisation,
+        requester=contact,
+        severity="P2",
+        actor=agent,
+        now=now,
+    )

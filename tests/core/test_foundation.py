@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import Group
+from django.urls import reverse
+
+from supportdesk.core.models import WorkerPing
+from supportdesk.core.roles import Role, roles_of
+from supportdesk.core.tasks import ping
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRODUCTION_ENV = {
+    "SECRET_KEY": "a-long-random-production-secret-key-with-enough-entropy-1234567890",
+    "DEBUG": "false",
+    "ALLOWED_HOSTS": "support.example.com",
+    "CSRF_TRUSTED_ORIGINS": "https://support.example.com",
+    "SECURE_SSL_REDIRECT": "true",
+    "SECURE_HSTS_SECONDS": "31536000",
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": "true",
+    "SECURE_HSTS_PRELOAD": "true",
+}
+
+
+def _manage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    full_env.update(env or {"DEBUG": "true"})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+    )
+
+
+@pytest.mark.django_db
+def test_roles_exist_as_groups_after_migrate():
+    assert set(Group.objects.values_list("name", flat=True)) >= {r.value for r in Role}
+
+
+@pytest.mark.django_db
+def test_healthz_reports_database_and_broker_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ok"
+    assert body["database"] == "ok"
+    assert body["broker"] == "ok"
+
+
+@pytest.mark.django_db
+def test_healthz_answers_any_host_and_plain_http(client, settings):
+    settings.ALLOWED_HOSTS = ["support.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    response = client.get("/healthz", HTTP_HOST="10.0.0.7:8000")
+    assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_healthz_is_503_and_names_the_broker_when_it_is_down(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["broker"]
+    assert body["database"] == "ok"
+
+
+@pytest.mark.django_db
+def test_login_page_renders_and_anonymous_is_sent_there(client):
+    assert client.get(reverse("login")).status_code == 200
+    response = client.get(reverse("home"))
+    assert response.status_code == 302
+    assert response["Location"].startswith(reverse("login"))
+
+
+def test_superuser_holds_every_staff_role(admin_user):
+    assert roles_of(admin_user) >= {Role.ADMIN, Role.MANAGER, Role.AGENT}
+
+
+def test_engineer_is_not_an_agent(engineer):
+    assert roles_of(engineer) == {Role.ENGINEER}
+
+
+@pytest.mark.django_db
+def test_system_status_is_for_managers_only(client, agent, manager):
+    client.force_login(agent)
+    assert client.get(reverse("core:status")).status_code == 403
+    client.force_login(manager)
+    page = client.get(reverse("core:status"))
+    assert page.status_code == 200
+    assert b"Worker round trip" in page.content
+
+
+@pytest.mark.django_db
+def test_test_task_is_sent_after_commit_and_marked_by_the_worker(
+    client, manager, django_capture_on_commit_callbacks
+):
+    client.force_login(manager)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = client.post(reverse("core:ping"), HTTP_ACCEPT="application/json")
+    assert response.status_code == 202
+    assert len(callbacks) == 1  # dispatched only once the request's transaction commits
+    nonce = response.json()["nonce"]
+    assert client.get(reverse("core:ping-detail", args=[nonce])).json()["executed_at"] is None
+
+    ping(nonce)  # what the worker runs
+
+    detail = client.get(reverse("core:ping-detail", args=[nonce])).json()
+    assert detail["executed_at"] is not None
+    assert WorkerPing.objects.get(nonce=nonce).executed_at is not None
+
+
+def test_no_migration_is_missing():
+    result = _manage("makemigrations", "--check", "--dry-run")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_deploy_is_clean_with_the_documented_production_variables():
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_refuses_to_start_without_a_secret_key():
+    env = dict(PRODUCTION_ENV)
+    env.pop("SECRET_KEY")
+    result = _manage("check", env=env)
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set" in result.stderr
