@@ -1,0 +1,78 @@
+"""The production stack of docker-compose.yml (gunicorn, Celery worker, Celery beat) against real
+PostgreSQL and Redis: what the compose file runs is what this test runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from supportdesk.celery import app as celery_app
+from supportdesk.core.models import Heartbeat, WorkerPing
+from tests import factories
+
+from .stack import Browser, Processes, compose_command, free_port, service_env, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def stack(tmp_path):
+    port = free_port()
+    env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1")
+    # What the Dockerfile does at build time.
+    subprocess.run(
+        ["python", "manage.py", "collectstatic", "--noinput"], env=env, check=True, capture_output=True, timeout=120
+    )
+    with celery_app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+    processes = Processes(tmp_path)
+    try:
+        for name in ("web", "worker", "beat"):
+            processes.start(name, compose_command(name), env)
+        yield processes, f"http://127.0.0.1:{port}"
+    finally:
+        processes.stop_all()
+
+
+def test_compose_commands_serve_pages_run_tasks_and_beat(stack):
+    processes, base_url = stack
+    factories.ManagerFactory(username="ops", password="ops-password-1")
+    browser = Browser(base_url)
+
+    health = wait_for(
+        lambda: browser.get("/healthz")[0] == 200 and browser.json("/healthz"),
+        timeout=60,
+        what="gunicorn to answer /healthz",
+        processes=processes,
+    )
+    assert health == {**health, "status": "ok", "database": "ok", "broker": "ok"}
+
+    status, page = browser.get("/login/")
+    assert status == 200
+    assert b"Log in to SupportDesk" in page
+    status, css = browser.get("/static/supportdesk/app.css")  # served by WhiteNoise from collectstatic
+    assert (status, b"--accent" in css) == (200, True)
+
+    # A task sent by the web process is executed by the worker.
+    browser.login("ops", "ops-password-1")
+    status, body = browser.post("/status/ping/", accept_json=True)
+    assert status == 202, body[:500]
+    nonce = json.loads(body)["nonce"]
+    wait_for(
+        lambda: WorkerPing.objects.filter(nonce=nonce, executed_at__isnull=False).exists(),
+        timeout=60,
+        what="the worker to execute the ping task",
+        processes=processes,
+    )
+    assert WorkerPing.objects.get(nonce=nonce).worker
+
+    # Beat schedules the heartbeat; the worker records it.
+    wait_for(
+        lambda: Heartbeat.objects.filter(name="beat").exists(),
+        timeout=60,
+        what="beat's heartbeat to be executed",
+        processes=processes,
+    )
+    assert browser.json("/healthz")["beat_last_seen"] is not None
