@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo bench clean help
+.PHONY: run test test-services lint format migrate demo bench bench-sla bench-knowledge clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
@@ -53,6 +53,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_cases} SECRET_KEY=bench ALLOWED_HOSTS=testserver \
 	$(PY) bench/bench_cases.py --count $${COUNT:-1000000} --reuse
+
+bench-sla: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_sla} SECRET_KEY=bench $(PY) bench/bench_sla.py
+
+bench-knowledge: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_knowledge} SECRET_KEY=bench $(PY) bench/bench_knowledge.py
 
 clean:
 	rm -rf $(VENV) var/broker var/celerybeat-schedule*

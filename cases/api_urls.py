@@ -1,1 +1,16 @@
-urlpatterns: list = []
+"""REST API routes of the cases app, mounted under /api/ (see supportdesk/urls.py)."""
+
+from rest_framework.routers import SimpleRouter
+
+from . import api
+
+app_name = "cases_api"
+
+router = SimpleRouter()
+router.register("cases", api.CaseViewSet, basename="case")
+router.register("organisations", api.OrganisationViewSet, basename="organisation")
+router.register("contacts", api.ContactViewSet, basename="contact")
+router.register("teams", api.TeamViewSet, basename="team")
+router.register("staff", api.StaffViewSet, basename="staff")
+
+urlpatterns = router.urls

@@ -85,7 +85,9 @@ class Team(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=100, unique=True)
-    email = models.EmailField(blank=True, help_text="Where team notifications go when a case has no assignee.")
+    email = models.EmailField(
+        blank=True, help_text="Where team notifications go when a case has no assignee."
+    )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="support_teams")
 
     class Meta:
@@ -156,12 +158,18 @@ class Case(models.Model):
             models.Index(fields=["severity", "created_at", "id"], name="case_open_sev_idx", condition=OPEN_Q),
             models.Index(fields=["created_at", "id"], name="case_open_created_idx", condition=OPEN_Q),
             models.Index(fields=["updated_at", "id"], name="case_open_updated_idx", condition=OPEN_Q),
-            models.Index(fields=["assignee", "created_at", "id"], name="case_open_assignee_idx", condition=OPEN_Q),
+            models.Index(
+                fields=["assignee", "created_at", "id"], name="case_open_assignee_idx", condition=OPEN_Q
+            ),
             models.Index(fields=["team", "created_at", "id"], name="case_open_team_idx", condition=OPEN_Q),
             models.Index(
                 fields=["organisation", "created_at", "id"], name="case_open_org_idx", condition=OPEN_Q
             ),
             models.Index(fields=["status", "created_at", "id"], name="case_status_created_idx"),
+            # The API lists all cases (not only open ones) in the same orders.
+            models.Index(fields=["severity", "created_at", "id"], name="case_sev_created_idx"),
+            models.Index(fields=["team", "severity", "created_at", "id"], name="case_team_sev_idx"),
+            models.Index(fields=["assignee", "severity", "created_at", "id"], name="case_assignee_sev_idx"),
             models.Index(fields=["created_at", "id"], name="case_created_idx"),
             # Auto-close sweep and metrics by resolution time.
             models.Index(fields=["status", "last_resolved_at"], name="case_resolved_idx"),
@@ -170,6 +178,11 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} {self.title}"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("cases:detail", args=[self.key])
 
     @property
     def key(self) -> str:
@@ -183,11 +196,6 @@ class Case(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_STATUSES
-
-    def get_absolute_url(self) -> str:
-        from django.urls import reverse
-
-        return reverse("cases:detail", args=[self.key])
 
 
 class EventKind(models.TextChoices):

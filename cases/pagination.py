@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
 
@@ -68,6 +70,41 @@ def _after(ordering: list[str], values: list[Any], *, backwards: bool) -> Q:
     return q
 
 
+def _prepare(model, fields: list[str], values: list[Any]) -> list[Any]:
+    """Check each cursor value against its field's type, so a tampered cursor is a clear error."""
+    prepared = []
+    for name, value in zip(fields, values, strict=True):
+        field = model._meta.get_field(name)
+        if value is None:
+            raise InvalidCursor("That page link is not valid any more; start from the first page.")
+        try:
+            prepared.append(field.to_python(value))
+        except (ValidationError, TypeError, ValueError) as exc:
+            raise InvalidCursor("That page link is not valid any more; start from the first page.") from exc
+    return prepared
+
+
+def _filter_after(queryset: QuerySet, ordering: list[str], values: list[Any], *, backwards: bool) -> QuerySet:
+    """Rows after the cursor. When every field sorts the same way this is one row-value comparison
+    (``(a, b, id) > (%s, %s, %s)``), which PostgreSQL answers with a single index range scan; the
+    equivalent OR-expansion is kept for mixed directions."""
+    directions = {spec.startswith("-") for spec in ordering}
+    if len(directions) != 1:
+        return queryset.filter(_after(ordering, values, backwards=backwards))
+    descending = directions.pop() != backwards
+    model = queryset.model
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns, params = [], []
+    for spec, value in zip(ordering, values, strict=True):
+        field = model._meta.get_field(spec.lstrip("-"))
+        columns.append(f"{table}.{connection.ops.quote_name(field.column)}")
+        params.append(field.get_db_prep_value(value, connection, prepared=False))
+    placeholders = ", ".join(["%s"] * len(params))
+    operator = "<" if descending else ">"
+    where = f"({', '.join(columns)}) {operator} ({placeholders})"
+    return queryset.extra(where=[where], params=params)  # noqa: S610 - only column names and placeholders
+
+
 def paginate(
     queryset: QuerySet, *, ordering: list[str], cursor: str | None, page_size: int, datetime_fields: set[str]
 ) -> Page:
@@ -79,7 +116,8 @@ def paginate(
     backwards = False
     if cursor:
         values, backwards = _decode(cursor, fields, datetime_fields)
-        queryset = queryset.filter(_after(ordering, values, backwards=backwards))
+        values = _prepare(queryset.model, fields, values)
+        queryset = _filter_after(queryset, ordering, values, backwards=backwards)
     order = ordering if not backwards else [s[1:] if s.startswith("-") else f"-{s}" for s in ordering]
     rows = list(queryset.order_by(*order)[: page_size + 1])
     has_more = len(rows) > page_size

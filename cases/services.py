@@ -78,7 +78,9 @@ def _lock(case: Case, *, expected_version: int | None = None) -> Case:
     return locked
 
 
-def _check_can_assign(case: Case, assignee: AbstractBaseUser | None, *, actor: AbstractBaseUser | None) -> None:
+def _check_can_assign(
+    case: Case, assignee: AbstractBaseUser | None, *, actor: AbstractBaseUser | None
+) -> None:
     """Managers reassign anyone's case; an agent takes unassigned cases or hands on their own."""
     if assignee is not None and not is_agent(assignee):
         raise DomainError(f"{assignee.get_username()} is not a support agent.", field="assignee")
@@ -227,7 +229,9 @@ def _set_severity(case: Case, severity: str, *, actor, now) -> None:
     case.severity = severity
     case.severity_confirmed = True
     case.save(update_fields=["severity", "severity_confirmed"])
-    record_event(case, EventKind.SEVERITY_CHANGED, actor=actor, now=now, field="severity", old=old, new=severity)
+    record_event(
+        case, EventKind.SEVERITY_CHANGED, actor=actor, now=now, field="severity", old=old, new=severity
+    )
 
 
 def _set_assignee(case: Case, assignee, *, actor, now) -> None:
@@ -244,7 +248,13 @@ def _set_team(case: Case, team: Team | None, *, actor, now) -> None:
     case.team = team
     case.save(update_fields=["team"])
     record_event(
-        case, EventKind.TEAM_CHANGED, actor=actor, now=now, field="team", old=old, new=team.slug if team else None
+        case,
+        EventKind.TEAM_CHANGED,
+        actor=actor,
+        now=now,
+        field="team",
+        old=old,
+        new=team.slug if team else None,
     )
 
 
@@ -296,7 +306,13 @@ def update_case(
             if new_names != old_names:
                 case.tags.set(_tags(new_names))
                 record_event(
-                    case, EventKind.TAGS_CHANGED, actor=actor, now=now, field="tags", old=old_names, new=new_names
+                    case,
+                    EventKind.TAGS_CHANGED,
+                    actor=actor,
+                    now=now,
+                    field="tags",
+                    old=old_names,
+                    new=new_names,
                 )
                 changed = True
         if changed:
@@ -367,15 +383,20 @@ def auto_close_resolved(*, now: dt.datetime, days: int | None = None, batch: int
     )
     for case_id in ids:
         with transaction.atomic():
-            claimed = Case.objects.filter(pk=case_id, status=Status.RESOLVED, last_resolved_at__lte=cutoff).update(
-                status=Status.CLOSED, closed_at=now, updated_at=now, version=F("version") + 1
-            )
+            claimed = Case.objects.filter(
+                pk=case_id, status=Status.RESOLVED, last_resolved_at__lte=cutoff
+            ).update(status=Status.CLOSED, closed_at=now, updated_at=now, version=F("version") + 1)
             if claimed != 1:
                 continue
             case = Case.objects.get(pk=case_id)
             record_event(
-                case, EventKind.STATUS_CHANGED, actor=None, now=now, field="status", old=Status.RESOLVED, new=Status.CLOSED
+                case,
+                EventKind.STATUS_CHANGED,
+                actor=None,
+                now=now,
+                field="status",
+                old=Status.RESOLVED,
+                new=Status.CLOSED,
             )
             closed += 1
     return closed
-

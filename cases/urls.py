@@ -1,3 +1,15 @@
+from django.urls import path
+
+from . import views
+
 app_name = "cases"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("new/", views.create, name="create"),
+    path("<str:key>/", views.detail, name="detail"),
+    path("<str:key>/reply/", views.reply, name="reply"),
+    path("<str:key>/note/", views.note, name="note"),
+    path("<str:key>/transition/", views.transition, name="transition"),
+    path("<str:key>/update/", views.update, name="update"),
+]

@@ -197,6 +197,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------
@@ -229,10 +230,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
 CASES_AUTO_CLOSE_DAYS = int(os.environ.get("CASES_AUTO_CLOSE_DAYS", "7"))
 SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
+KNOWLEDGE_REVIEW_DAYS = int(os.environ.get("KNOWLEDGE_REVIEW_DAYS", "180"))
 
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
-    "core-heartbeat": {"task": "core.heartbeat", "schedule": float(os.environ.get("HEARTBEAT_SECONDS", "60"))},
+    "core-heartbeat": {
+        "task": "core.heartbeat",
+        "schedule": float(os.environ.get("HEARTBEAT_SECONDS", "60")),
+    },
     "cases-auto-close": {"task": "cases.auto_close_resolved", "schedule": crontab(minute="*/15")},
+    "sla-sweep": {
+        "task": "sla.sweep",
+        "schedule": float(SLA_SWEEP_SECONDS),
+        "options": {"expires": float(SLA_SWEEP_SECONDS)},
+    },
+    "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
+    "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -3,7 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk.core import health, views as core_views
+from supportdesk.core import health
+from supportdesk.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
@@ -14,6 +15,12 @@ urlpatterns = [
     path("", include("supportdesk.core.urls")),
     path("cases/", include("cases.urls")),
     path("api/", include("cases.api_urls")),
+    path("sla/", include("sla.urls")),
+    path("api/", include("sla.api_urls")),
+    path("escalations/", include("escalations.urls")),
+    path("api/", include("escalations.api_urls")),
+    path("knowledge/", include("knowledge.urls")),
+    path("api/", include("knowledge.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -42,6 +42,36 @@ def pytest_runtest_setup(item):
             pytest.fail(f"{marker} tests are required here but cannot run: {reason}", pytrace=False)
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(request, settings):
+    """Hashing a password per factory user would dominate the run time. Service tests start real
+    servers with the production hashers, so they keep them."""
+    if "services" not in request.keywords:
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _seed_data_after_flush(request):
+    """Transactional tests (live servers, worker processes) end with a flush that also removes what
+    the data migrations wrote; put the roles and the default SLA calendar and policies back."""
+    marker = request.node.get_closest_marker("django_db")
+    transactional = bool(marker and marker.kwargs.get("transaction")) or bool(
+        {"live_server", "transactional_db"} & set(request.fixturenames)
+    )
+    if not transactional:
+        return
+    request.getfixturevalue("transactional_db")
+    from django.contrib.auth.models import Group
+
+    from sla import defaults
+    from sla.models import BusinessCalendar, OpeningHours, SlaPolicy
+    from supportdesk.core.roles import Role
+
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
+    defaults.seed(calendar_model=BusinessCalendar, opening_hours_model=OpeningHours, policy_model=SlaPolicy)
+
+
 @pytest.fixture
 def now():
     return timezone.now()
@@ -79,7 +109,9 @@ def organisation(db):
 
 @pytest.fixture
 def contact(organisation):
-    return factories.ContactFactory(organisation=organisation, name="Carla Customer", email="carla@acme.example")
+    return factories.ContactFactory(
+        organisation=organisation, name="Carla Customer", email="carla@acme.example"
+    )
 
 
 @pytest.fixture

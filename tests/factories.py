@@ -19,7 +19,8 @@ def _with_roles(default: tuple[str, ...]):
     def roles(obj, create, extracted, **kwargs):
         names = default if extracted is None else extracted
         if create and names:
-            obj.groups.add(*Group.objects.filter(name__in=names))
+            # get_or_create: transactional tests flush the groups the migration created.
+            obj.groups.add(*(Group.objects.get_or_create(name=name)[0] for name in names))
 
     return roles
 

@@ -128,8 +128,15 @@ def test_resolution_timestamps_and_reopen_count(new_case, agent, now):
 def test_field_changes_record_one_event_each_and_bump_the_version(new_case, agent, team, now):
     version = new_case.version
     services.update_case(
-        new_case, actor=agent, now=now, severity="P1", assignee=agent, team=team, tags=["sso", "Login Loop"],
-        title="Checkout fails with 502 in EU", product_area="billing",
+        new_case,
+        actor=agent,
+        now=now,
+        severity="P1",
+        assignee=agent,
+        team=team,
+        tags=["sso", "Login Loop"],
+        title="Checkout fails with 502 in EU",
+        product_area="billing",
     )
     new_case.refresh_from_db()
     events = {e.kind: e for e in new_case.events.exclude(kind="created")}
@@ -148,7 +155,9 @@ def test_field_changes_record_one_event_each_and_bump_the_version(new_case, agen
 
 def test_a_stale_version_is_a_conflict_and_loses_nothing(new_case, agent, other_agent, now):
     loaded_by_alice = new_case.version
-    services.update_case(new_case, actor=other_agent, now=now, expected_version=loaded_by_alice, severity="P1")
+    services.update_case(
+        new_case, actor=other_agent, now=now, expected_version=loaded_by_alice, severity="P1"
+    )
     with pytest.raises(Conflict):
         services.update_case(new_case, actor=agent, now=now, expected_version=loaded_by_alice, severity="P4")
     with pytest.raises(Conflict):
@@ -157,7 +166,9 @@ def test_a_stale_version_is_a_conflict_and_loses_nothing(new_case, agent, other_
     assert (new_case.severity, new_case.status) == ("P1", "new")
 
 
-def test_an_agent_cannot_take_a_case_from_another_agent_but_a_manager_can(new_case, agent, other_agent, manager, now):
+def test_an_agent_cannot_take_a_case_from_another_agent_but_a_manager_can(
+    new_case, agent, other_agent, manager, now
+):
     services.update_case(new_case, actor=other_agent, now=now, assignee=other_agent)
     with pytest.raises(DomainError, match="manager"):
         services.update_case(new_case, actor=agent, now=now, assignee=agent)
@@ -175,7 +186,9 @@ def test_public_reply_is_emailed_to_the_requester_after_commit(
     new_case, agent, now, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks(execute=True):
-        services.add_internal_note(new_case, body="Customer is on the legacy plan; DO NOT MENTION", actor=agent, now=now)
+        services.add_internal_note(
+            new_case, body="Customer is on the legacy plan; DO NOT MENTION", actor=agent, now=now
+        )
         assert mail.outbox == []
         services.add_public_reply(new_case, body="We are looking into it.", actor=agent, now=now)
         assert mail.outbox == []  # nothing leaves before the transaction commits
@@ -220,11 +233,17 @@ def test_timeline_events_can_be_neither_changed_nor_deleted(new_case):
         CaseEvent.objects.filter(pk=event.pk).delete()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database trigger exists on PostgreSQL only")
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="the database trigger exists on PostgreSQL only"
+)
 def test_the_database_refuses_to_rewrite_the_timeline(new_case):
     from django.db import DatabaseError, transaction
 
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute("UPDATE cases_caseevent SET body = 'x' WHERE case_id = %s", [new_case.pk])
 
 

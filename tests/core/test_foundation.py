@@ -28,10 +28,17 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k not in PRODUCTION_ENV}
+    # Browser tests allow Django's sync ORM inside Playwright's loop; a deploy check must not inherit that.
+    ignored = {*PRODUCTION_ENV, "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    full_env = {k: v for k, v in os.environ.items() if k not in ignored}
     full_env.update(env or {"DEBUG": "true"})
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

@@ -79,7 +79,7 @@ class Processes:
             proc.wait(timeout=30)
 
     def stop_all(self) -> None:
-        for name, proc in self.procs.items():
+        for proc in self.procs.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
@@ -98,7 +98,9 @@ class Processes:
         return "\n".join(parts)
 
 
-def wait_for(condition: Callable[[], object], *, timeout: float, what: str, processes: Processes | None = None):
+def wait_for(
+    condition: Callable[[], object], *, timeout: float, what: str, processes: Processes | None = None
+):
     """Poll ``condition`` until it returns something truthy (bounded; no fixed sleeps)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -132,7 +134,7 @@ class Browser:
 
     def post(self, path: str, data: dict[str, str] | None = None, *, accept_json: bool = False):
         body = urllib.parse.urlencode({**(data or {}), "csrfmiddlewaretoken": self._csrf()}).encode()
-        request = urllib.request.Request(self.base_url + path, data=body, method="POST")
+        request = urllib.request.Request(self.base_url + path, data=body, method="POST")  # noqa: S310 - local test server
         request.add_header("Referer", self.base_url + path)
         request.add_header("X-CSRFToken", self._csrf())
         if accept_json:

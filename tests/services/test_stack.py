@@ -23,7 +23,11 @@ def stack(tmp_path):
     env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1")
     # What the Dockerfile does at build time.
     subprocess.run(
-        ["python", "manage.py", "collectstatic", "--noinput"], env=env, check=True, capture_output=True, timeout=120
+        ["python", "manage.py", "collectstatic", "--noinput"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     with celery_app.connection_for_write() as conn:
         conn.default_channel.queue_purge("celery")

@@ -1,0 +1,1000 @@
+"""The REST API of cases: small input serializers, output serializers, and viewsets that call services.
+
+Every write goes through ``cases.services``; domain errors become 400/409 in the project's
+exception handler (``supportdesk.core.api``). Lists are keyset-paginated with
+``cases.pagination.paginate`` (``{"next", "previous", "results"}``), never with OFFSET.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import DateTimeField, Q, QuerySet
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication, TokenAuthentication
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.pagination import BasePagination
+from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
+
+from supportdesk.core.models import validate_time_zone
+from supportdesk.core.roles import is_agent, is_manager
+
+from . import lifecycle, selectors, services
+from .filters import CaseFilter
+from .models import Case, CaseEvent, Contact, Organisation, Severity, Status, Team
+from .pagination import InvalidCursor, paginate
+
+# Token first: an anonymous request then gets 401 with ``WWW-Authenticate: Token``, not a bare 403.
+API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
+
+
+# --- Permissions ----------------------------------------------------------------------------------
+
+
+class IsSupportStaff(BasePermission):
+    """Agents, managers and admins; engineers and customers never see cases or customers."""
+
+    message = "Only support staff (agents and managers) can use this endpoint."
+
+    def has_permission(self, request, view) -> bool:
+        return is_agent(request.user)
+
+
+class ManagerCanWrite(BasePermission):
+    """Reads for every support agent; creating and changing needs a manager."""
+
+    message = "Only managers can create or change organisations."
+
+    def has_permission(self, request, view) -> bool:
+        return request.method in SAFE_METHODS or is_manager(request.user)
+
+
+# --- Strict input fields --------------------------------------------------------------------------
+
+# str.isdigit() also accepts "²", which int() refuses.
+ASCII_NUMBER = re.compile(r"[0-9]{1,18}")
+
+
+class StrictCharField(serializers.CharField):
+    """A string and nothing else: DRF's CharField would quietly turn 12 into "12"."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
+    """An integer id (or its digits as a string); DRF's would accept 1.5 as 1."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (
+            isinstance(data, int) or (isinstance(data, str) and ASCII_NUMBER.fullmatch(data.strip()))
+        ):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return super().to_internal_value(data)
+
+
+class UsernameField(serializers.SlugRelatedField):
+    """A staff member who may own a case, by username."""
+
+    default_error_messages = {
+        "does_not_exist": "There is no support agent with the username “{value}”.",
+        "invalid": "Give a username.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="username", queryset=selectors.assignable_users(), **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class TeamSlugField(serializers.SlugRelatedField):
+    default_error_messages = {
+        "does_not_exist": "There is no team with the slug “{value}”.",
+        "invalid": "Give a team slug.",
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(slug_field="slug", queryset=Team.objects.all(), **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+TAG_RE = re.compile(r"^[a-z0-9_-]+$")
+MAX_TAGS = 50
+
+
+class TagListField(serializers.ListField):
+    """Tag names, checked as the services will store them (``"Login Bug"`` -> ``login-bug``)."""
+
+    child = StrictCharField(max_length=50)
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", MAX_TAGS)
+        super().__init__(**kwargs)
+
+    def to_representation(self, data):
+        # The browsable API renders the PATCH form from a case, whose ``tags`` is a manager.
+        if hasattr(data, "all"):
+            data = [tag.name for tag in data.all()]
+        return super().to_representation(data)
+
+    def run_child_validation(self, data):
+        try:
+            values = super().run_child_validation(data)
+        except ValidationError as exc:
+            # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
+            detail = exc.detail
+            if isinstance(detail, dict):
+                messages = [f"Tag {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
+                raise ValidationError(messages) from exc
+            raise
+        errors = []
+        for value in values:
+            name = value.strip().lower().replace(" ", "-")
+            if name and not TAG_RE.match(name):
+                errors.append(f"“{value}” is not a valid tag: use letters, digits, hyphens and underscores.")
+        if errors:
+            raise ValidationError(errors)
+        return values
+
+
+# --- Output serializers ---------------------------------------------------------------------------
+
+
+def _person_name(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class OrganisationSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "tier"]
+        read_only_fields = fields
+
+
+class ContactSummarySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Contact
+        fields = ["id", "name", "email"]
+        read_only_fields = fields
+
+
+class AssignableStaffSerializer(serializers.Serializer):
+    username = serializers.CharField(read_only=True)
+    name = serializers.SerializerMethodField()
+
+    def get_name(self, user) -> str:
+        return _person_name(user)
+
+
+class TeamSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["slug", "name"]
+        read_only_fields = fields
+
+
+def _web_path(key: str) -> str:
+    try:
+        return reverse("cases:detail", args=[key])
+    except NoReverseMatch:
+        return f"/cases/{key}/"
+
+
+class CaseSerializer(serializers.ModelSerializer):
+    """A case as the API shows it (reads only: writes use the input serializers below)."""
+
+    key = serializers.CharField(read_only=True, help_text="The human key, e.g. CASE-12.")
+    url = serializers.HyperlinkedIdentityField(
+        view_name="cases_api:case-detail", lookup_field="key", lookup_url_kwarg="key"
+    )
+    web_url = serializers.SerializerMethodField(help_text="The case's page in the browser.")
+    organisation = OrganisationSummarySerializer(read_only=True)
+    requester = ContactSummarySerializer(read_only=True)
+    cc = ContactSummarySerializer(many=True, read_only=True)
+    assignee = AssignableStaffSerializer(read_only=True, allow_null=True)
+    team = TeamSerializer(read_only=True, allow_null=True)
+    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    allowed_transitions = serializers.SerializerMethodField(
+        help_text="The statuses this case may be moved to next (POST …/transition/)."
+    )
+
+    class Meta:
+        model = Case
+        fields = [
+            "key",
+            "url",
+            "web_url",
+            "title",
+            "description",
+            "status",
+            "severity",
+            "severity_confirmed",
+            "organisation",
+            "requester",
+            "cc",
+            "assignee",
+            "team",
+            "product_area",
+            "tags",
+            "external_ref",
+            "created_at",
+            "updated_at",
+            "first_response_at",
+            "triaged_at",
+            "first_resolved_at",
+            "last_resolved_at",
+            "closed_at",
+            "reopen_count",
+            "version",
+            "allowed_transitions",
+        ]
+        read_only_fields = fields
+
+    def get_web_url(self, case: Case) -> str:
+        path = _web_path(case.key)
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+    def get_allowed_transitions(self, case: Case) -> list[str]:
+        return lifecycle.allowed_next(case.status)
+
+
+class CaseEventSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="Null for the system."
+    )
+    old_value = serializers.JSONField(read_only=True, allow_null=True)
+    new_value = serializers.JSONField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CaseEvent
+        fields = [
+            "id",
+            "kind",
+            "actor",
+            "actor_name",
+            "created_at",
+            "field",
+            "old_value",
+            "new_value",
+            "body",
+            "is_public",
+            "imported",
+        ]
+        read_only_fields = fields
+
+
+# --- Input serializers ----------------------------------------------------------------------------
+
+
+class CaseCreateSerializer(serializers.Serializer):
+    title = StrictCharField(max_length=300)
+    description = StrictCharField(required=False, allow_blank=True, default="", max_length=100_000)
+    organisation = StrictPrimaryKeyRelatedField(queryset=Organisation.objects.all())
+    requester = StrictPrimaryKeyRelatedField(
+        queryset=Contact.objects.all(), help_text="A contact id; the contact must belong to the organisation."
+    )
+    severity = serializers.ChoiceField(choices=Severity.choices, default=Severity.P3)
+    team = TeamSlugField(required=False, allow_null=True, default=None)
+    assignee = UsernameField(required=False, allow_null=True, default=None)
+    product_area = StrictCharField(required=False, allow_blank=True, default="", max_length=100)
+    tags = TagListField(required=False, default=list)
+    cc = StrictPrimaryKeyRelatedField(
+        queryset=Contact.objects.all(), many=True, required=False, default=list, help_text="Contact ids."
+    )
+
+    def validate(self, attrs):
+        organisation = attrs["organisation"]
+        errors: dict[str, list[str]] = {}
+        if attrs["requester"].organisation_id != organisation.pk:
+            errors["requester"] = [f"The requester must be a contact of {organisation.name}."]
+        foreign = [c for c in attrs.get("cc", []) if c.organisation_id != organisation.pk]
+        if foreign:
+            errors["cc"] = [f"{c.email} is not a contact of {organisation.name}." for c in foreign]
+        if errors:
+            raise ValidationError(errors)
+        return attrs
+
+
+class CaseUpdateSerializer(serializers.Serializer):
+    """Only the fields sent change; ``version`` (or the If-Match header) guards against lost updates."""
+
+    title = StrictCharField(max_length=300)
+    description = StrictCharField(allow_blank=True, max_length=100_000)
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    assignee = UsernameField(allow_null=True, help_text="A username, or null to unassign.")
+    team = TeamSlugField(allow_null=True, help_text="A team slug, or null for no team.")
+    product_area = StrictCharField(allow_blank=True, max_length=100)
+    tags = TagListField(help_text="The complete new list of tags.")
+    version = serializers.IntegerField(
+        min_value=1, help_text="The version you loaded; a stale one is refused with 409."
+    )
+
+
+class CaseTransitionSerializer(serializers.Serializer):
+    # A plain string, not an enum in the schema: the statuses already have one (StatusEnum).
+    to = StrictCharField(help_text="The status to move the case to: " + ", ".join(Status.values) + ".")
+    severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        required=False,
+        help_text="Confirms (or changes) the severity when triaging.",
+    )
+    assignee = UsernameField(required=False, help_text="Sets the owner when triaging.")
+    team = TeamSlugField(required=False, help_text="Sets the owning team when triaging.")
+    version = serializers.IntegerField(
+        min_value=1, required=False, help_text="The version you loaded; a stale one is refused with 409."
+    )
+
+    def validate_to(self, value: str) -> str:
+        if value not in Status.values:
+            raise ValidationError(f"“{value}” is not a case status; use one of {', '.join(Status.values)}.")
+        return value
+
+
+class CaseMessageSerializer(serializers.Serializer):
+    body = StrictCharField(max_length=100_000)
+
+
+# --- Organisations and contacts -------------------------------------------------------------------
+
+
+class OrganisationSerializer(serializers.ModelSerializer):
+    name = StrictCharField(max_length=200)
+    time_zone = StrictCharField(max_length=64, required=False)
+
+    class Meta:
+        model = Organisation
+        fields = ["id", "name", "tier", "time_zone", "created_at"]
+        read_only_fields = ["id", "created_at"]
+
+    def validate_name(self, value: str) -> str:
+        clash = Organisation.objects.filter(name__iexact=value)
+        if self.instance is not None:
+            clash = clash.exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise ValidationError(f"There is already an organisation called “{value}”.")
+        return value
+
+    def validate_time_zone(self, value: str) -> str:
+        try:
+            validate_time_zone(value)
+        except DjangoValidationError as exc:
+            raise ValidationError(f"“{value}” is not a known time zone (e.g. Europe/Berlin).") from exc
+        return value
+
+    def save(self, **kwargs):
+        try:
+            with transaction.atomic():
+                return super().save(**kwargs)
+        except IntegrityError as exc:  # a concurrent twin won the race
+            raise ValidationError({"name": ["There is already an organisation with this name."]}) from exc
+
+
+class ContactSerializer(serializers.ModelSerializer):
+    organisation = StrictPrimaryKeyRelatedField(
+        queryset=Organisation.objects.all(), help_text="Set when the contact is created; it cannot move."
+    )
+    name = StrictCharField(max_length=200)
+    email = serializers.EmailField(max_length=254)
+
+    class Meta:
+        model = Contact
+        fields = ["id", "organisation", "name", "email"]
+        read_only_fields = ["id"]
+        # The unique (organisation, email) rule is checked in validate() with a readable message.
+        validators: list = []
+
+    def validate(self, attrs):
+        organisation = attrs.get("organisation", getattr(self.instance, "organisation", None))
+        if (
+            self.instance is not None
+            and "organisation" in attrs
+            and organisation != self.instance.organisation
+        ):
+            raise ValidationError({"organisation": ["A contact cannot move to another organisation."]})
+        email = attrs.get("email", getattr(self.instance, "email", None))
+        if organisation is not None and email:
+            clash = Contact.objects.filter(organisation=organisation, email__iexact=email)
+            if self.instance is not None:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise ValidationError(
+                    {"email": [f"{organisation.name} already has a contact with this address."]}
+                )
+        return attrs
+
+    def save(self, **kwargs):
+        try:
+            with transaction.atomic():
+                return super().save(**kwargs)
+        except IntegrityError as exc:
+            raise ValidationError(
+                {"email": ["This organisation already has a contact with this address."]}
+            ) from exc
+
+
+# --- Error bodies, for the schema -----------------------------------------------------------------
+
+
+class CasesErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong.")
+
+
+class CasesConflictSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Who changed what; reload the case and try again.")
+    code = serializers.ChoiceField(choices=[("conflict", "conflict")])
+
+
+def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializer]:
+    """A 400 body: field name -> messages, plus ``detail``/``code`` for errors about the whole request."""
+    attrs: dict[str, Any] = {
+        "detail": serializers.CharField(required=False, help_text="A message about the request as a whole."),
+        "code": serializers.CharField(required=False),
+        "non_field_errors": serializers.ListField(child=serializers.CharField(), required=False),
+        "__doc__": f"Validation errors for {name}: each field lists its messages.",
+    }
+    for field in fields:
+        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+    return type(f"{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
+
+
+CaseCreateError = _validation_error("CaseCreate", list(CaseCreateSerializer().fields))
+CaseUpdateError = _validation_error("CaseUpdate", [*CaseUpdateSerializer().fields, "If-Match"])
+TransitionError = _validation_error("CaseTransition", [*CaseTransitionSerializer().fields, "If-Match"])
+MessageError = _validation_error("CaseMessage", ["body"])
+CaseListError = _validation_error("CaseList", [*CaseFilter.base_filters, "ordering", "cursor", "page_size"])
+ListError = _validation_error("CasesListQuery", ["organisation", "tier", "q", "cursor", "page_size"])
+OrganisationError = _validation_error("Organisation", ["name", "tier", "time_zone"])
+ContactError = _validation_error("Contact", ["organisation", "name", "email"])
+
+AUTH_ERRORS = {
+    401: OpenApiResponse(
+        CasesErrorSerializer, description="Not authenticated (send a session cookie or a token)."
+    ),
+    403: OpenApiResponse(CasesErrorSerializer, description="Only support agents and managers may use this."),
+}
+NOT_FOUND = {404: OpenApiResponse(CasesErrorSerializer, description="No such object (or a malformed key).")}
+CONFLICT = {
+    409: OpenApiResponse(
+        CasesConflictSerializer, description="The case changed since the version you sent: reload and retry."
+    )
+}
+
+
+def _bad_request(serializer, description: str = "Invalid input: messages per field.") -> dict:
+    return {400: OpenApiResponse(serializer, description=description)}
+
+
+# --- Pagination -----------------------------------------------------------------------------------
+
+
+INVALID_CURSOR = "That page link is not valid any more; start from the first page."
+
+
+class KeysetPagination(BasePagination):
+    """``cases.pagination.paginate`` as a DRF paginator: ``{"next", "previous", "results"}``.
+
+    The view says the ordering (``get_keyset_ordering()``); it must end with a unique column.
+    """
+
+    cursor_query_param = "cursor"
+    page_size_query_param = "page_size"
+    page_size = 50
+    max_page_size = 200
+
+    def _page_size(self, request) -> int:
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw in (None, ""):
+            return self.page_size
+        try:
+            size = int(raw)
+        except ValueError:
+            size = 0
+        if size < 1:
+            raise ValidationError({self.page_size_query_param: ["Give a whole number of at least 1."]})
+        return min(size, self.max_page_size)
+
+    def paginate_queryset(self, queryset: QuerySet, request, view=None) -> list:
+        ordering = view.get_keyset_ordering()
+        model = queryset.model
+        datetime_fields = {
+            spec.lstrip("-")
+            for spec in ordering
+            if isinstance(model._meta.get_field(spec.lstrip("-")), DateTimeField)
+        }
+        size = self._page_size(request)
+        cursor = request.query_params.get(self.cursor_query_param) or None
+        try:
+            page = paginate(
+                queryset, ordering=ordering, cursor=cursor, page_size=size, datetime_fields=datetime_fields
+            )
+        except InvalidCursor as exc:
+            raise ValidationError({self.cursor_query_param: [str(exc)]}) from exc
+        except (ValueError, TypeError, OverflowError, DjangoValidationError) as exc:
+            # A hand-made cursor can decode to values of the wrong type (an id that is not a number,
+            # a null date) which only the database query notices.
+            if cursor is None:
+                raise
+            raise ValidationError({self.cursor_query_param: [INVALID_CURSOR]}) from exc
+        self.request = request
+        self.page = page
+        return page.items
+
+    def _link(self, cursor: str | None) -> str | None:
+        if cursor is None:
+            return None
+        url = self.request.build_absolute_uri()
+        return replace_query_param(url, self.cursor_query_param, cursor)
+
+    def get_paginated_response(self, data) -> Response:
+        return Response(
+            {
+                "next": self._link(self.page.next_cursor),
+                "previous": self._link(self.page.previous_cursor),
+                "results": data,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema: dict) -> dict:
+        return {
+            "type": "object",
+            "required": ["next", "previous", "results"],
+            "properties": {
+                "next": {
+                    "type": "string",
+                    "format": "uri",
+                    "nullable": True,
+                    "description": "The next page.",
+                },
+                "previous": {
+                    "type": "string",
+                    "format": "uri",
+                    "nullable": True,
+                    "description": "The previous page.",
+                },
+                "results": schema,
+            },
+        }
+
+    def get_schema_operation_parameters(self, view) -> list[dict]:
+        return [
+            {
+                "name": self.cursor_query_param,
+                "required": False,
+                "in": "query",
+                "description": "An opaque position from a `next` or `previous` link.",
+                "schema": {"type": "string"},
+            },
+            {
+                "name": self.page_size_query_param,
+                "required": False,
+                "in": "query",
+                "description": f"Rows per page (default {self.page_size}, at most {self.max_page_size}).",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size},
+            },
+        ]
+
+
+class StaffAPIView:
+    """What every endpoint here shares: token or session, support staff only, keyset pages."""
+
+    authentication_classes = API_AUTHENTICATION
+    permission_classes = [IsSupportStaff]
+    pagination_class = KeysetPagination
+    keyset_ordering: list[str] = ["id"]
+
+    def get_keyset_ordering(self) -> list[str]:
+        return self.keyset_ordering
+
+
+# --- Cases ----------------------------------------------------------------------------------------
+
+
+def _expected_version(request, body_version: int | None) -> int | None:
+    """The version the client loaded: ``version`` in the body and/or ``If-Match: "7"``."""
+    header = request.headers.get("If-Match")
+    header_version = None
+    if header and header.strip() != "*":
+        raw = header.strip()
+        if raw.startswith("W/"):
+            raw = raw[2:]
+        raw = raw.strip('"')
+        if not ASCII_NUMBER.fullmatch(raw):
+            raise ValidationError({"If-Match": ['Send the case version number, e.g. If-Match: "3".']})
+        header_version = int(raw)
+    if body_version is not None and header_version is not None and body_version != header_version:
+        raise ValidationError({"version": ["The version in the body and in If-Match disagree."]})
+    return body_version if body_version is not None else header_version
+
+
+CASE_KEY_REGEX = r"[A-Za-z]+-\d+"
+KEY_PARAMETER = OpenApiParameter(
+    "key",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="The case key, e.g. CASE-12.",
+    pattern=f"^{CASE_KEY_REGEX}$",
+)
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    required=False,
+    description='The case version you loaded (e.g. "3"); a stale one is refused with 409.',
+)
+ORDERING_PARAMETER = OpenApiParameter(
+    "ordering",
+    OpenApiTypes.STR,
+    OpenApiParameter.QUERY,
+    required=False,
+    enum=list(selectors.QUEUE_ORDERINGS),
+    description="Sort order (default `severity`): "
+    + "; ".join(f"`{name}`: {label}" for name, (label, _) in selectors.QUEUE_ORDERINGS.items()),
+)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List cases",
+        description="The queue: filtered, sorted by `ordering`, keyset-paginated with `cursor`.",
+        parameters=[ORDERING_PARAMETER],
+        responses={200: CaseSerializer, **_bad_request(CaseListError), **AUTH_ERRORS},
+    ),
+    create=extend_schema(
+        summary="Open a case",
+        request=CaseCreateSerializer,
+        responses={201: CaseSerializer, **_bad_request(CaseCreateError), **AUTH_ERRORS},
+        examples=[
+            OpenApiExample(
+                "A P2 for tier 2",
+                request_only=True,
+                value={
+                    "title": "Checkout fails with 502",
+                    "description": "Since 09:00 every checkout returns 502.",
+                    "organisation": 1,
+                    "requester": 1,
+                    "severity": "P2",
+                    "team": "tier-2",
+                    "tags": ["checkout"],
+                },
+            )
+        ],
+    ),
+    retrieve=extend_schema(
+        summary="Read a case",
+        parameters=[KEY_PARAMETER],
+        responses={200: CaseSerializer, **AUTH_ERRORS, **NOT_FOUND},
+    ),
+    partial_update=extend_schema(
+        summary="Change a case",
+        description="Only the fields sent change; each real change is recorded on the timeline.",
+        parameters=[KEY_PARAMETER, IF_MATCH],
+        request=CaseUpdateSerializer,
+        responses={
+            200: CaseSerializer,
+            **_bad_request(CaseUpdateError),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+            **CONFLICT,
+        },
+    ),
+)
+class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
+    """Cases, addressed by key (``CASE-12``). PUT and DELETE are not offered: the timeline is the record."""
+
+    lookup_field = "key"
+    lookup_value_regex = CASE_KEY_REGEX
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = CaseFilter
+    serializer_class = CaseSerializer
+
+    def get_queryset(self) -> QuerySet[Case]:
+        # The list shows the CCs too, so they are prefetched like the selector's other relations.
+        return selectors.case_list().prefetch_related("cc")
+
+    def get_serializer_class(self):
+        return {
+            "create": CaseCreateSerializer,
+            "partial_update": CaseUpdateSerializer,
+            "transition": CaseTransitionSerializer,
+            "replies": CaseMessageSerializer,
+            "notes": CaseMessageSerializer,
+            "events": CaseEventSerializer,
+        }.get(self.action, CaseSerializer)
+
+    def get_keyset_ordering(self) -> list[str]:
+        if self.action == "events":
+            return ["created_at", "id"]
+        name = self.request.query_params.get("ordering") or selectors.DEFAULT_QUEUE_ORDERING
+        if name not in selectors.QUEUE_ORDERINGS:
+            choices = ", ".join(selectors.QUEUE_ORDERINGS)
+            raise ValidationError({"ordering": [f"“{name}” is not a sort order; choose one of {choices}."]})
+        return selectors.QUEUE_ORDERINGS[name][1]
+
+    def get_object(self) -> Case:
+        key = self.kwargs[self.lookup_field]
+        case = selectors.case_by_key(key)
+        if case is None:
+            raise NotFound(f"There is no case {key}.")
+        self.check_object_permissions(self.request, case)
+        return case
+
+    def _input(self, serializer_class, **kwargs) -> dict:
+        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+    def _case_response(self, case: Case, *, status_code: int = status.HTTP_200_OK) -> Response:
+        case = selectors.case_detail(pk=case.pk)
+        data = CaseSerializer(case, context=self.get_serializer_context()).data
+        headers = {"ETag": f'"{case.version}"'}
+        if status_code == status.HTTP_201_CREATED:
+            headers["Location"] = data["url"]
+        return Response(data, status=status_code, headers=headers)
+
+    def list(self, request):
+        # Checked before the query so a bad sort order is a 400 whatever the filters say.
+        self.get_keyset_ordering()
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(
+            CaseSerializer(page, many=True, context=self.get_serializer_context()).data
+        )
+
+    def create(self, request):
+        data = self._input(CaseCreateSerializer)
+        case = services.create_case(actor=request.user, now=timezone.now(), **data)
+        return self._case_response(case, status_code=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, key: str | None = None):
+        case = self.get_object()
+        data = CaseSerializer(case, context=self.get_serializer_context()).data
+        return Response(data, headers={"ETag": f'"{case.version}"'})
+
+    def partial_update(self, request, key: str | None = None):
+        case = self.get_object()
+        data = self._input(CaseUpdateSerializer, partial=True)
+        expected = _expected_version(request, data.pop("version", None))
+        case = services.update_case(
+            case, actor=request.user, now=timezone.now(), expected_version=expected, **data
+        )
+        return self._case_response(case)
+
+    @extend_schema(
+        summary="A case's timeline",
+        description="Every event, oldest first, internal notes included (staff only).",
+        parameters=[KEY_PARAMETER],
+        responses={
+            200: CaseEventSerializer(many=True),
+            **_bad_request(ListError, "A bad cursor or page size."),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    )
+    @action(detail=True, methods=["get"], filter_backends=[])
+    def events(self, request, key: str | None = None):
+        case = self.get_object()
+        page = self.paginate_queryset(selectors.case_timeline(case=case))
+        return self.get_paginated_response(CaseEventSerializer(page, many=True).data)
+
+    @extend_schema(
+        summary="Reply to the customer",
+        description="Recorded on the timeline and e-mailed to the requester (and CCs).",
+        parameters=[KEY_PARAMETER],
+        request=CaseMessageSerializer,
+        responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def replies(self, request, key: str | None = None):
+        case = self.get_object()
+        data = self._input(CaseMessageSerializer)
+        event = services.add_public_reply(case, body=data["body"], actor=request.user, now=timezone.now())
+        return Response(CaseEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Write an internal note",
+        description="For staff only: never e-mailed, never shown to the customer.",
+        parameters=[KEY_PARAMETER],
+        request=CaseMessageSerializer,
+        responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def notes(self, request, key: str | None = None):
+        case = self.get_object()
+        data = self._input(CaseMessageSerializer)
+        event = services.add_internal_note(case, body=data["body"], actor=request.user, now=timezone.now())
+        return Response(CaseEventSerializer(event).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        summary="Move a case along its lifecycle",
+        description=(
+            "Triaging needs a confirmed severity (`severity`) and an owner (`assignee` or `team`). "
+            "An illegal move is a 400 with the reason under `to`."
+        ),
+        parameters=[KEY_PARAMETER, IF_MATCH],
+        request=CaseTransitionSerializer,
+        responses={
+            200: CaseSerializer,
+            **_bad_request(TransitionError, "Invalid input or an illegal transition (message under `to`)."),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+            **CONFLICT,
+        },
+    )
+    @action(detail=True, methods=["post"], filter_backends=[])
+    def transition(self, request, key: str | None = None):
+        case = self.get_object()
+        data = self._input(CaseTransitionSerializer)
+        expected = _expected_version(request, data.pop("version", None))
+        case = services.transition(
+            case,
+            data.pop("to"),
+            actor=request.user,
+            now=timezone.now(),
+            expected_version=expected,
+            **data,
+        )
+        return self._case_response(case)
+
+
+# --- Organisations, contacts, teams, staff --------------------------------------------------------
+
+
+class OrganisationFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(method="filter_text", label="Name contains")
+
+    class Meta:
+        model = Organisation
+        fields = ["tier"]
+
+    def filter_text(self, queryset, name, value):
+        return queryset.filter(name__icontains=value.strip()) if value.strip() else queryset
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List organisations",
+        responses={200: OrganisationSerializer, **_bad_request(ListError), **AUTH_ERRORS},
+    ),
+    retrieve=extend_schema(
+        summary="Read an organisation", responses={200: OrganisationSerializer, **AUTH_ERRORS, **NOT_FOUND}
+    ),
+    create=extend_schema(
+        summary="Add an organisation (managers)",
+        responses={201: OrganisationSerializer, **_bad_request(OrganisationError), **AUTH_ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Change an organisation (managers)",
+        responses={
+            200: OrganisationSerializer,
+            **_bad_request(OrganisationError),
+            **AUTH_ERRORS,
+            **NOT_FOUND,
+        },
+    ),
+)
+class OrganisationViewSet(
+    StaffAPIView,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Customer organisations: every agent reads them, managers add and change them."""
+
+    permission_classes = [IsSupportStaff, ManagerCanWrite]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    lookup_value_regex = r"\d+"
+    queryset = Organisation.objects.all()
+    serializer_class = OrganisationSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = OrganisationFilter
+    keyset_ordering = ["name", "id"]
+
+
+class ContactFilter(django_filters.FilterSet):
+    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all())
+    q = django_filters.CharFilter(method="filter_text", label="Name or e-mail contains")
+
+    class Meta:
+        model = Contact
+        fields: list[str] = []
+
+    def filter_text(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(Q(name__icontains=value) | Q(email__icontains=value))
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List contacts", responses={200: ContactSerializer, **_bad_request(ListError), **AUTH_ERRORS}
+    ),
+    retrieve=extend_schema(
+        summary="Read a contact", responses={200: ContactSerializer, **AUTH_ERRORS, **NOT_FOUND}
+    ),
+    create=extend_schema(
+        summary="Add a contact",
+        responses={201: ContactSerializer, **_bad_request(ContactError), **AUTH_ERRORS},
+    ),
+    partial_update=extend_schema(
+        summary="Change a contact",
+        responses={200: ContactSerializer, **_bad_request(ContactError), **AUTH_ERRORS, **NOT_FOUND},
+    ),
+)
+class ContactViewSet(
+    StaffAPIView,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """People at customer organisations (requesters and CCs); records, not logins."""
+
+    http_method_names = ["get", "post", "patch", "head", "options"]
+    lookup_value_regex = r"\d+"
+    queryset = Contact.objects.all()
+    serializer_class = ContactSerializer
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ContactFilter
+    keyset_ordering = ["name", "id"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List teams", responses={200: TeamSerializer, **_bad_request(ListError), **AUTH_ERRORS}
+    )
+)
+class TeamViewSet(StaffAPIView, mixins.ListModelMixin, viewsets.GenericViewSet):
+    """The teams (queues) a case can belong to; referred to by slug."""
+
+    queryset = Team.objects.all()
+    serializer_class = TeamSerializer
+    filter_backends: list = []
+    keyset_ordering = ["name", "id"]
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List assignable staff",
+        description="Agents, managers and admins who may own a case; refer to them by username.",
+        responses={200: AssignableStaffSerializer, **_bad_request(ListError), **AUTH_ERRORS},
+    )
+)
+class StaffViewSet(StaffAPIView, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = AssignableStaffSerializer
+    filter_backends: list = []
+    keyset_ordering = ["username", "id"]
+
+    def get_queryset(self):
+        return selectors.assignable_users()

@@ -1,0 +1,248 @@
+"""Forms of the browser UI. They validate input only; every change still goes through cases.services.
+
+People and teams are chosen by username and slug, so no database id appears in a page or a URL.
+"""
+
+from __future__ import annotations
+
+import re
+
+from django import forms
+
+from . import lifecycle, selectors
+from .models import Case, Contact, Organisation, Severity, Status, Team
+
+TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+TAG_MAX_LENGTH = 50
+
+
+def staff_label(user) -> str:
+    return user.get_full_name() or user.get_username()
+
+
+class StaffChoiceField(forms.ModelChoiceField):
+    """An agent, manager or admin, by username, labelled with their full name."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(queryset=selectors.assignable_users(), to_field_name="username", **kwargs)
+
+    def label_from_instance(self, obj) -> str:
+        return staff_label(obj)
+
+
+class TeamChoiceField(forms.ModelChoiceField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(queryset=Team.objects.all(), to_field_name="slug", **kwargs)
+
+
+class TagsField(forms.CharField):
+    """Comma-separated tags -> a sorted list of tag names as the services store them."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        kwargs.setdefault("help_text", "Comma-separated, e.g. billing, outage")
+        super().__init__(**kwargs)
+
+    def to_python(self, value) -> list[str]:
+        text = super().to_python(value)
+        names = {part.strip().lower().replace(" ", "-") for part in text.split(",")}
+        return sorted(n for n in names if n)
+
+    def validate(self, value: list[str]) -> None:
+        if self.required and not value:
+            raise forms.ValidationError(self.error_messages["required"], code="required")
+        bad = [n for n in value if len(n) > TAG_MAX_LENGTH or not TAG_RE.match(n)]
+        if bad:
+            raise forms.ValidationError(
+                "Tags may contain only lower-case letters, digits, “-” and “_” (at most %(max)s "
+                "characters each): %(bad)s",
+                code="invalid_tag",
+                params={"max": TAG_MAX_LENGTH, "bad": ", ".join(bad)},
+            )
+
+
+def _severity_choices() -> list[tuple[str, str]]:
+    return list(Severity.choices)
+
+
+class ReplyForm(forms.Form):
+    body = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=50_000)
+
+    def __init__(self, *args, case: Case, **kwargs):
+        kwargs.setdefault("auto_id", "reply_%s")
+        super().__init__(*args, **kwargs)
+        self.fields["body"].label = f"Public reply — e-mailed to {case.requester.email}"
+        self.fields["body"].error_messages["required"] = "A reply cannot be empty."
+
+
+class NoteForm(forms.Form):
+    body = forms.CharField(
+        label="Internal note — never shown to the customer",
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=50_000,
+        error_messages={"required": "A note cannot be empty."},
+    )
+
+    def __init__(self, *args, case: Case | None = None, **kwargs):
+        kwargs.setdefault("auto_id", "note_%s")
+        super().__init__(*args, **kwargs)
+
+
+class TransitionForm(forms.Form):
+    """Move the case to one of the statuses the lifecycle allows next.
+
+    ``to`` accepts any status so that an illegal one reaches the lifecycle and gets its message;
+    the select offers only the allowed ones. Severity and owner apply when triaging.
+    """
+
+    to = forms.ChoiceField(label="New status", choices=Status.choices)
+    severity = forms.ChoiceField(
+        label="Confirm severity", choices=[("", "— choose —"), *Severity.choices], required=False
+    )
+    assignee = StaffChoiceField(label="Assignee", empty_label="— keep —")
+    team = TeamChoiceField(label="Team", empty_label="— keep —")
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    def __init__(self, *args, case: Case, **kwargs):
+        kwargs.setdefault("auto_id", "tr_%s")
+        kwargs.setdefault(
+            "initial",
+            {
+                "severity": case.severity,
+                "assignee": case.assignee.get_username() if case.assignee_id else None,
+                "team": case.team.slug if case.team_id else None,
+                "version": case.version,
+            },
+        )
+        super().__init__(*args, **kwargs)
+        self.allowed = lifecycle.allowed_next(case.status)
+        labels = dict(Status.choices)
+        # No status is preselected: changing the status is always a deliberate choice.
+        self.fields["to"].widget.choices = [("", "— choose —"), *((s, labels[s]) for s in self.allowed)]
+        self.offers_triage = Status.TRIAGED in self.allowed
+        if not self.offers_triage:
+            for name in ("severity", "assignee", "team"):
+                del self.fields[name]
+
+    def service_kwargs(self) -> dict:
+        """The arguments for services.transition: triage details only when triaging."""
+        data = self.cleaned_data
+        kwargs: dict = {"expected_version": data["version"]}
+        if data["to"] == Status.TRIAGED and self.offers_triage:
+            kwargs["severity"] = data.get("severity") or None
+            kwargs["assignee"] = data.get("assignee")
+            kwargs["team"] = data.get("team")
+        return kwargs
+
+
+class CaseFieldsForm(forms.Form):
+    """Edit a case's fields; the hidden version makes a stale form fail with a conflict."""
+
+    title = forms.CharField(label="Title", max_length=300)
+    severity = forms.ChoiceField(label="Severity", choices=_severity_choices)
+    assignee = StaffChoiceField(label="Assignee", empty_label="Unassigned")
+    team = TeamChoiceField(label="Team", empty_label="No team")
+    product_area = forms.CharField(label="Product area", max_length=100, required=False)
+    tags = TagsField(label="Tags")
+    version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
+
+    def __init__(self, *args, case: Case, **kwargs):
+        kwargs.setdefault("auto_id", "edit_%s")
+        kwargs.setdefault(
+            "initial",
+            {
+                "title": case.title,
+                "severity": case.severity,
+                "assignee": case.assignee.get_username() if case.assignee_id else None,
+                "team": case.team.slug if case.team_id else None,
+                "product_area": case.product_area,
+                "tags": ", ".join(t.name for t in case.tags.all()),
+                "version": case.version,
+            },
+        )
+        super().__init__(*args, **kwargs)
+
+    def service_kwargs(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "expected_version": data["version"],
+            "title": data["title"],
+            "severity": data["severity"],
+            "assignee": data["assignee"],
+            "team": data["team"],
+            "product_area": data["product_area"],
+            "tags": data["tags"],
+        }
+
+
+class OrganisationChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Organisation) -> str:
+        return f"{obj.name} ({obj.get_tier_display()})"
+
+
+class CaseCreateForm(forms.Form):
+    organisation = OrganisationChoiceField(
+        label="Organisation", queryset=Organisation.objects.all(), empty_label="— choose —"
+    )
+    requester = forms.ModelChoiceField(
+        label="Requester",
+        queryset=Contact.objects.select_related("organisation").order_by("organisation__name", "name"),
+        required=False,
+        empty_label="— choose, or add a new contact below —",
+        help_text="The contact who reported the problem; public replies are e-mailed to them.",
+    )
+    new_contact_name = forms.CharField(label="New contact: name", max_length=200, required=False)
+    new_contact_email = forms.EmailField(label="New contact: e-mail", required=False)
+    title = forms.CharField(label="Title", max_length=300)
+    description = forms.CharField(
+        label="Description", widget=forms.Textarea(attrs={"rows": 6}), required=False, max_length=50_000
+    )
+    severity = forms.ChoiceField(label="Severity", choices=_severity_choices, initial=Severity.P3)
+    team = TeamChoiceField(label="Team", empty_label="No team")
+    assignee = StaffChoiceField(label="Assignee", empty_label="Unassigned")
+    product_area = forms.CharField(label="Product area", max_length=100, required=False)
+    tags = TagsField(label="Tags")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Group the requesters by organisation so the right person is easy to find.
+        groups: dict[str, list[tuple[int, str]]] = {}
+        for contact in self.fields["requester"].queryset:
+            groups.setdefault(contact.organisation.name, []).append(
+                (contact.pk, f"{contact.name} <{contact.email}>")
+            )
+        self.fields["requester"].choices = [("", self.fields["requester"].empty_label), *groups.items()]
+
+    def clean(self):
+        data = super().clean()
+        organisation = data.get("organisation")
+        requester = data.get("requester")
+        name = data.get("new_contact_name", "").strip()
+        email = data.get("new_contact_email", "")
+        wants_new = bool(name or email)
+        if requester and wants_new:
+            self.add_error("requester", "Choose an existing requester or add a new contact, not both.")
+        elif wants_new:
+            if not name:
+                self.add_error("new_contact_name", "Give the new contact's name.")
+            if not email and "new_contact_email" not in self.errors:
+                self.add_error("new_contact_email", "Give the new contact's e-mail address.")
+            if (
+                organisation
+                and email
+                and Contact.objects.filter(organisation=organisation, email__iexact=email).exists()
+            ):
+                self.add_error(
+                    "new_contact_email",
+                    f"{organisation.name} already has a contact with this e-mail: choose them as requester.",
+                )
+        elif not requester and "requester" not in self.errors:
+            self.add_error("requester", "Choose the requester, or add a new contact.")
+        if organisation and requester and requester.organisation_id != organisation.pk:
+            self.add_error(
+                "requester",
+                f"{requester.name} belongs to {requester.organisation.name}, not {organisation.name}.",
+            )
+        return data

@@ -1,0 +1,419 @@
+"""The agents' browser UI: the queue, the case page with its actions, and the new-case form.
+
+Views read through cases.selectors and write through cases.services only, with one ``now`` per
+request. Domain errors become a message and a form error on the re-rendered page (400, or 409 for
+a conflict), with what the person typed kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.roles import is_agent
+
+from . import extensions, selectors, services
+from .filters import CaseFilter
+from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
+from .models import Case, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
+from .pagination import InvalidCursor, paginate
+
+QUEUE_PAGE_SIZE = 50
+QUEUE_DATETIME_FIELDS = {"created_at", "updated_at"}
+_TRUE = ("true", "True", "1")  # what the filters' yes/no fields read as yes
+
+
+def agent_required(view):
+    """Logged-in agents, managers and admins only: anonymous -> login, anyone else -> 403."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not is_agent(request.user):
+            raise PermissionDenied("Cases are for support agents and managers.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --- Queue -------------------------------------------------------------------------------------
+
+
+def _queue_filter(request: HttpRequest) -> CaseFilter:
+    data = request.GET.copy()
+    if data.get("status"):
+        # Ticked statuses are more specific than "open or closed" (and dashboard links use them).
+        data["state"] = "all"
+    elif not data.get("state"):
+        data["state"] = "open"
+    case_filter = CaseFilter(data, queryset=selectors.case_list(), request=request)
+    form = case_filter.form
+    for name in ("status", "severity"):
+        field = form.fields[name]
+        field.widget = forms.CheckboxSelectMultiple(choices=field.choices)
+    # Short labels: the pills in the table say "P1", so does the filter.
+    form.fields["severity"].widget.choices = [(s.value, s.value) for s in Severity]
+    for name in ("organisation", "assignee", "team"):
+        form.fields[name].empty_label = "Any"
+    form.fields["tier"].choices = [("", "Any"), *Tier.choices]
+    return case_filter
+
+
+def _queue_page(queryset, *, ordering: list[str], cursor: str | None):
+    return paginate(
+        queryset,
+        ordering=ordering,
+        cursor=cursor,
+        page_size=QUEUE_PAGE_SIZE,
+        datetime_fields=QUEUE_DATETIME_FIELDS,
+    )
+
+
+@agent_required
+@require_safe
+def queue(request: HttpRequest) -> HttpResponse:
+    case_filter = _queue_filter(request)
+    form = case_filter.form
+    sort = request.GET.get("sort", "")
+    if sort not in selectors.QUEUE_ORDERINGS:
+        sort = selectors.DEFAULT_QUEUE_ORDERING
+    ordering = selectors.QUEUE_ORDERINGS[sort][1]
+    queryset = case_filter.qs
+    if not form.is_valid():
+        messages.warning(request, "Some filters were not understood and are ignored; see the marked fields.")
+    cursor = request.GET.get("cursor") or None
+    try:
+        page = _queue_page(queryset, ordering=ordering, cursor=cursor)
+    except (InvalidCursor, ValueError, TypeError, OverflowError) as exc:
+        # A tampered or outdated page link: say so and show the first page.
+        default = "That page link is not valid; showing the first page."
+        messages.warning(request, str(exc) if isinstance(exc, InvalidCursor) else default)
+        cursor = None
+        page = _queue_page(queryset, ordering=ordering, cursor=None)
+    data = form.data
+    return render(
+        request,
+        "cases/queue.html",
+        {
+            "filter_form": form,
+            "page": page,
+            "cases": page.items,
+            "sort": sort,
+            "sort_choices": [(name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()],
+            "mine_checked": data.get("mine") in _TRUE,
+            "unassigned_checked": data.get("unassigned") in _TRUE,
+            "quick": _quick_view(request),
+            "paged": bool(cursor),
+            "extra_columns": [
+                (column, column.load(page.items) if column.load else None)
+                for column in extensions.queue_columns()
+            ],
+        },
+    )
+
+
+def _quick_view(request: HttpRequest) -> str:
+    """Which quick link the current URL is, for aria-current."""
+    keys = {k for k, v in request.GET.items() if v and k not in ("sort", "cursor")}
+    if not keys:
+        return "open"
+    if keys == {"mine"} and request.GET.get("mine") == "true":
+        return "mine"
+    if keys == {"unassigned"} and request.GET.get("unassigned") == "true":
+        return "unassigned"
+    return ""
+
+
+# --- Case page ---------------------------------------------------------------------------------
+
+
+def _case_or_404(key: str) -> Case:
+    case = selectors.case_by_key(key)
+    if case is None:
+        raise Http404(f"No case {key}.")
+    return case
+
+
+@dataclass
+class TimelineEntry:
+    event: CaseEvent
+    label: str
+    summary: str
+    body: str
+
+
+_FIELD_LABELS = {"title": "Title", "description": "Description", "product_area": "Product area"}
+_SHORT = 160
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "" or value == []:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(_fmt(v) for v in value)
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_fmt(v)}" for k, v in value.items())
+    return str(value)
+
+
+class _Describer:
+    """Readable sentences for timeline events; people and teams by name, statuses by label."""
+
+    def __init__(self, *, people: dict[str, str], teams: dict[str, str]) -> None:
+        self.people = people
+        self.teams = teams
+        self.statuses = dict(Status.choices)
+
+    def status(self, value: Any) -> str:
+        return self.statuses.get(value, _fmt(value))
+
+    def person(self, username: Any) -> str:
+        if not username:
+            return "Unassigned"
+        return self.people.get(username, str(username))
+
+    def team(self, slug: Any) -> str:
+        if not slug:
+            return "No team"
+        return self.teams.get(slug, str(slug))
+
+    def entry(self, event: CaseEvent) -> TimelineEntry:
+        kind, old, new = event.kind, event.old_value, event.new_value
+        label = EventKind(kind).label if kind in EventKind.values else kind.replace("_", " ").capitalize()
+        summary = ""
+        body = event.body
+        if kind == EventKind.CREATED:
+            details = new if isinstance(new, dict) else {}
+            parts = [f"severity {details['severity']}"] if details.get("severity") else []
+            if details.get("requester"):
+                parts.append(f"requested by {details['requester']}")
+            summary = "Opened the case" + (f" ({', '.join(parts)})" if parts else "")
+        elif kind == EventKind.PUBLIC_REPLY:
+            label = "Public reply — sent to the customer"
+        elif kind == EventKind.INTERNAL_NOTE:
+            label = "Internal note"
+        elif kind == EventKind.STATUS_CHANGED:
+            summary = f"Status: {self.status(old)} → {self.status(new)}"
+        elif kind == EventKind.SEVERITY_CHANGED:
+            summary = f"Severity: {_fmt(old)} → {_fmt(new)}"
+        elif kind == EventKind.ASSIGNEE_CHANGED:
+            summary = f"Assignee: {self.person(old)} → {self.person(new)}"
+        elif kind == EventKind.TEAM_CHANGED:
+            summary = f"Team: {self.team(old)} → {self.team(new)}"
+        elif kind == EventKind.TAGS_CHANGED:
+            old_set, new_set = set(old or []), set(new or [])
+            changes = []
+            if added := sorted(new_set - old_set):
+                changes.append("added " + ", ".join(added))
+            if removed := sorted(old_set - new_set):
+                changes.append("removed " + ", ".join(removed))
+            summary = "Tags: " + ("; ".join(changes) or f"{_fmt(old)} → {_fmt(new)}")
+        elif kind == EventKind.FIELD_CHANGED:
+            name = _FIELD_LABELS.get(event.field, event.field.replace("_", " ").capitalize() or "Field")
+            if len(_fmt(old)) + len(_fmt(new)) <= _SHORT:
+                summary = f"{name}: {_fmt(old)} → {_fmt(new)}"
+            else:
+                summary = f"{name} changed"
+        elif kind == EventKind.REOPENED:
+            summary = "Reopened the case: the customer says it is not fixed"
+        elif registered := extensions.event_label(kind):
+            label = registered
+            if (old is not None or new is not None) and not body:
+                summary = f"{_fmt(old)} → {_fmt(new)}" if old is not None else _fmt(new)
+        elif old is not None or new is not None:
+            # Kinds recorded by other apps (SLA, escalations): generic but readable.
+            subject = event.field.replace("_", " ") if event.field else kind.replace("_", " ")
+            summary = f"{subject}: {_fmt(old)} → {_fmt(new)}"
+        return TimelineEntry(event=event, label=label, summary=summary, body=body)
+
+
+def _render_case(
+    request: HttpRequest,
+    case: Case,
+    *,
+    status: int = 200,
+    reply_form: ReplyForm | None = None,
+    note_form: NoteForm | None = None,
+    transition_form: TransitionForm | None = None,
+    fields_form: CaseFieldsForm | None = None,
+) -> HttpResponse:
+    closed = case.status == Status.CLOSED
+    people = {u.get_username(): staff_label(u) for u in selectors.assignable_users()}
+    teams = dict(Team.objects.values_list("slug", "name"))
+    describer = _Describer(people=people, teams=teams)
+    timeline = [describer.entry(e) for e in selectors.case_timeline(case=case)]
+    context = {
+        "case": case,
+        "tags": [t.name for t in case.tags.all()],
+        "timeline": timeline,
+        "closed": closed,
+        "reply_form": reply_form or ReplyForm(case=case),
+        "note_form": note_form or NoteForm(),
+        "transition_form": transition_form or TransitionForm(case=case),
+        "fields_form": fields_form or CaseFieldsForm(case=case),
+        "head_panels": extensions.case_panels("head"),
+        "main_panels": extensions.case_panels("main"),
+        "side_panels": extensions.case_panels("side"),
+    }
+    return render(request, "cases/detail.html", context, status=status)
+
+
+@agent_required
+@require_safe
+def detail(request: HttpRequest, key: str) -> HttpResponse:
+    return _render_case(request, _case_or_404(key))
+
+
+_ACTION_FORMS: dict[str, type[forms.Form]] = {
+    "reply_form": ReplyForm,
+    "note_form": NoteForm,
+    "transition_form": TransitionForm,
+    "fields_form": CaseFieldsForm,
+}
+
+
+def _refused(
+    request: HttpRequest, key: str, *, form_name: str, what: str, error: DomainError | None = None
+) -> HttpResponse:
+    """Re-render the case page with the form as typed and the reason it was refused."""
+    case = _case_or_404(key)  # fresh: someone else may have changed it
+    data = request.POST.copy()
+    if isinstance(error, Conflict) and "version" in data:
+        # The person has been told about the other change and sees the current values beside
+        # the form, which keeps what they typed: saving it again is now a deliberate choice.
+        data["version"] = str(case.version)
+    form = _ACTION_FORMS[form_name](data, case=case)
+    form.is_valid()
+    if error is not None:
+        form.add_error(error.field if error.field in form.fields else None, error.message)
+        messages.error(request, f"{what}: {error.message}")
+        status = error.status_code
+    else:
+        messages.error(request, f"{what}: please correct the marked fields.")
+        status = 400
+    return _render_case(request, case, status=status, **{form_name: form})
+
+
+@agent_required
+@require_POST
+def reply(request: HttpRequest, key: str) -> HttpResponse:
+    case = _case_or_404(key)
+    form = ReplyForm(request.POST, case=case)
+    what = "The reply was not sent"
+    if not form.is_valid():
+        return _refused(request, key, form_name="reply_form", what=what)
+    try:
+        body = form.cleaned_data["body"]
+        services.add_public_reply(case, body=body, actor=request.user, now=timezone.now())
+    except DomainError as exc:
+        return _refused(request, key, form_name="reply_form", what=what, error=exc)
+    messages.success(request, f"Reply sent to {case.requester.email}.")
+    return redirect(case)
+
+
+@agent_required
+@require_POST
+def note(request: HttpRequest, key: str) -> HttpResponse:
+    case = _case_or_404(key)
+    form = NoteForm(request.POST)
+    what = "The note was not saved"
+    if not form.is_valid():
+        return _refused(request, key, form_name="note_form", what=what)
+    try:
+        body = form.cleaned_data["body"]
+        services.add_internal_note(case, body=body, actor=request.user, now=timezone.now())
+    except DomainError as exc:
+        return _refused(request, key, form_name="note_form", what=what, error=exc)
+    messages.success(request, "Internal note added.")
+    return redirect(case)
+
+
+@agent_required
+@require_POST
+def transition(request: HttpRequest, key: str) -> HttpResponse:
+    case = _case_or_404(key)
+    form = TransitionForm(request.POST, case=case)
+    what = "The status was not changed"
+    if not form.is_valid():
+        return _refused(request, key, form_name="transition_form", what=what)
+    to = form.cleaned_data["to"]
+    try:
+        case = services.transition(case, to, actor=request.user, now=timezone.now(), **form.service_kwargs())
+    except DomainError as exc:  # IllegalTransition and Conflict are DomainErrors
+        return _refused(request, key, form_name="transition_form", what=what, error=exc)
+    messages.success(request, f"{case.key} is now {case.get_status_display().lower()}.")
+    return redirect(case)
+
+
+@agent_required
+@require_POST
+def update(request: HttpRequest, key: str) -> HttpResponse:
+    case = _case_or_404(key)
+    form = CaseFieldsForm(request.POST, case=case)
+    what = "The changes were not saved"
+    if not form.is_valid():
+        return _refused(request, key, form_name="fields_form", what=what)
+    old_version = case.version
+    try:
+        case = services.update_case(case, actor=request.user, now=timezone.now(), **form.service_kwargs())
+    except DomainError as exc:
+        return _refused(request, key, form_name="fields_form", what=what, error=exc)
+    if case.version == old_version:
+        messages.info(request, "Nothing changed.")
+    else:
+        messages.success(request, f"{case.key} updated.")
+    return redirect(case)
+
+
+# --- New case ----------------------------------------------------------------------------------
+
+
+@agent_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def create(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return render(request, "cases/create.html", {"form": CaseCreateForm()})
+    form = CaseCreateForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        now = timezone.now()
+        try:
+            # The new contact exists only if the case does.
+            with transaction.atomic():
+                requester = data["requester"] or Contact.objects.create(
+                    organisation=data["organisation"],
+                    name=data["new_contact_name"].strip(),
+                    email=data["new_contact_email"],
+                )
+                case = services.create_case(
+                    title=data["title"],
+                    description=data["description"],
+                    organisation=data["organisation"],
+                    requester=requester,
+                    severity=data["severity"],
+                    team=data["team"],
+                    assignee=data["assignee"],
+                    product_area=data["product_area"],
+                    tags=data["tags"],
+                    actor=request.user,
+                    now=now,
+                )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{case.key} created.")
+            return redirect(case)
+    messages.error(request, "The case was not created: please correct the marked fields.")
+    return render(request, "cases/create.html", {"form": form}, status=400)

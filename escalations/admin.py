@@ -1,0 +1,90 @@
+from django.contrib import admin, messages
+from django.utils import timezone
+
+from . import services
+from .models import (
+    DeliveryStatus,
+    EngineeringTeam,
+    EngineerScope,
+    Escalation,
+    WebhookDelivery,
+    WebhookSubscription,
+)
+
+
+@admin.register(EngineeringTeam)
+class EngineeringTeamAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "min_quality_score")
+    prepopulated_fields = {"slug": ("name",)}
+    search_fields = ("name", "slug")
+
+
+@admin.register(EngineerScope)
+class EngineerScopeAdmin(admin.ModelAdmin):
+    list_display = ("user",)
+    filter_horizontal = ("teams",)
+    search_fields = ("user__username",)
+
+
+@admin.register(WebhookSubscription)
+class WebhookSubscriptionAdmin(admin.ModelAdmin):
+    list_display = ("team", "url", "active", "created_at")
+    list_filter = ("active", "team")
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(admin.ModelAdmin):
+    """Read-only: what was sent where, how often, and why it failed; "retry" sends it again."""
+
+    list_display = (
+        "delivery_id",
+        "event",
+        "subscription",
+        "status",
+        "attempts",
+        "last_status_code",
+        "created_at",
+        "delivered_at",
+        "next_attempt_at",
+    )
+    list_filter = ("status", "event")
+    list_select_related = ("subscription", "subscription__team")
+    search_fields = ("delivery_id",)
+    readonly_fields = [f.name for f in WebhookDelivery._meta.fields]
+    actions = ["retry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Send the selected deliveries again")
+    def retry(self, request, queryset):
+        now = timezone.now()
+        queued = sum(
+            services.requeue_delivery(d, now=now) for d in queryset.exclude(status=DeliveryStatus.SUCCEEDED)
+        )
+        self.message_user(request, f"{queued} deliveries queued again.", messages.SUCCESS)
+
+
+@admin.register(Escalation)
+class EscalationAdmin(admin.ModelAdmin):
+    """For looking things up; changes go through the app (they must reach the case timeline)."""
+
+    list_display = ("__str__", "case", "team", "state", "quality_score", "bounce_count", "created_at")
+    list_filter = ("state", "team")
+    list_select_related = ("case", "team")
+    search_fields = ("summary", "external_key")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

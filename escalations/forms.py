@@ -1,0 +1,173 @@
+"""Forms of the escalation pages. They validate input only; every change goes through escalations.services."""
+
+from __future__ import annotations
+
+from django import forms
+
+from cases.models import Case, CaseEvent, EventKind, Severity, Tier
+
+from .models import EngineeringTeam, Escalation
+from .services import PACKAGE_FIELDS
+
+DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
+
+# Every field of the form, as the services name them (plus the team and the shared timeline entries).
+PACKAGE_FORM_FIELDS = ["team", *PACKAGE_FIELDS, "attached_events"]
+
+WORKAROUND_CHOICES = [("", "Unknown"), ("yes", "Yes"), ("no", "No")]
+
+
+class TeamChoiceField(forms.ModelChoiceField):
+    def __init__(self, **kwargs):
+        super().__init__(queryset=EngineeringTeam.objects.all(), to_field_name="slug", **kwargs)
+
+    def label_from_instance(self, obj: EngineeringTeam) -> str:
+        return f"{obj.name} (minimum quality {obj.min_quality_score})"
+
+
+class EventChoiceField(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj: CaseEvent) -> str:
+        what = {EventKind.INTERNAL_NOTE: "Internal note", EventKind.PUBLIC_REPLY: "Public reply"}.get(
+            obj.kind, obj.kind.replace("_", " ").capitalize()
+        )
+        text = " ".join(obj.body.split())
+        if len(text) > 120:
+            text = text[:119] + "…"
+        return f"{obj.created_at:%d %b %H:%M} · {what} · {obj.actor_name}: {text}"
+
+
+def _text(label: str, *, rows: int = 3, help_text: str = "", placeholder: str = "") -> forms.CharField:
+    attrs = {"rows": rows}
+    if placeholder:
+        attrs["placeholder"] = placeholder
+    return forms.CharField(
+        label=label,
+        required=False,
+        max_length=50_000,
+        widget=forms.Textarea(attrs=attrs),
+        help_text=help_text,
+    )
+
+
+def _datetime(label: str, help_text: str = "") -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label=label,
+        required=False,
+        input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format=DATETIME_FORMAT),
+        help_text=help_text,
+    )
+
+
+class PackageForm(forms.Form):
+    """The escalation package; the same names are scored live by ``escalations:score``."""
+
+    team = TeamChoiceField(label="Engineering team", empty_label="— choose —")
+    component = forms.CharField(label="Component", max_length=100, required=False)
+    summary = forms.CharField(label="Summary", max_length=300)
+    steps_to_reproduce = _text(
+        "Steps to reproduce", rows=5, help_text="A numbered list: 1. …, 2. …", placeholder="1. \n2. "
+    )
+    expected_behaviour = _text("Expected behaviour")
+    actual_behaviour = _text("Actual behaviour")
+    product_version = forms.CharField(label="Product version", max_length=100, required=False)
+    region = forms.CharField(label="Region", max_length=100, required=False)
+    tenant = forms.CharField(label="Tenant", max_length=200, required=False)
+    request_ids = _text("Request / correlation IDs", help_text="One per line.")
+    first_seen_at = _datetime("First seen", "In your time zone.")
+    last_seen_at = _datetime("Last seen")
+    log_excerpts = _text("Log excerpts", rows=5)
+    users_affected = forms.IntegerField(label="Users affected", min_value=0, required=False)
+    tier = forms.ChoiceField(label="Customer tier", choices=Tier.choices)
+    revenue_at_risk = forms.DecimalField(
+        label="Revenue at risk", min_value=0, max_digits=14, decimal_places=2, required=False
+    )
+    workaround_available = forms.TypedChoiceField(
+        label="Workaround available?",
+        choices=WORKAROUND_CHOICES,
+        required=False,
+        coerce=lambda v: v == "yes",
+        empty_value=None,
+    )
+    workaround = _text("Workaround", rows=2)
+    hypotheses = _text(
+        "Hypotheses tested and results", rows=4, help_text="What you tried and what it showed."
+    )
+    severity = forms.ChoiceField(label="Severity", choices=Severity.choices)
+    severity_rationale = _text("Severity rationale", rows=2)
+    attached_events = EventChoiceField(
+        label="Timeline entries to show engineering",
+        queryset=CaseEvent.objects.none(),
+        required=False,
+        help_text="Engineering sees only the entries you tick (internal notes included only if ticked).",
+    )
+
+    def __init__(self, *args, case: Case, escalation: Escalation | None = None, **kwargs):
+        kwargs.setdefault("auto_id", "esc_%s")
+        if escalation is not None:
+            kwargs.setdefault("initial", _initial_from(escalation))
+        else:
+            kwargs.setdefault(
+                "initial",
+                {"summary": case.title, "tier": case.organisation.tier, "severity": case.severity},
+            )
+        super().__init__(*args, **kwargs)
+        self.case = case
+        self.escalation = escalation
+        events = CaseEvent.objects.filter(
+            case=case, kind__in=[EventKind.PUBLIC_REPLY, EventKind.INTERNAL_NOTE]
+        ).order_by("created_at", "id")
+        self.fields["attached_events"].queryset = events
+        if escalation is not None and escalation.state != "draft":
+            # Engineering already has it: the team cannot change any more.
+            self.fields["team"].disabled = True
+        self.fields["component"].widget.attrs["list"] = "esc-components"
+
+    def service_kwargs(self) -> dict:
+        data = dict(self.cleaned_data)
+        for name in ("component", "product_version", "region", "tenant", "summary"):
+            data[name] = (data.get(name) or "").strip()
+        return data
+
+
+def _initial_from(escalation: Escalation) -> dict:
+    initial = {
+        name: getattr(escalation, name)
+        for name in PACKAGE_FORM_FIELDS
+        if name not in {"team", "attached_events"}
+    }
+    initial["team"] = escalation.team.slug
+    initial["attached_events"] = [e.pk for e in escalation.attached_events.all()]
+    flag = escalation.workaround_available
+    initial["workaround_available"] = "" if flag is None else ("yes" if flag else "no")
+    return initial
+
+
+class SubmitForm(forms.Form):
+    override_reason = forms.CharField(
+        label="Override reason (managers, below the team's minimum)",
+        required=False,
+        max_length=5_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+    )
+
+
+class AnswerForm(forms.Form):
+    answer = forms.CharField(
+        label="Your answer to engineering",
+        max_length=50_000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        error_messages={"required": "Write the answer to engineering's questions."},
+    )
+
+
+class WithdrawForm(forms.Form):
+    reason = forms.CharField(label="Why withdraw?", required=False, max_length=5_000)
+
+
+class AttachmentForm(forms.Form):
+    file = forms.FileField(
+        label="Attach a file", help_text="Logs (text, JSON, gzip, zip), screenshots (PNG, JPEG) or PDF."
+    )

@@ -1,0 +1,148 @@
+"""Reads of escalations, with visibility and joins decided here.
+
+Support (agents, managers, admins) sees every escalation. An engineer sees escalations that reached
+engineering (not drafts) of the teams in their scope, or of every team when they have no scope.
+Anyone else sees none.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Prefetch, QuerySet
+
+from cases.models import Case, CaseEvent
+from supportdesk.core.roles import is_agent, is_engineer
+
+from .models import EngineeringTeam, EngineerScope, Escalation, InfoRequest
+from .states import OPEN_STATES, EscalationState
+
+
+def engineer_team_ids(user) -> set[int] | None:
+    """The teams an engineer is limited to, or None for "every team" (no scope set)."""
+    cached = getattr(user, "_escalation_team_ids", False)
+    if cached is not False:
+        return cached
+    scope = EngineerScope.objects.filter(user=user).prefetch_related("teams").first()
+    ids = None if scope is None else {t.pk for t in scope.teams.all()}
+    user._escalation_team_ids = ids
+    return ids
+
+
+def engineer_may_see_team(user, team_id: int) -> bool:
+    ids = engineer_team_ids(user)
+    return ids is None or team_id in ids
+
+
+def visible_escalations(user) -> QuerySet[Escalation]:
+    qs = Escalation.objects.all()
+    if is_agent(user):
+        return qs
+    if is_engineer(user):
+        qs = qs.exclude(state=EscalationState.DRAFT)
+        ids = engineer_team_ids(user)
+        return qs if ids is None else qs.filter(team_id__in=ids)
+    return qs.none()
+
+
+def escalation_list(user) -> QuerySet[Escalation]:
+    """What a list row shows: the case, its organisation, the team, joined."""
+    return visible_escalations(user).select_related("case", "case__organisation", "team", "created_by")
+
+
+def _events_engineering_may_read() -> Prefetch:
+    return Prefetch(
+        "attached_events",
+        queryset=CaseEvent.objects.order_by("created_at", "id"),
+        to_attr="attached_event_list",
+    )
+
+
+def escalation_detail(user, *, pk: int) -> Escalation | None:
+    """One escalation with its files, questions and the case entries attached for engineering."""
+    return (
+        escalation_list(user)
+        .select_related("override_by")
+        .prefetch_related(
+            "attachments",
+            Prefetch("info_requests", queryset=InfoRequest.objects.select_related("asked_by", "answered_by")),
+            _events_engineering_may_read(),
+        )
+        .filter(pk=pk)
+        .first()
+    )
+
+
+def escalations_for_case(case: Case) -> list[Escalation]:
+    """A case's escalations, newest first, with their open questions, for the case page."""
+    return list(
+        Escalation.objects.filter(case=case)
+        .select_related("team")
+        .prefetch_related(
+            Prefetch("info_requests", queryset=InfoRequest.objects.select_related("asked_by", "answered_by"))
+        )
+        .order_by("-created_at", "-id")
+    )
+
+
+def open_info_request(escalation: Escalation) -> InfoRequest | None:
+    """The unanswered questions (from prefetched rows when available)."""
+    for request in escalation.info_requests.all():
+        if request.answered_at is None:
+            return request
+    return None
+
+
+@dataclass
+class Board:
+    rows: list[Escalation]
+    teams: list[EngineeringTeam]
+    states: list[tuple[str, str]]
+    counts: dict[tuple[int, str], int] = field(default_factory=dict)
+    total_by_state: Counter = field(default_factory=Counter)
+    total_by_team: Counter = field(default_factory=Counter)
+
+    def matrix(self) -> list[tuple[EngineeringTeam, list[tuple[str, int]], int]]:
+        """Per team: (team, [(state, count) for each open state], total)."""
+        return [
+            (
+                team,
+                [(s, self.counts.get((team.pk, s), 0)) for s, _ in self.states],
+                self.total_by_team[team.pk],
+            )
+            for team in self.teams
+        ]
+
+
+def board(user, *, team: EngineeringTeam | None = None, state: str | None = None, limit: int = 200) -> Board:
+    """Open escalations (the oldest waiting first) and how many sit in each state per team."""
+    visible = visible_escalations(user).filter(state__in=OPEN_STATES)
+    counts: dict[tuple[int, str], int] = {}
+    by_state: Counter = Counter()
+    by_team: Counter = Counter()
+    for row in visible.order_by().values("team_id", "state").annotate(n=Count("id")):
+        counts[(row["team_id"], row["state"])] = row["n"]
+        by_state[row["state"]] += row["n"]
+        by_team[row["team_id"]] += row["n"]
+    rows = escalation_list(user).filter(state__in=OPEN_STATES)
+    if team is not None:
+        rows = rows.filter(team=team)
+    if state:
+        rows = rows.filter(state=state)
+    team_ids = set(by_team) | ({team.pk} if team is not None else set())
+    labels = dict(EscalationState.choices)
+    return Board(
+        rows=list(rows.order_by("submitted_at", "id")[:limit]),
+        teams=list(EngineeringTeam.objects.filter(pk__in=team_ids)),
+        states=[(s, labels[s]) for s in OPEN_STATES],
+        counts=counts,
+        total_by_state=by_state,
+        total_by_team=by_team,
+    )
+
+
+def age(escalation: Escalation, *, now: dt.datetime) -> dt.timedelta:
+    """How long the escalation has been with engineering (or, as a draft, since it was started)."""
+    return now - (escalation.submitted_at or escalation.created_at)

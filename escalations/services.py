@@ -1,0 +1,853 @@
+"""Every write to an escalation: one function per action, one transaction each.
+
+Each state change is checked against ``states.ACTIONS``, recorded on the case timeline through
+``cases.services.record_event`` and, where the case must follow (submitted -> waiting on
+engineering; resolved/declined/withdrawn -> back in progress), moved through
+``cases.services.transition``. Webhook deliveries are written in the same transaction and handed
+to Celery only after it commits. Callers pass ``now`` (taken once at the edge) and the acting user.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import URLValidator
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.urls import NoReverseMatch, reverse
+from django.utils.text import get_valid_filename
+
+from cases import services as case_services
+from cases.models import Case, CaseEvent, Status
+from supportdesk.core import services as core_services
+from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.roles import is_agent, is_engineer, is_manager
+
+from . import quality, selectors, webhooks
+from .models import (
+    DeliveryStatus,
+    EngineeringTeam,
+    Escalation,
+    EscalationAttachment,
+    InfoRequest,
+    WebhookDelivery,
+    WebhookEvent,
+)
+from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, check_action
+from .validators import MAX_ATTACHMENTS_PER_ESCALATION, check_attachment
+
+logger = logging.getLogger(__name__)
+
+S = EscalationState
+
+# The package: what support writes and engineering reads. ``tier`` and ``severity`` are prefilled
+# from the case; the rest is the agent's.
+PACKAGE_FIELDS: tuple[str, ...] = (
+    "component",
+    "summary",
+    "steps_to_reproduce",
+    "expected_behaviour",
+    "actual_behaviour",
+    "product_version",
+    "region",
+    "tenant",
+    "request_ids",
+    "first_seen_at",
+    "last_seen_at",
+    "log_excerpts",
+    "users_affected",
+    "tier",
+    "revenue_at_risk",
+    "workaround_available",
+    "workaround",
+    "hypotheses",
+    "severity",
+    "severity_rationale",
+)
+
+# Where the case stands before it can wait on engineering: the lifecycle needs ``in_progress`` first.
+_TO_IN_PROGRESS_FIRST = (Status.TRIAGED, Status.REOPENED, Status.WAITING_ON_CUSTOMER)
+
+_UNSET: Any = object()
+
+
+# --- Who may act ---------------------------------------------------------------------------------
+
+
+def _require_support(actor: AbstractBaseUser | None) -> None:
+    if not is_agent(actor):
+        raise PermissionDenied("Only support agents and managers can do this.")
+
+
+def _require_engineer(actor: AbstractBaseUser | None, escalation: Escalation) -> None:
+    if not is_engineer(actor):
+        raise PermissionDenied("Only engineers can do this.")
+    if not selectors.engineer_may_see_team(actor, escalation.team_id):
+        raise PermissionDenied(f"{escalation.key} is for a team outside your scope.")
+
+
+# --- Helpers ---------------------------------------------------------------------------------------
+
+
+def _lock(escalation: Escalation) -> Escalation:
+    # Only the escalation's row: locking the joined team would serialise every escalation of the team.
+    return (
+        Escalation.objects.select_for_update(of=("self",))
+        .select_related("team", "case")
+        .get(pk=escalation.pk)
+    )
+
+
+def _rescore(escalation: Escalation) -> quality.Assessment:
+    assessment = quality.assess({name: getattr(escalation, name) for name in PACKAGE_FIELDS})
+    escalation.quality_score = assessment.score
+    escalation.quality_missing = [m.message for m in assessment.missing]
+    return assessment
+
+
+def _validate(escalation: Escalation) -> None:
+    """The model's own field checks (lengths, choices, numbers), as a domain error on the first field."""
+    try:
+        escalation.full_clean(
+            exclude=["case", "team", "created_by", "override_by"], validate_constraints=False
+        )
+    except ValidationError as exc:
+        errors = exc.message_dict
+        field = next(iter(errors))
+        raise DomainError(" ".join(errors[field]), field=None if field == "__all__" else field) from exc
+
+
+def _check_component(team: EngineeringTeam, component: str) -> None:
+    known = team.component_list
+    if component and known and component not in known:
+        raise DomainError(
+            f"{team.name} owns these components: {', '.join(known)}; “{component}” is not one of them.",
+            field="component",
+        )
+
+
+def _required_text(value: str, *, field: str, message: str) -> str:
+    value = (value or "").strip()
+    if not value:
+        raise DomainError(message, field=field)
+    return value
+
+
+def _case_events(case: Case, events: Iterable[CaseEvent | int]) -> list[CaseEvent]:
+    ids = {e.pk if isinstance(e, CaseEvent) else int(e) for e in events}
+    found = list(CaseEvent.objects.filter(case=case, pk__in=ids))
+    if len(found) != len(ids):
+        raise DomainError(f"Attach only entries of {case.key}'s own timeline.", field="attached_events")
+    return found
+
+
+def _record(escalation: Escalation, kind: str, *, actor, now, old=None, new=None, body: str = "") -> None:
+    case_services.record_event(
+        escalation.case, kind, actor=actor, now=now, field="escalation", old=old, new=new, body=body
+    )
+
+
+def _head(escalation: Escalation) -> str:
+    return f"{escalation.key} ({escalation.team.name})"
+
+
+def _check_case_can_escalate(case: Case) -> None:
+    if case.status == Status.NEW:
+        raise DomainError(
+            f"Triage {case.key} (confirm its severity and owner) before escalating it.", field="state"
+        )
+    if case.status in (Status.RESOLVED, Status.CLOSED):
+        raise DomainError(
+            f"{case.key} is {case.get_status_display().lower()}: reopen it before escalating.", field="state"
+        )
+
+
+def _case_waits_on_engineering(case: Case, *, actor, now: dt.datetime) -> None:
+    """Move the case to ``waiting_on_engineering`` (through ``in_progress`` where the lifecycle needs it)."""
+    case = Case.objects.get(pk=case.pk)
+    if case.status == Status.WAITING_ON_ENGINEERING:
+        return
+    _check_case_can_escalate(case)
+    if case.status in _TO_IN_PROGRESS_FIRST:
+        case = case_services.transition(case, Status.IN_PROGRESS, actor=actor, now=now)
+    case_services.transition(case, Status.WAITING_ON_ENGINEERING, actor=actor, now=now)
+
+
+def _case_back_from_engineering(escalation: Escalation, *, actor, now: dt.datetime) -> None:
+    """Back to ``in_progress`` when the case waits on engineering and nothing else is open there."""
+    case = Case.objects.get(pk=escalation.case_id)
+    if case.status != Status.WAITING_ON_ENGINEERING:
+        return
+    still_open = (
+        Escalation.objects.filter(case=case, state__in=OPEN_STATES).exclude(pk=escalation.pk).exists()
+    )
+    if not still_open:
+        case_services.transition(case, Status.IN_PROGRESS, actor=actor, now=now)
+
+
+def _tell_case_owner(
+    escalation: Escalation, *, title: str, body: str, now: dt.datetime, key: str, actor
+) -> None:
+    """An in-app notification for the case's assignee (or whoever wrote the escalation)."""
+    case = escalation.case
+    recipient = case.assignee if case.assignee_id else escalation.created_by
+    if recipient is None or (actor is not None and recipient.pk == actor.pk):
+        return
+    core_services.notify(
+        recipient=recipient,
+        kind="escalation",
+        title=title,
+        body=body,
+        url=_path("escalations:detail", escalation.pk, fallback=f"/escalations/{escalation.pk}/"),
+        now=now,
+        dedupe_key=f"escalation:{escalation.pk}:{key}",
+    )
+
+
+def _path(name: str, *args, fallback: str) -> str:
+    try:
+        return reverse(name, args=args)
+    except NoReverseMatch:
+        return fallback
+
+
+# --- Support: the package ------------------------------------------------------------------------
+
+
+def create_draft(
+    *,
+    case: Case,
+    team: EngineeringTeam,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    attached_events: Iterable[CaseEvent | int] = (),
+    **fields: Any,
+) -> Escalation:
+    """Start a package for ``team`` on ``case``, prefilled with the case's tier and severity."""
+    _require_support(actor)
+    unknown = set(fields) - set(PACKAGE_FIELDS)
+    if unknown:
+        raise TypeError(f"Not package fields: {', '.join(sorted(unknown))}")
+    _required_text(fields.get("summary", ""), field="summary", message="Give the escalation a summary.")
+    with transaction.atomic():
+        case = Case.objects.select_related("organisation").get(pk=case.pk)
+        if case.status in (Status.RESOLVED, Status.CLOSED):
+            raise DomainError(
+                f"{case.key} is {case.get_status_display().lower()}: reopen it before escalating.",
+                field="case",
+            )
+        already = Escalation.objects.filter(case=case, team=team, state__in=OPEN_STATES).first()
+        if already is not None:
+            raise DomainError(
+                f"{already.key} to {team.name} is still open on {case.key}: answer or withdraw it first.",
+                field="team",
+            )
+        _check_component(team, fields.get("component", ""))
+        fields.setdefault("tier", case.organisation.tier)
+        fields.setdefault("severity", case.severity)
+        escalation = Escalation(
+            case=case, team=team, created_by=actor, created_at=now, updated_at=now, state=S.DRAFT, **fields
+        )
+        _rescore(escalation)
+        _validate(escalation)
+        escalation.save()
+        if attached_events:
+            escalation.attached_events.set(_case_events(case, attached_events))
+        _record(
+            escalation,
+            "escalation_drafted",
+            actor=actor,
+            now=now,
+            new=S.DRAFT,
+            body=f"{_head(escalation)}: {escalation.summary}",
+        )
+    return escalation
+
+
+def update_package(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    team: EngineeringTeam | None = None,
+    attached_events: Iterable[CaseEvent | int] = _UNSET,
+    **fields: Any,
+) -> Escalation:
+    """Change the package while it is a draft or engineering has asked for more; rescored on save."""
+    _require_support(actor)
+    unknown = set(fields) - set(PACKAGE_FIELDS)
+    if unknown:
+        raise TypeError(f"Not package fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        escalation = _lock(escalation)
+        if escalation.state not in EDITABLE_STATES:
+            raise DomainError(
+                f"{escalation.key} is {escalation.get_state_display().lower()}: the package can be changed "
+                "only as a draft or when engineering has asked for more information.",
+                field="state",
+            )
+        changed = []
+        if team is not None and team.pk != escalation.team_id:
+            if escalation.state != S.DRAFT:
+                raise DomainError("Only a draft can move to another team.", field="team")
+            escalation.team = team
+            changed.append("team")
+        for name, value in fields.items():
+            if getattr(escalation, name) != value:
+                setattr(escalation, name, value)
+                changed.append(name)
+        if "summary" in fields:
+            _required_text(escalation.summary, field="summary", message="Give the escalation a summary.")
+        _check_component(escalation.team, escalation.component)
+        if attached_events is not _UNSET:
+            chosen = _case_events(escalation.case, attached_events)
+            if {e.pk for e in chosen} != set(escalation.attached_events.values_list("pk", flat=True)):
+                escalation.attached_events.set(chosen)
+                changed.append("attached_events")
+        if not changed:
+            return escalation
+        _rescore(escalation)
+        escalation.updated_at = now
+        _validate(escalation)
+        escalation.save()
+        if escalation.state != S.DRAFT:
+            _record(
+                escalation,
+                "escalation_updated",
+                actor=actor,
+                now=now,
+                body=f"{_head(escalation)} package updated: {', '.join(changed).replace('_', ' ')}.",
+            )
+            _emit(escalation, WebhookEvent.UPDATED, now=now)
+    return escalation
+
+
+def add_attachment(
+    escalation: Escalation, *, upload: UploadedFile, actor: AbstractBaseUser, now: dt.datetime
+) -> EscalationAttachment:
+    """Store a size-limited file whose content matches an allowed type, on the default storage."""
+    _require_support(actor)
+    try:
+        checked = check_attachment(upload, declared_type=upload.content_type, size=upload.size)
+    except ValidationError as exc:
+        raise DomainError(" ".join(exc.messages), field="file") from exc
+    name = get_valid_filename(upload.name or "attachment")[-150:] or "attachment"
+    stored = None
+    try:
+        with transaction.atomic():
+            escalation = _lock(escalation)
+            if escalation.state not in EDITABLE_STATES:
+                raise DomainError(
+                    f"{escalation.key} is {escalation.get_state_display().lower()}: files can be added "
+                    "only to a draft or when engineering has asked for more information.",
+                    field="file",
+                )
+            if escalation.attachments.count() >= MAX_ATTACHMENTS_PER_ESCALATION:
+                raise DomainError(
+                    f"An escalation can have at most {MAX_ATTACHMENTS_PER_ESCALATION} files.", field="file"
+                )
+            attachment = EscalationAttachment(
+                escalation=escalation,
+                name=name,
+                content_type=checked.content_type,
+                size=checked.size,
+                uploaded_by=actor,
+                uploaded_at=now,
+            )
+            attachment.file.save(name, upload, save=False)
+            stored = attachment.file.name
+            attachment.save()
+            escalation.updated_at = now
+            escalation.save(update_fields=["updated_at"])
+    except Exception:
+        if stored:  # the row was not written: do not leave the file behind
+            default_storage.delete(stored)
+        raise
+    return attachment
+
+
+# --- Support: lifecycle ----------------------------------------------------------------------------
+
+
+def submit(
+    escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime, override_reason: str = ""
+) -> Escalation:
+    """Send the package to engineering; below the team's minimum only a manager may, with a reason."""
+    _require_support(actor)
+    with transaction.atomic():
+        escalation = _lock(escalation)
+        check_action(escalation.key, escalation.state, "submit")
+        _check_case_can_escalate(escalation.case)
+        assessment = _rescore(escalation)
+        minimum = escalation.team.min_quality_score
+        below = assessment.score < minimum
+        if below:
+            gaps = " ".join(m.message for m in assessment.missing)
+            if not is_manager(actor):
+                raise DomainError(
+                    f"The package scores {assessment.score}/{quality.MAX_SCORE}, below "
+                    f"{escalation.team.name}'s minimum of {minimum}. {gaps} "
+                    "Or ask a manager to submit it with an override.",
+                    field="quality_score",
+                )
+            override_reason = _required_text(
+                override_reason,
+                field="override_reason",
+                message=f"The package is below {escalation.team.name}'s minimum: say why it goes anyway.",
+            )
+            escalation.override_by = actor
+            escalation.override_reason = override_reason
+            escalation.override_at = now
+        escalation.state = S.SUBMITTED
+        escalation.submitted_at = escalation.submitted_at or now
+        escalation.updated_at = now
+        try:
+            with transaction.atomic():
+                escalation.save()
+        except IntegrityError as exc:
+            raise Conflict(
+                f"Another escalation to {escalation.team.name} is already open on {escalation.case.key}."
+            ) from exc
+        if below:
+            _record(
+                escalation,
+                "escalation_quality_override",
+                actor=actor,
+                now=now,
+                body=(
+                    f"{_head(escalation)} submitted at quality {assessment.score}/{quality.MAX_SCORE}, "
+                    f"below the team minimum of {minimum}, with a manager's override: {override_reason}"
+                ),
+            )
+        _record(
+            escalation,
+            "escalation_submitted",
+            actor=actor,
+            now=now,
+            old=S.DRAFT,
+            new=S.SUBMITTED,
+            body=(
+                f"{_head(escalation)}: {escalation.summary}\nQuality {assessment.score}/{quality.MAX_SCORE}."
+            ),
+        )
+        _case_waits_on_engineering(escalation.case, actor=actor, now=now)
+        _emit(escalation, WebhookEvent.SUBMITTED, now=now)
+    return escalation
+
+
+def answer_info_request(
+    escalation: Escalation, *, answer: str, actor: AbstractBaseUser, now: dt.datetime
+) -> Escalation:
+    """Answer engineering's questions; the escalation goes back to ``submitted``."""
+    _require_support(actor)
+    answer = _required_text(answer, field="answer", message="Write the answer to engineering's questions.")
+    with transaction.atomic():
+        escalation = _lock(escalation)
+        check_action(escalation.key, escalation.state, "answer")
+        request = escalation.info_requests.filter(answered_at__isnull=True).first()
+        if request is not None:
+            request.answer = answer
+            request.answered_by = actor
+            request.answered_at = now
+            request.save(update_fields=["answer", "answered_by", "answered_at"])
+        _rescore(escalation)
+        escalation.state = S.SUBMITTED
+        escalation.updated_at = now
+        escalation.save()
+        _record(
+            escalation,
+            "escalation_info_provided",
+            actor=actor,
+            now=now,
+            old=S.NEEDS_INFO,
+            new=S.SUBMITTED,
+            body=answer,
+        )
+        _case_waits_on_engineering(escalation.case, actor=actor, now=now)
+        _emit(escalation, WebhookEvent.INFO_PROVIDED, now=now)
+    return escalation
+
+
+def withdraw(
+    escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime, reason: str = ""
+) -> Escalation:
+    """Support takes the escalation back (the problem went away, or it went to the wrong team)."""
+    _require_support(actor)
+    with transaction.atomic():
+        escalation = _lock(escalation)
+        check_action(escalation.key, escalation.state, "withdraw")
+        old = escalation.state
+        escalation.state = S.WITHDRAWN
+        escalation.withdraw_reason = (reason or "").strip()
+        escalation.finished_at = now
+        escalation.updated_at = now
+        escalation.save()
+        _record(
+            escalation,
+            "escalation_withdrawn",
+            actor=actor,
+            now=now,
+            old=old,
+            new=S.WITHDRAWN,
+            body=f"{_head(escalation)} withdrawn"
+            + (f": {escalation.withdraw_reason}" if escalation.withdraw_reason else "."),
+        )
+        if old != S.DRAFT:
+            _case_back_from_engineering(escalation, actor=actor, now=now)
+            _emit(escalation, WebhookEvent.WITHDRAWN, now=now)
+    return escalation
+
+
+# --- Engineering -----------------------------------------------------------------------------------
+
+
+def _engineering_move(
+    escalation: Escalation, action: str, *, actor, now: dt.datetime
+) -> tuple[Escalation, str]:
+    """Lock, check who and whether, and move to the action's target state (not yet saved)."""
+    escalation = _lock(escalation)
+    _require_engineer(actor, escalation)
+    target = check_action(escalation.key, escalation.state, action).target
+    old = escalation.state
+    if target is not None:
+        escalation.state = target
+    escalation.updated_at = now
+    return escalation, old
+
+
+def acknowledge(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+    """Engineering has seen the package and owns it."""
+    with transaction.atomic():
+        escalation, old = _engineering_move(escalation, "acknowledge", actor=actor, now=now)
+        escalation.acknowledged_at = escalation.acknowledged_at or now
+        escalation.save()
+        _record(escalation, "escalation_acknowledged", actor=actor, now=now, old=old, new=escalation.state)
+        _emit(escalation, WebhookEvent.ACKNOWLEDGED, now=now)
+    return escalation
+
+
+def request_info(
+    escalation: Escalation, *, questions: str, actor: AbstractBaseUser, now: dt.datetime
+) -> Escalation:
+    """A bounce: engineering's questions go to support, who answer before engineering continues."""
+    questions = _required_text(questions, field="questions", message="Write the questions for support.")
+    with transaction.atomic():
+        escalation, old = _engineering_move(escalation, "request_info", actor=actor, now=now)
+        escalation.bounce_count += 1
+        escalation.save()
+        request = InfoRequest.objects.create(
+            escalation=escalation, questions=questions, asked_by=actor, asked_at=now
+        )
+        _record(
+            escalation,
+            "escalation_info_requested",
+            actor=actor,
+            now=now,
+            old=old,
+            new=S.NEEDS_INFO,
+            body=questions,
+        )
+        _tell_case_owner(
+            escalation,
+            title=f"{escalation.key}: engineering asks for more information",
+            body=questions,
+            now=now,
+            key=f"info:{request.pk}",
+            actor=actor,
+        )
+        _emit(escalation, WebhookEvent.INFO_REQUESTED, now=now)
+    return escalation
+
+
+def start(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+    """Engineering is working on it."""
+    with transaction.atomic():
+        escalation, old = _engineering_move(escalation, "start", actor=actor, now=now)
+        escalation.save()
+        _record(escalation, "escalation_started", actor=actor, now=now, old=old, new=escalation.state)
+        _emit(escalation, WebhookEvent.STARTED, now=now)
+    return escalation
+
+
+def resolve(
+    escalation: Escalation,
+    *,
+    resolution: str,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    fix_version: str = "",
+) -> Escalation:
+    """Engineering fixed it; the case goes back to support (in progress) and its owner is told."""
+    resolution = _required_text(resolution, field="resolution", message="Describe the resolution.")
+    with transaction.atomic():
+        escalation, old = _engineering_move(escalation, "resolve", actor=actor, now=now)
+        escalation.resolution = resolution
+        escalation.fix_version = (fix_version or "").strip()
+        escalation.finished_at = now
+        escalation.save()
+        fixed_in = f"Fixed in {escalation.fix_version}. " if escalation.fix_version else ""
+        _record(
+            escalation,
+            "escalation_resolved",
+            actor=actor,
+            now=now,
+            old=old,
+            new=S.RESOLVED,
+            body=fixed_in + resolution,
+        )
+        _case_back_from_engineering(escalation, actor=actor, now=now)
+        _tell_case_owner(
+            escalation,
+            title=f"{escalation.key} resolved by engineering",
+            body=fixed_in + resolution,
+            now=now,
+            key="resolved",
+            actor=actor,
+        )
+        _emit(escalation, WebhookEvent.RESOLVED, now=now)
+    return escalation
+
+
+def decline(escalation: Escalation, *, reason: str, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+    """Engineering will not act on it (not a bug, wrong team, won't fix), and says why."""
+    reason = _required_text(reason, field="reason", message="Say why the escalation is declined.")
+    with transaction.atomic():
+        escalation, old = _engineering_move(escalation, "decline", actor=actor, now=now)
+        escalation.decline_reason = reason
+        escalation.finished_at = now
+        escalation.save()
+        _record(escalation, "escalation_declined", actor=actor, now=now, old=old, new=S.DECLINED, body=reason)
+        _case_back_from_engineering(escalation, actor=actor, now=now)
+        _tell_case_owner(
+            escalation,
+            title=f"{escalation.key} declined by engineering",
+            body=reason,
+            now=now,
+            key="declined",
+            actor=actor,
+        )
+        _emit(escalation, WebhookEvent.DECLINED, now=now)
+    return escalation
+
+
+_http_url = URLValidator(schemes=["http", "https"])
+
+
+def link(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    external_key: str = "",
+    external_url: str = "",
+) -> Escalation:
+    """Record engineering's own ticket (e.g. a Jira key and its URL)."""
+    external_key = (external_key or "").strip()
+    external_url = (external_url or "").strip()
+    if not external_key and not external_url:
+        raise DomainError("Give the external ticket's key or URL.", field="external_key")
+    if external_url:
+        try:
+            _http_url(external_url)
+        except ValidationError as exc:
+            raise DomainError("Give an http:// or https:// URL.", field="external_url") from exc
+    with transaction.atomic():
+        escalation, _old = _engineering_move(escalation, "link", actor=actor, now=now)
+        old_key = escalation.external_key or None
+        escalation.external_key = external_key
+        escalation.external_url = external_url
+        escalation.save()
+        _record(
+            escalation,
+            "escalation_linked",
+            actor=actor,
+            now=now,
+            old=old_key,
+            new=external_key or external_url,
+            body=" ".join(p for p in (external_key, external_url) if p),
+        )
+        _emit(escalation, WebhookEvent.LINKED, now=now)
+    return escalation
+
+
+# --- Webhooks -------------------------------------------------------------------------------------
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE_SECONDS = 30
+BACKOFF_MAX_SECONDS = 3600
+# How long a worker holds a claimed delivery; longer than a request can take.
+LOCK_SECONDS = 120
+# A pending delivery this late for its next attempt lost its task (broker outage): send it again.
+REDELIVER_GRACE = dt.timedelta(minutes=5)
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """Wait before the next attempt after ``attempts`` failed ones: 30 s, 1 min, 2 min, ... at most 1 h."""
+    return dt.timedelta(seconds=min(BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS))
+
+
+def _site_url(path: str) -> str:
+    return settings.SITE_URL + path
+
+
+def webhook_payload(
+    escalation: Escalation, *, event: str, delivery_id: str, now: dt.datetime
+) -> dict[str, Any]:
+    """What a receiver gets: the event, the escalation's headline and where to read the rest."""
+    api_path = _path(
+        "escalations_api:escalation-detail", escalation.pk, fallback=f"/api/escalations/{escalation.pk}/"
+    )
+    web_path = _path(
+        "escalations:engineer-view", escalation.pk, fallback=f"/escalations/{escalation.pk}/view/"
+    )
+    return {
+        "delivery_id": delivery_id,
+        "event": event,
+        "occurred_at": now.isoformat(),
+        "escalation": {
+            "id": escalation.pk,
+            "key": escalation.key,
+            "state": escalation.state,
+            "team": escalation.team.slug,
+            "component": escalation.component,
+            "summary": escalation.summary,
+            "severity": escalation.severity,
+            "tier": escalation.tier,
+            "case": escalation.case.key,
+            "quality_score": escalation.quality_score,
+            "bounce_count": escalation.bounce_count,
+            "external_key": escalation.external_key,
+            "api_url": _site_url(api_path),
+            "web_url": _site_url(web_path),
+        },
+    }
+
+
+def _emit(escalation: Escalation, event: str, *, now: dt.datetime) -> list[WebhookDelivery]:
+    """Write one delivery per interested subscription; they are sent after the transaction commits."""
+    subscriptions = [s for s in escalation.team.webhooks.filter(active=True) if s.wants(event)]
+    deliveries = []
+    for subscription in subscriptions:
+        delivery = WebhookDelivery(
+            subscription=subscription, escalation=escalation, event=event, created_at=now, next_attempt_at=now
+        )
+        delivery.payload = webhook_payload(
+            escalation, event=event, delivery_id=str(delivery.delivery_id), now=now
+        )
+        deliveries.append(delivery)
+    if deliveries:
+        WebhookDelivery.objects.bulk_create(deliveries)
+        ids = [str(d.delivery_id) for d in deliveries]
+        transaction.on_commit(lambda: enqueue_deliveries(ids))
+    return deliveries
+
+
+def enqueue_deliveries(delivery_ids: Iterable[str]) -> None:
+    """Hand deliveries to Celery; if the broker is down they stay pending for ``redeliver_due``."""
+    from .tasks import deliver_webhook
+
+    for delivery_id in delivery_ids:
+        try:
+            deliver_webhook.delay(delivery_id)
+        except Exception:  # the row is stored; the sweep sends it when the broker is back
+            logger.exception("Could not enqueue webhook delivery %s", delivery_id)
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    status: str  # "skipped" (not ours to send), "succeeded", "retrying" or "failed"
+    retry_at: dt.datetime | None = None
+
+
+def attempt_delivery(*, delivery_id: str, now: dt.datetime) -> AttemptOutcome:
+    """Send a pending delivery once and record the outcome on its row.
+
+    Safe to run twice and on two workers: the delivery is claimed with a conditional UPDATE
+    (pending and not held by another worker); a delivery already succeeded or failed is left alone.
+    """
+    claimed = (
+        WebhookDelivery.objects.filter(delivery_id=delivery_id, status=DeliveryStatus.PENDING)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .update(
+            locked_until=now + dt.timedelta(seconds=LOCK_SECONDS),
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+        )
+    )
+    if claimed != 1:
+        return AttemptOutcome("skipped")
+    delivery = WebhookDelivery.objects.select_related("subscription").get(delivery_id=delivery_id)
+    subscription = delivery.subscription
+    if not subscription.active:
+        result = webhooks.Result(None, "The subscription was deactivated.")
+        return record_attempt(delivery, result, now=now, final=True)
+    result = webhooks.post(
+        url=subscription.url,
+        body=webhooks.encode(delivery.payload),
+        secret=subscription.secret,
+        delivery_id=str(delivery.delivery_id),
+        event=delivery.event,
+        timestamp=int(now.timestamp()),
+    )
+    return record_attempt(delivery, result, now=now)
+
+
+def record_attempt(
+    delivery: WebhookDelivery, result: webhooks.Result, *, now: dt.datetime, final: bool = False
+) -> AttemptOutcome:
+    """Write an attempt's outcome: succeeded, failed for good, or pending with the next attempt's time."""
+    row = WebhookDelivery.objects.filter(pk=delivery.pk)
+    common = {"last_status_code": result.status_code, "last_error": result.error, "locked_until": None}
+    if result.ok:
+        row.update(status=DeliveryStatus.SUCCEEDED, delivered_at=now, next_attempt_at=None, **common)
+        return AttemptOutcome("succeeded")
+    if final or delivery.attempts >= MAX_ATTEMPTS:
+        row.update(status=DeliveryStatus.FAILED, next_attempt_at=None, **common)
+        logger.warning("Webhook delivery %s failed for good: %s", delivery.delivery_id, result.error)
+        return AttemptOutcome("failed")
+    retry_at = now + backoff(delivery.attempts)
+    row.update(next_attempt_at=retry_at, **common)
+    return AttemptOutcome("retrying", retry_at=retry_at)
+
+
+def requeue_delivery(delivery: WebhookDelivery, *, now: dt.datetime) -> bool:
+    """Send a failed (or stuck) delivery again, with a fresh set of attempts, under the same id."""
+    with transaction.atomic():
+        changed = (
+            WebhookDelivery.objects.filter(pk=delivery.pk)
+            .exclude(status=DeliveryStatus.SUCCEEDED)
+            .update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=now, locked_until=None)
+        )
+        if changed:
+            delivery_id = str(delivery.delivery_id)
+            transaction.on_commit(lambda: enqueue_deliveries([delivery_id]))
+    return bool(changed)
+
+
+def redeliver_due(*, now: dt.datetime, batch: int = 500) -> int:
+    """Enqueue pending deliveries whose task was lost; each one is claimed so two sweeps send it once."""
+    cutoff = now - REDELIVER_GRACE
+    due = list(
+        WebhookDelivery.objects.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=cutoff)
+        .filter(Q(locked_until__isnull=True) | Q(locked_until__lte=now))
+        .order_by("next_attempt_at")
+        .values_list("pk", "next_attempt_at", "delivery_id")[:batch]
+    )
+    sent = []
+    for pk, next_attempt_at, delivery_id in due:
+        # Push the next attempt out by the grace period; a second sweep then finds nothing to do.
+        if WebhookDelivery.objects.filter(pk=pk, next_attempt_at=next_attempt_at).update(
+            next_attempt_at=now + REDELIVER_GRACE
+        ):
+            sent.append(str(delivery_id))
+    enqueue_deliveries(sent)
+    return len(sent)

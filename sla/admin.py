@@ -1,0 +1,125 @@
+"""Admins edit calendars and policies here too; clocks are read-only (they move with their case)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+from django.db.models import F
+from django.forms.models import BaseInlineFormSet
+
+from .models import BusinessCalendar, CustomHoliday, OpeningHours, OrganisationCalendar, SlaClock, SlaPolicy
+from .services import OpeningRangeInput, validate_calendar
+
+
+class OpeningHoursFormSet(BaseInlineFormSet):
+    """Refuses overlapping or reversed ranges, and a business calendar without any."""
+
+    def clean(self):
+        super().clean()
+        calendar = self.instance
+        hours = [
+            OpeningRangeInput(f.cleaned_data["weekday"], f.cleaned_data["start"], f.cleaned_data["end"])
+            for f in self.forms
+            if f.cleaned_data
+            and not f.cleaned_data.get("DELETE")
+            and f.cleaned_data.get("weekday") is not None
+        ]
+        errors = validate_calendar(
+            time_zone=calendar.time_zone,
+            always_open=calendar.always_open,
+            holiday_country="",
+            holiday_subdivision="",
+            opening_hours=hours,
+            custom_holidays=[],
+            year=2000,
+        )
+        if errors.get("opening_hours"):
+            raise forms.ValidationError(errors["opening_hours"])
+
+
+class OpeningHoursInline(admin.TabularInline):
+    model = OpeningHours
+    formset = OpeningHoursFormSet
+    extra = 0
+
+
+class CustomHolidayInline(admin.TabularInline):
+    model = CustomHoliday
+    extra = 0
+
+
+class OrganisationCalendarInline(admin.TabularInline):
+    model = OrganisationCalendar
+    extra = 0
+    autocomplete_fields = ("organisation",)
+
+
+class BusinessCalendarForm(forms.ModelForm):
+    class Meta:
+        model = BusinessCalendar
+        fields = ["name", "time_zone", "always_open", "holiday_country", "holiday_subdivision", "is_default"]
+
+    def _get_validation_exclusions(self):
+        # "One default" is kept by save_model, which unsets the previous default in the same
+        # transaction; checking the constraint first would refuse every change of default.
+        return super()._get_validation_exclusions() | {"is_default"}
+
+
+@admin.register(BusinessCalendar)
+class BusinessCalendarAdmin(admin.ModelAdmin):
+    form = BusinessCalendarForm
+    list_display = ("name", "time_zone", "always_open", "holiday_country", "is_default", "updated_at")
+    search_fields = ("name",)
+    inlines = [OpeningHoursInline, CustomHolidayInline, OrganisationCalendarInline]
+
+    def save_model(self, request, obj, form, change):
+        if obj.is_default:
+            BusinessCalendar.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
+        if change:
+            # Cached copies of the calendar are keyed by its version (see sla/calendars.py).
+            obj.version = F("version") + 1
+        super().save_model(request, obj, form, change)
+        obj.refresh_from_db()
+
+
+@admin.register(SlaPolicy)
+class SlaPolicyAdmin(admin.ModelAdmin):
+    list_display = (
+        "tier",
+        "severity",
+        "business_time",
+        "warning_ratio",
+        "first_response_minutes",
+        "triage_minutes",
+        "update_cadence_minutes",
+        "resolution_minutes",
+    )
+    list_filter = ("tier", "severity", "business_time")
+
+
+@admin.register(SlaClock)
+class SlaClockAdmin(admin.ModelAdmin):
+    list_display = (
+        "case",
+        "target",
+        "run",
+        "state",
+        "started_at",
+        "due_at",
+        "warned_at",
+        "breached_at",
+        "met_at",
+    )
+    list_filter = ("state", "target")
+    search_fields = ("case__id",)
+    list_select_related = ("case",)
+    raw_id_fields = ("case", "policy")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,942 @@
+"""Every write of the SLA app: clocks follow the case, the sweep records warnings and breaches once.
+
+Clocks move only when an event changes them (``on_case_event``, connected to
+``cases.signals.case_event_recorded`` and run inside the case's transaction, with the case locked),
+never on read. The sweep (``record_due_warnings_and_breaches``) is safe with several workers and a
+duplicated scheduler: it locks the cases it works on with ``SKIP LOCKED`` (the same lock every case
+write takes first, so the two can never deadlock) and claims each warning or breach with a
+conditional UPDATE whose row count says whether this process recorded it. Notifications are in-app
+rows written in the same transaction (one INSERT per batch, once per recipient by their dedupe key)
+and e-mails sent after it commits.
+
+Rules (DOMAIN.md, issue 4), and the choices made where they were open:
+
+* created -> first_response, triage, update_cadence (run 1) and resolution start, for the targets the
+  policy of (organisation tier, severity) has.
+* a public reply by staff -> first_response is met; the live update_cadence run is met (or a missed
+  one gets its ``met_at``) and the next run starts (paused if the case waits on the customer; none
+  once the case is resolved).
+* status ``triaged`` -> triage is met. ``waiting_on_customer`` -> resolution and update_cadence
+  pause (a clock already past due is not paused: it is breached); leaving it -> they resume and
+  their due moves by the business time spent paused.
+* ``resolved`` -> resolution is met; the update cadence and any first_response/triage still live
+  are *cancelled* (a resolved case needs no updates; cancelled clocks do not count for compliance).
+* ``reopened`` -> a new resolution run starts, carrying the business time used by the earlier runs
+  in ``consumed``, and a new update_cadence run starts.
+* severity changed -> live clocks are re-targeted with the new policy from their original start
+  (pauses recounted); a target the new policy lacks is cancelled; a target it adds starts as if it
+  had applied from the case's creation. Breached clocks stay breached: that breach happened.
+* a clock met after its due instant but before the sweep noticed is recorded as breached then
+  (timeline event, no notification: nobody needs to act any more).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage, get_connection
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.urls import NoReverseMatch, reverse
+
+from cases.models import OPEN_STATUSES, Case, CaseEvent, EventKind, Organisation, Severity, Status, Team, Tier
+from cases.services import record_event
+from supportdesk.core.models import Notification, validate_time_zone
+from supportdesk.core.roles import Role
+
+from . import calendars, clock
+from .models import (
+    MAX_TARGET_MINUTES,
+    BusinessCalendar,
+    ClockState,
+    CustomHoliday,
+    OpeningHours,
+    OrganisationCalendar,
+    SlaClock,
+    SlaPolicy,
+    Target,
+)
+
+logger = logging.getLogger(__name__)
+
+LIVE = (ClockState.RUNNING, ClockState.PAUSED)
+#: Targets that stop counting while the case waits on the customer.
+PAUSING_TARGETS = (Target.RESOLUTION, Target.UPDATE_CADENCE)
+#: Severities whose warnings and breaches also go to the managers.
+MANAGER_SEVERITIES = (Severity.P1, Severity.P2)
+
+
+class SlaEventKind:
+    """Timeline event kinds the SLA app records (codes, never labels)."""
+
+    WARNING = "sla_warning"
+    BREACHED = "sla_breached"
+    CADENCE_REMINDER = "cadence_reminder"
+    CADENCE_MISSED = "cadence_missed"
+
+
+SLA_EVENT_KINDS = frozenset(
+    {SlaEventKind.WARNING, SlaEventKind.BREACHED, SlaEventKind.CADENCE_REMINDER, SlaEventKind.CADENCE_MISSED}
+)
+
+
+# =============================================================================== clock arithmetic
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.astimezone(dt.UTC).isoformat()
+
+
+def _parse(value: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(value)
+
+
+def _deadlines(clk: SlaClock, cal: clock.Calendar) -> tuple[dt.datetime, dt.datetime]:
+    """(warn_at, due_at): the instants at which the warning share / all of the target is used.
+
+    Business time from ``started_at`` to due is what is left of the target after earlier runs
+    (``consumed``) plus the business time spent paused since, so it lands where the running time
+    adds up to the target.
+    """
+    target = dt.timedelta(minutes=clk.target_minutes)
+    left = max(target - clk.consumed, dt.timedelta(0))
+    warn_left = max(target * clk.warning_ratio - clk.consumed, dt.timedelta(0))
+    paused = clk.paused_total
+    due_at = clock.add_business_time(cal, clk.started_at, left + paused)
+    warn_at = clock.add_business_time(cal, clk.started_at, warn_left + paused)
+    return warn_at, due_at
+
+
+@dataclass
+class _CaseContext:
+    """What the reactions to one case event need, each loaded at most once."""
+
+    case: Case
+    _policy: SlaPolicy | None = None
+    _policy_loaded: bool = False
+    _calendar: BusinessCalendar | None = None
+    _calendar_loaded: bool = False
+
+    @property
+    def policy(self) -> SlaPolicy | None:
+        if not self._policy_loaded:
+            self._policy = policy_for(organisation_id=self.case.organisation_id, severity=self.case.severity)
+            self._policy_loaded = True
+        return self._policy
+
+    def calendar(self, *, business_time: bool, since: dt.datetime, until: dt.datetime) -> clock.Calendar:
+        if not business_time:
+            return calendars.TWENTY_FOUR_SEVEN
+        if not self._calendar_loaded:
+            self._calendar = calendars.calendar_for_organisation(self.case.organisation_id)
+            self._calendar_loaded = True
+        return calendars.clock_calendar(self._calendar, business_time=True, since=since, until=until)
+
+    def calendar_for(self, clk: SlaClock, now: dt.datetime) -> clock.Calendar:
+        return self.calendar(business_time=clk.business_time, since=clk.started_at, until=now)
+
+
+def policy_for(*, organisation_id: int, severity: str) -> SlaPolicy | None:
+    """The policy of the organisation's tier and ``severity`` (one query), or None."""
+    tier = Organisation.objects.filter(pk=organisation_id).values("tier")[:1]
+    return SlaPolicy.objects.filter(tier=tier, severity=severity).first()
+
+
+def _new_clock(
+    ctx: _CaseContext,
+    target: str,
+    *,
+    run: int,
+    started_at: dt.datetime,
+    now: dt.datetime,
+    consumed: dt.timedelta = dt.timedelta(0),
+    paused: bool = False,
+) -> SlaClock | None:
+    policy = ctx.policy
+    minutes = policy.minutes_for(target) if policy else None
+    if policy is None or not minutes:
+        return None
+    clk = SlaClock(
+        case=ctx.case,
+        target=target,
+        run=run,
+        policy=policy,
+        target_minutes=minutes,
+        business_time=policy.business_time,
+        warning_ratio=policy.warning_ratio,
+        started_at=started_at,
+        consumed=consumed,
+        paused_total=dt.timedelta(0),
+        pauses=[],
+    )
+    cal = ctx.calendar_for(clk, now)
+    clk.warn_at, clk.due_at = _deadlines(clk, cal)
+    if paused:
+        clk.state = ClockState.PAUSED
+        clk.paused_at = now
+        clk.remaining_at_pause = clock.business_time_between(cal, now, clk.due_at)
+    return clk
+
+
+def _pause(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
+    if clk.state != ClockState.RUNNING or clk.due_at < now:
+        return False  # an overdue clock is breached by the sweep, not frozen
+    cal = ctx.calendar_for(clk, now)
+    clk.state = ClockState.PAUSED
+    clk.paused_at = now
+    clk.remaining_at_pause = clock.business_time_between(cal, now, clk.due_at)
+    return True
+
+
+def _resume(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
+    if clk.state != ClockState.PAUSED:
+        return False
+    cal = ctx.calendar_for(clk, now)
+    paused_at = clk.paused_at or now
+    clk.pauses = [*clk.pauses, [_iso(paused_at), _iso(now)]]
+    clk.paused_total += clock.business_time_between(cal, paused_at, now)
+    clk.paused_at = None
+    clk.remaining_at_pause = None
+    clk.state = ClockState.RUNNING
+    clk.warn_at, clk.due_at = _deadlines(clk, cal)
+    return True
+
+
+def _meet(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
+    """Stop ``clk`` as met at ``now``; late means breached (recorded here if the sweep has not)."""
+    if clk.state == ClockState.BREACHED:
+        if clk.met_at is None:
+            clk.met_at = now
+            return True
+        return False
+    if clk.state not in LIVE:
+        return False
+    _resume(ctx, clk, now)
+    clk.met_at = now
+    if now <= clk.due_at:
+        clk.state = ClockState.MET
+    else:
+        clk.state = ClockState.BREACHED
+        clk.breached_at = now
+        _record_clock_event(ctx.case, clk, breach=True, now=now, late_meet=True)
+    return True
+
+
+def _cancel(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
+    if clk.state not in LIVE:
+        return False
+    _resume(ctx, clk, now)  # so the pause is on record and the time used is right
+    clk.state = ClockState.CANCELLED
+    clk.cancelled_at = now
+    return True
+
+
+def _retarget(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
+    policy = ctx.policy
+    minutes = policy.minutes_for(clk.target) if policy else None
+    if policy is None or not minutes:
+        return _cancel(ctx, clk, now)
+    clk.policy = policy
+    clk.target_minutes = minutes
+    clk.business_time = policy.business_time
+    clk.warning_ratio = policy.warning_ratio
+    cal = ctx.calendar_for(clk, now)
+    # Finished pauses are recounted: the new policy may count in another calendar (24x7 vs business).
+    clk.paused_total = sum(
+        (clock.business_time_between(cal, _parse(a), _parse(b)) for a, b in clk.pauses), dt.timedelta(0)
+    )
+    clk.warn_at, clk.due_at = _deadlines(clk, cal)
+    if clk.state == ClockState.PAUSED and clk.paused_at is not None:
+        clk.remaining_at_pause = clock.business_time_between(cal, clk.paused_at, clk.due_at)
+    return True
+
+
+def _active_time(ctx: _CaseContext, clk: SlaClock, end: dt.datetime) -> dt.timedelta:
+    """Business time ``clk`` counted from its start to ``end`` (pauses excluded, earlier runs included)."""
+    cal = ctx.calendar_for(clk, end)
+    counted = clock.business_time_between(cal, clk.started_at, end) - clk.paused_total
+    return clk.consumed + max(counted, dt.timedelta(0))
+
+
+# =============================================================================== reacting to cases
+
+
+def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **kwargs) -> None:
+    """Receiver of ``cases.signals.case_event_recorded``: move the case's clocks (same transaction)."""
+    kind = event.kind
+    if kind in SLA_EVENT_KINDS:
+        return
+    if kind == EventKind.CREATED:
+        start_clocks(case, now=now)
+    elif kind == EventKind.PUBLIC_REPLY:
+        if event.actor_id is not None and not event.imported:
+            record_staff_reply(case, now=now)
+    elif kind == EventKind.STATUS_CHANGED:
+        apply_status_change(case, old=event.old_value, new=event.new_value, now=now)
+    elif kind == EventKind.SEVERITY_CHANGED:
+        retarget_clocks(case, now=now)
+
+
+class _Clocks:
+    """A case's clocks by target (locked for the transaction), oldest run first; few rows per case."""
+
+    def __init__(self, case: Case) -> None:
+        self.by_target: dict[str, list[SlaClock]] = {t.value: [] for t in Target}
+        for clk in SlaClock.objects.select_for_update().filter(case=case).order_by("target", "run"):
+            self.by_target[clk.target].append(clk)
+        self.changed: dict[int, SlaClock] = {}
+
+    def latest(self, target: str) -> SlaClock | None:
+        runs = self.by_target[target]
+        return runs[-1] if runs else None
+
+    def live(self, target: str) -> list[SlaClock]:
+        return [c for c in self.by_target[target] if c.is_live]
+
+    def next_run(self, target: str) -> int:
+        latest = self.latest(target)
+        return latest.run + 1 if latest else 1
+
+    def all_live(self) -> list[SlaClock]:
+        return [c for runs in self.by_target.values() for c in runs if c.is_live]
+
+    def mark(self, clk: SlaClock, changed: bool) -> None:
+        if changed:
+            self.changed[clk.pk] = clk
+
+    def save(self) -> None:
+        for clk in self.changed.values():
+            clk.save()
+        self.changed = {}
+
+
+def start_clocks(case: Case, *, now: dt.datetime) -> list[SlaClock]:
+    """Start every target of the case's policy at ``now`` (the case was just created)."""
+    ctx = _CaseContext(case)
+    clocks = [_new_clock(ctx, target, run=1, started_at=now, now=now) for target in Target.values]
+    created = [c for c in clocks if c is not None]
+    SlaClock.objects.bulk_create(created)
+    return created
+
+
+def record_staff_reply(case: Case, *, now: dt.datetime) -> None:
+    """A public reply by staff: first response met, this update met and the next one started."""
+    ctx = _CaseContext(case)
+    clocks = _Clocks(case)
+    for target in (Target.FIRST_RESPONSE, Target.UPDATE_CADENCE):
+        latest = clocks.latest(target)
+        if latest is not None:
+            clocks.mark(latest, _meet(ctx, latest, now))
+    clocks.save()
+    if case.status in OPEN_STATUSES:
+        paused = case.status == Status.WAITING_ON_CUSTOMER
+        run = clocks.next_run(Target.UPDATE_CADENCE)
+        nxt = _new_clock(ctx, Target.UPDATE_CADENCE, run=run, started_at=now, now=now, paused=paused)
+        if nxt is not None:
+            nxt.save()
+
+
+def apply_status_change(case: Case, *, old: str | None, new: str | None, now: dt.datetime) -> None:
+    """Meet, pause, resume, cancel or restart clocks for a status change ``old -> new``."""
+    ctx = _CaseContext(case)
+    clocks = _Clocks(case)
+    if old == Status.WAITING_ON_CUSTOMER:
+        for target in PAUSING_TARGETS:
+            for clk in clocks.live(target):
+                clocks.mark(clk, _resume(ctx, clk, now))
+    if new == Status.TRIAGED:
+        if (latest := clocks.latest(Target.TRIAGE)) is not None:
+            clocks.mark(latest, _meet(ctx, latest, now))
+    elif new == Status.WAITING_ON_CUSTOMER:
+        for target in PAUSING_TARGETS:
+            for clk in clocks.live(target):
+                clocks.mark(clk, _pause(ctx, clk, now))
+    elif new == Status.RESOLVED:
+        if (latest := clocks.latest(Target.RESOLUTION)) is not None:
+            clocks.mark(latest, _meet(ctx, latest, now))
+        for target in (Target.UPDATE_CADENCE, Target.FIRST_RESPONSE, Target.TRIAGE):
+            for clk in clocks.live(target):
+                clocks.mark(clk, _cancel(ctx, clk, now))
+    elif new == Status.REOPENED:
+        for target in (Target.RESOLUTION, Target.UPDATE_CADENCE):
+            for clk in clocks.live(target):  # none normally: resolving stopped them
+                clocks.mark(clk, _cancel(ctx, clk, now))
+    clocks.save()
+    if new == Status.REOPENED:
+        previous = clocks.latest(Target.RESOLUTION)
+        consumed = dt.timedelta(0)
+        if previous is not None:
+            consumed = _active_time(ctx, previous, previous.met_at or previous.cancelled_at or now)
+        started = [
+            _new_clock(
+                ctx,
+                Target.RESOLUTION,
+                run=clocks.next_run(Target.RESOLUTION),
+                started_at=now,
+                now=now,
+                consumed=consumed,
+            ),
+            _new_clock(
+                ctx,
+                Target.UPDATE_CADENCE,
+                run=clocks.next_run(Target.UPDATE_CADENCE),
+                started_at=now,
+                now=now,
+            ),
+        ]
+        SlaClock.objects.bulk_create([c for c in started if c is not None])
+
+
+def retarget_clocks(case: Case, *, now: dt.datetime) -> None:
+    """The severity changed: re-target live clocks with the new policy from their original start."""
+    ctx = _CaseContext(case)
+    clocks = _Clocks(case)
+    for clk in clocks.all_live():
+        clocks.mark(clk, _retarget(ctx, clk, now))
+    clocks.save()
+    if ctx.policy is None:
+        return
+    # Targets the old policy lacked and the new one has start as if they had applied all along.
+    is_open = case.status in OPEN_STATUSES
+    waiting = case.status == Status.WAITING_ON_CUSTOMER
+    needed = {
+        Target.FIRST_RESPONSE: case.first_response_at is None and is_open,
+        Target.TRIAGE: case.triaged_at is None and is_open,
+        Target.RESOLUTION: is_open,
+        Target.UPDATE_CADENCE: is_open,
+    }
+    started = []
+    for target, wanted in needed.items():
+        if not wanted or clocks.by_target[target]:
+            continue
+        start = now if target == Target.UPDATE_CADENCE else case.created_at
+        clk = _new_clock(
+            ctx, target, run=1, started_at=start, now=now, paused=waiting and target in PAUSING_TARGETS
+        )
+        if clk is not None:
+            started.append(clk)
+    SlaClock.objects.bulk_create(started)
+
+
+# =============================================================================== the sweep
+
+
+@dataclass(frozen=True)
+class _Phase:
+    name: str
+    stamp: str  # the column the claim sets
+
+    def due_q(self, now: dt.datetime) -> Q:
+        if self.name == "breach":
+            return Q(state=ClockState.RUNNING, due_at__lt=now)
+        # A clock already past due gets its breach, not a late warning.
+        return Q(state=ClockState.RUNNING, warned_at__isnull=True, warn_at__lte=now, due_at__gte=now)
+
+    @property
+    def order(self) -> str:
+        return "due_at" if self.name == "breach" else "warn_at"
+
+
+BREACH = _Phase("breach", "breached_at")
+WARNING = _Phase("warning", "warned_at")
+
+
+def due_clocks(*, now: dt.datetime, phase: _Phase = BREACH):
+    """Clocks whose breach (or warning) is due at ``now``: a range scan of a partial index."""
+    return SlaClock.objects.filter(phase.due_q(now)).order_by(phase.order)
+
+
+def record_due_warnings_and_breaches(
+    *, now: dt.datetime, batch_size: int = 200, max_batches: int = 10_000
+) -> int:
+    """Record every breach, then every warning, due at ``now``; returns how many this call recorded.
+
+    Each is recorded exactly once across processes: the case is locked with SKIP LOCKED (a case
+    another sweep or a person is changing is left for them / the next sweep) and the clock claimed
+    with a conditional UPDATE. One transaction per batch; a process killed mid-batch loses nothing,
+    the next sweep finds the same clocks still due.
+    """
+    recipients = _Recipients()
+    recorded = 0
+    for phase in (BREACH, WARNING):
+        for _ in range(max_batches):
+            claimed = _sweep_batch(phase, now=now, batch_size=batch_size, recipients=recipients)
+            recorded += claimed
+            # Nothing claimed: nothing left, or all of it in the hands of another sweep (or of a
+            # person changing those cases), which records it; the next sweep retries what remains.
+            if not claimed:
+                break
+    return recorded
+
+
+def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients: _Recipients) -> int:
+    candidates = list(due_clocks(now=now, phase=phase).values_list("id", "case_id")[:batch_size])
+    if not candidates:
+        return 0
+    case_ids = sorted({case_id for _, case_id in candidates})
+    claimed = 0
+    mails: list[EmailMessage] = []
+    notes: list[Notification] = []
+    with transaction.atomic():
+        cases = {
+            c.pk: c
+            for c in Case.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(pk__in=case_ids)
+            .select_related("organisation", "assignee", "team")
+            .order_by("pk")
+        }
+        if not cases:
+            return 0  # all being changed by someone else right now
+        recipients.prefetch_teams(cases.values())
+        clock_ids = [clock_id for clock_id, case_id in candidates if case_id in cases]
+        # Re-read under the case lock: an event may have met or moved a clock since the candidates query.
+        for clk in SlaClock.objects.filter(phase.due_q(now), pk__in=clock_ids).order_by(phase.order, "id"):
+            update = {phase.stamp: now}
+            if phase is BREACH:
+                update["state"] = ClockState.BREACHED
+            # The claim: only the process whose UPDATE changes the row records and notifies.
+            if SlaClock.objects.filter(phase.due_q(now), pk=clk.pk).update(**update) != 1:
+                continue
+            setattr(clk, phase.stamp, now)
+            case = cases[clk.case_id]
+            _record_clock_event(case, clk, breach=phase is BREACH, now=now)
+            mails.extend(
+                _notify(case, clk, breach=phase is BREACH, now=now, recipients=recipients, notes=notes)
+            )
+            claimed += 1
+        # One INSERT for the batch's in-app notifications (the dedupe key's unique constraint
+        # still makes each once per recipient) instead of a savepoint and INSERT per person.
+        Notification.objects.bulk_create(notes, ignore_conflicts=True)
+        if mails:
+            transaction.on_commit(lambda: _send_mails(mails))
+    return claimed
+
+
+# =============================================================================== timeline, notifications
+
+
+def _target_label(target: str) -> str:
+    return Target(target).label
+
+
+def _duration_text(minutes: int) -> str:
+    hours, mins = divmod(minutes, 60)
+    if hours and mins:
+        return f"{hours} h {mins} min"
+    return f"{hours} h" if hours else f"{mins} min"
+
+
+def _event_kind(clk: SlaClock, *, breach: bool) -> str:
+    if clk.target == Target.UPDATE_CADENCE:
+        return SlaEventKind.CADENCE_MISSED if breach else SlaEventKind.CADENCE_REMINDER
+    return SlaEventKind.BREACHED if breach else SlaEventKind.WARNING
+
+
+def _describe(clk: SlaClock, *, breach: bool, late_meet: bool = False) -> str:
+    label = _target_label(clk.target)
+    terms = f"{_duration_text(clk.target_minutes)} {'business time' if clk.business_time else '24x7'}"
+    due = f"{clk.due_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    if clk.target == Target.UPDATE_CADENCE:
+        if breach:
+            return f"Customer update missed: none sent within {terms} (was due {due})."
+        return f"Update the customer: the next update is due {due} ({terms} cadence)."
+    if late_meet:
+        return f"{label} target ({terms}) met late: it was due {due}."
+    if breach:
+        return f"{label} target ({terms}) breached: it was due {due}."
+    return f"{label} target ({terms}) at risk: due {due}."
+
+
+def _record_clock_event(
+    case: Case, clk: SlaClock, *, breach: bool, now: dt.datetime, late_meet: bool = False
+) -> CaseEvent:
+    return record_event(
+        case,
+        _event_kind(clk, breach=breach),
+        actor=None,
+        now=now,
+        field=clk.target,
+        new={"target": clk.target, "run": clk.run, "due_at": _iso(clk.due_at), "clock": clk.pk},
+        body=_describe(clk, breach=breach, late_meet=late_meet),
+    )
+
+
+class _Recipients:
+    """Who hears about a case's SLA events; managers and team members loaded once per sweep."""
+
+    def __init__(self) -> None:
+        self._managers: list | None = None
+        self._team_members: dict[int, list] = {}
+
+    @property
+    def managers(self) -> list:
+        if self._managers is None:
+            self._managers = list(
+                get_user_model().objects.filter(is_active=True, groups__name=Role.MANAGER).distinct()
+            )
+        return self._managers
+
+    def prefetch_teams(self, cases: Iterable[Case]) -> None:
+        team_ids = {c.team_id for c in cases if c.assignee_id is None and c.team_id is not None}
+        team_ids -= set(self._team_members)
+        if not team_ids:
+            return
+        through = Team.members.through
+        rows = through.objects.filter(team_id__in=team_ids, user__is_active=True).select_related("user")
+        for team_id in team_ids:
+            self._team_members[team_id] = []
+        for row in rows:
+            self._team_members[row.team_id].append(row.user)
+
+    def owners(self, case: Case) -> list:
+        """The assignee, else the members of the case's team."""
+        if case.assignee_id is not None and case.assignee.is_active:
+            return [case.assignee]
+        if case.team_id is not None:
+            return self._team_members.get(case.team_id, [])
+        return []
+
+    def for_event(self, case: Case, clk: SlaClock, *, breach: bool) -> list:
+        people = list(self.owners(case))
+        reminder = clk.target == Target.UPDATE_CADENCE and not breach
+        if case.severity in MANAGER_SEVERITIES and not reminder:
+            people += self.managers
+        unique = {}
+        for person in people:
+            unique.setdefault(person.pk, person)
+        return list(unique.values())
+
+
+def _case_url(case: Case) -> str:
+    try:
+        return reverse("cases:detail", args=[case.key])
+    except NoReverseMatch:
+        return f"/cases/{case.key}/"
+
+
+def _notify(
+    case: Case,
+    clk: SlaClock,
+    *,
+    breach: bool,
+    now: dt.datetime,
+    recipients: _Recipients,
+    notes: list[Notification],
+) -> list[EmailMessage]:
+    """Add the in-app notifications to ``notes`` (written in the recording transaction, once per
+    recipient and key) and return the e-mails to send after the commit."""
+    kind = _event_kind(clk, breach=breach)
+    if clk.target == Target.UPDATE_CADENCE:
+        headline = f"{case.severity}: customer update {'missed' if breach else 'due soon'}"
+    else:
+        headline = f"{case.severity}: {_target_label(clk.target)} {'breached' if breach else 'at risk'}"
+    title = f"{case.key} {headline}"
+    body = f"{case.title}\n{_describe(clk, breach=breach)}"
+    url = _case_url(case)
+    suffix = "breach" if breach else "warning"
+    people = recipients.for_event(case, clk, breach=breach)
+    notes.extend(
+        Notification(
+            recipient=person,
+            kind=kind,
+            title=title[:300],
+            body=body,
+            url=url,
+            created_at=now,
+            dedupe_key=f"sla:{clk.pk}:{suffix}",
+        )
+        for person in people
+    )
+    addresses = [p.email for p in people if p.email]
+    if case.assignee_id is None and case.team_id is not None and case.team.email:
+        owners = {p.pk for p in recipients.owners(case)}
+        addresses = [case.team.email] + [p.email for p in people if p.email and p.pk not in owners]
+    if not addresses:
+        return []
+    return [
+        EmailMessage(
+            subject=f"[{case.key}] {headline}",
+            body=f"{body}\n\n{settings.SITE_URL}{url}\n",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=sorted(set(addresses)),
+            headers={"X-SupportDesk-Case": case.key, "X-SupportDesk-Notification": f"sla:{clk.pk}:{suffix}"},
+        )
+    ]
+
+
+def _send_mails(messages: Sequence[EmailMessage]) -> None:
+    """After commit: the records and in-app notifications are safe, so a mail outage only logs."""
+    try:
+        with get_connection() as connection:
+            connection.send_messages(list(messages))
+    except Exception:
+        logger.exception("Could not e-mail %d SLA notification(s)", len(messages))
+
+
+# =============================================================================== calendars, policies
+
+
+@dataclass(frozen=True)
+class OpeningRangeInput:
+    weekday: int
+    start: dt.time
+    end: dt.time
+
+
+def _validation_error(errors: dict[str, list[str]]) -> None:
+    if errors:
+        raise ValidationError(errors)
+
+
+def validate_calendar(
+    *,
+    time_zone: str,
+    always_open: bool,
+    holiday_country: str,
+    holiday_subdivision: str,
+    opening_hours: Sequence[OpeningRangeInput],
+    custom_holidays: Sequence[tuple[dt.date, str]],
+    year: int,
+) -> dict[str, list[str]]:
+    """Field errors of a calendar (empty if it can count business time)."""
+    errors: dict[str, list[str]] = {}
+    try:
+        validate_time_zone(time_zone)
+    except ValidationError:
+        errors["time_zone"] = [f"“{time_zone}” is not a known time zone (e.g. Europe/Berlin)."]
+    if holiday_subdivision and not holiday_country:
+        errors["holiday_subdivision"] = ["Give the country of this subdivision too."]
+    if holiday_country:
+        try:
+            clock.holiday_dates(holiday_country, None, [year])
+        except ValueError:
+            errors["holiday_country"] = [f"“{holiday_country}” is not a country the holiday library knows."]
+        else:
+            if holiday_subdivision:
+                try:
+                    clock.holiday_dates(holiday_country, holiday_subdivision, [year])
+                except ValueError:
+                    errors["holiday_subdivision"] = [
+                        f"“{holiday_subdivision}” is not a subdivision of {holiday_country}."
+                    ]
+    dates = [d for d, _ in custom_holidays]
+    if len(set(dates)) != len(dates):
+        errors["custom_holidays"] = ["Each custom holiday date may appear only once."]
+    if always_open:
+        if opening_hours:
+            errors["opening_hours"] = ["A 24x7 calendar has no opening hours: clear them or untick 24x7."]
+        if holiday_country or custom_holidays:
+            errors.setdefault("custom_holidays", []).append(
+                "A 24x7 calendar has no holidays: clear them or untick 24x7."
+            )
+        return errors
+    if not opening_hours:
+        errors["opening_hours"] = ["Give at least one opening range, or make the calendar 24x7."]
+        return errors
+    ranges = []
+    hour_errors = []
+    for item in opening_hours:
+        try:
+            ranges.append(clock.OpeningRange(weekday=item.weekday, start=item.start, end=item.end))
+        except ValueError:
+            hour_errors.append(
+                f"{_weekday_name(item.weekday)} {item.start:%H:%M}-{_end_text(item.end)}: "
+                "the start must be before the end (00:00 as end means midnight, 24:00)."
+            )
+    if not hour_errors and "time_zone" not in errors:
+        try:
+            clock.Calendar(tz=time_zone, ranges=tuple(ranges))
+        except ValueError:
+            hour_errors.append(_overlap_message(ranges))
+    if hour_errors:
+        errors["opening_hours"] = hour_errors
+    return errors
+
+
+def _weekday_name(weekday: int) -> str:
+    names = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    return names[weekday] if 0 <= weekday < 7 else f"Weekday {weekday}"
+
+
+def _end_text(end: dt.time) -> str:
+    return "24:00" if end == dt.time(0) else f"{end:%H:%M}"
+
+
+def _overlap_message(ranges: list[clock.OpeningRange]) -> str:
+    by_day: dict[int, list[clock.OpeningRange]] = {}
+    for r in sorted(ranges, key=lambda r: (r.weekday, r.start_offset_us)):
+        same = by_day.setdefault(r.weekday, [])
+        if same and same[-1].end_offset_us > r.start_offset_us:
+            return f"Opening hours overlap on {_weekday_name(r.weekday)}: {same[-1]} and {r}."
+        same.append(r)
+    return "Opening hours overlap."
+
+
+def save_calendar(
+    calendar: BusinessCalendar | None,
+    *,
+    name: str,
+    time_zone: str,
+    always_open: bool,
+    holiday_country: str,
+    holiday_subdivision: str,
+    is_default: bool,
+    opening_hours: Sequence[OpeningRangeInput],
+    custom_holidays: Sequence[tuple[dt.date, str]],
+    organisations: Iterable[Organisation] | None,
+    now: dt.datetime,
+) -> BusinessCalendar:
+    """Create or replace a calendar (hours, holidays, organisations) or raise ValidationError.
+
+    Existing clocks keep their due instants; the calendar counts from their next event on.
+    """
+    name = name.strip()
+    holiday_country = holiday_country.strip().upper()
+    holiday_subdivision = holiday_subdivision.strip().upper()
+    errors = validate_calendar(
+        time_zone=time_zone,
+        always_open=always_open,
+        holiday_country=holiday_country,
+        holiday_subdivision=holiday_subdivision,
+        opening_hours=opening_hours,
+        custom_holidays=custom_holidays,
+        year=now.year,
+    )
+    if not name:
+        errors["name"] = ["A calendar needs a name."]
+    else:
+        clash = BusinessCalendar.objects.filter(name__iexact=name)
+        if calendar is not None:
+            clash = clash.exclude(pk=calendar.pk)
+        if clash.exists():
+            errors["name"] = [f"There is already a calendar called “{name}”."]
+    if calendar is not None and calendar.is_default and not is_default:
+        errors["is_default"] = [
+            "Make another calendar the default instead; one calendar is always the default."
+        ]
+    _validation_error(errors)
+    try:
+        with transaction.atomic():
+            if calendar is not None:
+                calendar = BusinessCalendar.objects.select_for_update().get(pk=calendar.pk)
+            else:
+                calendar = BusinessCalendar()
+            if is_default:
+                BusinessCalendar.objects.filter(is_default=True).exclude(pk=calendar.pk).update(
+                    is_default=False
+                )
+            calendar.name = name
+            calendar.time_zone = time_zone
+            calendar.always_open = always_open
+            calendar.holiday_country = holiday_country
+            calendar.holiday_subdivision = holiday_subdivision
+            calendar.is_default = is_default
+            if calendar.pk is not None:
+                calendar.version = F("version") + 1
+            calendar.save()
+            calendar.refresh_from_db()
+            OpeningHours.objects.filter(calendar=calendar).delete()
+            OpeningHours.objects.bulk_create(
+                OpeningHours(calendar=calendar, weekday=h.weekday, start=h.start, end=h.end)
+                for h in opening_hours
+            )
+            CustomHoliday.objects.filter(calendar=calendar).delete()
+            CustomHoliday.objects.bulk_create(
+                CustomHoliday(calendar=calendar, date=d, name=n[:100]) for d, n in custom_holidays
+            )
+            if organisations is not None:
+                _assign_organisations(calendar, list(organisations))
+    except IntegrityError as exc:  # a concurrent edit made another default or took the name
+        raise ValidationError(
+            {"name": ["Someone else changed the calendars at the same time; reload and try again."]}
+        ) from exc
+    return calendar
+
+
+def _assign_organisations(calendar: BusinessCalendar, organisations: list[Organisation]) -> None:
+    wanted = {o.pk for o in organisations}
+    OrganisationCalendar.objects.filter(calendar=calendar).exclude(organisation_id__in=wanted).delete()
+    existing = dict(
+        OrganisationCalendar.objects.filter(organisation_id__in=wanted).values_list(
+            "organisation_id", "calendar_id"
+        )
+    )
+    moved = [org_id for org_id, cal_id in existing.items() if cal_id != calendar.pk]
+    if moved:
+        OrganisationCalendar.objects.filter(organisation_id__in=moved).update(calendar=calendar)
+    OrganisationCalendar.objects.bulk_create(
+        OrganisationCalendar(organisation_id=org_id, calendar=calendar) for org_id in wanted - set(existing)
+    )
+
+
+def delete_calendar(calendar: BusinessCalendar) -> None:
+    """Delete a calendar nobody uses, or raise ValidationError."""
+    with transaction.atomic():
+        calendar = BusinessCalendar.objects.select_for_update().get(pk=calendar.pk)
+        if calendar.is_default:
+            raise ValidationError(
+                {"is_default": ["The default calendar cannot be deleted; make another the default."]}
+            )
+        used = OrganisationCalendar.objects.filter(calendar=calendar).count()
+        if used:
+            raise ValidationError(
+                {"organisations": [f"{used} organisation(s) use this calendar; move them to another first."]}
+            )
+        calendar.delete()
+
+
+def save_policy(
+    policy: SlaPolicy | None,
+    *,
+    tier: str,
+    severity: str,
+    business_time: bool,
+    warning_ratio: float,
+    first_response_minutes: int | None,
+    triage_minutes: int | None,
+    update_cadence_minutes: int | None,
+    resolution_minutes: int | None,
+) -> SlaPolicy:
+    """Create or change a policy, or raise ValidationError. Running clocks keep their terms."""
+    errors: dict[str, list[str]] = {}
+    if tier not in Tier.values:
+        errors["tier"] = [f"“{tier}” is not a tier; use one of {', '.join(Tier.values)}."]
+    if severity not in Severity.values:
+        errors["severity"] = [f"“{severity}” is not a severity; use one of {', '.join(Severity.values)}."]
+    if not 0 < warning_ratio < 1:
+        errors["warning_ratio"] = ["The warning point is a share of the target between 0 and 1 (e.g. 0.75)."]
+    minutes = {
+        "first_response_minutes": first_response_minutes,
+        "triage_minutes": triage_minutes,
+        "update_cadence_minutes": update_cadence_minutes,
+        "resolution_minutes": resolution_minutes,
+    }
+    for name, value in minutes.items():
+        if value is not None and not 1 <= value <= MAX_TARGET_MINUTES:
+            errors[name] = [f"Give a number of minutes from 1 to {MAX_TARGET_MINUTES}, or leave it empty."]
+    if not errors:
+        clash = SlaPolicy.objects.filter(tier=tier, severity=severity)
+        if policy is not None:
+            clash = clash.exclude(pk=policy.pk)
+        if clash.exists():
+            errors["severity"] = [f"There is already a policy for {tier} {severity}; change that one."]
+    _validation_error(errors)
+    policy = policy or SlaPolicy()
+    policy.tier = tier
+    policy.severity = severity
+    policy.business_time = business_time
+    policy.warning_ratio = warning_ratio
+    for name, value in minutes.items():
+        setattr(policy, name, value)
+    try:
+        with transaction.atomic():
+            policy.save()
+    except IntegrityError as exc:
+        raise ValidationError({"severity": [f"There is already a policy for {tier} {severity}."]}) from exc
+    return policy

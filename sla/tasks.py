@@ -1,0 +1,25 @@
+"""Celery entry points of the SLA app: a few lines each, calling services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+from . import services
+
+
+@shared_task(
+    name="sla.sweep",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=540,
+    time_limit=600,
+)
+def sweep() -> int:
+    """Record every SLA warning and breach due now, once each (safe to run twice, or on two workers).
+
+    A sweep that dies half-way loses nothing: each batch commits on its own and whatever was not
+    committed is still due for the next sweep, which beat sends every SLA_SWEEP_SECONDS.
+    """
+    return services.record_due_warnings_and_breaches(now=timezone.now())

@@ -1,0 +1,55 @@
+"""Headless Chromium through Playwright for the browser flows (marked ``browser``)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.infra import CHROMIUM
+
+# Playwright's sync API runs an event loop in this thread; Django's ORM calls made by the test
+# itself (creating users, reading the database) are still synchronous and safe here.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    # A laptop screen: the pages must be usable at 1366×768.
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="en-GB", timezone_id="UTC")
+    context.set_default_timeout(15_000)
+    tab = context.new_page()
+    yield tab
+    context.close()
+
+
+@pytest.fixture(autouse=True)
+def role_groups(transactional_db):
+    """The role groups, which a data migration creates and each transactional test's flush removes."""
+    from django.contrib.auth.models import Group
+
+    from supportdesk.core.roles import Role
+
+    for role in Role:
+        Group.objects.get_or_create(name=role.value)
