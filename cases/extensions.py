@@ -27,7 +27,17 @@ class QueueColumn:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class QueueOrdering:
+    name: str
+    label: str
+    ordering: list[str]  # keyset ordering; may name fields that ``annotate`` adds (never NULL)
+    annotate: Callable[[Any], Any]
+    datetime_fields: frozenset[str] = frozenset()
+
+
 _panels: list[CasePanel] = []
+_orderings: dict[str, QueueOrdering] = {}
 _columns: list[QueueColumn] = []
 _event_labels: dict[str, str] = {}
 
@@ -48,6 +58,22 @@ def register_queue_column(
 def register_event_labels(labels: dict[str, str]) -> None:
     """Human labels for timeline kinds recorded by other apps (codes stay in the data)."""
     _event_labels.update(labels)
+
+
+def register_queue_ordering(
+    name: str,
+    label: str,
+    ordering: list[str],
+    *,
+    annotate: Callable[[Any], Any],
+    datetime_fields: frozenset[str] = frozenset(),
+) -> None:
+    """A sort order for the queue computed by another app (e.g. the SLA's next due instant)."""
+    _orderings[name] = QueueOrdering(name, label, list(ordering), annotate, frozenset(datetime_fields))
+
+
+def queue_orderings() -> dict[str, QueueOrdering]:
+    return dict(_orderings)
 
 
 def case_panels(slot: str) -> list[str]:

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.db import connection
 from django.db.models import Q, QuerySet
 from django.utils.dateparse import parse_datetime
@@ -74,7 +74,12 @@ def _prepare(model, fields: list[str], values: list[Any]) -> list[Any]:
     """Check each cursor value against its field's type, so a tampered cursor is a clear error."""
     prepared = []
     for name, value in zip(fields, values, strict=True):
-        field = model._meta.get_field(name)
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            # An annotation (e.g. the SLA's next due instant): _decode already typed it.
+            prepared.append(value)
+            continue
         if value is None:
             raise InvalidCursor("That page link is not valid any more; start from the first page.")
         try:
@@ -89,7 +94,8 @@ def _filter_after(queryset: QuerySet, ordering: list[str], values: list[Any], *,
     (``(a, b, id) > (%s, %s, %s)``), which PostgreSQL answers with a single index range scan; the
     equivalent OR-expansion is kept for mixed directions."""
     directions = {spec.startswith("-") for spec in ordering}
-    if len(directions) != 1:
+    concrete = {f.name for f in queryset.model._meta.concrete_fields}
+    if len(directions) != 1 or any(spec.lstrip("-") not in concrete for spec in ordering):
         return queryset.filter(_after(ordering, values, backwards=backwards))
     descending = directions.pop() != backwards
     model = queryset.model

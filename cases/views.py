@@ -71,13 +71,13 @@ def _queue_filter(request: HttpRequest) -> CaseFilter:
     return case_filter
 
 
-def _queue_page(queryset, *, ordering: list[str], cursor: str | None):
+def _queue_page(queryset, *, ordering: list[str], cursor: str | None, datetime_fields=QUEUE_DATETIME_FIELDS):
     return paginate(
         queryset,
         ordering=ordering,
         cursor=cursor,
         page_size=QUEUE_PAGE_SIZE,
-        datetime_fields=QUEUE_DATETIME_FIELDS,
+        datetime_fields=datetime_fields,
     )
 
 
@@ -86,22 +86,30 @@ def _queue_page(queryset, *, ordering: list[str], cursor: str | None):
 def queue(request: HttpRequest) -> HttpResponse:
     case_filter = _queue_filter(request)
     form = case_filter.form
+    extra_orderings = extensions.queue_orderings()
     sort = request.GET.get("sort", "")
-    if sort not in selectors.QUEUE_ORDERINGS:
-        sort = selectors.DEFAULT_QUEUE_ORDERING
-    ordering = selectors.QUEUE_ORDERINGS[sort][1]
+    if sort not in selectors.QUEUE_ORDERINGS and sort not in extra_orderings:
+        sort = next(iter(extra_orderings), selectors.DEFAULT_QUEUE_ORDERING)
     queryset = case_filter.qs
+    datetime_fields = QUEUE_DATETIME_FIELDS
+    if sort in extra_orderings:
+        extra = extra_orderings[sort]
+        ordering = extra.ordering
+        queryset = extra.annotate(queryset)
+        datetime_fields = datetime_fields | extra.datetime_fields
+    else:
+        ordering = selectors.QUEUE_ORDERINGS[sort][1]
     if not form.is_valid():
         messages.warning(request, "Some filters were not understood and are ignored; see the marked fields.")
     cursor = request.GET.get("cursor") or None
     try:
-        page = _queue_page(queryset, ordering=ordering, cursor=cursor)
+        page = _queue_page(queryset, ordering=ordering, cursor=cursor, datetime_fields=datetime_fields)
     except (InvalidCursor, ValueError, TypeError, OverflowError) as exc:
         # A tampered or outdated page link: say so and show the first page.
         default = "That page link is not valid; showing the first page."
         messages.warning(request, str(exc) if isinstance(exc, InvalidCursor) else default)
         cursor = None
-        page = _queue_page(queryset, ordering=ordering, cursor=None)
+        page = _queue_page(queryset, ordering=ordering, cursor=None, datetime_fields=datetime_fields)
     data = form.data
     return render(
         request,
@@ -111,7 +119,8 @@ def queue(request: HttpRequest) -> HttpResponse:
             "page": page,
             "cases": page.items,
             "sort": sort,
-            "sort_choices": [(name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()],
+            "sort_choices": [(o.name, o.label) for o in extra_orderings.values()]
+            + [(name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()],
             "mine_checked": data.get("mine") in _TRUE,
             "unassigned_checked": data.get("unassigned") in _TRUE,
             "quick": _quick_view(request),

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Case, Exists, OuterRef, Prefetch, QuerySet, Subquery, Value, When
+from django.db.models import Case, DateTimeField, Exists, OuterRef, Prefetch, QuerySet, Subquery, Value, When
+from django.db.models.functions import Coalesce
 
 from cases.models import Case as SupportCase
 from cases.models import Organisation, Severity, Tier
@@ -141,6 +142,20 @@ def annotate_next_due(queryset: QuerySet[SupportCase]) -> QuerySet[SupportCase]:
     """
     running = SlaClock.objects.filter(case_id=OuterRef("pk"), state=ClockState.RUNNING).order_by("due_at")
     return queryset.annotate(next_due=Subquery(running.values("due_at")[:1]))
+
+
+# Cases with no running clock sort after every due one (a keyset ordering cannot hold NULLs).
+NO_DUE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
+
+
+def annotate_queue_due(queryset: QuerySet[SupportCase]) -> QuerySet[SupportCase]:
+    """``queue_due``: the next due instant, or NO_DUE when nothing is running (for the queue sort)."""
+    running = SlaClock.objects.filter(case_id=OuterRef("pk"), state=ClockState.RUNNING).order_by("due_at")
+    return queryset.annotate(
+        queue_due=Coalesce(
+            Subquery(running.values("due_at")[:1]), Value(NO_DUE), output_field=DateTimeField()
+        )
+    )
 
 
 # --------------------------------------------------------------------------- calendars and policies
