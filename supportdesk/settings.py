@@ -6,6 +6,7 @@ filesystem Celery broker under ``var/``. Production sets the variables documente
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,10 @@ from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORTDESK_VAR_DIR", BASE_DIR / "var"))
+# Local state (the default SQLite file, broker folders, mail) lives here; a fresh clone has none yet.
+# (In a read-only image the folder may not be creatable; everything is then configured elsewhere.)
+with contextlib.suppress(OSError):
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 
 def env_bool(name: str, default: bool) -> bool:
