@@ -1,0 +1,483 @@
+"""The KPIs of DOMAIN.md's metrics table, computed in the database.
+
+Every function takes the period as keyword-only aware instants ``start`` (inclusive) and ``end``
+(exclusive), the filters of the dashboard (``team``, ``tier``, ``severity``, ``organisation``,
+``assignee``: a model instance, a primary key or a code) and returns plain data. A period selects
+cases by the time of the event the metric is about (FRT: the first reply, MTTR: the first
+resolution, compliance: the clock's completion, ...). Durations are calendar seconds.
+
+Percentiles: PostgreSQL's ``percentile_cont``; on SQLite the same linear interpolation between the
+two nearest ranks computed with window functions. Either way one query per figure, no rows loaded
+into Python.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connections
+from django.db.models import Count, F, FloatField, Func, Min, Q, QuerySet
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from cases.models import OPEN_Q, Case, CaseEvent, EventKind, Severity, Status
+from escalations.models import Escalation
+from escalations.states import EscalationState
+from knowledge.models import ArticleCaseLink
+from sla.models import ClockState, SlaClock, Target
+
+#: Backlog age buckets: (label, lower bound in days inclusive, upper bound exclusive or None).
+AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("0-1d", 0, 1),
+    ("1-3d", 1, 3),
+    ("3-7d", 3, 7),
+    ("7-21d", 7, 21),
+    (">21d", 21, None),
+)
+CADENCE_SEVERITIES = (Severity.P1.value, Severity.P2.value)
+FILTER_NAMES = ("team", "tier", "severity", "organisation", "assignee")
+
+
+# --- building blocks -------------------------------------------------------------------------------
+
+
+class SecondsBetween(Func):
+    """``later - earlier`` in (fractional) seconds, exact to the microsecond on both backends."""
+
+    output_field = FloatField()
+    arity = 2
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotImplementedError(f"SecondsBetween is not implemented for {connection.vendor}")
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        return self.as_sql_template(
+            compiler, connection, "EXTRACT(EPOCH FROM (%(expressions)s))::double precision", " - "
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        # Django's own SQLite function: the difference of two stored instants in microseconds.
+        return self.as_sql_template(
+            compiler, connection, "(django_timestamp_diff(%(expressions)s) / 1000000.0)", ", "
+        )
+
+    def as_sql_template(self, compiler, connection, template, joiner):
+        return Func.as_sql(self, compiler, connection, template=template, arg_joiner=joiner)
+
+
+@dataclass(frozen=True)
+class DurationStats:
+    """Median, p90 and mean of a set of durations (seconds); None when the set is empty."""
+
+    count: int
+    median: float | None
+    p90: float | None
+    mean: float | None
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """``numerator / denominator``; ``rate`` is None when nothing was counted."""
+
+    numerator: int
+    denominator: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.numerator / self.denominator if self.denominator else None
+
+
+def _pk(value: Any) -> Any:
+    return getattr(value, "pk", value)
+
+
+def case_filter_q(prefix: str = "", **filters: Any) -> Q:
+    """The dashboard filters as a Q on Case (``prefix`` is the path to the case, e.g. ``case__``)."""
+    unknown = set(filters) - set(FILTER_NAMES)
+    if unknown:
+        raise TypeError(f"Unknown metric filters: {', '.join(sorted(unknown))}")
+    lookups = {
+        "team": "team_id",
+        "tier": "organisation__tier",
+        "severity": "severity",
+        "organisation": "organisation_id",
+        "assignee": "assignee_id",
+    }
+    q = Q()
+    for name, value in filters.items():
+        if value is None or value == "":
+            continue
+        q &= Q(**{f"{prefix}{lookups[name]}": _pk(value)})
+    return q
+
+
+def _check_period(start: dt.datetime, end: dt.datetime) -> None:
+    if timezone.is_naive(start) or timezone.is_naive(end):
+        raise ValueError("The period's start and end must be aware datetimes.")
+    if end <= start:
+        raise ValueError("The period must end after it starts.")
+
+
+def _duration_stats(qs: QuerySet, *, group_by: str | None = None) -> dict[Any, DurationStats]:
+    """Stats of the ``d`` annotation of ``qs`` (seconds), per value of ``group_by`` (or under None).
+
+    One query: the queryset is compiled for its own database and wrapped in an aggregate over it.
+    Only ORM-compiled SQL and a quoted column name of this module are interpolated; values travel as
+    parameters.
+    """
+    if group_by not in (None, "severity"):
+        raise ValueError(f"Cannot group durations by {group_by!r}.")
+    fields = ["d"] + ([group_by] if group_by else [])
+    inner = qs.filter(d__isnull=False).values(*fields).order_by()
+    connection = connections[qs.db]
+    sql, params = inner.query.get_compiler(using=qs.db).as_sql()
+    g = connection.ops.quote_name(group_by) if group_by else "NULL"
+    if connection.vendor == "postgresql":
+        outer = (
+            f"SELECT {g}, COUNT(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), "  # noqa: S608
+            f"percentile_cont(0.9) WITHIN GROUP (ORDER BY d), AVG(d) FROM ({sql}) s GROUP BY 1"
+        )
+    else:
+        # Rank rows per group, then interpolate between ranks floor((n-1)p) and ceil((n-1)p):
+        # exactly what percentile_cont computes.
+        part = f"PARTITION BY {g} " if group_by else ""
+
+        def pct(p: float) -> str:
+            pos = f"((n - 1) * {p})"
+            lo = f"CAST({pos} AS INTEGER)"
+            hi = f"({lo} + CASE WHEN {pos} > {lo} THEN 1 ELSE 0 END)"
+            lo_val = f"MAX(CASE WHEN rn = {lo} THEN d END)"
+            hi_val = f"MAX(CASE WHEN rn = {hi} THEN d END)"
+            return f"({lo_val} + (MAX({pos}) - MAX({lo})) * ({hi_val} - {lo_val}))"
+
+        outer = (
+            f"SELECT g, COUNT(*), {pct(0.5)}, {pct(0.9)}, AVG(d) FROM ("  # noqa: S608
+            f"SELECT {g} AS g, d, ROW_NUMBER() OVER ({part}ORDER BY d) - 1 AS rn, "
+            f"COUNT(*) OVER ({part.strip()}) AS n FROM ({sql}) s0) s GROUP BY g"
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(outer, params)
+        rows = cursor.fetchall()
+    return {
+        row[0]: DurationStats(
+            count=row[1],
+            median=_seconds(row[2]),
+            p90=_seconds(row[3]),
+            mean=_seconds(row[4]),
+        )
+        for row in rows
+    }
+
+
+def _seconds(value: Any) -> float | None:
+    # Durations are exact to the microsecond; rounding there hides float noise of interpolation.
+    return None if value is None else round(float(value), 6)
+
+
+_EMPTY = DurationStats(count=0, median=None, p90=None, mean=None)
+
+
+@dataclass(frozen=True)
+class DurationReport:
+    overall: DurationStats
+    by_severity: dict[str, DurationStats]
+
+
+def _duration_report(qs: QuerySet) -> DurationReport:
+    overall = _duration_stats(qs).get(None, _EMPTY)
+    by_severity = _duration_stats(qs, group_by="severity")
+    return DurationReport(
+        overall=overall, by_severity={s: by_severity.get(s, _EMPTY) for s in Severity.values}
+    )
+
+
+def _cases(**filters: Any) -> QuerySet:
+    return Case.objects.filter(case_filter_q(**filters))
+
+
+# --- durations -------------------------------------------------------------------------------------
+
+
+def first_response_time(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> DurationReport:
+    """FRT: first public staff reply - created, for cases first answered in the period."""
+    _check_period(start, end)
+    qs = _cases(**filters).filter(first_response_at__gte=start, first_response_at__lt=end)
+    return _duration_report(qs.annotate(d=SecondsBetween(F("first_response_at"), F("created_at"))))
+
+
+def time_to_triage(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> DurationReport:
+    """TTT: first time the case reached ``triaged`` - created, for cases first triaged in the period."""
+    _check_period(start, end)
+    qs = _cases(**filters).filter(triaged_at__gte=start, triaged_at__lt=end)
+    return _duration_report(qs.annotate(d=SecondsBetween(F("triaged_at"), F("created_at"))))
+
+
+def time_to_resolve(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> DurationReport:
+    """MTTR: first resolution - created, for cases first resolved in the period."""
+    _check_period(start, end)
+    qs = _cases(**filters).filter(first_resolved_at__gte=start, first_resolved_at__lt=end)
+    return _duration_report(qs.annotate(d=SecondsBetween(F("first_resolved_at"), F("created_at"))))
+
+
+# --- SLA compliance --------------------------------------------------------------------------------
+
+
+def _completed_clocks(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet:
+    """Clocks whose outcome was decided in the period: met (at ``met_at``) or breached (at
+    ``breached_at``, also when met late afterwards). Cancelled and live clocks are not counted."""
+    completed = Q(state=ClockState.MET, met_at__gte=start, met_at__lt=end) | Q(
+        state=ClockState.BREACHED, breached_at__gte=start, breached_at__lt=end
+    )
+    return SlaClock.objects.filter(completed).filter(case_filter_q("case__", **filters))
+
+
+def sla_compliance(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> dict[str, dict[str, Ratio]]:
+    """Per target, per severity (and ``all``): clocks met on time / clocks completed in the period.
+
+    A clock met late is a breach; cancelled clocks are excluded. One query.
+    """
+    _check_period(start, end)
+    rows = (
+        _completed_clocks(start=start, end=end, **filters)
+        .values("target", "case__severity")
+        .annotate(total=Count("id"), on_time=Count("id", filter=Q(state=ClockState.MET)))
+        .order_by()
+    )
+    result: dict[str, dict[str, Ratio]] = {
+        t: {s: Ratio(0, 0) for s in [*Severity.values, "all"]} for t in Target.values
+    }
+    for row in rows:
+        per = result[row["target"]]
+        per[row["case__severity"]] = Ratio(row["on_time"], row["total"])
+        all_ = per["all"]
+        per["all"] = Ratio(all_.numerator + row["on_time"], all_.denominator + row["total"])
+    return result
+
+
+def update_cadence_adherence(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> Ratio:
+    """Update-cadence clocks of P1 and P2 cases met on time / completed in the period."""
+    _check_period(start, end)
+    qs = _completed_clocks(start=start, end=end, **filters).filter(
+        target=Target.UPDATE_CADENCE, case__severity__in=CADENCE_SEVERITIES
+    )
+    agg = qs.aggregate(total=Count("id"), on_time=Count("id", filter=Q(state=ClockState.MET)))
+    return Ratio(agg["on_time"], agg["total"])
+
+
+# --- rates -----------------------------------------------------------------------------------------
+
+
+def _resolved_case_ids(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet:
+    """Cases with at least one resolution in the period (as a subquery of case ids)."""
+    return (
+        CaseEvent.objects.filter(
+            kind=EventKind.STATUS_CHANGED,
+            field="status",
+            new_value=Status.RESOLVED.value,
+            created_at__gte=start,
+            created_at__lt=end,
+        )
+        .filter(case_filter_q("case__", **filters))
+        .values("case_id")
+    )
+
+
+def reopen_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
+    """Cases reopened in the period / cases resolved in the period (each case counted once)."""
+    _check_period(start, end)
+    reopened = (
+        CaseEvent.objects.filter(kind=EventKind.REOPENED, created_at__gte=start, created_at__lt=end)
+        .filter(case_filter_q("case__", **filters))
+        .values("case_id")
+    )
+    agg = Case.objects.aggregate(
+        reopened=Count("id", filter=Q(id__in=reopened)),
+        resolved=Count("id", filter=Q(id__in=_resolved_case_ids(start=start, end=end, **filters))),
+    )
+    return Ratio(agg["reopened"], agg["resolved"])
+
+
+def knowledge_reuse(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
+    """Cases resolved in the period with a linked article / cases resolved in the period."""
+    _check_period(start, end)
+    resolved = Case.objects.filter(id__in=_resolved_case_ids(start=start, end=end, **filters))
+    linked = ArticleCaseLink.objects.values("case_id")
+    agg = resolved.aggregate(total=Count("id"), linked=Count("id", filter=Q(id__in=linked)))
+    return Ratio(agg["linked"], agg["total"])
+
+
+def escalation_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
+    """Cases escalated (first escalation submitted) in the period / cases created in the period."""
+    _check_period(start, end)
+    first_submitted = (
+        Escalation.objects.filter(submitted_at__isnull=False)
+        .values("case_id")
+        .annotate(first=Min("submitted_at"))
+        .filter(first__gte=start, first__lt=end)
+        .values("case_id")
+    )
+    cases = _cases(**filters)
+    agg = cases.aggregate(
+        escalated=Count("id", filter=Q(id__in=first_submitted)),
+        created=Count("id", filter=Q(created_at__gte=start, created_at__lt=end)),
+    )
+    return Ratio(agg["escalated"], agg["created"])
+
+
+def engineering_bounce_rate(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> Ratio:
+    """Escalations first submitted in the period that went to ``needs_info`` at least once / those
+    escalations."""
+    _check_period(start, end)
+    qs = Escalation.objects.filter(submitted_at__gte=start, submitted_at__lt=end).filter(
+        case_filter_q("case__", **filters)
+    )
+    bounced = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
+    agg = qs.aggregate(total=Count("id"), bounced=Count("id", filter=bounced))
+    return Ratio(agg["bounced"], agg["total"])
+
+
+# --- backlog ---------------------------------------------------------------------------------------
+
+
+def backlog_aging(*, now: dt.datetime, **filters: Any) -> dict[str, dict[str, int]]:
+    """Open cases right now by age bucket and severity: ``{bucket: {severity: count}}``.
+
+    The backlog is a snapshot (statuses are current), so it takes ``now``, not a period.
+    """
+    if timezone.is_naive(now):
+        raise ValueError("now must be an aware datetime.")
+    aggregates = {}
+    for label, low, high in AGE_BUCKETS:
+        for severity in Severity.values:
+            cond = Q(severity=severity, created_at__lte=now - dt.timedelta(days=low))
+            if high is not None:
+                cond &= Q(created_at__gt=now - dt.timedelta(days=high))
+            aggregates[f"{label}|{severity}"] = Count("id", filter=cond)
+    agg = _cases(**filters).filter(OPEN_Q).aggregate(**aggregates)
+    return {
+        label: {severity: agg[f"{label}|{severity}"] for severity in Severity.values}
+        for label, _, _ in AGE_BUCKETS
+    }
+
+
+# --- weekly trends ---------------------------------------------------------------------------------
+
+
+def week_starts(*, end: dt.datetime, tz: str, weeks: int = 12) -> list[dt.datetime]:
+    """The local Monday 00:00 of the last ``weeks`` weeks up to the one containing ``end``."""
+    zone = ZoneInfo(tz)
+    local = end.astimezone(zone)
+    monday = (local - dt.timedelta(days=local.weekday())).date()
+    return [
+        dt.datetime.combine(monday - dt.timedelta(weeks=i), dt.time(0), tzinfo=zone)
+        for i in reversed(range(weeks))
+    ]
+
+
+def volume_trend(
+    *, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
+) -> list[dict[str, Any]]:
+    """Cases created and cases first resolved per local week, for the last ``weeks`` weeks."""
+    starts = week_starts(end=end, tz=tz, weeks=weeks)
+    zone = ZoneInfo(tz)
+    first, last = starts[0], starts[-1] + dt.timedelta(weeks=1)
+    cases = _cases(**filters)
+    created = dict(
+        cases.filter(created_at__gte=first, created_at__lt=last)
+        .annotate(week=TruncWeek("created_at", tzinfo=zone))
+        .values("week")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("week", "n")
+    )
+    resolved = dict(
+        cases.filter(first_resolved_at__gte=first, first_resolved_at__lt=last)
+        .annotate(week=TruncWeek("first_resolved_at", tzinfo=zone))
+        .values("week")
+        .annotate(n=Count("id"))
+        .order_by()
+        .values_list("week", "n")
+    )
+    return [{"week": s, "created": _lookup(created, s), "resolved": _lookup(resolved, s)} for s in starts]
+
+
+def _lookup(counts: dict, week: dt.datetime) -> int:
+    for key, value in counts.items():
+        if key is not None and _same_instant(key, week):
+            return value
+    return 0
+
+
+def _same_instant(a: dt.datetime | dt.date, b: dt.datetime) -> bool:
+    if isinstance(a, dt.datetime):
+        return a == b
+    return a == b.date()
+
+
+def trend(
+    metric, *, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
+) -> list[tuple[dt.datetime, Any]]:
+    """``metric`` (one of the period functions above) for each of the last ``weeks`` local weeks."""
+    starts = week_starts(end=end, tz=tz, weeks=weeks)
+    return [(s, metric(start=s, end=_next_week(s), tz=tz, **filters)) for s in starts]
+
+
+def _next_week(start: dt.datetime) -> dt.datetime:
+    # Wall-clock arithmetic on an aware datetime keeps local midnight across DST changes.
+    return start + dt.timedelta(weeks=1)
+
+
+def period_metrics(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> dict[str, Any]:
+    """All headline KPIs for one period (for the dashboard / API)."""
+    return {
+        "first_response_time": first_response_time(start=start, end=end, tz=tz, **filters),
+        "time_to_triage": time_to_triage(start=start, end=end, tz=tz, **filters),
+        "time_to_resolve": time_to_resolve(start=start, end=end, tz=tz, **filters),
+        "sla_compliance": sla_compliance(start=start, end=end, tz=tz, **filters),
+        "reopen_rate": reopen_rate(start=start, end=end, tz=tz, **filters),
+        "escalation_rate": escalation_rate(start=start, end=end, tz=tz, **filters),
+        "engineering_bounce_rate": engineering_bounce_rate(start=start, end=end, tz=tz, **filters),
+        "update_cadence_adherence": update_cadence_adherence(start=start, end=end, tz=tz, **filters),
+        "knowledge_reuse": knowledge_reuse(start=start, end=end, tz=tz, **filters),
+    }
+
+
+__all__: Iterable[str] = [
+    "AGE_BUCKETS",
+    "DurationReport",
+    "DurationStats",
+    "Ratio",
+    "backlog_aging",
+    "case_filter_q",
+    "engineering_bounce_rate",
+    "escalation_rate",
+    "first_response_time",
+    "knowledge_reuse",
+    "period_metrics",
+    "reopen_rate",
+    "sla_compliance",
+    "time_to_resolve",
+    "time_to_triage",
+    "trend",
+    "update_cadence_adherence",
+    "volume_trend",
+    "week_starts",
+]
