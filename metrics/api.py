@@ -81,12 +81,14 @@ class SummaryView(APIView):
     @extend_schema(
         operation_id="metrics_summary",
         parameters=[PeriodInput],
-    responses={
-        200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
-        400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"),
-        401: OpenApiResponse(description="Not authenticated"),
-        403: OpenApiResponse(description="Not a manager"),
-    },
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"
+            ),
+            401: OpenApiResponse(description="Not authenticated"),
+            403: OpenApiResponse(description="Not a manager"),
+        },
     )
     def get(self, request):
         data = PeriodInput(data=request.query_params)
@@ -119,12 +121,14 @@ class BacklogView(APIView):
     @extend_schema(
         operation_id="metrics_backlog",
         parameters=[BacklogInput],
-    responses={
-        200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
-        400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"),
-        401: OpenApiResponse(description="Not authenticated"),
-        403: OpenApiResponse(description="Not a manager"),
-    },
+        responses={
+            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"
+            ),
+            401: OpenApiResponse(description="Not authenticated"),
+            403: OpenApiResponse(description="Not a manager"),
+        },
     )
     def get(self, request):
         data = BacklogInput(data=request.query_params)

@@ -58,7 +58,8 @@ def send_ping(request):
     _require_manager(request)
     nonce = secrets.token_hex(8)
     WorkerPing.objects.create(nonce=nonce, sent_at=timezone.now())
-    transaction.on_commit(lambda: ping.delay(nonce))
+    # robust: with the broker down the page still answers (the ping simply stays "waiting").
+    transaction.on_commit(lambda: ping.delay(nonce), robust=True)
     if request.headers.get("Accept", "").startswith("application/json"):
         return JsonResponse({"nonce": nonce, "url": reverse("core:ping-detail", args=[nonce])}, status=202)
     messages.info(request, "Test task sent; reload to see the worker pick it up.")
