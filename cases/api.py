@@ -26,45 +26,25 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 from supportdesk.core.models import validate_time_zone
-from supportdesk.core.roles import is_agent, is_manager
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
 from .models import Case, CaseEvent, Contact, Organisation, Severity, Status, Team
 from .pagination import InvalidCursor, paginate
 
-# Token first: an anonymous request then gets 401 with ``WWW-Authenticate: Token``, not a bare 403.
-API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
-
-
 # --- Permissions ----------------------------------------------------------------------------------
 
 
-class IsSupportStaff(BasePermission):
-    """Agents, managers and admins; engineers and customers never see cases or customers."""
-
-    message = "Only support staff (agents and managers) can use this endpoint."
-
-    def has_permission(self, request, view) -> bool:
-        return is_agent(request.user)
-
-
-class ManagerCanWrite(BasePermission):
-    """Reads for every support agent; creating and changing needs a manager."""
-
+class ManagerCanWriteOrganisations(ManagerCanWrite):
     message = "Only managers can create or change organisations."
-
-    def has_permission(self, request, view) -> bool:
-        return request.method in SAFE_METHODS or is_manager(request.user)
 
 
 # --- Strict input fields --------------------------------------------------------------------------
@@ -603,9 +583,8 @@ class KeysetPagination(BasePagination):
 
 
 class StaffAPIView:
-    """What every endpoint here shares: token or session, support staff only, keyset pages."""
+    """What every endpoint here shares: support staff only, keyset pages."""
 
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
     pagination_class = KeysetPagination
     keyset_ordering: list[str] = ["id"]
@@ -910,7 +889,7 @@ class OrganisationViewSet(
 ):
     """Customer organisations: every agent reads them, managers add and change them."""
 
-    permission_classes = [IsSupportStaff, ManagerCanWrite]
+    permission_classes = [IsSupportStaff, ManagerCanWriteOrganisations]
     http_method_names = ["get", "post", "patch", "head", "options"]
     lookup_value_regex = r"\d+"
     queryset = Organisation.objects.all()

@@ -30,7 +30,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from cases.api import API_AUTHENTICATION, KeysetPagination, StrictCharField
+from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
 from supportdesk.core.roles import is_agent, is_engineer
 
@@ -489,7 +489,6 @@ def _action_schema(*, summary: str, description: str, request, error, side: str,
     ),
 )
 class EscalationViewSet(viewsets.GenericViewSet):
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [EscalationAccess]
     pagination_class = KeysetPagination
     filter_backends = [DjangoFilterBackend]

@@ -23,33 +23,27 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.models import Case
 from cases.selectors import case_by_key
-from supportdesk.core.roles import Role, is_agent
+from supportdesk.core import api as core_api
+from supportdesk.core.roles import Role
 
 from . import selectors, services
 from .models import Article, ArticleCaseLink, ArticleRevision, ArticleStatus, Kind, LinkRelation
 from .pagination import COUNT_CAP, CappedCountPaginator
 from .rendering import diff_lines, render_markdown
 
-API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 
-
-class IsSupportStaff(BasePermission):
-    """Agents, managers and admins; knowledge is for support staff, not engineering."""
+class IsSupportStaff(core_api.IsSupportStaff):
+    """Knowledge is for support staff, not engineering."""
 
     message = "Only support staff (agents and managers) can use the knowledge base."
-
-    def has_permission(self, request, view) -> bool:
-        return is_agent(request.user)
 
 
 class KnowledgePagination(PageNumberPagination):
@@ -582,7 +576,6 @@ def _workflow_schema(summary: str, description: str, request=None) -> Any:
 class ArticleViewSet(viewsets.GenericViewSet):
     """Knowledge articles and runbooks, addressed by slug. No DELETE: retire instead."""
 
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
     pagination_class = KnowledgePagination
     filter_backends: list = []
@@ -738,7 +731,6 @@ def _case_or_404(key: str) -> Case:
 class CaseArticlesView(APIView):
     """The articles linked to a case; POST links one as "used to resolve"."""
 
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
 
     @extend_schema(
@@ -780,7 +772,6 @@ class CaseArticlesView(APIView):
 class CaseArticleDraftView(APIView):
     """Draft an article from a case's resolution, linked back as "created from"."""
 
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
 
     @extend_schema(

@@ -11,21 +11,17 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.models import Severity, Tier
-from supportdesk.core.roles import is_manager
+from supportdesk.core import api as core_api
 
 from . import selectors
 
 
-class IsManager(BasePermission):
+class IsManager(core_api.IsManager):
     message = "Only managers can read the metrics."
-
-    def has_permission(self, request, view) -> bool:
-        return is_manager(request.user)
 
 
 class PeriodInput(serializers.Serializer):

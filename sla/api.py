@@ -20,33 +20,19 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
-from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.models import Case, Organisation, Severity, Tier
-from supportdesk.core.roles import is_agent, is_manager
+from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 
 from . import selectors, services
 from .models import MAX_TARGET_MINUTES, BusinessCalendar, SlaPolicy, Target
 
-API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 
-
-class IsSupportStaff(BasePermission):
-    message = "Only support staff (agents and managers) can use this endpoint."
-
-    def has_permission(self, request, view) -> bool:
-        return is_agent(request.user)
-
-
-class ManagerCanWrite(BasePermission):
+class ManagerCanWriteSla(ManagerCanWrite):
     message = "Only managers can change SLA calendars and policies."
-
-    def has_permission(self, request, view) -> bool:
-        return request.method in SAFE_METHODS or is_manager(request.user)
 
 
 # --- Fields ---------------------------------------------------------------------------------------
@@ -138,7 +124,6 @@ class CaseSlaSerializer(serializers.Serializer):
 
 
 class CaseSlaView(APIView):
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
 
     @extend_schema(
@@ -283,8 +268,7 @@ def _end(value: dt.time) -> str:
     destroy=extend_schema(summary="Delete an unused calendar (managers)", tags=["sla"]),
 )
 class CalendarViewSet(viewsets.ModelViewSet):
-    authentication_classes = API_AUTHENTICATION
-    permission_classes = [IsSupportStaff, ManagerCanWrite]
+    permission_classes = [IsSupportStaff, ManagerCanWriteSla]
     serializer_class = CalendarSerializer
     pagination_class = None
     filter_backends: list = []
@@ -360,8 +344,7 @@ class PolicySerializer(serializers.ModelSerializer):
     destroy=extend_schema(summary="Delete a policy (managers)", tags=["sla"]),
 )
 class PolicyViewSet(viewsets.ModelViewSet):
-    authentication_classes = API_AUTHENTICATION
-    permission_classes = [IsSupportStaff, ManagerCanWrite]
+    permission_classes = [IsSupportStaff, ManagerCanWriteSla]
     serializer_class = PolicySerializer
     pagination_class = None
     filter_backends: list = []
@@ -436,7 +419,6 @@ class PreviewSerializer(serializers.Serializer):
 
 
 class PreviewView(APIView):
-    authentication_classes = API_AUTHENTICATION
     permission_classes = [IsSupportStaff]
 
     @extend_schema(
