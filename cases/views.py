@@ -8,19 +8,17 @@ a conflict), with what the person typed kept.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import wraps
 from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.roles import is_agent
 
@@ -35,17 +33,8 @@ QUEUE_DATETIME_FIELDS = {"created_at", "updated_at"}
 _TRUE = ("true", "True", "1")  # what the filters' yes/no fields read as yes
 
 
-def agent_required(view):
-    """Logged-in agents, managers and admins only: anonymous -> login, anyone else -> 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not is_agent(request.user):
-            raise PermissionDenied("Cases are for support agents and managers.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# Logged-in agents, managers and admins only: anonymous -> login, anyone else -> 403.
+agent_required = role_required(is_agent, "Cases are for support agents and managers.")
 
 
 # --- Queue -------------------------------------------------------------------------------------

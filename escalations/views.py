@@ -7,11 +7,7 @@ Views read through escalations.selectors and write through escalations.services 
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -20,6 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from cases import selectors as case_selectors
 from cases.models import Case
 from cases.views import agent_required
+from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
@@ -28,18 +25,10 @@ from .forms import AnswerForm, AttachmentForm, PackageForm, SubmitForm, Withdraw
 from .models import EngineeringTeam, Escalation
 from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, Side, allowed_actions
 
-
-def staff_required(view):
-    """Support staff and engineers (each sees what selectors allow): anonymous -> login, others -> 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not (is_agent(request.user) or is_engineer(request.user)):
-            raise PermissionDenied("Escalations are for support staff and engineers.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# Support staff and engineers (each sees what selectors allow): anonymous -> login, others -> 403.
+staff_required = role_required(
+    lambda user: is_agent(user) or is_engineer(user), "Escalations are for support staff and engineers."
+)
 
 
 def _case_or_404(key: str) -> Case:

@@ -9,10 +9,8 @@ a step gets 403.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import wraps
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -21,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from cases.models import Case
 from cases.selectors import case_by_key
+from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent, is_manager
 
@@ -33,17 +32,8 @@ from .rendering import diff_lines, render_markdown
 PAGE_SIZE = 20
 
 
-def staff_required(view):
-    """Logged-in agents, managers and admins only: anonymous -> login, anyone else -> 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not is_agent(request.user):
-            raise PermissionDenied("The knowledge base is for support agents and managers.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# Logged-in agents, managers and admins only: anonymous -> login, anyone else -> 403.
+staff_required = role_required(is_agent, "The knowledge base is for support agents and managers.")
 
 
 def _article_or_404(slug: str) -> Article:

@@ -6,35 +6,24 @@ form errors on the re-rendered page (status 400), with what the manager typed ke
 
 from __future__ import annotations
 
-from functools import wraps
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from supportdesk.core.decorators import role_required
 from supportdesk.core.roles import is_manager
 
 from . import calendars, selectors, services
 from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm
 from .models import BusinessCalendar
 
-
-def manager_required(view):
-    """Managers and admins only: anonymous -> login, anyone else -> 403."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not is_manager(request.user):
-            raise PermissionDenied("SLA policies and calendars are for managers.")
-        return view(request, *args, **kwargs)
-
-    return wrapper
+# Managers and admins only: anonymous -> login, anyone else -> 403.
+manager_required = role_required(is_manager, "SLA policies and calendars are for managers.")
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
