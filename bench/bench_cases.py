@@ -27,6 +27,8 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import ensure_database  # noqa: E402 - after the path is set
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -46,42 +48,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also EXPLAIN every row slower than this (ms median)",
     )
     return parser.parse_args(argv)
-
-
-def ensure_database(url: str, *, recreate: bool) -> None:
-    """Create the benchmark database (from the ``postgres`` maintenance database) if missing."""
-    import dj_database_url
-    import psycopg2
-    from psycopg2 import sql
-
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench_cases.py needs PostgreSQL: set DATABASE_URL=postgres://...")
-    name = config["NAME"]
-    if recreate and "bench" not in name:
-        sys.exit(
-            f"Refusing to drop {name!r}: without --reuse the database is recreated; use a name with 'bench'."
-        )
-    conn = psycopg2.connect(
-        dbname="postgres",
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-    )
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            if recreate:
-                cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-                print(f"Created database {name}.")
-    finally:
-        conn.close()
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -109,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         sys.exit("Set DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_cases")
-    ensure_database(url, recreate=not args.reuse)
+    ensure_database(url, recreate=not args.reuse, script="bench_cases.py")
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
     import django

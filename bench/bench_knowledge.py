@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import ensure_database  # noqa: E402 - after the path is set
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_knowledge"
 
 QUERIES = [
@@ -130,41 +132,6 @@ def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     index = max(0, min(len(ordered) - 1, round(share * (len(ordered) - 1))))
     return ordered[index]
-
-
-def ensure_database(url: str, *, recreate: bool) -> None:
-    """Create the benchmark database (from the ``postgres`` maintenance database) if it is missing."""
-    import dj_database_url
-    import psycopg2
-    from psycopg2 import sql
-
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit("bench_knowledge.py needs PostgreSQL: set DATABASE_URL=postgres://...")
-    name = config["NAME"]
-    if recreate and "bench" not in name:
-        sys.exit(
-            f"Refusing to drop {name!r}: without --reuse the database is recreated; use a name with 'bench'."
-        )
-    conn = psycopg2.connect(
-        dbname="postgres",
-        user=config.get("USER") or None,
-        password=config.get("PASSWORD") or None,
-        host=config.get("HOST") or None,
-        port=config.get("PORT") or None,
-    )
-    conn.autocommit = True
-    try:
-        with conn.cursor() as cursor:
-            if recreate:
-                cursor.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
-            cursor.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            if cursor.fetchone() is None:
-                cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    finally:
-        conn.close()
 
 
 def _jargon(rng: random.Random, size: int = 4000) -> list[str]:
@@ -289,7 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("SECRET_KEY", "bench-only-secret-key-not-for-production-0123456789")
     os.environ.setdefault("ALLOWED_HOSTS", "testserver")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
-    ensure_database(url, recreate=not args.reuse)
+    ensure_database(url, recreate=not args.reuse, script="bench_knowledge.py")
 
     import django
 
