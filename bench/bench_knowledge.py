@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rows = []
     all_page, all_api = [], []
-    with override_settings(ROOT_URLCONF="knowledge.testing_urls", DEBUG=False):
+    with override_settings(DEBUG=False):
         clear_url_caches()
         for q in QUERIES:
             matches = selectors.search_articles(q).count()

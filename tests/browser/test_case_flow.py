@@ -10,20 +10,9 @@ from django.conf import settings
 
 from cases.models import Case, Status
 from tests import factories
+from tests.browser.helpers import expect_message, log_in
 
 SCREENSHOT = Path(settings.BASE_DIR) / "var" / "screenshots" / "case-flow.png"
-
-
-def _log_in(page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("pw-for-tests-1")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r".*/cases/$"))
-
-
-def _expect_message(page, text: str) -> None:
-    page.locator(".messages").get_by_text(text).wait_for()
 
 
 @pytest.mark.browser
@@ -35,7 +24,7 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
     factories.ContactFactory(name="Gina Elsewhere")  # another organisation's contact
     factories.TeamFactory(name="Tier 2", slug="tier-2")
 
-    _log_in(page, live_server.url, "alice")
+    log_in(page, live_server.url, "alice")
 
     # Create the case.
     page.get_by_role("link", name="New case").click()
@@ -46,7 +35,7 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
     page.get_by_label("Severity").select_option("P2")
     page.get_by_role("button", name="Create case").click()
     page.wait_for_url(re.compile(r".*/cases/CASE-\d+/$"))
-    _expect_message(page, "created.")
+    expect_message(page, "created.")
     case = Case.objects.get(title="Checkout fails with 502")
     assert page.get_by_role("heading", level=1).inner_text() == f"{case.key} Checkout fails with 502"
 
@@ -55,10 +44,10 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
         "Same stack trace as last week's incident."
     )
     page.get_by_role("button", name="Add internal note").click()
-    _expect_message(page, "Internal note added.")
+    expect_message(page, "Internal note added.")
     page.get_by_label("Public reply — e-mailed to carla@acme.example").fill("We are looking into it now.")
     page.get_by_role("button", name="Send reply to Carla Customer").click()
-    _expect_message(page, "Reply sent to carla@acme.example.")
+    expect_message(page, "Reply sent to carla@acme.example.")
 
     # Triage: confirm the severity and take the case.
     page.get_by_label("New status").select_option("triaged")
@@ -66,16 +55,16 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
     triage.get_by_label("Confirm severity").select_option("P2")
     triage.get_by_label("Assignee").select_option(label="Alice Agent")
     page.get_by_role("button", name="Change status").click()
-    _expect_message(page, "is now triaged.")
+    expect_message(page, "is now triaged.")
 
     page.get_by_label("New status").select_option("in_progress")
     assert not page.locator("fieldset.triage").is_visible()
     page.get_by_role("button", name="Change status").click()
-    _expect_message(page, "is now in progress.")
+    expect_message(page, "is now in progress.")
 
     page.get_by_label("New status").select_option("resolved")
     page.get_by_role("button", name="Change status").click()
-    _expect_message(page, "is now resolved.")
+    expect_message(page, "is now resolved.")
 
     # The timeline tells the whole story, in order, with the note marked internal.
     events = page.locator("ol.timeline > li")

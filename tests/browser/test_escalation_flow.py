@@ -16,26 +16,9 @@ from cases import services as case_services
 from cases.models import Status
 from escalations.models import EngineeringTeam, Escalation
 from tests import factories
+from tests.browser.helpers import expect_message, log_in
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-@pytest.fixture(autouse=True)
-def _escalation_urls(settings):
-    # The live server resolves URLs with settings.ROOT_URLCONF at request time.
-    settings.ROOT_URLCONF = "escalations.testing_urls"
-
-
-def _log_in(page, base_url: str, username: str) -> None:
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("pw-for-tests-1")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r".*/cases/$"))
-
-
-def _expect_message(page, text: str) -> None:
-    page.locator(".messages").get_by_text(text).wait_for()
 
 
 def _expect_score(page, score: int) -> None:
@@ -80,7 +63,7 @@ def test_agent_escalates_engineering_bounces_agent_answers_engineering_resolves(
         case, Status.TRIAGED, actor=agent, now=factories.at(2025, 3, 3, 9, 5), severity="P2", assignee=agent
     )
 
-    _log_in(page, live_server.url, "alice")
+    log_in(page, live_server.url, "alice")
 
     # The package form: the score starts at 0 and rises as each criterion is met.
     page.goto(f"{live_server.url}/escalations/new/{case.key}/")
@@ -111,10 +94,10 @@ def test_agent_escalates_engineering_bounces_agent_answers_engineering_resolves(
     page.screenshot(path=str(_screenshot("escalation-form.png")), full_page=True)
 
     page.get_by_role("button", name="Save draft").click()
-    _expect_message(page, "saved as a draft: quality 5/5")
+    expect_message(page, "saved as a draft: quality 5/5")
     escalation = Escalation.objects.get(case=case)
     page.get_by_role("button", name="Submit to engineering").click()
-    _expect_message(page, f"{escalation.key} submitted to Payments.")
+    expect_message(page, f"{escalation.key} submitted to Payments.")
 
     # Engineering bounces it through the API.
     body = _engineering(
@@ -128,7 +111,7 @@ def test_agent_escalates_engineering_bounces_agent_answers_engineering_resolves(
     page.screenshot(path=str(_screenshot("escalation-detail.png")), full_page=True)
     page.get_by_label("Your answer to engineering").fill("All of them: Visa, Mastercard and Amex.")
     page.get_by_role("button", name="Send answer").click()
-    _expect_message(page, f"Answer sent: {escalation.key} is back with Payments.")
+    expect_message(page, f"Answer sent: {escalation.key} is back with Payments.")
 
     # Engineering takes it on and resolves it.
     assert _engineering(live_server.url, token, escalation.pk, "acknowledge")["state"] == "acknowledged"

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.urls import clear_url_caches
 from django.utils import timezone
 
 from cases import services as case_services
@@ -16,30 +15,9 @@ from cases.models import CaseEvent, Status
 from knowledge import services
 from knowledge.models import Article, ArticleCaseLink, Kind
 from tests import factories
+from tests.browser.helpers import expect_message, log_in
 
 SCREENSHOT = Path(settings.BASE_DIR) / "var" / "screenshots" / "knowledge-flow.png"
-
-
-@pytest.fixture(autouse=True)
-def knowledge_urls(settings):
-    # The project's URLs with the knowledge app's (a no-op once supportdesk/urls.py includes them).
-    settings.ROOT_URLCONF = "knowledge.testing_urls"
-    clear_url_caches()
-    yield
-    clear_url_caches()
-
-
-def _log_in(page, base_url: str, username: str) -> None:
-    page.context.clear_cookies()
-    page.goto(f"{base_url}/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill("pw-for-tests-1")
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(re.compile(r".*/cases/$"))
-
-
-def _expect_message(page, text: str) -> None:
-    page.locator(".messages").get_by_text(text).wait_for()
 
 
 @pytest.mark.browser
@@ -81,7 +59,7 @@ def test_agent_resolves_with_a_suggested_runbook_and_a_manager_publishes_the_new
     services.publish(guide, actor=manager, now=now)
 
     # The agent opens the case and sees the runbook suggested.
-    _log_in(page, live_server.url, "alice")
+    log_in(page, live_server.url, "alice")
     page.goto(f"{live_server.url}{case.get_absolute_url()}")
     box = page.locator("section.kb-case")
     suggestion = box.locator(f'.kb-suggestion[data-slug="{runbook.slug}"]')
@@ -95,21 +73,21 @@ def test_agent_resolves_with_a_suggested_runbook_and_a_manager_publishes_the_new
     reply = page.get_by_label("Public reply — e-mailed to carla@acme.example")
     assert reply.input_value() == "Go to Settings > SSO and upload the new certificate."
     page.get_by_role("button", name="Send reply to Carla Customer").click()
-    _expect_message(page, "Reply sent to carla@acme.example.")
+    expect_message(page, "Reply sent to carla@acme.example.")
 
     # Link the runbook as used to resolve the case.
     box = page.locator("section.kb-case")
     box.locator(f'.kb-suggestion[data-slug="{runbook.slug}"]').get_by_role(
         "button", name=re.compile("used to resolve")
     ).click()
-    _expect_message(page, "as used to resolve it")
+    expect_message(page, "as used to resolve it")
     assert page.locator("section.kb-case .kb-linked").get_by_text(runbook.title).is_visible()
     assert page.locator(".timeline").get_by_text(re.compile("Article linked", re.IGNORECASE)).count() >= 1
 
     # Resolve the case.
     page.get_by_label("New status").select_option("resolved")
     page.get_by_role("button", name="Change status").click()
-    _expect_message(page, "is now resolved.")
+    expect_message(page, "is now resolved.")
 
     # Write down the fix: a draft article created from the case, prefilled with the resolution.
     page.locator("section.kb-case").get_by_label("Write down how this case was solved").select_option(
@@ -121,16 +99,16 @@ def test_agent_resolves_with_a_suggested_runbook_and_a_manager_publishes_the_new
     assert "Go to Settings > SSO and upload the new certificate." in body.input_value()
     page.get_by_label("Title").fill("Fix SSO logins after a certificate rotation")
     page.get_by_role("button", name="Save as a new revision").click()
-    _expect_message(page, "Saved as revision 2.")
+    expect_message(page, "Saved as revision 2.")
     draft = Article.objects.get(created_from_case=case)
     assert draft.status == "draft"
 
     # A manager finds the draft and publishes it.
-    _log_in(page, live_server.url, "maria")
+    log_in(page, live_server.url, "maria")
     page.goto(f"{live_server.url}/knowledge/?status=draft")
     page.get_by_role("link", name="Fix SSO logins after a certificate rotation").click()
     page.get_by_role("button", name="Publish", exact=True).click()
-    _expect_message(page, "Published")
+    expect_message(page, "Published")
     assert page.locator(".pill.good").first.inner_text() == "Published"
     page.locator("dl.fields").get_by_role("link", name=case.key).wait_for()  # linked back: "created from"
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

@@ -14,12 +14,6 @@ S = EscalationState
 
 
 @pytest.fixture(autouse=True)
-def _escalation_urls(settings):
-    # Until supportdesk/urls.py mounts the app, the tests use the project's URLs plus this app's.
-    settings.ROOT_URLCONF = "escalations.testing_urls"
-
-
-@pytest.fixture(autouse=True)
 def _test_settings(settings, tmp_path):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = str(tmp_path / "media")

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-from django.urls import clear_url_caches
 
 from cases import services as case_services
 from knowledge import services
@@ -12,15 +11,6 @@ from knowledge.models import Kind
 def fast_passwords(settings):
     # The factories hash a password per user; the real hasher would dominate the run time.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def knowledge_urls(settings):
-    """The project's URLs plus the knowledge app's, until supportdesk/urls.py includes them."""
-    settings.ROOT_URLCONF = "knowledge.testing_urls"
-    clear_url_caches()
-    yield
-    clear_url_caches()
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.metrics.urls")]
+pytestmark = pytest.mark.django_db
 
 SUMMARY = "/api/metrics/summary/"
 BERLIN_WEEK = {"start": "2025-03-03", "end": "2025-03-09", "tz": "Europe/Berlin"}

@@ -13,8 +13,6 @@ from tests import factories
 from tests.factories import at
 from tests.sla.factories import BusinessCalendarFactory
 
-pytestmark = pytest.mark.urls("tests.sla.urls")
-
 CALENDARS = "/api/sla/calendars/"
 POLICIES = "/api/sla/policies/"
 PREVIEW = "/api/sla/preview"
@@ -326,7 +324,6 @@ def test_an_invalid_preview_is_a_400_with_the_field_named(agent, organisation, b
 
 
 def test_the_schema_documents_the_sla_endpoints(agent, settings):
-    settings.ROOT_URLCONF = "tests.sla.urls"
     response = client_for(agent).get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = response.json()["paths"]

@@ -14,8 +14,6 @@ from tests import factories
 from tests.factories import at
 from tests.sla.factories import BusinessCalendarFactory
 
-pytestmark = pytest.mark.urls("tests.sla.urls")
-
 T0 = at(2026, 3, 4, 10, 0)
 
 
