@@ -19,12 +19,6 @@ from cases.selectors import QUEUE_ORDERINGS
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Users are created in almost every test; the production hasher would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _client(user) -> APIClient:
     client = APIClient()
     client.force_login(user)

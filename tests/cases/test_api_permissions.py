@@ -18,11 +18,6 @@ from supportdesk.core.roles import Role, roles_of
 from tests import factories
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def world(organisation, contact, team, new_case):
     return {"case": new_case, "organisation": organisation, "contact": contact}

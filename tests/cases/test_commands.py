@@ -23,12 +23,6 @@ NOW = dt.datetime(2026, 3, 11, 14, 30, tzinfo=dt.UTC)
 DEMO_CASES = 40
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings):
-    # The demo users' passwords are hashed on load; the slow production hasher adds nothing here.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def _load_demo(**kwargs) -> str:
     out = StringIO()
     call_command("load_demo_data", cases=DEMO_CASES, stdout=out, **kwargs)

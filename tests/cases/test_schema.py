@@ -8,12 +8,6 @@ from django.core.management import call_command
 from drf_spectacular.validation import validate_schema
 from rest_framework.test import APIClient
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 EXPECTED_OPERATIONS = {
     "/api/cases/": {"get", "post"},
     "/api/cases/{key}/": {"get", "patch"},

@@ -7,12 +7,6 @@ from knowledge import services
 from knowledge.models import Kind
 
 
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    # The factories hash a password per user; the real hasher would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def make_article(agent, manager, now):
     """An article in the status asked for, written by ``agent`` (published by ``manager``)."""
