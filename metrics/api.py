@@ -19,6 +19,13 @@ from supportdesk.core import api as core_api
 
 from . import selectors
 
+RESPONSES = {
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
+    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"),
+    401: OpenApiResponse(description="Not authenticated"),
+    403: OpenApiResponse(description="Not a manager"),
+}
+
 
 class IsManager(core_api.IsManager):
     message = "Only managers can read the metrics."
@@ -77,14 +84,7 @@ class SummaryView(APIView):
     @extend_schema(
         operation_id="metrics_summary",
         parameters=[PeriodInput],
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
-            400: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"
-            ),
-            401: OpenApiResponse(description="Not authenticated"),
-            403: OpenApiResponse(description="Not a manager"),
-        },
+        responses=RESPONSES,
     )
     def get(self, request):
         data = PeriodInput(data=request.query_params)
@@ -117,14 +117,7 @@ class BacklogView(APIView):
     @extend_schema(
         operation_id="metrics_backlog",
         parameters=[BacklogInput],
-        responses={
-            200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
-            400: OpenApiResponse(
-                OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"
-            ),
-            401: OpenApiResponse(description="Not authenticated"),
-            403: OpenApiResponse(description="Not a manager"),
-        },
+        responses=RESPONSES,
     )
     def get(self, request):
         data = BacklogInput(data=request.query_params)
