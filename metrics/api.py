@@ -11,10 +11,12 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.models import Severity, Tier
+from sla.models import Target
 from supportdesk.core import api as core_api
 
 from . import selectors
@@ -31,6 +33,14 @@ class IsManager(core_api.IsManager):
     message = "Only managers can read the metrics."
 
 
+def _validate_tz(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise serializers.ValidationError(f"“{value}” is not a time zone.") from exc
+    return value
+
+
 class PeriodInput(serializers.Serializer):
     """``start`` and ``end`` are local dates (end inclusive) in ``tz``; filters are optional."""
 
@@ -44,11 +54,7 @@ class PeriodInput(serializers.Serializer):
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
 
     def validate_tz(self, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise serializers.ValidationError(f"“{value}” is not a time zone.") from exc
-        return value
+        return _validate_tz(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if attrs["end"] < attrs["start"]:
@@ -59,11 +65,24 @@ class PeriodInput(serializers.Serializer):
 
 
 def _period(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    zone = ZoneInfo(data["tz"])
-    start = dt.datetime.combine(data["start"], dt.time(0), tzinfo=zone)
-    end = dt.datetime.combine(data["end"] + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    period = local_period(data["start"], data["end"], data["tz"])
     filters = {k: data[k] for k in selectors.FILTER_NAMES if k in data}
-    return {"start": start, "end": end, "tz": data["tz"]}, filters
+    return period, filters
+
+
+def local_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
+    """The local days ``first`` to ``last`` (inclusive) as aware instants: midnight to midnight in
+    ``tz``, so a day of a DST change is 23 or 25 hours long, as the team lived it."""
+    zone = ZoneInfo(tz)
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    return {"start": start, "end": end, "tz": tz}
+
+
+def previous_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
+    """The same number of local days just before ``first`` (the comparison period)."""
+    days = (last - first).days + 1
+    return local_period(first - dt.timedelta(days=days), first - dt.timedelta(days=1), tz)
 
 
 def _plain(value: Any) -> Any:
@@ -90,23 +109,34 @@ class SummaryView(APIView):
         data = PeriodInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         period, filters = _period(data.validated_data)
-        kpis = selectors.period_metrics(**period, **filters)
+        v = data.validated_data
+        previous = previous_period(v["start"], v["end"], v["tz"])
         return Response(
             {
                 "start": period["start"].isoformat(),
                 "end": period["end"].isoformat(),
                 "tz": period["tz"],
-                **_plain(kpis),
+                **_plain(selectors.period_metrics(**period, **filters)),
+                "previous": {
+                    "start": previous["start"].isoformat(),
+                    "end": previous["end"].isoformat(),
+                    **_plain(selectors.period_metrics(**previous, **filters)),
+                },
+                "targets": selectors.sla_targets(),
             }
         )
 
 
-class BacklogInput(serializers.Serializer):
+class FilterInput(serializers.Serializer):
     team = serializers.IntegerField(required=False, min_value=1)
     organisation = serializers.IntegerField(required=False, min_value=1)
     assignee = serializers.IntegerField(required=False, min_value=1)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
+
+
+class BacklogInput(FilterInput):
+    pass
 
 
 class BacklogView(APIView):
@@ -123,3 +153,111 @@ class BacklogView(APIView):
         data = BacklogInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         return Response({"buckets": selectors.backlog_aging(now=timezone.now(), **data.validated_data)})
+
+
+class TrendsInput(FilterInput):
+    """The weekly series end with the local week holding ``end`` (default: today)."""
+
+    end = serializers.DateField(required=False)
+    tz = serializers.CharField(default="UTC", max_length=64)
+    weeks = serializers.IntegerField(default=12, min_value=1, max_value=104)
+
+    def validate_tz(self, value: str) -> str:
+        return _validate_tz(value)
+
+
+class TrendsView(APIView):
+    """Weekly series (FRT and MTTR stats, SLA compliance, reopen rate, volume) for the charts."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(operation_id="metrics_trends", parameters=[TrendsInput], responses=RESPONSES)
+    def get(self, request):
+        data = TrendsInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        v = dict(data.validated_data)
+        zone = ZoneInfo(v.pop("tz"))
+        last = v.pop("end", None) or timezone.now().astimezone(zone).date()
+        end = dt.datetime.combine(last, dt.time(12), tzinfo=zone)
+        series = selectors.trends(end=end, tz=zone.key, weeks=v.pop("weeks"), **v)
+        return Response(
+            {
+                "tz": zone.key,
+                "weeks": [week.isoformat() for week in series.pop("weeks")],
+                **{
+                    name: [
+                        {**_plain(point), "week": point["week"].isoformat()}
+                        if isinstance(point, dict)
+                        else _plain(point)
+                        for point in points
+                    ]
+                    for name, points in series.items()
+                },
+            }
+        )
+
+
+class DrilldownInput(PeriodInput):
+    """The figure: ``metric`` and, for a ratio, ``part``; for compliance a ``target``; for the
+    backlog a ``bucket`` (the backlog is now, so its period is ignored)."""
+
+    metric = serializers.ChoiceField(choices=sorted(selectors.DRILLDOWN))
+    part = serializers.CharField(required=False, allow_blank=True, max_length=20)
+    target = serializers.ChoiceField(choices=Target.choices, required=False)
+    bucket = serializers.ChoiceField(choices=[b[0] for b in selectors.AGE_BUCKETS], required=False)
+    start = serializers.DateField(required=False)
+    end = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        metric, part = attrs["metric"], attrs.get("part") or None
+        if part and part not in selectors.DRILLDOWN[metric][1]:
+            raise serializers.ValidationError({"part": f"{metric} has no part “{part}”."})
+        if metric != "backlog":
+            missing = {f: "This field is required." for f in ("start", "end") if f not in attrs}
+            if missing:
+                raise serializers.ValidationError(missing)
+            return super().validate(attrs)
+        return attrs
+
+
+class DrilldownCase(serializers.Serializer):
+    key = serializers.CharField()
+    title = serializers.CharField()
+    severity = serializers.CharField()
+    status = serializers.CharField()
+    organisation = serializers.CharField(source="organisation.name")
+    assignee = serializers.CharField(source="assignee.get_username", default=None)
+    created_at = serializers.DateTimeField()
+    first_response_at = serializers.DateTimeField()
+    first_resolved_at = serializers.DateTimeField()
+    counted = serializers.IntegerField(help_text="How many of the figure's items the case holds.")
+    url = serializers.CharField(source="get_absolute_url")
+
+
+def drilldown_queryset(data: dict[str, Any]):
+    """``counted_cases`` for validated drill-down parameters (shared with the dashboard pages)."""
+    filters = {k: data[k] for k in selectors.FILTER_NAMES if k in data}
+    options = {k: data.get(k) or None for k in ("part", "target", "bucket")}
+    if data["metric"] == "backlog":
+        return selectors.counted_cases("backlog", now=timezone.now(), **options, **filters)
+    period = local_period(data["start"], data["end"], data["tz"])
+    return selectors.counted_cases(data["metric"], **period, **options, **filters)
+
+
+class DrilldownView(APIView):
+    """The cases a dashboard figure counts (newest first), limit/offset paginated."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        operation_id="metrics_cases",
+        parameters=[DrilldownInput],
+        responses={**RESPONSES, 200: DrilldownCase(many=True)},
+    )
+    def get(self, request):
+        data = DrilldownInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        qs = drilldown_queryset(data.validated_data).select_related("organisation", "assignee")
+        paginator = LimitOffsetPagination()
+        page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request, view=self)
+        return paginator.get_paginated_response(DrilldownCase(page, many=True).data)

@@ -20,15 +20,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connections
-from django.db.models import Count, F, FloatField, Func, Min, Q, QuerySet
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, F, FloatField, Func, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce, TruncWeek
 from django.utils import timezone
 
-from cases.models import OPEN_Q, Case, CaseEvent, EventKind, Severity, Status
+from cases.models import OPEN_Q, Case, CaseEvent, EventKind, Severity, Status, Tier
 from escalations.models import Escalation
 from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
-from sla.models import ClockState, SlaClock, Target
+from sla.models import ClockState, SlaClock, SlaPolicy, Target
+
+from . import csat
 
 #: Backlog age buckets: (label, lower bound in days inclusive, upper bound exclusive or None).
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -207,8 +209,12 @@ def first_response_time(
 ) -> DurationReport:
     """FRT: first public staff reply - created, for cases first answered in the period."""
     _check_period(start, end)
+    return _duration_report(_frt_qs(start=start, end=end, **filters))
+
+
+def _frt_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
     qs = _cases(**filters).filter(first_response_at__gte=start, first_response_at__lt=end)
-    return _duration_report(qs.annotate(d=SecondsBetween(F("first_response_at"), F("created_at"))))
+    return qs.annotate(d=SecondsBetween(F("first_response_at"), F("created_at")))
 
 
 def time_to_triage(
@@ -225,8 +231,12 @@ def time_to_resolve(
 ) -> DurationReport:
     """MTTR: first resolution - created, for cases first resolved in the period."""
     _check_period(start, end)
+    return _duration_report(_mttr_qs(start=start, end=end, **filters))
+
+
+def _mttr_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
     qs = _cases(**filters).filter(first_resolved_at__gte=start, first_resolved_at__lt=end)
-    return _duration_report(qs.annotate(d=SecondsBetween(F("first_resolved_at"), F("created_at"))))
+    return qs.annotate(d=SecondsBetween(F("first_resolved_at"), F("created_at")))
 
 
 # --- SLA compliance --------------------------------------------------------------------------------
@@ -320,20 +330,21 @@ def knowledge_reuse(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **
     return Ratio(agg["linked"], agg["total"])
 
 
+def _escalated_case_ids() -> QuerySet:
+    return Escalation.objects.filter(submitted_at__isnull=False).values("case_id")
+
+
 def escalation_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
-    """Cases escalated (first escalation submitted) in the period / cases created in the period."""
+    """Cases created in the period that have been escalated (submitted to engineering) / cases
+    created in the period.
+
+    Both sides are the same cohort, so the rate is a share of the period's cases and never exceeds
+    1; an escalation submitted after the period still counts for the case's own period.
+    """
     _check_period(start, end)
-    first_submitted = (
-        Escalation.objects.filter(submitted_at__isnull=False)
-        .values("case_id")
-        .annotate(first=Min("submitted_at"))
-        .filter(first__gte=start, first__lt=end)
-        .values("case_id")
-    )
-    cases = _cases(**filters)
-    agg = cases.aggregate(
-        escalated=Count("id", filter=Q(id__in=first_submitted)),
-        created=Count("id", filter=Q(created_at__gte=start, created_at__lt=end)),
+    created = _cases(**filters).filter(created_at__gte=start, created_at__lt=end)
+    agg = created.aggregate(
+        escalated=Count("id", filter=Q(id__in=_escalated_case_ids())), created=Count("id")
     )
     return Ratio(agg["escalated"], agg["created"])
 
@@ -457,11 +468,210 @@ def period_metrics(
         "engineering_bounce_rate": engineering_bounce_rate(start=start, end=end, tz=tz, **filters),
         "update_cadence_adherence": update_cadence_adherence(start=start, end=end, tz=tz, **filters),
         "knowledge_reuse": knowledge_reuse(start=start, end=end, tz=tz, **filters),
+        "csat": csat.csat(start=start, end=end, tz=tz, **filters),
+    }
+
+
+# --- weekly trends, all at once ----------------------------------------------------------------------
+
+
+def _all_targets(compliance: dict[str, dict[str, Ratio]]) -> Ratio:
+    return Ratio(
+        sum(per["all"].numerator for per in compliance.values()),
+        sum(per["all"].denominator for per in compliance.values()),
+    )
+
+
+def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any) -> dict[str, Any]:
+    """The dashboard's weekly series for the last ``weeks`` local weeks up to the one holding ``end``:
+    FRT and MTTR (overall stats), SLA compliance (all targets together), reopen rate and volume."""
+    starts = week_starts(end=end, tz=tz, weeks=weeks)
+    series: dict[str, list[Any]] = {
+        "first_response_time": [],
+        "time_to_resolve": [],
+        "sla_compliance": [],
+        "reopen_rate": [],
+    }
+    for week in starts:
+        period = {"start": week, "end": _next_week(week), "tz": tz, **filters}
+        series["first_response_time"].append(_duration_stats(_frt_qs(**period)).get(None, _EMPTY))
+        series["time_to_resolve"].append(_duration_stats(_mttr_qs(**period)).get(None, _EMPTY))
+        series["sla_compliance"].append(_all_targets(sla_compliance(**period)))
+        series["reopen_rate"].append(reopen_rate(**period))
+    return {"weeks": starts, **series, "volume": volume_trend(end=end, tz=tz, weeks=weeks, **filters)}
+
+
+# --- the targets the dashboard draws its lines at ---------------------------------------------------
+
+
+def sla_targets() -> dict[str, dict[str, dict[str, int | None]]]:
+    """``{tier: {severity: {target: minutes or None}}}`` from the SLA policies (one query)."""
+    result: dict[str, dict[str, dict[str, int | None]]] = {
+        tier: {severity: dict.fromkeys(Target.values) for severity in Severity.values} for tier in Tier.values
+    }
+    for policy in SlaPolicy.objects.all():
+        result[policy.tier][policy.severity] = {
+            Target.FIRST_RESPONSE: policy.first_response_minutes,
+            Target.TRIAGE: policy.triage_minutes,
+            Target.UPDATE_CADENCE: policy.update_cadence_minutes,
+            Target.RESOLUTION: policy.resolution_minutes,
+        }
+    return result
+
+
+# --- drill-down: the cases a figure counts ----------------------------------------------------------
+
+#: metric -> (label, parts). A ratio's parts are its numerator and its denominator (the default).
+DRILLDOWN: dict[str, tuple[str, tuple[str, ...]]] = {
+    "first_response_time": ("First response time", ()),
+    "time_to_triage": ("Time to triage", ()),
+    "time_to_resolve": ("Time to resolve", ()),
+    "sla_compliance": ("SLA compliance", ("met", "breached")),
+    "update_cadence_adherence": ("Update cadence adherence", ("met", "breached")),
+    "reopen_rate": ("Reopen rate", ("reopened", "resolved")),
+    "escalation_rate": ("Escalation rate", ("escalated", "created")),
+    "engineering_bounce_rate": ("Engineering bounce rate", ("bounced", "submitted")),
+    "knowledge_reuse": ("Knowledge reuse", ("linked", "resolved")),
+    "csat": ("CSAT", ()),
+    "backlog": ("Backlog", ()),
+    "volume_created": ("Cases created", ()),
+    "volume_resolved": ("Cases resolved", ()),
+}
+
+
+def counted_cases(
+    metric: str,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    tz: str = "UTC",
+    now: dt.datetime | None = None,
+    part: str | None = None,
+    target: str | None = None,
+    bucket: str | None = None,
+    **filters: Any,
+) -> QuerySet:
+    """The cases a dashboard figure counts, annotated with ``counted``: how many of the figure's
+    items each case contributes (clocks for compliance, escalations for the bounce rate, else 1).
+
+    The sum of ``counted`` is the figure's count (a duration's ``count``, a ratio's numerator for
+    its numerator part and its denominator otherwise, a backlog cell's number).
+    """
+    if metric not in DRILLDOWN:
+        raise ValueError(f"Unknown metric {metric!r}.")
+    parts = DRILLDOWN[metric][1]
+    if part not in (None, "", *parts):
+        raise ValueError(f"{metric} has no part {part!r}.")
+    if target not in (None, "", *Target.values):
+        raise ValueError(f"Unknown SLA target {target!r}.")
+    if metric == "backlog":
+        return _backlog_cases(now=now, bucket=bucket, **filters)
+    if start is None or end is None:
+        raise ValueError("A period is needed.")
+    _check_period(start, end)
+    period = {"start": start, "end": end, **filters}
+    one = Value(1, output_field=IntegerField())
+    if metric == "first_response_time":
+        return _frt_qs(**period).annotate(counted=one)
+    if metric == "time_to_triage":
+        return _cases(**filters).filter(triaged_at__gte=start, triaged_at__lt=end).annotate(counted=one)
+    if metric in ("time_to_resolve", "volume_resolved"):
+        return _mttr_qs(**period).annotate(counted=one)
+    if metric == "volume_created":
+        return _cases(**filters).filter(created_at__gte=start, created_at__lt=end).annotate(counted=one)
+    if metric in ("sla_compliance", "update_cadence_adherence"):
+        clocks = _completed_clocks(**period)
+        if metric == "update_cadence_adherence":
+            clocks = clocks.filter(target=Target.UPDATE_CADENCE, case__severity__in=CADENCE_SEVERITIES)
+        elif target:
+            clocks = clocks.filter(target=target)
+        if part == "met":
+            clocks = clocks.filter(state=ClockState.MET)
+        elif part == "breached":
+            clocks = clocks.filter(state=ClockState.BREACHED)
+        return _with_count(clocks)
+    if metric == "reopen_rate":
+        if part == "reopened":
+            ids = CaseEvent.objects.filter(
+                kind=EventKind.REOPENED, created_at__gte=start, created_at__lt=end
+            ).values("case_id")
+            return _cases(**filters).filter(id__in=ids).annotate(counted=one)
+        return Case.objects.filter(id__in=_resolved_case_ids(**period)).annotate(counted=one)
+    if metric == "knowledge_reuse":
+        resolved = Case.objects.filter(id__in=_resolved_case_ids(**period))
+        if part == "linked":
+            resolved = resolved.filter(id__in=ArticleCaseLink.objects.values("case_id"))
+        return resolved.annotate(counted=one)
+    if metric == "escalation_rate":
+        created = _cases(**filters).filter(created_at__gte=start, created_at__lt=end)
+        if part == "escalated":
+            created = created.filter(id__in=_escalated_case_ids())
+        return created.annotate(counted=one)
+    if metric == "engineering_bounce_rate":
+        escalations = Escalation.objects.filter(submitted_at__gte=start, submitted_at__lt=end).filter(
+            case_filter_q("case__", **filters)
+        )
+        if part == "bounced":
+            escalations = escalations.filter(Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO))
+        return _with_count(escalations)
+    return csat.csat_cases(start=start, end=end, tz=tz, **filters).annotate(counted=one)
+
+
+def _with_count(items: QuerySet) -> QuerySet:
+    """The cases of ``items`` (rows with a ``case_id``), each annotated with how many it has."""
+    per_case = (
+        items.filter(case_id=OuterRef("pk")).order_by().values("case_id").annotate(n=Count("id")).values("n")
+    )
+    return Case.objects.filter(id__in=items.values("case_id")).annotate(
+        counted=Coalesce(Subquery(per_case, output_field=IntegerField()), 0)
+    )
+
+
+def _backlog_cases(*, now: dt.datetime | None, bucket: str | None, **filters: Any) -> QuerySet:
+    if now is None or timezone.is_naive(now):
+        raise ValueError("now must be an aware datetime.")
+    qs = _cases(**filters).filter(OPEN_Q)
+    if bucket:
+        bounds = {label: (low, high) for label, low, high in AGE_BUCKETS}
+        if bucket not in bounds:
+            raise ValueError(f"Unknown backlog bucket {bucket!r}.")
+        low, high = bounds[bucket]
+        qs = qs.filter(created_at__lte=now - dt.timedelta(days=low))
+        if high is not None:
+            qs = qs.filter(created_at__gt=now - dt.timedelta(days=high))
+    return qs.annotate(counted=Value(1, output_field=IntegerField()))
+
+
+# --- an agent's own figures -------------------------------------------------------------------------
+
+
+def agent_overview(*, user: Any, now: dt.datetime, tz: str = "UTC") -> dict[str, Any]:
+    """The agent's own week (local Monday to now): FRT and update-cadence adherence of the cases
+    assigned to them, and their open cases ordered by the next SLA due time."""
+    from sla.selectors import annotate_queue_due
+
+    week_start = week_starts(end=now, tz=tz, weeks=1)[0]
+    period = {"start": week_start, "end": _next_week(week_start), "tz": tz, "assignee": user}
+    open_cases = (
+        annotate_queue_due(Case.objects.filter(OPEN_Q, assignee=_pk(user)))
+        .select_related("organisation")
+        .order_by("queue_due", "created_at", "id")
+    )
+    return {
+        "week_start": week_start,
+        "first_response_time": first_response_time(**period).overall,
+        "update_cadence_adherence": update_cadence_adherence(**period),
+        "open_cases": open_cases,
     }
 
 
 __all__: Iterable[str] = [
     "AGE_BUCKETS",
+    "DRILLDOWN",
+    "agent_overview",
+    "counted_cases",
+    "sla_targets",
+    "trends",
     "DurationReport",
     "DurationStats",
     "Ratio",

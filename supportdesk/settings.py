@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "escalations",
     "knowledge",
     "metrics",
+    "imports",
 ]
 
 MIDDLEWARE = [

@@ -21,7 +21,10 @@ urlpatterns = [
     path("api/", include("escalations.api_urls")),
     path("knowledge/", include("knowledge.urls")),
     path("api/", include("knowledge.api_urls")),
+    path("metrics/", include("metrics.urls")),
     path("api/", include("metrics.api_urls")),
+    path("survey/", include("metrics.survey_urls")),
+    path("imports/", include("imports.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -15,7 +15,9 @@ def client_for(user) -> APIClient:
     return client
 
 
-@pytest.mark.parametrize("url", [SUMMARY, "/api/metrics/backlog/"])
+@pytest.mark.parametrize(
+    "url", [SUMMARY, "/api/metrics/backlog/", "/api/metrics/trends/", "/api/metrics/cases/?metric=backlog"]
+)
 @pytest.mark.parametrize("role", ["agent", "engineer"])
 def test_agents_and_engineers_get_403(request, role, url):
     response = client_for(request.getfixturevalue(role)).get(url, BERLIN_WEEK)
@@ -66,3 +68,81 @@ def test_backlog(dataset, manager):
     body = client_for(manager).get("/api/metrics/backlog/").json()
     # Open now: C (P1), D (P2), E (P3), all older than 21 days by the time this runs (2025 data).
     assert body["buckets"][">21d"] == {"P1": 1, "P2": 1, "P3": 1, "P4": 0}
+
+
+def test_summary_compares_with_the_previous_period_and_carries_the_targets(dataset, manager):
+    body = client_for(manager).get(SUMMARY, BERLIN_WEEK).json()
+    previous = body["previous"]
+    # The seven local days before: Berlin 02-24..03-02. B was answered there (FRT 7200 s) and C's
+    # first response at Sunday 23:50 UTC is Monday 00:50 Berlin, so it is not.
+    assert previous["start"] == "2025-02-24T00:00:00+01:00"
+    assert previous["end"] == "2025-03-03T00:00:00+01:00"
+    assert previous["first_response_time"]["overall"]["count"] == 1
+    assert previous["first_response_time"]["overall"]["median"] == 7200.0
+    assert previous["reopen_rate"]["denominator"] == 0
+    assert body["targets"]["enterprise"]["P1"]["first_response"] == 15
+    assert body["targets"]["enterprise"]["P2"]["resolution"] == 24 * 60
+
+
+def test_trends(dataset, manager):
+    body = (
+        client_for(manager)
+        .get("/api/metrics/trends/", {"end": "2025-03-09", "tz": "Europe/Berlin", "weeks": 2})
+        .json()
+    )
+    assert body["weeks"] == ["2025-02-24T00:00:00+01:00", "2025-03-03T00:00:00+01:00"]
+    assert [p["median"] for p in body["first_response_time"]] == [7200.0, 900.0]
+    assert body["reopen_rate"][1] == {"numerator": 1, "denominator": 2, "rate": 0.5}
+    assert [(v["created"], v["resolved"]) for v in body["volume"]] == [(1, 0), (2, 2)]
+    assert body["volume"][1]["week"] == "2025-03-03T00:00:00+01:00"
+    assert len(client_for(manager).get("/api/metrics/trends/").json()["weeks"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"weeks": 0}, "weeks"), ({"weeks": 500}, "weeks"), ({"end": "soon"}, "end"), ({"tz": "Nowhere"}, "tz")],
+)
+def test_trends_bad_input(manager, params, field):
+    response = client_for(manager).get("/api/metrics/trends/", params)
+    assert response.status_code == 400
+    assert field in response.json()
+
+
+def test_drilldown_lists_the_cases_a_figure_counts(dataset, manager):
+    client = client_for(manager)
+    body = client.get(
+        "/api/metrics/cases/", {**BERLIN_WEEK, "metric": "reopen_rate", "part": "resolved"}
+    ).json()
+    assert body["count"] == 2
+    assert sorted(row["title"] for row in body["results"]) == ["A", "B"]
+    assert body["results"][0]["url"].startswith("/cases/CASE-")
+    met = client.get(
+        "/api/metrics/cases/",
+        {
+            **BERLIN_WEEK,
+            "metric": "sla_compliance",
+            "target": "first_response",
+            "part": "met",
+            "severity": "P1",
+        },
+    ).json()
+    # P1 first responses in the week: A met (600 s of 15 min), C breached (1200 s).
+    assert [row["title"] for row in met["results"]] == ["A"]
+    backlog = client.get("/api/metrics/cases/", {"metric": "backlog", "bucket": ">21d"}).json()
+    assert sorted(row["title"] for row in backlog["results"]) == ["C", "D", "E"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"metric": "colour"}, "metric"),
+        ({**BERLIN_WEEK, "metric": "reopen_rate", "part": "met"}, "part"),
+        ({"metric": "reopen_rate"}, "start"),
+        ({"metric": "backlog", "bucket": "old"}, "bucket"),
+        ({**BERLIN_WEEK, "metric": "sla_compliance", "target": "lunch"}, "target"),
+    ],
+)
+def test_drilldown_bad_input(manager, params, field):
+    response = client_for(manager).get("/api/metrics/cases/", params)
+    assert response.status_code == 400
+    assert field in response.json()

@@ -1,0 +1,57 @@
+"""CSAT: the mean rating (1-5) of the post-resolution surveys answered in a period, with their count.
+
+Same conventions as ``metrics/selectors.py``: keyword-only aware ``start`` (inclusive) and ``end``
+(exclusive), the dashboard filters (``team``, ``tier``, ``severity``, ``organisation``,
+``assignee``) applied to the answer's case, computed in the database. The period selects answers
+by ``answered_at``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Avg, Count, Q, QuerySet
+
+from cases.models import Case
+
+from .models import RATING_MAX, RATING_MIN, SurveyResponse
+
+RATINGS = tuple(range(RATING_MIN, RATING_MAX + 1))
+
+
+@dataclass(frozen=True)
+class CsatStats:
+    """``count`` answers, their ``mean`` rating (None when there are none) and ``{rating: n}``."""
+
+    count: int
+    mean: float | None
+    distribution: dict[int, int]
+
+
+def _answers(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet[SurveyResponse]:
+    # Imported here: selectors.py imports this module for its overview, in either order.
+    from metrics import selectors
+
+    selectors._check_period(start, end)
+    return SurveyResponse.objects.filter(answered_at__gte=start, answered_at__lt=end).filter(
+        selectors.case_filter_q("case__", **filters)
+    )
+
+
+def csat(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> CsatStats:
+    """Answers received in the period: count, mean rating and how many gave each rating. One query."""
+    aggregates: dict[str, Any] = {"count": Count("id"), "mean": Avg("rating")}
+    for n in RATINGS:
+        aggregates[f"r{n}"] = Count("id", filter=Q(rating=n))
+    agg = _answers(start=start, end=end, **filters).aggregate(**aggregates)
+    # PostgreSQL averages integers as numeric (Decimal); the figure is a plain float either way.
+    mean = None if agg["mean"] is None else float(agg["mean"])
+    return CsatStats(count=agg["count"], mean=mean, distribution={n: agg[f"r{n}"] for n in RATINGS})
+
+
+def csat_cases(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet[Case]:
+    """The cases whose survey was answered in the period (the drill-down of ``csat``)."""
+    answered = _answers(start=start, end=end, **filters).values("case_id")
+    return Case.objects.filter(id__in=answered)

@@ -1,0 +1,65 @@
+"""Customer satisfaction (CSAT): one post-resolution survey per case, answered at most once.
+
+The survey is a link with an unguessable token e-mailed to the requester (see ``metrics/surveys.py``);
+customers are not users, so the token is the only credential and is never shown to staff.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import models
+from django.db.models import Q
+
+from cases.models import Case
+
+RATING_MIN = 1
+RATING_MAX = 5
+COMMENT_MAX_LENGTH = 2000
+
+
+def new_token() -> str:
+    """256 random bits, URL-safe (43 characters)."""
+    return secrets.token_urlsafe(32)
+
+
+class SurveyResponse(models.Model):
+    """The satisfaction survey of one case: sent at resolution, answered (rating 1-5) at most once."""
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="survey")
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    sent_to = models.EmailField(help_text="The requester the survey was e-mailed to.")
+    # The last time the link was sent (a later resolution re-sends it while unanswered).
+    sent_at = models.DateTimeField()
+    rating = models.PositiveSmallIntegerField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True) | Q(rating__gte=RATING_MIN, rating__lte=RATING_MAX),
+                name="survey_rating_1_to_5",
+            ),
+            # An answer is a rating and its time together; a comment alone is not an answer.
+            models.CheckConstraint(
+                condition=Q(rating__isnull=True, answered_at__isnull=True)
+                | Q(rating__isnull=False, answered_at__isnull=False),
+                name="survey_rating_with_answered_at",
+            ),
+        ]
+        indexes = [
+            # The CSAT figure selects answers by time.
+            models.Index(
+                fields=["answered_at"], name="survey_answered_idx", condition=Q(answered_at__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        state = f"rated {self.rating}" if self.is_answered else "unanswered"
+        return f"Survey for case {self.case_id} ({state})"
+
+    @property
+    def is_answered(self) -> bool:
+        return self.answered_at is not None
