@@ -1,0 +1,352 @@
+"""The dashboard's tables, as plain rows: the page renders them and the CSV exports write them.
+
+Everything here works on what ``metrics.selectors`` returned (no queries of its own except the
+case list of a drill-down), so the page, the CSV and the API always agree.
+
+CSV cells that a spreadsheet would run as a formula (text starting with ``= + - @``, a tab or a
+carriage return) are prefixed with a quote: case titles and names are typed by customers and
+staff. Numbers are written as numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.http import StreamingHttpResponse
+
+from cases.models import Severity
+from sla.models import Target
+
+from . import selectors
+
+SEVERITIES = tuple(Severity.values)
+TARGET_LABELS = dict(Target.choices)
+
+
+@dataclass(frozen=True)
+class Kpi:
+    """A headline figure: where it comes from in ``period_metrics`` and which way is good."""
+
+    key: str
+    label: str
+    kind: str  # "duration" (median seconds), "ratio" (rate) or "csat" (mean rating)
+    metric: str  # the ``period_metrics`` key, also the drill-down metric
+    target: str | None = None  # the SLA target of a compliance figure
+    part: str | None = None  # a ratio's numerator part in the drill-down
+    lower_is_better: bool | None = True  # None: neither direction is good or bad in itself
+
+
+HEADLINE: tuple[Kpi, ...] = (
+    Kpi("first_response_time", "First response time (median)", "duration", "first_response_time"),
+    Kpi("time_to_triage", "Time to triage (median)", "duration", "time_to_triage"),
+    Kpi("time_to_resolve", "Time to resolve (median)", "duration", "time_to_resolve"),
+    Kpi(
+        "sla_first_response",
+        "SLA compliance: first response",
+        "ratio",
+        "sla_compliance",
+        target=Target.FIRST_RESPONSE.value,
+        part="met",
+        lower_is_better=False,
+    ),
+    Kpi(
+        "sla_resolution",
+        "SLA compliance: resolution",
+        "ratio",
+        "sla_compliance",
+        target=Target.RESOLUTION.value,
+        part="met",
+        lower_is_better=False,
+    ),
+    Kpi(
+        "update_cadence_adherence",
+        "Update cadence adherence (P1, P2)",
+        "ratio",
+        "update_cadence_adherence",
+        part="met",
+        lower_is_better=False,
+    ),
+    Kpi("reopen_rate", "Reopen rate", "ratio", "reopen_rate", part="reopened"),
+    Kpi(
+        "escalation_rate",
+        "Escalation rate",
+        "ratio",
+        "escalation_rate",
+        part="escalated",
+        lower_is_better=None,
+    ),
+    Kpi(
+        "engineering_bounce_rate",
+        "Engineering bounce rate",
+        "ratio",
+        "engineering_bounce_rate",
+        part="bounced",
+    ),
+    Kpi(
+        "knowledge_reuse", "Knowledge reuse", "ratio", "knowledge_reuse", part="linked", lower_is_better=False
+    ),
+    Kpi("csat", "CSAT (mean rating, 1-5)", "csat", "csat", lower_is_better=False),
+)
+
+#: The duration tables: metric, label, the SLA target its target line comes from.
+DURATIONS: tuple[tuple[str, str, str], ...] = (
+    ("first_response_time", "First response time", Target.FIRST_RESPONSE.value),
+    ("time_to_triage", "Time to triage", Target.TRIAGE.value),
+    ("time_to_resolve", "Time to resolve", Target.RESOLUTION.value),
+)
+
+
+def ratio_of(kpi: Kpi, metrics: dict[str, Any]) -> selectors.Ratio:
+    figure = metrics[kpi.metric]
+    return figure[kpi.target]["all"] if kpi.target else figure
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One headline KPI in this period and the previous one."""
+
+    kpi: Kpi
+    value: float | None
+    previous: float | None
+    count: int  # cases measured (duration), answers (CSAT) or the ratio's denominator
+    numerator: int | None = None
+    previous_count: int = 0
+
+    @property
+    def change(self) -> float | None:
+        if self.value is None or self.previous is None:
+            return None
+        return self.value - self.previous
+
+    @property
+    def verdict(self) -> str:
+        """``better``, ``worse``, ``same``, ``neutral`` (no good direction) or "" (nothing to compare)."""
+        change = self.change
+        if change is None:
+            return ""
+        if abs(change) < 1e-9:
+            return "same"
+        if self.kpi.lower_is_better is None:
+            return "neutral"
+        return "better" if (change < 0) == self.kpi.lower_is_better else "worse"
+
+
+def headline(current: dict[str, Any], previous: dict[str, Any]) -> list[Figure]:
+    figures = []
+    for kpi in HEADLINE:
+        if kpi.kind == "duration":
+            now, before = current[kpi.metric].overall, previous[kpi.metric].overall
+            figures.append(Figure(kpi, now.median, before.median, now.count, previous_count=before.count))
+        elif kpi.kind == "csat":
+            now, before = current["csat"], previous["csat"]
+            figures.append(Figure(kpi, now.mean, before.mean, now.count, previous_count=before.count))
+        else:
+            now, before = ratio_of(kpi, current), ratio_of(kpi, previous)
+            figures.append(
+                Figure(kpi, now.rate, before.rate, now.denominator, now.numerator, before.denominator)
+            )
+    return figures
+
+
+def targets_for(targets: dict[str, Any], tier: str) -> dict[str, dict[str, int | None]]:
+    """``{severity: {target: minutes}}`` of one tier (from ``selectors.sla_targets()``)."""
+    return targets.get(tier) or {s: dict.fromkeys(Target.values) for s in SEVERITIES}
+
+
+# --- the tables as CSV rows ---------------------------------------------------------------------
+
+
+def _num(value: float | None, digits: int = 6) -> float | str:
+    return "" if value is None else round(value, digits)
+
+
+def kpi_rows(figures: list[Figure]) -> tuple[list[str], list[list[Any]]]:
+    header = [
+        "kpi",
+        "label",
+        "unit",
+        "value",
+        "previous_value",
+        "change",
+        "numerator",
+        "count_or_denominator",
+    ]
+    units = {"duration": "seconds (median)", "ratio": "ratio", "csat": "rating"}
+    rows = [
+        [
+            f.kpi.key,
+            f.kpi.label,
+            units[f.kpi.kind],
+            _num(f.value),
+            _num(f.previous),
+            _num(f.change),
+            "" if f.numerator is None else f.numerator,
+            f.count,
+        ]
+        for f in figures
+    ]
+    return header, rows
+
+
+def duration_rows(current: dict[str, Any], tier_targets: dict[str, dict[str, int | None]]):
+    header = [
+        "metric",
+        "severity",
+        "count",
+        "median_seconds",
+        "p90_seconds",
+        "mean_seconds",
+        "target_minutes",
+    ]
+    rows = []
+    for metric, _label, target in DURATIONS:
+        report = current[metric]
+        for severity, stats in [("all", report.overall), *report.by_severity.items()]:
+            goal = tier_targets.get(severity, {}).get(target) if severity != "all" else None
+            rows.append(
+                [
+                    metric,
+                    severity,
+                    stats.count,
+                    _num(stats.median),
+                    _num(stats.p90),
+                    _num(stats.mean),
+                    goal or "",
+                ]
+            )
+    return header, rows
+
+
+def compliance_rows(current: dict[str, Any]):
+    header = ["target", "severity", "met_on_time", "completed", "rate"]
+    rows = []
+    for target, per in current["sla_compliance"].items():
+        for severity in [*SEVERITIES, "all"]:
+            ratio = per[severity]
+            rows.append([target, severity, ratio.numerator, ratio.denominator, _num(ratio.rate)])
+    return header, rows
+
+
+def backlog_rows(aging: dict[str, dict[str, int]]):
+    header = ["age", *SEVERITIES, "total"]
+    rows = [[label, *(per[s] for s in SEVERITIES), sum(per.values())] for label, per in aging.items()]
+    return header, rows
+
+
+def trend_rows(series: dict[str, Any]):
+    header = [
+        "week_start",
+        "frt_count",
+        "frt_median_seconds",
+        "frt_p90_seconds",
+        "mttr_count",
+        "mttr_median_seconds",
+        "mttr_p90_seconds",
+        "sla_met_on_time",
+        "sla_completed",
+        "sla_compliance",
+        "reopened",
+        "resolved",
+        "reopen_rate",
+        "created",
+        "first_resolved",
+    ]
+    rows = []
+    for i, week in enumerate(series["weeks"]):
+        frt, mttr = series["first_response_time"][i], series["time_to_resolve"][i]
+        sla, reopen, volume = series["sla_compliance"][i], series["reopen_rate"][i], series["volume"][i]
+        rows.append(
+            [
+                week.date().isoformat(),
+                frt.count,
+                _num(frt.median),
+                _num(frt.p90),
+                mttr.count,
+                _num(mttr.median),
+                _num(mttr.p90),
+                sla.numerator,
+                sla.denominator,
+                _num(sla.rate),
+                reopen.numerator,
+                reopen.denominator,
+                _num(reopen.rate),
+                volume["created"],
+                volume["resolved"],
+            ]
+        )
+    return header, rows
+
+
+CASE_HEADER = [
+    "key",
+    "title",
+    "organisation",
+    "severity",
+    "status",
+    "assignee",
+    "created_at",
+    "first_response_at",
+    "triaged_at",
+    "first_resolved_at",
+    "last_resolved_at",
+    "counted",
+]
+
+
+def case_rows(cases: Iterable[Any], *, tz: str) -> Iterator[list[Any]]:
+    zone = ZoneInfo(tz)
+
+    def when(value: dt.datetime | None) -> str:
+        return "" if value is None else value.astimezone(zone).isoformat()
+
+    for case in cases:
+        yield [
+            case.key,
+            case.title,
+            case.organisation.name,
+            case.severity,
+            case.status,
+            case.assignee.get_username() if case.assignee else "",
+            when(case.created_at),
+            when(case.first_response_at),
+            when(case.triaged_at),
+            when(case.first_resolved_at),
+            when(case.last_resolved_at),
+            case.counted,
+        ]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell a spreadsheet shows as text, never runs: text that could start a formula gets a quote."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) -> StreamingHttpResponse:
+    """A CSV download, streamed (a drill-down can list many cases)."""
+    writer = csv.writer(_Echo())
+
+    def lines() -> Iterator[str]:
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow([safe_cell(cell) for cell in row])
+
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -1,0 +1,501 @@
+"""The managers' dashboard, its drill-down case lists and CSV exports, and an agent's own week.
+
+The page is rendered on the server from ``metrics.selectors`` (it works without JavaScript); the
+charts are drawn in the browser from ``/api/metrics/...``, the same selectors. Every figure links
+to ``metrics:cases`` with the parameters that make ``counted_cases`` list exactly what it counts.
+Bad parameters re-render the page with form errors (400), never a 500.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from django.core.paginator import Paginator
+from django.db.models import Sum
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_safe
+
+from cases.models import Tier
+from sla.models import Target
+from sla.selectors import NO_DUE
+from supportdesk.core.decorators import role_required
+from supportdesk.core.roles import is_agent, is_manager
+from supportdesk.core.templatetags.supportdesk import duration
+
+from . import exports, selectors
+from .forms import PRESETS, DrilldownForm, PeriodForm
+
+CASES_PAGE_SIZE = 50
+TREND_WEEKS = 12
+
+# Managers and admins only: anonymous -> login, anyone else -> 403.
+manager_required = role_required(is_manager, "The dashboards are for support managers.")
+# Agents, managers and admins; engineers -> 403.
+agent_required = role_required(is_agent, "Your own figures are for support agents.")
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if abs(seconds) < 60:
+        return f"{seconds:.0f} s"
+    return duration(dt.timedelta(seconds=seconds))
+
+
+def fmt_minutes(minutes: int | None) -> str:
+    return "—" if not minutes else duration(dt.timedelta(minutes=minutes))
+
+
+def fmt_rate(rate: float | None) -> str:
+    return "—" if rate is None else f"{rate * 100:.1f}%"
+
+
+def fmt_value(kind: str, value: float | None) -> str:
+    if kind == "duration":
+        return fmt_seconds(value)
+    if kind == "ratio":
+        return fmt_rate(value)
+    return "—" if value is None else f"{value:.2f}"
+
+
+def fmt_change(kind: str, change: float | None) -> str:
+    if change is None:
+        return "—"
+    sign = "+" if change > 0 else "−" if change < 0 else "±"
+    if kind == "duration":
+        return sign + fmt_seconds(abs(change))
+    if kind == "ratio":
+        return f"{sign}{abs(change) * 100:.1f} pp"
+    return f"{sign}{abs(change):.2f}"
+
+
+def fmt_day(day: dt.date) -> str:
+    return f"{day.day} {day:%b %Y}"
+
+
+# --- links ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Links:
+    """URLs of the figures of one dashboard view (period and filters in ``params``)."""
+
+    params: dict[str, str]
+
+    def query(self, **changes: Any) -> str:
+        merged = {**self.params, **{k: v for k, v in changes.items() if v not in (None, "")}}
+        return urlencode(merged)
+
+    def cases(self, metric: str, *, part=None, target=None, bucket=None, severity=None) -> str | None:
+        """The drill-down of a figure. A severity cell under a different severity filter counts
+        nothing (the filter already excluded it), so it gets no link."""
+        current = self.params.get("severity")
+        if severity and current and severity != current:
+            return None
+        extra = {"metric": metric, "part": part, "target": target, "bucket": bucket, "severity": severity}
+        return f"{reverse('metrics:cases')}?{self.query(**extra)}"
+
+    def export(self, table: str, **extra: Any) -> str:
+        return f"{reverse('metrics:export', args=[table])}?{self.query(**extra)}"
+
+
+# --- the dashboard -------------------------------------------------------------------------------
+
+
+def _target_tier(filters: dict[str, Any]) -> tuple[str, bool]:
+    """The tier whose SLA targets the tables and charts show, and whether the filters chose it."""
+    if filters.get("tier"):
+        return filters["tier"], True
+    if filters.get("organisation"):
+        return filters["organisation"].tier, True
+    return Tier.ENTERPRISE.value, False
+
+
+def _kpi_cards(figures: list[exports.Figure], links: Links) -> list[dict[str, Any]]:
+    cards = []
+    for f in figures:
+        kpi = f.kpi
+        card = {
+            "figure": f,
+            "value": fmt_value(kpi.kind, f.value),
+            "previous": fmt_value(kpi.kind, f.previous),
+            "change": fmt_change(kpi.kind, f.change),
+            # The arrow says which way the figure moved; the colour (verdict) whether that is good.
+            "arrow": "" if f.change is None else "▲" if f.change > 0 else "▼" if f.change < 0 else "=",
+            "count_url": links.cases(kpi.metric, target=kpi.target),
+        }
+        if kpi.kind == "ratio":
+            card["numerator_url"] = links.cases(kpi.metric, part=kpi.part, target=kpi.target)
+        cards.append(card)
+    return cards
+
+
+def _duration_tables(current: dict[str, Any], tier_targets: dict, links: Links) -> list[dict[str, Any]]:
+    tables = []
+    for metric, label, target in exports.DURATIONS:
+        report = current[metric]
+        rows = [
+            {
+                "severity": "All",
+                "stats": report.overall,
+                "url": links.cases(metric),
+                "cells": [
+                    fmt_seconds(v) for v in (report.overall.median, report.overall.p90, report.overall.mean)
+                ],
+                "target": "",
+            }
+        ]
+        for severity, stats in report.by_severity.items():
+            rows.append(
+                {
+                    "severity": severity,
+                    "stats": stats,
+                    "url": links.cases(metric, severity=severity),
+                    "cells": [fmt_seconds(v) for v in (stats.median, stats.p90, stats.mean)],
+                    "target": fmt_minutes(tier_targets.get(severity, {}).get(target)),
+                }
+            )
+        tables.append(
+            {"metric": metric, "label": label, "target_label": exports.TARGET_LABELS[target], "rows": rows}
+        )
+    return tables
+
+
+def _compliance_rows(current: dict[str, Any], links: Links) -> list[dict[str, Any]]:
+    rows = []
+    for target, per in current["sla_compliance"].items():
+        cells = []
+        for severity in [*exports.SEVERITIES, "all"]:
+            ratio = per[severity]
+            sev = None if severity == "all" else severity
+            cells.append(
+                {
+                    "severity": severity,
+                    "ratio": ratio,
+                    "rate": fmt_rate(ratio.rate),
+                    "met_url": links.cases("sla_compliance", target=target, part="met", severity=sev),
+                    "all_url": links.cases("sla_compliance", target=target, severity=sev),
+                }
+            )
+        rows.append({"target": target, "label": exports.TARGET_LABELS[target], "cells": cells})
+    return rows
+
+
+def _backlog_rows(aging: dict[str, dict[str, int]], links: Links) -> tuple[list[dict[str, Any]], list[int]]:
+    rows = []
+    for label, per in aging.items():
+        cells = [
+            {"n": per[s], "url": links.cases("backlog", bucket=label, severity=s)} for s in exports.SEVERITIES
+        ]
+        rows.append(
+            {
+                "bucket": label,
+                "cells": cells,
+                "total": sum(per.values()),
+                "url": links.cases("backlog", bucket=label),
+            }
+        )
+    totals = [sum(per[s] for per in aging.values()) for s in exports.SEVERITIES]
+    return rows, totals
+
+
+def _preset_links(form: PeriodForm, links: Links) -> list[tuple[str, str, bool]]:
+    base = {k: v for k, v in links.params.items() if k not in ("start", "end")}
+    chosen = form.cleaned_data.get("preset") if form.is_valid() else None
+    return [
+        (label, f"{reverse('metrics:dashboard')}?{urlencode({'preset': days, **base})}", days == chosen)
+        for days, label in PRESETS.items()
+    ]
+
+
+@manager_required
+@require_safe
+def dashboard(request: HttpRequest) -> HttpResponse:
+    form = PeriodForm(request.GET)
+    if not form.is_valid():
+        return render(request, "metrics/dashboard.html", {"form": form, "presets": []}, status=400)
+    data = form.cleaned_data
+    # Show the dates a preset stands for in the date fields.
+    shown = request.GET.copy()
+    shown.update({"start": data["start"].isoformat(), "end": data["end"].isoformat(), "tz": data["tz"]})
+    form.data = shown
+    filters, links = data["filters"], Links(data["params"])
+    now = timezone.now()
+    current = selectors.period_metrics(**data["period"], **filters)
+    previous = selectors.period_metrics(**data["previous"], **filters)
+    aging = selectors.backlog_aging(now=now, **filters)
+    tier, tier_chosen = _target_tier(filters)
+    tier_targets = exports.targets_for(selectors.sla_targets(), tier)
+    figures = exports.headline(current, previous)
+    backlog_rows, backlog_totals = _backlog_rows(aging, links)
+    prev_first = data["previous"]["start"].date()
+    prev_last = data["start"] - dt.timedelta(days=1)
+    csat = current["csat"]
+    chart_severities = [filters["severity"]] if filters.get("severity") else ["P1", "P2"]
+    return render(
+        request,
+        "metrics/dashboard.html",
+        {
+            "form": form,
+            "presets": _preset_links(form, links),
+            "period_label": f"{fmt_day(data['start'])} – {fmt_day(data['end'])}",
+            "previous_label": f"{fmt_day(prev_first)} – {fmt_day(prev_last)}",
+            "tz": data["tz"],
+            "kpis": _kpi_cards(figures, links),
+            "durations": _duration_tables(current, tier_targets, links),
+            "compliance": _compliance_rows(current, links),
+            "severities": exports.SEVERITIES,
+            "backlog": backlog_rows,
+            "backlog_totals": backlog_totals,
+            "backlog_total": sum(backlog_totals),
+            "backlog_url": links.cases("backlog"),
+            "now": now,
+            "csat": csat,
+            "csat_distribution": sorted(csat.distribution.items(), reverse=True),
+            "target_tier": dict(Tier.choices)[tier],
+            "target_tier_value": tier,
+            "target_tier_chosen": tier_chosen,
+            "chart_severities": ",".join(chart_severities),
+            "query": links.query(),
+            "trend_weeks": TREND_WEEKS,
+            "exports": {
+                table: links.export(table)
+                for table in ("kpis", "durations", "compliance", "backlog", "trends")
+            },
+        },
+    )
+
+
+# --- drill-down ----------------------------------------------------------------------------------
+
+#: The timestamp each metric is about, shown next to the created time (and the duration it makes).
+TIMESTAMPS: dict[str, tuple[str, str, bool]] = {
+    "first_response_time": ("first_response_at", "First response", True),
+    "time_to_triage": ("triaged_at", "Triaged", True),
+    "time_to_resolve": ("first_resolved_at", "First resolved", True),
+    "volume_resolved": ("first_resolved_at", "First resolved", True),
+    "reopen_rate": ("last_resolved_at", "Last resolved", False),
+    "knowledge_reuse": ("last_resolved_at", "Last resolved", False),
+    "csat": ("last_resolved_at", "Last resolved", False),
+    "escalation_rate": ("first_response_at", "First response", False),
+    "sla_compliance": ("first_response_at", "First response", False),
+    "update_cadence_adherence": ("first_response_at", "First response", False),
+    "engineering_bounce_rate": ("first_response_at", "First response", False),
+    "volume_created": ("first_response_at", "First response", False),
+    "backlog": ("updated_at", "Last update", False),
+}
+#: For a compliance figure of one target: the moment that target's clock is about.
+TARGET_TIMESTAMPS = {
+    Target.TRIAGE.value: ("triaged_at", "Triaged"),
+    Target.RESOLUTION.value: ("first_resolved_at", "First resolved"),
+}
+PART_LABELS = {
+    "met": "met on time",
+    "breached": "breached (late or missed)",
+    "reopened": "reopened",
+    "resolved": "resolved",
+    "escalated": "escalated",
+    "created": "created",
+    "bounced": "sent back for more information",
+    "submitted": "submitted",
+    "linked": "with a linked article",
+}
+#: What a ratio's drill-down lists when no part is chosen: its denominator.
+WHOLE_LABELS = {
+    "sla_compliance": "completed clocks",
+    "update_cadence_adherence": "completed clocks",
+    "reopen_rate": "resolved",
+    "escalation_rate": "created",
+    "engineering_bounce_rate": "submitted",
+    "knowledge_reuse": "resolved",
+}
+#: What one ``counted`` unit is, where a case can hold several.
+UNITS = {
+    "sla_compliance": ("clock", "clocks"),
+    "update_cadence_adherence": ("clock", "clocks"),
+    "engineering_bounce_rate": ("escalation", "escalations"),
+    "csat": ("answer", "answers"),
+}
+
+
+def _counted(data: dict[str, Any], *, now: dt.datetime):
+    options = {k: data.get(k) or None for k in ("part", "target", "bucket")}
+    if data["metric"] == "backlog":
+        return selectors.counted_cases("backlog", now=now, **options, **data["filters"])
+    return selectors.counted_cases(data["metric"], **data["period"], **options, **data["filters"])
+
+
+def _figure_label(data: dict[str, Any]) -> str:
+    metric = data["metric"]
+    parts = [selectors.DRILLDOWN[metric][0]]
+    if data.get("target"):
+        parts.append(exports.TARGET_LABELS[data["target"]])
+    if data.get("bucket"):
+        parts.append(f"open {data['bucket']}")
+    if data.get("part"):
+        parts.append(PART_LABELS.get(data["part"], data["part"]))
+    elif metric in WHOLE_LABELS:
+        parts.append(WHOLE_LABELS[metric])
+    return " — ".join(parts)
+
+
+def _filter_labels(filters: dict[str, Any]) -> list[str]:
+    labels = []
+    for name, value in filters.items():
+        if name == "assignee":
+            value = value.get_full_name() or value.get_username()
+        elif name == "tier":
+            value = dict(Tier.choices).get(value, value)
+        labels.append(f"{name.capitalize()}: {getattr(value, 'name', value)}")
+    return labels
+
+
+@manager_required
+@require_safe
+def cases(request: HttpRequest) -> HttpResponse:
+    form = DrilldownForm(request.GET)
+    if not form.is_valid():
+        return render(request, "metrics/cases.html", {"form": form}, status=400)
+    data = form.cleaned_data
+    now = timezone.now()
+    counted = _counted(data, now=now)
+    total = counted.aggregate(n=Sum("counted"))["n"] or 0
+    listed = counted.select_related("organisation", "assignee").order_by("-created_at", "-id")
+    page = Paginator(listed, CASES_PAGE_SIZE).get_page(request.GET.get("page"))
+    field, field_label, is_duration = TIMESTAMPS[data["metric"]]
+    if data["metric"] == "sla_compliance" and data.get("target") in TARGET_TIMESTAMPS:
+        field, field_label = TARGET_TIMESTAMPS[data["target"]]
+    rows = []
+    for case in page.object_list:
+        when = getattr(case, field)
+        took = fmt_seconds((when - case.created_at).total_seconds()) if is_duration and when else ""
+        rows.append({"case": case, "when": when, "took": took})
+    links = Links(data["params"])
+    unit = UNITS.get(data["metric"], ("case", "cases"))
+    dashboard_params = {
+        k: v for k, v in data["params"].items() if k not in ("metric", "part", "target", "bucket")
+    }
+    return render(
+        request,
+        "metrics/cases.html",
+        {
+            "form": form,
+            "label": _figure_label(data),
+            "metric": data["metric"],
+            "total": total,
+            "unit": unit[0] if total == 1 else unit[1],
+            "cases_count": page.paginator.count,
+            "shows_counted": data["metric"] in UNITS and data["metric"] != "csat",
+            "page": page,
+            "rows": rows,
+            "field_label": field_label,
+            "is_duration": is_duration,
+            "is_backlog": data["metric"] == "backlog",
+            "period_label": f"{fmt_day(data['start'])} – {fmt_day(data['end'])}",
+            "tz": data["tz"],
+            "filters": _filter_labels(data["filters"]),
+            "now": now,
+            "export_url": links.export("cases"),
+            "dashboard_url": f"{reverse('metrics:dashboard')}?{urlencode(dashboard_params)}",
+        },
+    )
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+
+TABLES = ("kpis", "durations", "compliance", "backlog", "trends", "cases")
+
+
+def _bad_request(form) -> HttpResponse:
+    lines = [f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()]
+    return HttpResponse(
+        "The export parameters are not valid:\n" + "\n".join(lines) + "\n",
+        status=400,
+        content_type="text/plain; charset=utf-8",
+    )
+
+
+@manager_required
+@require_safe
+def export(request: HttpRequest, table: str) -> HttpResponse:
+    if table not in TABLES:
+        raise Http404(f"No table {table}.")
+    form = (DrilldownForm if table == "cases" else PeriodForm)(request.GET)
+    if not form.is_valid():
+        return _bad_request(form)
+    data = form.cleaned_data
+    filters = data["filters"]
+    span = f"{data['start'].isoformat()}_{data['end'].isoformat()}"
+    now = timezone.now()
+    if table == "backlog":
+        day = now.astimezone(ZoneInfo(data["tz"])).date().isoformat()
+        header, rows = exports.backlog_rows(selectors.backlog_aging(now=now, **filters))
+        return exports.csv_response(f"supportdesk-backlog-{day}.csv", header, rows)
+    if table == "trends":
+        zone = ZoneInfo(data["tz"])
+        end = dt.datetime.combine(data["end"], dt.time(12), tzinfo=zone)
+        series = selectors.trends(end=end, tz=data["tz"], weeks=TREND_WEEKS, **filters)
+        header, rows = exports.trend_rows(series)
+        return exports.csv_response(
+            f"supportdesk-trends-{TREND_WEEKS}w-to-{data['end'].isoformat()}.csv", header, rows
+        )
+    if table == "cases":
+        qs = _counted(data, now=now).select_related("organisation", "assignee").order_by("-created_at", "-id")
+        name = "-".join(
+            filter(None, [data["metric"], data.get("part"), data.get("target"), data.get("bucket")])
+        )
+        # Bucket labels hold ">" and "-": keep the file name portable.
+        name = re.sub(r"[^A-Za-z0-9_-]+", "", name.replace(">", "over"))
+        rows = exports.case_rows(qs.iterator(chunk_size=2000), tz=data["tz"])
+        return exports.csv_response(f"supportdesk-cases-{name}-{span}.csv", exports.CASE_HEADER, rows)
+    current = selectors.period_metrics(**data["period"], **filters)
+    if table == "kpis":
+        previous = selectors.period_metrics(**data["previous"], **filters)
+        header, rows = exports.kpi_rows(exports.headline(current, previous))
+    elif table == "durations":
+        tier, _ = _target_tier(filters)
+        header, rows = exports.duration_rows(current, exports.targets_for(selectors.sla_targets(), tier))
+    else:
+        header, rows = exports.compliance_rows(current)
+    return exports.csv_response(f"supportdesk-{table}-{span}.csv", header, rows)
+
+
+# --- an agent's own week -------------------------------------------------------------------------
+
+
+@agent_required
+@require_safe
+def mine(request: HttpRequest) -> HttpResponse:
+    tz = timezone.get_current_timezone_name()
+    now = timezone.now()
+    overview = selectors.agent_overview(user=request.user, now=now, tz=tz)
+    page = Paginator(overview["open_cases"], CASES_PAGE_SIZE).get_page(request.GET.get("page"))
+    frt, cadence = overview["first_response_time"], overview["update_cadence_adherence"]
+    return render(
+        request,
+        "metrics/mine.html",
+        {
+            "week_start": overview["week_start"],
+            "tz": tz,
+            "frt": frt,
+            "frt_cells": {k: fmt_seconds(getattr(frt, k)) for k in ("median", "p90", "mean")},
+            "cadence": cadence,
+            "cadence_rate": fmt_rate(cadence.rate),
+            "page": page,
+            "cases": list(page.object_list),
+            "no_due": NO_DUE,
+            "now": now,
+            "targets": {t.value: t.label for t in Target},
+        },
+    )
