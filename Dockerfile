@@ -15,6 +15,7 @@ COPY sla ./sla
 COPY escalations ./escalations
 COPY knowledge ./knowledge
 COPY metrics ./metrics
+COPY imports ./imports
 RUN pip install .
 COPY . .
 # collectstatic needs settings, not secrets: a throwaway key for this build step only.

@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401 - the import pages are added here
+from django.urls import path
+
+from . import views
 
 app_name = "imports"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("<int:pk>/", views.detail, name="detail"),
+    path("<int:pk>/progress.json", views.progress, name="progress"),
+]

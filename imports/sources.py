@@ -1,0 +1,381 @@
+"""Reading source files as a stream of source cases, each with its updates, in constant memory.
+
+ServiceNow CSV: one row per update of an incident. Rows are grouped by incident number while
+streaming, which needs the rows of an incident to be contiguous. A first, cheap pass counts the
+rows (for the progress bar) and checks that the numbers never decrease; an export sorted by number
+(ServiceNow's own order) is then read once more and grouped on the fly. Any other order is sorted
+first by an external merge sort: runs of ``SORT_RUN_ROWS`` rows are sorted in memory and written to
+temporary files (only the mapped columns, with the line number), then merged. Memory is bounded by
+one run plus one case, whatever the file size.
+
+XES (IEEE 1849): parsed with ``iterparse``; each ``<trace>`` is handed on when it ends and then
+dropped from the tree, so memory is bounded by the largest trace. ``<global>`` defaults apply to
+events and traces lacking an attribute. Field names in the mapping name event attributes; a name
+starting with ``trace:`` names an attribute of the trace (``source.key`` always does).
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import heapq
+import io
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from lxml import etree
+
+from .mapping import Mapping
+
+SORT_RUN_ROWS = 100_000
+csv.field_size_limit(16 * 1024 * 1024)
+
+OpenBinary = Callable[[], IO[bytes]]
+
+
+class SourceError(ValueError):
+    """The file as a whole cannot be read (wrong format, missing columns)."""
+
+
+@dataclass(slots=True)
+class SourceUpdate:
+    where: str  # "line 12" or "trace 3 (CASE-1), event 5"
+    position: int  # order in the file, for ties
+    values: dict[str, str]  # the mapped fields that have a value (missing ones are absent)
+
+
+@dataclass
+class SourceCase:
+    key: str
+    where: str
+    updates: list[SourceUpdate] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RowError:
+    """A row that belongs to no case (no key): reported and skipped."""
+
+    where: str
+    message: str
+
+
+SourceItem = SourceCase | RowError
+
+
+# ================================================================================== ServiceNow CSV
+
+
+class CsvSource:
+    unit = "rows"
+
+    def __init__(self, open_binary: OpenBinary, mapping: Mapping) -> None:
+        self.open_binary = open_binary
+        self.mapping = mapping
+        self.fields = mapping.update_fields()
+        self.total: int | None = None
+        self.is_sorted: bool | None = None
+        self.read = 0  # rows handed on so far (progress)
+
+    def _text(self, stack: ExitStack) -> IO[str]:
+        raw = stack.enter_context(self.open_binary())
+        return stack.enter_context(io.TextIOWrapper(raw, encoding=self.mapping.encoding, newline=""))
+
+    def _header(self, reader) -> tuple[int, list[int | None]]:
+        try:
+            header = [h.strip() for h in next(reader)]
+        except StopIteration:
+            raise SourceError("The file is empty: no header row.") from None
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SourceError(f"The file is not a readable CSV: {exc}") from exc
+        index = {name: i for i, name in enumerate(header)}
+        m = self.mapping
+        template_only = set()
+        for template in (m.title, m.description, m.product_area):
+            template_only |= set(template.fields())
+        strict_fields = [m.key] + [f for f in self.fields if f not in template_only or f in self._named()]
+        absent = [name for name in strict_fields if name not in index]
+        if absent:
+            raise SourceError(
+                f"The mapping names column(s) the file does not have: {', '.join(absent)} "
+                f"(its columns: {', '.join(header[:40])}{' ...' if len(header) > 40 else ''})."
+            )
+        return index[m.key], [index.get(name) for name in self.fields]
+
+    def _named(self) -> set[str]:
+        m = self.mapping
+        names = {m.state, m.timestamp}
+        names |= {
+            n for n in (m.transition, m.sequence, m.actor, m.creator, m.created, m.resolved, m.closed) if n
+        }
+        for value_map in (m.severity, m.organisation, m.requester, m.team, m.assignee):
+            names |= set(value_map.fields())
+        for rule in (m.first_response, m.triage, m.replies):
+            if rule is not None:
+                names |= set(rule.require)
+        return names
+
+    def scan(self) -> int:
+        """Count the rows and find out whether they are sorted by key (one cheap pass)."""
+        missing = self.mapping.missing
+        with ExitStack() as stack:
+            reader = csv.reader(self._text(stack))
+            key_at, _ = self._header(reader)
+            rows = 0
+            previous = ""
+            ordered = True
+            try:
+                for row in reader:
+                    rows += 1
+                    if ordered and key_at < len(row):
+                        key = row[key_at].strip()
+                        if key not in missing:
+                            if key < previous:
+                                ordered = False
+                            previous = key
+            except (csv.Error, UnicodeDecodeError) as exc:
+                raise SourceError(f"The file is not a readable CSV near row {rows + 1}: {exc}") from exc
+        self.total = rows
+        self.is_sorted = ordered
+        return rows
+
+    def _rows(self, stack: ExitStack) -> Iterator[tuple[int, str, list[str]]]:
+        """(line, key, values of self.fields) in file order."""
+        reader = csv.reader(self._text(stack))
+        key_at, positions = self._header(reader)
+        line = reader.line_num + 1
+        try:
+            for row in reader:
+                width = len(row)
+                key = row[key_at].strip() if key_at < width else ""
+                values = [row[p].strip() if p is not None and p < width else "" for p in positions]
+                yield line, key, values
+                line = reader.line_num + 1
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise SourceError(f"The file is not a readable CSV at line {line}: {exc}") from exc
+
+    def _sorted_rows(self, stack: ExitStack, on_sorting: Callable[[int], None] | None):
+        """The rows ordered by (key, line), through sorted runs in temporary files."""
+        runs: list[IO[str]] = []
+        chunk: list[tuple[int, str, list[str]]] = []
+
+        def spill() -> None:
+            chunk.sort(key=lambda r: (r[1], r[0]))
+            handle = stack.enter_context(
+                tempfile.TemporaryFile("w+", encoding="utf-8", newline="", prefix="import-sort-")  # noqa: SIM115
+            )
+            writer = csv.writer(handle)
+            for line, key, values in chunk:
+                writer.writerow([line, key, *values])
+            handle.seek(0)
+            runs.append(handle)
+            chunk.clear()
+
+        for done, row in enumerate(self._rows(stack), start=1):
+            chunk.append(row)
+            if len(chunk) >= SORT_RUN_ROWS:
+                spill()
+                if on_sorting:
+                    on_sorting(done)
+        if chunk:
+            spill()
+
+        def read_run(handle: IO[str]):
+            for line, key, *values in csv.reader(handle):
+                yield int(line), key, values
+
+        return heapq.merge(*(read_run(h) for h in runs), key=lambda r: (r[1], r[0]))
+
+    def cases(self, *, on_sorting: Callable[[int], None] | None = None) -> Iterator[SourceItem]:
+        if self.is_sorted is None:
+            self.scan()
+        missing = self.mapping.missing
+        names = self.fields
+        with ExitStack() as stack:
+            rows = self._rows(stack) if self.is_sorted else self._sorted_rows(stack, on_sorting)
+            current: SourceCase | None = None
+            first_line = last_line = 0
+            for line, key, values in rows:
+                self.read += 1
+                if key in missing:
+                    yield RowError(f"line {line}", f"no {self.mapping.key}: the row belongs to no case")
+                    continue
+                if current is None or key != current.key:
+                    if current is not None:
+                        current.where = _lines(first_line, last_line)
+                        yield current
+                    current = SourceCase(key=key, where="")
+                    first_line = line
+                last_line = line
+                # Only known values: a missing one ("?") is simply absent.
+                known = {
+                    name: value for name, value in zip(names, values, strict=True) if value not in missing
+                }
+                current.updates.append(SourceUpdate(f"line {line}", line, known))
+            if current is not None:
+                current.where = _lines(first_line, last_line)
+                yield current
+
+
+def _lines(first: int, last: int) -> str:
+    return f"line {first}" if first == last else f"lines {first}-{last}"
+
+
+# ================================================================================== XES
+
+
+_LOCAL_NAMES: dict[str, str] = {}
+
+
+def _local(tag: Any) -> str:
+    """The tag without its namespace ("{http://www.xes-standard.org/}event" -> "event")."""
+    if not isinstance(tag, str):  # comments and processing instructions
+        return ""
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = _LOCAL_NAMES[tag] = tag.rsplit("}", 1)[-1]
+    return name
+
+
+_ATTRIBUTE_TAGS = frozenset({"string", "date", "int", "float", "boolean", "id"})
+
+
+def _attributes(elem) -> dict[str, str]:
+    out = {}
+    for child in elem:
+        if _local(child.tag) in _ATTRIBUTE_TAGS:
+            key = child.get("key")
+            if key is not None:
+                out[key] = child.get("value") or ""
+    return out
+
+
+def _iterparse(handle: IO[bytes]):
+    # No entity expansion, no network, libxml2's default size limits: a hostile upload cannot
+    # make the parser fetch files or blow up in memory.
+    return etree.iterparse(
+        handle,
+        events=("end",),
+        tag=("{*}event", "{*}trace", "{*}global", "{*}log"),
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+    )
+
+
+def open_maybe_gzip(open_binary: OpenBinary, stack: ExitStack) -> IO[bytes]:
+    raw = stack.enter_context(open_binary())
+    head = raw.read(2)
+    raw.seek(0)
+    if head == b"\x1f\x8b":
+        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+    return raw
+
+
+class XesSource:
+    unit = "events"
+
+    def __init__(self, open_binary: OpenBinary, mapping: Mapping) -> None:
+        self.open_binary = open_binary
+        self.mapping = mapping
+        self.fields = mapping.update_fields()
+        key = mapping.key
+        self.key = key[len("trace:") :] if key.startswith("trace:") else key
+        self.total: int | None = None
+        self.is_sorted = True
+        self.read = 0
+
+    def scan(self) -> int:
+        """Count ``<event`` tags with a byte search (for the progress bar; no XML parsing)."""
+        count = 0
+        tail = b""
+        with ExitStack() as stack:
+            handle = open_maybe_gzip(self.open_binary, stack)
+            try:
+                while block := handle.read(1 << 20):
+                    # The kept tail is shorter than the pattern, so no match is counted twice.
+                    data = tail + block
+                    count += data.count(b"<event")
+                    tail = data[-5:]
+            except (OSError, EOFError) as exc:
+                raise SourceError(f"The file cannot be read: {exc}") from exc
+        self.total = count
+        return count
+
+    def cases(self, *, on_sorting: Callable[[int], None] | None = None) -> Iterator[SourceItem]:
+        from_trace = {name: name[len("trace:") :] for name in self.fields if name.startswith("trace:")}
+        from_event = [name for name in self.fields if name not in from_trace]
+        event_defaults: dict[str, str] = {}
+        trace_defaults: dict[str, str] = {}
+        with ExitStack() as stack:
+            handle = open_maybe_gzip(self.open_binary, stack)
+            trace_no = 0
+            events: list[dict[str, str]] = []
+            saw_log = False
+            try:
+                # Only these elements reach Python; attribute elements are read from their parent.
+                for _, elem in _iterparse(handle):
+                    tag = _local(elem.tag)
+                    if tag == "event":
+                        parent = elem.getparent()
+                        if parent is not None and _local(parent.tag) == "trace":
+                            events.append(_attributes(elem))
+                            self.read += 1
+                        elem.clear()
+                    elif tag == "trace":
+                        trace_no += 1
+                        attrs = {**trace_defaults, **_attributes(elem)}
+                        yield self._case(trace_no, attrs, events, event_defaults, from_trace, from_event)
+                        events = []
+                        # Drop this trace's contents and every earlier sibling: the tree stays small.
+                        elem.clear()
+                        parent = elem.getparent()
+                        while elem.getprevious() is not None:
+                            del parent[0]
+                    elif tag == "global":
+                        scope = elem.get("scope", "event")
+                        (event_defaults if scope == "event" else trace_defaults).update(_attributes(elem))
+                    elif tag == "log" and elem.getparent() is None:
+                        saw_log = True
+            except etree.XMLSyntaxError as exc:
+                raise SourceError(f"The file is not well-formed XML: {exc}") from exc
+            except (OSError, EOFError) as exc:
+                raise SourceError(f"The file cannot be read: {exc}") from exc
+            if not saw_log:
+                raise SourceError("This is not an XES file: the root element is not <log>.")
+
+    def _case(self, number, attrs, events, defaults, from_trace, from_event) -> SourceItem:
+        missing = self.mapping.missing
+        key = attrs.get(self.key, "").strip()
+        where = f"trace {number}" + (f" ({key})" if key else "")
+        if not key or key in missing:
+            return RowError(where, f"no {self.key}: the trace cannot be matched to a case")
+        case = SourceCase(key=key, where=where)
+        for index, event in enumerate(events, start=1):
+            values = {}
+            for name in from_event:
+                value = event.get(name)
+                value = (defaults.get(name, "") if value is None else value).strip()
+                if value not in missing:
+                    values[name] = value
+            for name, attr in from_trace.items():
+                value = attrs.get(attr, "").strip()
+                if value not in missing:
+                    values[name] = value
+            case.updates.append(SourceUpdate(f"{where}, event {index}", index, values))
+        return case
+
+
+def make_source(format: str, open_binary: OpenBinary, mapping: Mapping) -> CsvSource | XesSource:
+    if format == "servicenow-csv":
+        return CsvSource(open_binary, mapping)
+    if format == "xes":
+        return XesSource(open_binary, mapping)
+    raise SourceError(f"Unknown format {format!r}.")
+
+
+def file_opener(path: str | os.PathLike) -> OpenBinary:
+    return lambda: open(path, "rb")  # noqa: SIM115 - the caller closes it

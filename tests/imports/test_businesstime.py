@@ -1,0 +1,74 @@
+"""imports.businesstime answers exactly as sla.clock does (it tabulates sla.clock's intervals)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from imports.businesstime import ROUND_THE_CLOCK, BusinessTime
+from sla import clock
+
+WEEKDAYS_9_17 = tuple(clock.OpeningRange(w, time(9), time(17)) for w in range(5))
+CALENDARS = {
+    "berlin-with-holidays": clock.Calendar(
+        tz="Europe/Berlin",
+        ranges=WEEKDAYS_9_17,
+        holidays=clock.holiday_dates("DE", None, range(2019, 2031)),
+    ),
+    # Overnight hours (touching ranges merge across midnight) in a zone with DST.
+    "new-york-overnight": clock.Calendar(
+        tz="America/New_York",
+        ranges=tuple(clock.OpeningRange(w, time(20), time(0)) for w in range(5))
+        + tuple(clock.OpeningRange(w, time(0), time(2)) for w in range(1, 6)),
+    ),
+    "split-days": clock.Calendar(
+        tz="Asia/Kolkata",
+        ranges=tuple(clock.OpeningRange(w, time(9), time(12, 30)) for w in range(6))
+        + tuple(clock.OpeningRange(w, time(13, 15), time(18)) for w in range(6)),
+    ),
+}
+instants = st.datetimes(
+    min_value=dt.datetime(2020, 1, 1),  # noqa: DTZ001 - hypothesis bounds are naive; results are UTC
+    max_value=dt.datetime(2027, 12, 31),  # noqa: DTZ001
+    timezones=st.just(dt.UTC),
+)
+durations = st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=40))
+
+
+def tabulated(calendar: clock.Calendar) -> BusinessTime:
+    return BusinessTime(lambda since, until: calendar)
+
+
+@pytest.mark.parametrize("name", sorted(CALENDARS))
+@settings(max_examples=150, deadline=None)
+@given(start=instants, delta=durations)
+def test_add_matches_sla_clock(name, start, delta):
+    calendar = CALENDARS[name]
+    assert tabulated(calendar).add(start, delta) == clock.add_business_time(calendar, start, delta)
+
+
+@pytest.mark.parametrize("name", sorted(CALENDARS))
+@settings(max_examples=150, deadline=None)
+@given(start=instants, end=instants)
+def test_between_matches_sla_clock(name, start, end):
+    calendar = CALENDARS[name]
+    assert tabulated(calendar).between(start, end) == clock.business_time_between(calendar, start, end)
+
+
+def test_one_table_answers_questions_far_apart_in_time():
+    calendar = CALENDARS["berlin-with-holidays"]
+    table = tabulated(calendar)
+    for year in (2026, 2020, 2029, 2021):
+        start = dt.datetime(year, 12, 23, 15, tzinfo=dt.UTC)
+        delta = dt.timedelta(hours=30)
+        assert table.add(start, delta) == clock.add_business_time(calendar, start, delta)
+
+
+def test_round_the_clock_is_real_time():
+    start = dt.datetime(2023, 3, 26, 0, 30, tzinfo=dt.UTC)
+    assert ROUND_THE_CLOCK.add(start, dt.timedelta(hours=2)) == dt.datetime(2023, 3, 26, 2, 30, tzinfo=dt.UTC)
+    assert ROUND_THE_CLOCK.between(start, start - dt.timedelta(hours=1)) == dt.timedelta(0)
