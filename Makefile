@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo bench bench-sla bench-knowledge clean help
+.PHONY: run test test-services lint format migrate demo bench bench-sla bench-knowledge bench-metrics bench-import clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
@@ -13,6 +13,8 @@ help:
 	@echo "make test-services  run the suite against PostgreSQL and Redis (see README)"
 	@echo "make lint           ruff check + format check"
 	@echo "make bench          benchmark the case list at scale on PostgreSQL (see bench/README.md)"
+	@echo "make bench-metrics  dashboard API vs hand-written SQL at 1M cases on PostgreSQL"
+	@echo "make bench-import   import a 1M-row ServiceNow CSV and a 1M-event XES log into PostgreSQL: events/s, peak memory"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +61,13 @@ bench-sla: $(STAMP)
 
 bench-knowledge: $(STAMP)
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_knowledge} SECRET_KEY=bench $(PY) bench/bench_knowledge.py
+
+bench-metrics: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_metrics} SECRET_KEY=bench ALLOWED_HOSTS=testserver \
+	DEBUG=false $(PY) bench/bench_metrics.py --count $${COUNT:-1000000} --reuse
+
+bench-import: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_import} SECRET_KEY=bench $(PY) bench/bench_import.py --reimport
 
 clean:
 	rm -rf $(VENV) var/broker var/celerybeat-schedule*

@@ -168,6 +168,19 @@ class SlaPolicy(models.Model):
         return getattr(self, f"{target}_minutes")
 
 
+def completed_at() -> models.Case:
+    """When a clock's outcome was decided: ``met_at`` if met on time, ``breached_at`` if breached
+    (also when met late afterwards); NULL while live or when cancelled.
+
+    The metrics filter on this exact expression, so PostgreSQL matches it to the index below.
+    """
+    return models.Case(
+        models.When(state=ClockState.MET, then=models.F("met_at")),
+        models.When(state=ClockState.BREACHED, then=models.F("breached_at")),
+        output_field=models.DateTimeField(),
+    )
+
+
 class SlaClock(models.Model):
     """One run of one target of one case: started, due, paused, warned, met or breached.
 
@@ -232,9 +245,21 @@ class SlaClock(models.Model):
             models.Index(
                 fields=["case", "due_at"], name="sla_clock_case_due_idx", condition=Q(state="running")
             ),
-            # Metrics: completed clocks by target and time.
-            models.Index(fields=["target", "met_at"], name="sla_clock_met_idx"),
-            models.Index(fields=["target", "breached_at"], name="sla_clock_breached_idx"),
+            # Metrics: clocks completed in a period (by ``completed_at()``), with what compliance
+            # counts read from the index alone (index-only scans need the expression's columns too).
+            models.Index(
+                completed_at(),
+                "target",
+                name="sla_clock_completed_idx",
+                include=["case", "state", "met_at", "breached_at"],
+            ),
+            # The update-cadence adherence: a tenth of the clocks, without reading the others.
+            models.Index(
+                completed_at(),
+                name="sla_clock_cadence_done_idx",
+                include=["case", "state", "met_at", "breached_at"],
+                condition=Q(target=Target.UPDATE_CADENCE),
+            ),
         ]
 
     def __str__(self) -> str:
