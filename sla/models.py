@@ -194,7 +194,8 @@ class SlaClock(models.Model):
     late keeps state ``breached`` with ``met_at`` set.
     """
 
-    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="sla_clocks")
+    # No index of its own: the unique (case, target, run) constraint's index starts with the case.
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="sla_clocks", db_index=False)
     target = models.CharField(max_length=20, choices=Target.choices)
     run = models.PositiveIntegerField(default=1)
     state = models.CharField(max_length=10, choices=ClockState.choices, default=ClockState.RUNNING)
