@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.core.servers.basehttp import WSGIServer
 
 from tests.infra import CHROMIUM
 
@@ -22,6 +23,34 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+class _SerialWSGIServer(WSGIServer):
+    """The live server, one request at a time (see ``_serial_live_server_on_sqlite``)."""
+
+    def __init__(self, *args, connections_override=None, **kwargs):
+        # The live-server thread already runs on the overridden connections; requests are handled
+        # in that same thread, so nothing else needs them.
+        super().__init__(*args, **kwargs)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _serial_live_server_on_sqlite():
+    """On SQLite the live server shares the test's single in-memory connection with every request
+    thread. Pages that fetch several API endpoints at once (the dashboard) then use that one
+    connection from several threads at the same time, which can hang SQLite. Serve requests one at
+    a time there (Django then answers ``Connection: close``); PostgreSQL keeps the threaded server.
+    """
+    from django.db import connection
+    from django.test.testcases import LiveServerThread
+
+    if connection.vendor != "sqlite":
+        yield
+        return
+    original = LiveServerThread.server_class
+    LiveServerThread.server_class = _SerialWSGIServer
+    yield
+    LiveServerThread.server_class = original
 
 
 @pytest.fixture(scope="session")
