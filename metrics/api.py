@@ -95,6 +95,12 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class SummaryInput(PeriodInput):
+    compare = serializers.BooleanField(
+        default=True, help_text="Also compute the previous period of the same length (``previous``)."
+    )
+
+
 class SummaryView(APIView):
     """Every headline KPI for the period and filters."""
 
@@ -102,29 +108,29 @@ class SummaryView(APIView):
 
     @extend_schema(
         operation_id="metrics_summary",
-        parameters=[PeriodInput],
+        parameters=[SummaryInput],
         responses=RESPONSES,
     )
     def get(self, request):
-        data = PeriodInput(data=request.query_params)
+        data = SummaryInput(data=request.query_params)
         data.is_valid(raise_exception=True)
         period, filters = _period(data.validated_data)
         v = data.validated_data
-        previous = previous_period(v["start"], v["end"], v["tz"])
-        return Response(
-            {
-                "start": period["start"].isoformat(),
-                "end": period["end"].isoformat(),
-                "tz": period["tz"],
-                **_plain(selectors.period_metrics(**period, **filters)),
-                "previous": {
-                    "start": previous["start"].isoformat(),
-                    "end": previous["end"].isoformat(),
-                    **_plain(selectors.period_metrics(**previous, **filters)),
-                },
-                "targets": selectors.sla_targets(),
+        body = {
+            "start": period["start"].isoformat(),
+            "end": period["end"].isoformat(),
+            "tz": period["tz"],
+            **_plain(selectors.period_metrics(**period, **filters)),
+        }
+        if v["compare"]:
+            previous = previous_period(v["start"], v["end"], v["tz"])
+            body["previous"] = {
+                "start": previous["start"].isoformat(),
+                "end": previous["end"].isoformat(),
+                **_plain(selectors.period_metrics(**previous, **filters)),
             }
-        )
+        body["targets"] = selectors.sla_targets()
+        return Response(body)
 
 
 class FilterInput(serializers.Serializer):

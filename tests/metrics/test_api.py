@@ -146,3 +146,12 @@ def test_drilldown_bad_input(manager, params, field):
     response = client_for(manager).get("/api/metrics/cases/", params)
     assert response.status_code == 400
     assert field in response.json()
+
+
+def test_summary_without_the_comparison(dataset, manager, django_assert_max_num_queries):
+    client = client_for(manager)
+    with django_assert_max_num_queries(20):
+        body = client.get(SUMMARY, {**BERLIN_WEEK, "compare": "false"}).json()
+    assert "previous" not in body
+    assert body["reopen_rate"]["rate"] == 0.5
+    assert client.get(SUMMARY, {**BERLIN_WEEK, "compare": "maybe"}).status_code == 400
