@@ -65,24 +65,9 @@ class PeriodInput(serializers.Serializer):
 
 
 def _period(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    period = local_period(data["start"], data["end"], data["tz"])
+    period = selectors.local_period(data["start"], data["end"], data["tz"])
     filters = {k: data[k] for k in selectors.FILTER_NAMES if k in data}
     return period, filters
-
-
-def local_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
-    """The local days ``first`` to ``last`` (inclusive) as aware instants: midnight to midnight in
-    ``tz``, so a day of a DST change is 23 or 25 hours long, as the team lived it."""
-    zone = ZoneInfo(tz)
-    start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
-    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
-    return {"start": start, "end": end, "tz": tz}
-
-
-def previous_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
-    """The same number of local days just before ``first`` (the comparison period)."""
-    days = (last - first).days + 1
-    return local_period(first - dt.timedelta(days=days), first - dt.timedelta(days=1), tz)
 
 
 def _plain(value: Any) -> Any:
@@ -123,7 +108,7 @@ class SummaryView(APIView):
             **_plain(selectors.period_metrics(**period, **filters)),
         }
         if v["compare"]:
-            previous = previous_period(v["start"], v["end"], v["tz"])
+            previous = selectors.previous_period(v["start"], v["end"], v["tz"])
             body["previous"] = {
                 "start": previous["start"].isoformat(),
                 "end": previous["end"].isoformat(),
@@ -241,13 +226,11 @@ class DrilldownCase(serializers.Serializer):
 
 
 def drilldown_queryset(data: dict[str, Any]):
-    """``counted_cases`` for validated drill-down parameters (shared with the dashboard pages)."""
+    """``counted_cases`` for validated drill-down parameters (the backlog takes no period)."""
     filters = {k: data[k] for k in selectors.FILTER_NAMES if k in data}
-    options = {k: data.get(k) or None for k in ("part", "target", "bucket")}
-    if data["metric"] == "backlog":
-        return selectors.counted_cases("backlog", now=timezone.now(), **options, **filters)
-    period = local_period(data["start"], data["end"], data["tz"])
-    return selectors.counted_cases(data["metric"], **period, **options, **filters)
+    options = {k: data.get(k) for k in ("part", "target", "bucket")}
+    period = selectors.local_period(data["start"], data["end"], data["tz"]) if "start" in data else {}
+    return selectors.counted_cases(data["metric"], now=timezone.now(), **period, **options, **filters)
 
 
 class DrilldownView(APIView):

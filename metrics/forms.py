@@ -20,7 +20,6 @@ from cases.selectors import assignable_users
 from sla.models import Target
 
 from . import selectors
-from .api import local_period, previous_period
 
 PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
 DEFAULT_PRESET = "30"
@@ -109,8 +108,8 @@ class PeriodForm(forms.Form):
             self.add_error("end", "The period can be at most a year.")
             return data
         data["start"], data["end"] = first, last
-        data["period"] = local_period(first, last, tz)
-        data["previous"] = previous_period(first, last, tz)
+        data["period"] = selectors.local_period(first, last, tz)
+        data["previous"] = selectors.previous_period(first, last, tz)
         data["filters"] = {name: data[name] for name in FILTERS if data.get(name) not in (None, "")}
         data["params"] = params_of(data)
         return data

@@ -131,6 +131,21 @@ def case_filter_q(prefix: str = "", **filters: Any) -> Q:
     return q
 
 
+def local_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
+    """The local days ``first`` to ``last`` (inclusive) as aware instants: midnight to midnight in
+    ``tz``, so a day of a DST change is 23 or 25 hours long, as the team lived it."""
+    zone = ZoneInfo(tz)
+    start = dt.datetime.combine(first, dt.time(0), tzinfo=zone)
+    end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(0), tzinfo=zone)
+    return {"start": start, "end": end, "tz": tz}
+
+
+def previous_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
+    """The same number of local days just before ``first`` (the comparison period)."""
+    days = (last - first).days + 1
+    return local_period(first - dt.timedelta(days=days), first - dt.timedelta(days=1), tz)
+
+
 def _check_period(start: dt.datetime, end: dt.datetime) -> None:
     if timezone.is_naive(start) or timezone.is_naive(end):
         raise ValueError("The period's start and end must be aware datetimes.")
@@ -716,6 +731,8 @@ __all__: Iterable[str] = [
     "AGE_BUCKETS",
     "DRILLDOWN",
     "agent_overview",
+    "local_period",
+    "previous_period",
     "counted_cases",
     "sla_targets",
     "trends",

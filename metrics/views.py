@@ -330,10 +330,8 @@ UNITS = {
 
 
 def _counted(data: dict[str, Any], *, now: dt.datetime):
-    options = {k: data.get(k) or None for k in ("part", "target", "bucket")}
-    if data["metric"] == "backlog":
-        return selectors.counted_cases("backlog", now=now, **options, **data["filters"])
-    return selectors.counted_cases(data["metric"], **data["period"], **options, **data["filters"])
+    options = {k: data.get(k) for k in ("part", "target", "bucket")}
+    return selectors.counted_cases(data["metric"], now=now, **data["period"], **options, **data["filters"])
 
 
 def _figure_label(data: dict[str, Any]) -> str:
