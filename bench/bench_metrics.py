@@ -571,7 +571,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from cases.models import OPEN_Q, OPEN_STATUSES, Case, CaseEvent
     from metrics import selectors
-    from metrics.api import local_period, previous_period
+    from metrics.selectors import local_period, previous_period
     from supportdesk.core.roles import Role
 
     call_command("migrate", verbosity=0)

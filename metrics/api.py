@@ -101,18 +101,22 @@ class SummaryView(APIView):
         data.is_valid(raise_exception=True)
         period, filters = _period(data.validated_data)
         v = data.validated_data
+        previous = selectors.previous_period(v["start"], v["end"], v["tz"]) if v["compare"] else None
+        if previous:
+            current, before = selectors.compared_metrics(period, previous, **filters)
+        else:
+            current = selectors.period_metrics(**period, **filters)
         body = {
             "start": period["start"].isoformat(),
             "end": period["end"].isoformat(),
             "tz": period["tz"],
-            **_plain(selectors.period_metrics(**period, **filters)),
+            **_plain(current),
         }
-        if v["compare"]:
-            previous = selectors.previous_period(v["start"], v["end"], v["tz"])
+        if previous:
             body["previous"] = {
                 "start": previous["start"].isoformat(),
                 "end": previous["end"].isoformat(),
-                **_plain(selectors.period_metrics(**previous, **filters)),
+                **_plain(before),
             }
         body["targets"] = selectors.sla_targets()
         return Response(body)

@@ -153,30 +153,46 @@ def _check_period(start: dt.datetime, end: dt.datetime) -> None:
         raise ValueError("The period must end after it starts.")
 
 
-def _duration_stats(qs: QuerySet, *, group_by: str | None = None) -> dict[Any, DurationStats]:
-    """Stats of the ``d`` annotation of ``qs`` (seconds), per value of ``group_by`` (or under None).
+#: The keys durations can be grouped by (annotations or fields of the queryset).
+_DURATION_KEYS = ("period", "severity", "week")
 
-    One query: the queryset is compiled for its own database and wrapped in an aggregate over it.
-    Only ORM-compiled SQL and a quoted column name of this module are interpolated; values travel as
-    parameters.
+
+def _duration_stats(
+    qs: QuerySet, *, group_by: tuple[str, ...] = (), subtotal: bool = False
+) -> dict[tuple, DurationStats]:
+    """Stats of the ``d`` annotation of ``qs`` (seconds) per tuple of ``group_by`` values.
+
+    With ``subtotal`` each group of all keys but the last is also reported, under that key with
+    ``None`` last (``("period", "severity")``: per period and severity, and per period overall). One
+    query whatever the grouping: the queryset is compiled for its own database and wrapped in an
+    aggregate over it. Rows whose keys are NULL (outside every period) are left out. Only
+    ORM-compiled SQL and quoted names of this module are interpolated; values travel as parameters.
     """
-    if group_by not in (None, "severity", "week"):
+    if any(key not in _DURATION_KEYS for key in group_by) or (subtotal and not group_by):
         raise ValueError(f"Cannot group durations by {group_by!r}.")
-    fields = ["d"] + ([group_by] if group_by else [])
-    inner = qs.filter(d__isnull=False).values(*fields).order_by()
+    inner = qs.filter(d__isnull=False).values("d", *group_by).order_by()
     connection = connections[qs.db]
     sql, params = inner.query.get_compiler(using=qs.db).as_sql()
-    g = connection.ops.quote_name(group_by) if group_by else "NULL"
+    cols = [connection.ops.quote_name(key) for key in group_by]
+    where = " AND ".join(f"{c} IS NOT NULL" for c in cols) or "TRUE"
+    groupings = [cols] + ([cols[:-1]] if subtotal else [])
     if connection.vendor == "postgresql":
+        # GROUPING SETS reads the rows once for the groups and their subtotals; an array of fractions
+        # sorts each group once for both percentiles.
+        keys = [*cols, f"GROUPING({cols[-1]})" if subtotal else "0"] if cols else ["0"]
+        sets = ", ".join("(" + ", ".join(g) + ")" for g in groupings)
+        group = f"GROUP BY GROUPING SETS ({sets})" if cols else ""
         outer = (
-            f"SELECT {g}, COUNT(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY d), "  # noqa: S608
-            f"percentile_cont(0.9) WITHIN GROUP (ORDER BY d), AVG(d) FROM ({sql}) s GROUP BY 1"
+            f"SELECT {', '.join(keys)}, COUNT(*), "  # noqa: S608
+            "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d), AVG(d) "
+            f"FROM ({sql}) s WHERE {where} {group}"
         )
+        with connection.cursor() as cursor:
+            cursor.execute(outer, params)
+            rows = [(*row[:-2], *(row[-2] or (None, None)), row[-1]) for row in cursor.fetchall()]
     else:
         # Rank rows per group, then interpolate between ranks floor((n-1)p) and ceil((n-1)p):
-        # exactly what percentile_cont computes.
-        part = f"PARTITION BY {g} " if group_by else ""
-
+        # exactly what percentile_cont computes. One SELECT per grouping, glued by UNION ALL.
         def pct(p: float) -> str:
             pos = f"((n - 1) * {p})"
             lo = f"CAST({pos} AS INTEGER)"
@@ -185,23 +201,28 @@ def _duration_stats(qs: QuerySet, *, group_by: str | None = None) -> dict[Any, D
             hi_val = f"MAX(CASE WHEN rn = {hi} THEN d END)"
             return f"({lo_val} + (MAX({pos}) - MAX({lo})) * ({hi_val} - {lo_val}))"
 
-        outer = (
-            f"SELECT g, COUNT(*), {pct(0.5)}, {pct(0.9)}, AVG(d) FROM ("  # noqa: S608
-            f"SELECT {g} AS g, d, ROW_NUMBER() OVER ({part}ORDER BY d) - 1 AS rn, "
-            f"COUNT(*) OVER ({part.strip()}) AS n FROM ({sql}) s0) s GROUP BY g"
+        selects = []
+        for level, grouping in enumerate(groupings):
+            part = f"PARTITION BY {', '.join(grouping)} " if grouping else ""
+            keys = [*grouping, *(["NULL"] * (len(cols) - len(grouping))), str(level)]
+            group = f"GROUP BY {', '.join(grouping)}" if grouping else ""
+            selects.append(
+                f"SELECT {', '.join(keys)}, COUNT(*), {pct(0.5)}, {pct(0.9)}, AVG(d) FROM ("  # noqa: S608
+                f"SELECT {', '.join([*cols, 'd'])}, ROW_NUMBER() OVER ({part}ORDER BY d) - 1 AS rn, "
+                f"COUNT(*) OVER ({part.strip()}) AS n FROM ({sql}) s0 WHERE {where}) s {group}"
+            )
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(selects), params * len(selects))
+            rows = cursor.fetchall()
+    result = {}
+    for row in rows:
+        key = tuple(row[: len(cols)])
+        if subtotal and row[len(cols)]:
+            key = (*key[:-1], None)
+        result[key] = DurationStats(
+            count=row[-4], median=_seconds(row[-3]), p90=_seconds(row[-2]), mean=_seconds(row[-1])
         )
-    with connection.cursor() as cursor:
-        cursor.execute(outer, params)
-        rows = cursor.fetchall()
-    return {
-        row[0]: DurationStats(
-            count=row[1],
-            median=_seconds(row[2]),
-            p90=_seconds(row[3]),
-            mean=_seconds(row[4]),
-        )
-        for row in rows
-    }
+    return result
 
 
 def _seconds(value: Any) -> float | None:
@@ -218,12 +239,58 @@ class DurationReport:
     by_severity: dict[str, DurationStats]
 
 
-def _duration_report(qs: QuerySet) -> DurationReport:
-    overall = _duration_stats(qs).get(None, _EMPTY)
-    by_severity = _duration_stats(qs, group_by="severity")
-    return DurationReport(
-        overall=overall, by_severity={s: by_severity.get(s, _EMPTY) for s in Severity.values}
+class Periods:
+    """Disjoint periods computed together: each metric reads the rows of all of them in one range
+    scan and groups them by a ``period`` key (the position of the period holding the row's instant).
+
+    The dashboard compares a period with the one before it; both come from the same queries.
+    """
+
+    def __init__(self, bounds: Iterable[tuple[dt.datetime, dt.datetime]]):
+        self.bounds = tuple(sorted(bounds))
+        if not self.bounds:
+            raise ValueError("At least one period is needed.")
+        for start, end in self.bounds:
+            _check_period(start, end)
+        for (_, end), (start, _) in zip(self.bounds, self.bounds[1:], strict=False):
+            if start < end:
+                raise ValueError("Periods computed together must not overlap.")
+        self.order = {bound: i for i, bound in enumerate(self.bounds)}
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def range(self, instant: str) -> Q:
+        """``instant`` within the span from the first period's start to the last one's end."""
+        return Q(**{f"{instant}__gte": self.bounds[0][0], f"{instant}__lt": self.bounds[-1][1]})
+
+    def key(self, instant: str) -> models.Case:
+        """The position of the period holding ``instant`` (NULL in a gap between periods)."""
+        return models.Case(
+            *[
+                When(**{f"{instant}__gte": start, f"{instant}__lt": end}, then=Value(i))
+                for i, (start, end) in enumerate(self.bounds)
+            ],
+            output_field=IntegerField(),
+        )
+
+
+def _durations(instant: str, periods: Periods, **filters: Any) -> list[DurationReport]:
+    """``instant - created`` of the cases whose ``instant`` falls in each period: per period, overall
+    and per severity, in one query."""
+    qs = (
+        _cases(**filters)
+        .filter(periods.range(instant))
+        .annotate(d=SecondsBetween(F(instant), F("created_at")), period=periods.key(instant))
     )
+    stats = _duration_stats(qs, group_by=("period", "severity"), subtotal=True)
+    return [
+        DurationReport(
+            overall=stats.get((i, None), _EMPTY),
+            by_severity={s: stats.get((i, s), _EMPTY) for s in Severity.values},
+        )
+        for i in range(len(periods))
+    ]
 
 
 def _cases(**filters: Any) -> QuerySet:
@@ -233,12 +300,15 @@ def _cases(**filters: Any) -> QuerySet:
 # --- durations -------------------------------------------------------------------------------------
 
 
+def _one(start: dt.datetime, end: dt.datetime) -> Periods:
+    return Periods([(start, end)])
+
+
 def first_response_time(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> DurationReport:
     """FRT: first public staff reply - created, for cases first answered in the period."""
-    _check_period(start, end)
-    return _duration_report(_frt_qs(start=start, end=end, **filters))
+    return _durations("first_response_at", _one(start, end), **filters)[0]
 
 
 def _frt_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
@@ -250,17 +320,14 @@ def time_to_triage(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> DurationReport:
     """TTT: first time the case reached ``triaged`` - created, for cases first triaged in the period."""
-    _check_period(start, end)
-    qs = _cases(**filters).filter(triaged_at__gte=start, triaged_at__lt=end)
-    return _duration_report(qs.annotate(d=SecondsBetween(F("triaged_at"), F("created_at"))))
+    return _durations("triaged_at", _one(start, end), **filters)[0]
 
 
 def time_to_resolve(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> DurationReport:
     """MTTR: first resolution - created, for cases first resolved in the period."""
-    _check_period(start, end)
-    return _duration_report(_mttr_qs(start=start, end=end, **filters))
+    return _durations("first_resolved_at", _one(start, end), **filters)[0]
 
 
 def _mttr_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
@@ -282,6 +349,29 @@ def _completed_clocks(*, start: dt.datetime, end: dt.datetime, **filters: Any) -
     )
 
 
+def _compliance(periods: Periods, **filters: Any) -> list[dict[str, dict[str, Ratio]]]:
+    """Per period, per target, per severity (and ``all``): clocks met on time / completed. One query."""
+    rows = (
+        _completed_clocks(start=periods.bounds[0][0], end=periods.bounds[-1][1], **filters)
+        .annotate(period=periods.key("completed_at"))
+        .values("period", "target", "case__severity")
+        .annotate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
+        .order_by()
+    )
+    result = [
+        {t: {s: Ratio(0, 0) for s in [*Severity.values, "all"]} for t in Target.values}
+        for _ in periods.bounds
+    ]
+    for row in rows:
+        if row["period"] is None:
+            continue
+        per = result[row["period"]][row["target"]]
+        per[row["case__severity"]] = Ratio(row["on_time"], row["total"])
+        all_ = per["all"]
+        per["all"] = Ratio(all_.numerator + row["on_time"], all_.denominator + row["total"])
+    return result
+
+
 def sla_compliance(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> dict[str, dict[str, Ratio]]:
@@ -289,22 +379,13 @@ def sla_compliance(
 
     A clock met late is a breach; cancelled clocks are excluded. One query.
     """
-    _check_period(start, end)
-    rows = (
-        _completed_clocks(start=start, end=end, **filters)
-        .values("target", "case__severity")
-        .annotate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
-        .order_by()
-    )
-    result: dict[str, dict[str, Ratio]] = {
-        t: {s: Ratio(0, 0) for s in [*Severity.values, "all"]} for t in Target.values
-    }
-    for row in rows:
-        per = result[row["target"]]
-        per[row["case__severity"]] = Ratio(row["on_time"], row["total"])
-        all_ = per["all"]
-        per["all"] = Ratio(all_.numerator + row["on_time"], all_.denominator + row["total"])
-    return result
+    return _compliance(_one(start, end), **filters)[0]
+
+
+def _cadence(compliance: dict[str, dict[str, Ratio]]) -> Ratio:
+    """Update-cadence adherence read off a compliance result: its P1 and P2 cells together."""
+    cells = [compliance[Target.UPDATE_CADENCE][s] for s in CADENCE_SEVERITIES]
+    return Ratio(sum(c.numerator for c in cells), sum(c.denominator for c in cells))
 
 
 def update_cadence_adherence(
@@ -331,15 +412,35 @@ def _resolved_case_ids(*, start: dt.datetime, end: dt.datetime, **filters: Any) 
     )
 
 
+def _resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
+    """Per period: the reopen rate and the knowledge reuse, which share their denominator (the cases
+    resolved in the period, each counted once). One pass over the periods' reopen and resolution
+    events (what event_reopen_resolve_idx holds)."""
+    linked = ArticleCaseLink.objects.values("case_id")
+    rows = (
+        _reopen_resolve_events(start=periods.bounds[0][0], end=periods.bounds[-1][1], **filters)
+        .annotate(period=periods.key("created_at"))
+        .values("period")
+        .annotate(
+            reopened=Count("case_id", distinct=True, filter=REOPENED_Q),
+            resolved=Count("case_id", distinct=True, filter=RESOLVED_Q),
+            linked=Count("case_id", distinct=True, filter=RESOLVED_Q & Q(case_id__in=linked)),
+        )
+        .order_by()
+    )
+    result = [{"reopen_rate": Ratio(0, 0), "knowledge_reuse": Ratio(0, 0)} for _ in periods.bounds]
+    for row in rows:
+        if row["period"] is not None:
+            result[row["period"]] = {
+                "reopen_rate": Ratio(row["reopened"], row["resolved"]),
+                "knowledge_reuse": Ratio(row["linked"], row["resolved"]),
+            }
+    return result
+
+
 def reopen_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
     """Cases reopened in the period / cases resolved in the period (each case counted once)."""
-    _check_period(start, end)
-    # Distinct cases among the period's reopens and resolutions (not a pass over every case).
-    agg = _reopen_resolve_events(start=start, end=end, **filters).aggregate(
-        reopened=Count("case_id", distinct=True, filter=REOPENED_Q),
-        resolved=Count("case_id", distinct=True, filter=RESOLVED_Q),
-    )
-    return Ratio(agg["reopened"], agg["resolved"])
+    return _resolutions(_one(start, end), **filters)[0]["reopen_rate"]
 
 
 def _reopen_resolve_events(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet:
@@ -353,18 +454,31 @@ def _reopen_resolve_events(*, start: dt.datetime, end: dt.datetime, **filters: A
 
 def knowledge_reuse(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
     """Cases resolved in the period with a linked article / cases resolved in the period."""
-    _check_period(start, end)
-    # Distinct cases among the period's resolutions (not a pass over every case).
-    linked = ArticleCaseLink.objects.values("case_id")
-    agg = _resolved_case_ids(start=start, end=end, **filters).aggregate(
-        total=Count("case_id", distinct=True),
-        linked=Count("case_id", distinct=True, filter=Q(case_id__in=linked)),
-    )
-    return Ratio(agg["linked"], agg["total"])
+    return _resolutions(_one(start, end), **filters)[0]["knowledge_reuse"]
 
 
 def _escalated_case_ids() -> QuerySet:
     return Escalation.objects.filter(submitted_at__isnull=False).values("case_id")
+
+
+def _escalation_rates(periods: Periods, **filters: Any) -> list[Ratio]:
+    rows = (
+        _cases(**filters)
+        .filter(periods.range("created_at"))
+        .annotate(period=periods.key("created_at"))
+        .values("period")
+        .annotate(escalated=Count("id", filter=Q(id__in=_escalated_case_ids())), created=Count("id"))
+        .order_by()
+    )
+    return _ratios(periods, rows, "escalated", "created")
+
+
+def _ratios(periods: Periods, rows: Iterable[dict], numerator: str, denominator: str) -> list[Ratio]:
+    result = [Ratio(0, 0) for _ in periods.bounds]
+    for row in rows:
+        if row["period"] is not None:
+            result[row["period"]] = Ratio(row[numerator], row[denominator])
+    return result
 
 
 def escalation_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
@@ -374,12 +488,20 @@ def escalation_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **
     Both sides are the same cohort, so the rate is a share of the period's cases and never exceeds
     1; an escalation submitted after the period still counts for the case's own period.
     """
-    _check_period(start, end)
-    created = _cases(**filters).filter(created_at__gte=start, created_at__lt=end)
-    agg = created.aggregate(
-        escalated=Count("id", filter=Q(id__in=_escalated_case_ids())), created=Count("id")
+    return _escalation_rates(_one(start, end), **filters)[0]
+
+
+def _bounce_rates(periods: Periods, **filters: Any) -> list[Ratio]:
+    bounced = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
+    rows = (
+        Escalation.objects.filter(periods.range("submitted_at"))
+        .filter(case_filter_q("case__", **filters))
+        .annotate(period=periods.key("submitted_at"))
+        .values("period")
+        .annotate(total=Count("id"), bounced=Count("id", filter=bounced))
+        .order_by()
     )
-    return Ratio(agg["escalated"], agg["created"])
+    return _ratios(periods, rows, "bounced", "total")
 
 
 def engineering_bounce_rate(
@@ -387,13 +509,7 @@ def engineering_bounce_rate(
 ) -> Ratio:
     """Escalations first submitted in the period that went to ``needs_info`` at least once / those
     escalations."""
-    _check_period(start, end)
-    qs = Escalation.objects.filter(submitted_at__gte=start, submitted_at__lt=end).filter(
-        case_filter_q("case__", **filters)
-    )
-    bounced = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
-    agg = qs.aggregate(total=Count("id"), bounced=Count("id", filter=bounced))
-    return Ratio(agg["bounced"], agg["total"])
+    return _bounce_rates(_one(start, end), **filters)[0]
 
 
 # --- backlog ---------------------------------------------------------------------------------------
@@ -491,18 +607,51 @@ def period_metrics(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> dict[str, Any]:
     """All headline KPIs for one period (for the dashboard / API)."""
-    return {
-        "first_response_time": first_response_time(start=start, end=end, tz=tz, **filters),
-        "time_to_triage": time_to_triage(start=start, end=end, tz=tz, **filters),
-        "time_to_resolve": time_to_resolve(start=start, end=end, tz=tz, **filters),
-        "sla_compliance": sla_compliance(start=start, end=end, tz=tz, **filters),
-        "reopen_rate": reopen_rate(start=start, end=end, tz=tz, **filters),
-        "escalation_rate": escalation_rate(start=start, end=end, tz=tz, **filters),
-        "engineering_bounce_rate": engineering_bounce_rate(start=start, end=end, tz=tz, **filters),
-        "update_cadence_adherence": update_cadence_adherence(start=start, end=end, tz=tz, **filters),
-        "knowledge_reuse": knowledge_reuse(start=start, end=end, tz=tz, **filters),
-        "csat": csat.csat(start=start, end=end, tz=tz, **filters),
-    }
+    return periods_metrics([(start, end)], tz=tz, **filters)[0]
+
+
+def periods_metrics(
+    bounds: Iterable[tuple[dt.datetime, dt.datetime]], *, tz: str = "UTC", **filters: Any
+) -> list[dict[str, Any]]:
+    """All headline KPIs for each of several disjoint periods (in the order given), each metric
+    reading all the periods in one query: a period and the one before it cost about what the two
+    together as one period would."""
+    bounds = list(bounds)
+    periods = Periods(bounds)
+    frt = _durations("first_response_at", periods, **filters)
+    ttt = _durations("triaged_at", periods, **filters)
+    mttr = _durations("first_resolved_at", periods, **filters)
+    compliance = _compliance(periods, **filters)
+    resolutions = _resolutions(periods, **filters)
+    escalated = _escalation_rates(periods, **filters)
+    bounced = _bounce_rates(periods, **filters)
+    satisfaction = csat.csat_periods(periods, **filters)
+    by_start = [
+        {
+            "first_response_time": frt[i],
+            "time_to_triage": ttt[i],
+            "time_to_resolve": mttr[i],
+            "sla_compliance": compliance[i],
+            "reopen_rate": resolutions[i]["reopen_rate"],
+            "escalation_rate": escalated[i],
+            "engineering_bounce_rate": bounced[i],
+            "update_cadence_adherence": _cadence(compliance[i]),
+            "knowledge_reuse": resolutions[i]["knowledge_reuse"],
+            "csat": satisfaction[i],
+        }
+        for i in range(len(periods))
+    ]
+    return [by_start[periods.order[bound]] for bound in bounds]
+
+
+def compared_metrics(
+    period: dict[str, Any], previous: dict[str, Any], **filters: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The KPIs of ``period`` and of ``previous`` (``local_period`` dicts), from the same queries."""
+    current, before = periods_metrics(
+        [(period["start"], period["end"]), (previous["start"], previous["end"])], tz=period["tz"], **filters
+    )
+    return current, before
 
 
 # --- weekly trends, all at once ----------------------------------------------------------------------
@@ -528,10 +677,10 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     starts = week_starts(end=end, tz=tz, weeks=weeks)
     span = {"start": starts[0], "end": _next_week(starts[-1]), **filters}
     frt = _duration_stats(
-        _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by="week"
+        _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
     )
     mttr = _duration_stats(
-        _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by="week"
+        _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
     )
     compliance = {
         row["week"]: Ratio(row["on_time"], row["total"])
@@ -555,8 +704,8 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     positions = range(len(starts))
     return {
         "weeks": starts,
-        "first_response_time": [frt.get(i, _EMPTY) for i in positions],
-        "time_to_resolve": [mttr.get(i, _EMPTY) for i in positions],
+        "first_response_time": [frt.get((i,), _EMPTY) for i in positions],
+        "time_to_resolve": [mttr.get((i,), _EMPTY) for i in positions],
         "sla_compliance": [compliance.get(i, Ratio(0, 0)) for i in positions],
         "reopen_rate": [reopens.get(i, Ratio(0, 0)) for i in positions],
         "volume": volume_trend(end=end, tz=tz, weeks=weeks, **filters),
@@ -746,6 +895,9 @@ __all__: Iterable[str] = [
     "first_response_time",
     "knowledge_reuse",
     "period_metrics",
+    "periods_metrics",
+    "compared_metrics",
+    "Periods",
     "reopen_rate",
     "sla_compliance",
     "time_to_resolve",

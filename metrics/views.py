@@ -232,8 +232,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     form.data = shown
     filters, links = data["filters"], Links(data["params"])
     now = timezone.now()
-    current = selectors.period_metrics(**data["period"], **filters)
-    previous = selectors.period_metrics(**data["previous"], **filters)
+    current, previous = selectors.compared_metrics(data["period"], data["previous"], **filters)
     aging = selectors.backlog_aging(now=now, **filters)
     tier, tier_chosen = _target_tier(filters)
     tier_targets = exports.targets_for(selectors.sla_targets(), tier)
@@ -457,15 +456,15 @@ def export(request: HttpRequest, table: str) -> HttpResponse:
         name = re.sub(r"[^A-Za-z0-9_-]+", "", name.replace(">", "over"))
         rows = exports.case_rows(qs.iterator(chunk_size=2000), tz=data["tz"])
         return exports.csv_response(f"supportdesk-cases-{name}-{span}.csv", exports.CASE_HEADER, rows)
-    current = selectors.period_metrics(**data["period"], **filters)
     if table == "kpis":
-        previous = selectors.period_metrics(**data["previous"], **filters)
+        current, previous = selectors.compared_metrics(data["period"], data["previous"], **filters)
         header, rows = exports.kpi_rows(exports.headline(current, previous))
     elif table == "durations":
         tier, _ = _target_tier(filters)
+        current = selectors.period_metrics(**data["period"], **filters)
         header, rows = exports.duration_rows(current, exports.targets_for(selectors.sla_targets(), tier))
     else:
-        header, rows = exports.compliance_rows(current)
+        header, rows = exports.compliance_rows(selectors.period_metrics(**data["period"], **filters))
     return exports.csv_response(f"supportdesk-{table}-{span}.csv", header, rows)
 
 

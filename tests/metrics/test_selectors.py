@@ -174,9 +174,44 @@ def test_weekly_trends_in_berlin(dataset):
 
 
 def test_all_headline_kpis_take_a_fixed_number_of_queries(dataset, django_assert_num_queries):
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(8):
         kpis = m.period_metrics(**PERIOD)
     assert kpis["reopen_rate"].rate == 0.5
+
+
+WEEKS = [
+    (at(2025, 2, 24, tz=BERLIN), at(2025, 3, 3, tz=BERLIN)),
+    (at(2025, 3, 3, tz=BERLIN), at(2025, 3, 10, tz=BERLIN)),
+    (at(2025, 3, 10, tz=BERLIN), at(2025, 3, 17, tz=BERLIN)),
+]
+
+
+@pytest.mark.parametrize("filters", [{}, {"severity": "P2"}])
+def test_periods_computed_together_equal_each_period_on_its_own(dataset, django_assert_num_queries, filters):
+    # The data set's cases straddle these weeks (B is created in the first and resolved in the
+    # second, D is answered in the third 40 minutes after the second ends): every figure must land
+    # in the same period as when that period is computed alone.
+    alone = [m.period_metrics(start=s, end=e, tz=BERLIN, **filters) for s, e in WEEKS]
+    with django_assert_num_queries(8):
+        together = m.periods_metrics(reversed(WEEKS), tz=BERLIN, **filters)
+    assert together == alone[::-1]
+    assert together[1]["time_to_resolve"].overall.count == (2 if not filters else 1)
+
+
+def test_a_gap_between_periods_counts_for_neither(dataset):
+    first, _, third = WEEKS
+    together = m.periods_metrics([first, third], tz=BERLIN)
+    assert together == [m.period_metrics(start=s, end=e, tz=BERLIN) for s, e in (first, third)]
+    # A and C (answered in the middle week) are in neither.
+    assert (
+        together[0]["first_response_time"].overall.count + together[1]["first_response_time"].overall.count
+        == m.first_response_time(start=first[0], end=third[1]).overall.count - 2
+    )
+
+
+def test_overlapping_periods_are_refused(db):
+    with pytest.raises(ValueError):
+        m.periods_metrics([WEEKS[0], (WEEKS[0][0], WEEKS[1][1])])
 
 
 @pytest.mark.parametrize(
