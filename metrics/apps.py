@@ -8,7 +8,9 @@ class MetricsConfig(AppConfig):
         from cases import extensions
         from cases.signals import case_event_recorded
 
-        from . import surveys
+        from . import rollup, surveys
+
+        rollup.connect()
 
         # The survey row is written in the resolution's transaction; its e-mail goes after commit.
         case_event_recorded.connect(surveys.on_case_event, dispatch_uid="metrics.surveys.on_case_event")

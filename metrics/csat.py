@@ -56,11 +56,15 @@ def csat_cases(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filte
 
 def csat_periods(periods: Any, **filters: Any) -> list[CsatStats]:
     """``csat`` for each of ``selectors.Periods`` (disjoint periods), in one query."""
+    from metrics import selectors
+
     aggregates: dict[str, Any] = {"count": Count("id"), "mean": Avg("rating")}
     for n in RATINGS:
         aggregates[f"r{n}"] = Count("id", filter=Q(rating=n))
     rows = (
-        _answers(start=periods.bounds[0][0], end=periods.bounds[-1][1], **filters)
+        SurveyResponse.objects.filter(
+            periods.range("answered_at"), selectors.case_filter_q("case__", **filters)
+        )
         .annotate(period=periods.key("answered_at"))
         .values("period")
         .annotate(**aggregates)
@@ -77,3 +81,16 @@ def _stats(agg: dict[str, Any]) -> CsatStats:
     # PostgreSQL averages integers as numeric (Decimal); the figure is a plain float either way.
     mean = None if agg["mean"] is None else float(agg["mean"])
     return CsatStats(count=agg["count"], mean=mean, distribution={n: agg[f"r{n}"] for n in RATINGS})
+
+
+def from_distribution(distribution: dict[int, int]) -> CsatStats:
+    """The stats of answers given as ``{rating: n}`` (the mean is exact: a sum of integers / n)."""
+    dist = {n: distribution.get(n, 0) for n in RATINGS}
+    count = sum(dist.values())
+    mean = sum(n * k for n, k in dist.items()) / count if count else None
+    return CsatStats(count=count, mean=mean, distribution=dist)
+
+
+def combine(*parts: CsatStats) -> CsatStats:
+    """The stats of the answers of several disjoint sets together."""
+    return from_distribution({n: sum(p.distribution.get(n, 0) for p in parts) for n in RATINGS})

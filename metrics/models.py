@@ -63,3 +63,65 @@ class SurveyResponse(models.Model):
     @property
     def is_answered(self) -> bool:
         return self.answered_at is not None
+
+
+class DailyRollup(models.Model):
+    """The count metrics of one UTC day for one (severity, team, tier) of the cases: what the
+    dashboard adds up instead of reading every clock, case, escalation and answer of a period.
+
+    Rows are a pure function of the source rows, recomputed per day by ``metrics.rollup.refresh``;
+    a day counts only once rolled up (before ``RollupState.through``) and not marked in
+    ``RollupDirtyDay``. Any other day is read from the source. Severity, team and tier are the
+    case's current ones, as in the direct queries.
+    """
+
+    day = models.DateField()
+    severity = models.CharField(max_length=2)
+    team_id = models.IntegerField(null=True)
+    tier = models.CharField(max_length=20)
+    # SLA clocks completed that day: met on time / all (met or breached), per target.
+    first_response_met = models.PositiveIntegerField(default=0)
+    first_response_total = models.PositiveIntegerField(default=0)
+    triage_met = models.PositiveIntegerField(default=0)
+    triage_total = models.PositiveIntegerField(default=0)
+    update_cadence_met = models.PositiveIntegerField(default=0)
+    update_cadence_total = models.PositiveIntegerField(default=0)
+    resolution_met = models.PositiveIntegerField(default=0)
+    resolution_total = models.PositiveIntegerField(default=0)
+    # Cases created that day, and those of them ever escalated (the escalation rate's cohort).
+    created = models.PositiveIntegerField(default=0)
+    escalated = models.PositiveIntegerField(default=0)
+    # Escalations submitted that day, and those of them that went to needs_info.
+    submitted = models.PositiveIntegerField(default=0)
+    bounced = models.PositiveIntegerField(default=0)
+    # Survey answers received that day, per rating.
+    csat_1 = models.PositiveIntegerField(default=0)
+    csat_2 = models.PositiveIntegerField(default=0)
+    csat_3 = models.PositiveIntegerField(default=0)
+    csat_4 = models.PositiveIntegerField(default=0)
+    csat_5 = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day", "severity"], name="metrics_rollup_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.severity} team {self.team_id} {self.tier}"
+
+
+class RollupDirtyDay(models.Model):
+    """A rolled-up day whose source rows changed after it was rolled up: read from the source until
+    the next refresh recomputes it. Written in the transaction of the change."""
+
+    day = models.DateField(db_index=True)
+
+    def __str__(self) -> str:
+        return str(self.day)
+
+
+class RollupState(models.Model):
+    """One row: days before ``through`` (UTC) are rolled up. None: nothing is yet."""
+
+    through = models.DateField(null=True)
+
+    def __str__(self) -> str:
+        return f"rolled up through {self.through}"

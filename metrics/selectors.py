@@ -42,7 +42,7 @@ from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
 from sla.models import ClockState, SlaClock, SlaPolicy, Target, completed_at
 
-from . import csat
+from . import csat, rollup
 
 #: Backlog age buckets: (label, lower bound in days inclusive, upper bound exclusive or None).
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -261,8 +261,17 @@ class Periods:
         return len(self.bounds)
 
     def range(self, instant: str) -> Q:
-        """``instant`` within the span from the first period's start to the last one's end."""
-        return Q(**{f"{instant}__gte": self.bounds[0][0], f"{instant}__lt": self.bounds[-1][1]})
+        """``instant`` within one of the periods (adjacent periods as one range)."""
+        spans: list[list[dt.datetime]] = []
+        for start, end in self.bounds:
+            if spans and spans[-1][1] == start:
+                spans[-1][1] = end
+            else:
+                spans.append([start, end])
+        q = Q()
+        for start, end in spans:
+            q |= Q(**{f"{instant}__gte": start, f"{instant}__lt": end})
+        return q
 
     def key(self, instant: str) -> models.Case:
         """The position of the period holding ``instant`` (NULL in a gap between periods)."""
@@ -352,16 +361,14 @@ def _completed_clocks(*, start: dt.datetime, end: dt.datetime, **filters: Any) -
 def _compliance(periods: Periods, **filters: Any) -> list[dict[str, dict[str, Ratio]]]:
     """Per period, per target, per severity (and ``all``): clocks met on time / completed. One query."""
     rows = (
-        _completed_clocks(start=periods.bounds[0][0], end=periods.bounds[-1][1], **filters)
+        SlaClock.objects.annotate(completed_at=completed_at())
+        .filter(periods.range("completed_at"), case_filter_q("case__", **filters))
         .annotate(period=periods.key("completed_at"))
         .values("period", "target", "case__severity")
         .annotate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
         .order_by()
     )
-    result = [
-        {t: {s: Ratio(0, 0) for s in [*Severity.values, "all"]} for t in Target.values}
-        for _ in periods.bounds
-    ]
+    result = [_no_compliance() for _ in periods.bounds]
     for row in rows:
         if row["period"] is None:
             continue
@@ -418,7 +425,8 @@ def _resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
     events (what event_reopen_resolve_idx holds)."""
     linked = ArticleCaseLink.objects.values("case_id")
     rows = (
-        _reopen_resolve_events(start=periods.bounds[0][0], end=periods.bounds[-1][1], **filters)
+        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
+        .filter(periods.range("created_at"), case_filter_q("case__", **filters))
         .annotate(period=periods.key("created_at"))
         .values("period")
         .annotate(
@@ -621,11 +629,8 @@ def periods_metrics(
     frt = _durations("first_response_at", periods, **filters)
     ttt = _durations("triaged_at", periods, **filters)
     mttr = _durations("first_resolved_at", periods, **filters)
-    compliance = _compliance(periods, **filters)
+    compliance, escalated, bounced, satisfaction = _counts(periods, **filters)
     resolutions = _resolutions(periods, **filters)
-    escalated = _escalation_rates(periods, **filters)
-    bounced = _bounce_rates(periods, **filters)
-    satisfaction = csat.csat_periods(periods, **filters)
     by_start = [
         {
             "first_response_time": frt[i],
@@ -652,6 +657,67 @@ def compared_metrics(
         [(period["start"], period["end"]), (previous["start"], previous["end"])], tz=period["tz"], **filters
     )
     return current, before
+
+
+# --- count metrics: the daily rollup where it holds the days, the source for the rest ----------------
+
+
+def _counts(periods: Periods, **filters: Any) -> tuple[list, list, list, list]:
+    """SLA compliance, escalation rate, bounce rate and CSAT per period. Whole UTC days that are
+    rolled up and clean come from ``metrics.rollup`` (one query), the rest from the source (the
+    direct queries, over those ranges only); a period's figure is the sum of both parts."""
+    n = len(periods)
+    if not rollup.usable(**filters):
+        return (
+            _compliance(periods, **filters),
+            _escalation_rates(periods, **filters),
+            _bounce_rates(periods, **filters),
+            csat.csat_periods(periods, **filters),
+        )
+    days, edges = rollup.split(periods.bounds)
+    compliance = [_no_compliance() for _ in range(n)]
+    escalated = [Ratio(0, 0) for _ in range(n)]
+    bounced = [Ratio(0, 0) for _ in range(n)]
+    satisfaction = [csat.from_distribution({}) for _ in range(n)]
+    if edges:
+        source = Periods([(start, end) for _, start, end in edges])
+        owner = {(start, end): i for i, start, end in edges}
+        parts = zip(
+            _compliance(source, **filters),
+            _escalation_rates(source, **filters),
+            _bounce_rates(source, **filters),
+            csat.csat_periods(source, **filters),
+            strict=True,
+        )
+        for bound, (c, e, b, s) in zip(source.bounds, parts, strict=True):
+            i = owner[bound]
+            _add_compliance(compliance[i], c)
+            escalated[i], bounced[i] = _plus(escalated[i], e), _plus(bounced[i], b)
+            satisfaction[i] = csat.combine(satisfaction[i], s)
+    for (i, severity), row in rollup.sums(days, **filters).items():
+        rolled = _no_compliance()
+        for target, (met, total) in rollup.CLOCK_COLUMNS.items():
+            rolled[target][severity] = rolled[target]["all"] = Ratio(row[met], row[total])
+        _add_compliance(compliance[i], rolled)
+        escalated[i] = _plus(escalated[i], Ratio(row["escalated"], row["created"]))
+        bounced[i] = _plus(bounced[i], Ratio(row["bounced"], row["submitted"]))
+        answers = csat.from_distribution({r: row[c] for r, c in rollup.CSAT_COLUMNS.items()})
+        satisfaction[i] = csat.combine(satisfaction[i], answers)
+    return compliance, escalated, bounced, satisfaction
+
+
+def _no_compliance() -> dict[str, dict[str, Ratio]]:
+    return {t: {s: Ratio(0, 0) for s in [*Severity.values, "all"]} for t in Target.values}
+
+
+def _plus(a: Ratio, b: Ratio) -> Ratio:
+    return Ratio(a.numerator + b.numerator, a.denominator + b.denominator)
+
+
+def _add_compliance(into: dict[str, dict[str, Ratio]], more: dict[str, dict[str, Ratio]]) -> None:
+    for target, cells in more.items():
+        for severity, ratio in cells.items():
+            into[target][severity] = _plus(into[target][severity], ratio)
 
 
 # --- weekly trends, all at once ----------------------------------------------------------------------

@@ -252,6 +252,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
+    "metrics-refresh-rollup": {
+        "task": "metrics.refresh_rollup",
+        "schedule": float(os.environ.get("METRICS_ROLLUP_SECONDS", "60")),
+        "options": {"expires": float(os.environ.get("METRICS_ROLLUP_SECONDS", "60"))},
+    },
 }
 
 # --- Logging ----------------------------------------------------------------------------------

@@ -1,0 +1,441 @@
+"""The daily rollup of the count metrics, and how the dashboard adds it up.
+
+SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
+clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
+of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
+their counts, so a period is a few thousand rows.
+
+Exactness rules:
+
+* A day's rows are computed from the source by the same definitions as the direct queries
+  (``_source_rows``), per UTC day of the instant each metric selects by.
+* Only days before ``RollupState.through`` (at most the day before yesterday, UTC) are read from
+  the rollup: recent days, where almost every write lands, are always read from the source, so the
+  services writing "now" have nothing to maintain.
+* A write that changes what an older day counts marks that day dirty in its own transaction
+  (``touch``): a case's severity, team or organisation changing, an escalation submitted or
+  bouncing for a case created earlier, an organisation's tier, imported history. Dirty days are read
+  from the source until ``refresh`` (a Celery beat task, every minute) recomputes them.
+* The parts of a period that are not whole UTC days (a period in Berlin starts at 23:00 UTC) are
+  read from the source.
+
+Filters on organisation or assignee are not in the rollup's key: those figures are read from the
+source entirely.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Case as CaseWhen
+from django.db.models import Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from cases.models import Case
+from escalations.models import Escalation
+from escalations.states import EscalationState
+from sla.models import ClockState, SlaClock, Target, completed_at
+
+from .models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
+
+UTC = dt.UTC
+#: Days this close to today (UTC) are never rolled up: today and yesterday are read from the source.
+LIVE_DAYS = 2
+#: Days recomputed per refresh transaction.
+REFRESH_BATCH_DAYS = 31
+#: The advisory lock that keeps two workers from refreshing at once (PostgreSQL).
+_LOCK_KEY = 0x5D_0001
+CLOCK_COLUMNS = {t: (f"{t}_met", f"{t}_total") for t in Target.values}
+CSAT_COLUMNS = {n: f"csat_{n}" for n in range(1, 6)}
+COUNT_COLUMNS = (
+    *[c for pair in CLOCK_COLUMNS.values() for c in pair],
+    "created",
+    "escalated",
+    "submitted",
+    "bounced",
+    *CSAT_COLUMNS.values(),
+)
+BOUNCED_Q = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
+#: The filters the rollup can answer (its key); organisation and assignee need the source.
+ROLLUP_FILTERS = {"team": "team_id", "tier": "tier", "severity": "severity"}
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(0), tzinfo=UTC)
+
+
+def _utc_day(instant: dt.datetime) -> dt.date:
+    return instant.astimezone(UTC).date()
+
+
+def _live_from(now: dt.datetime | None = None) -> dt.date:
+    """The first day that is never rolled up."""
+    return _utc_day(now or timezone.now()) - dt.timedelta(days=LIVE_DAYS - 1)
+
+
+# --- marking days dirty -----------------------------------------------------------------------------
+
+
+def touch(instants: Iterable[dt.datetime | None]) -> None:
+    """Mark the UTC days of ``instants`` dirty if they may be rolled up (call inside the writing
+    transaction). Recent days are always read from the source and need no mark."""
+    live = _live_from()
+    days = {_utc_day(i) for i in instants if i is not None}
+    RollupDirtyDay.objects.bulk_create([RollupDirtyDay(day=d) for d in sorted(days) if d < live])
+
+
+def touch_span(first: dt.datetime | dt.date, last: dt.datetime | dt.date) -> None:
+    """Mark every day from ``first`` to ``last`` (inclusive) dirty: imported history, an
+    organisation's tier."""
+    if isinstance(first, dt.datetime):
+        first = _utc_day(first)
+    if isinstance(last, dt.datetime):
+        last = _utc_day(last)
+    last = min(last, _live_from() - dt.timedelta(days=1))
+    days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+    RollupDirtyDay.objects.bulk_create([RollupDirtyDay(day=d) for d in days], batch_size=1000)
+
+
+def case_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
+    """Every instant a count metric selects these cases' rows by (created, clocks completed,
+    escalations submitted, surveys answered): the days a change of the cases' severity, team or
+    organisation moves between rollup rows."""
+    ids = list(case_ids)
+    instants: list[dt.datetime] = list(Case.objects.filter(pk__in=ids).values_list("created_at", flat=True))
+    clocks = SlaClock.objects.filter(case_id__in=ids).exclude(met_at=None, breached_at=None)
+    for met, breached in clocks.values_list("met_at", "breached_at"):
+        instants.extend(i for i in (met, breached) if i is not None)
+    instants.extend(
+        Escalation.objects.filter(case_id__in=ids)
+        .exclude(submitted_at=None)
+        .values_list("submitted_at", flat=True)
+    )
+    instants.extend(
+        SurveyResponse.objects.filter(case_id__in=ids)
+        .exclude(answered_at=None)
+        .values_list("answered_at", flat=True)
+    )
+    return instants
+
+
+# --- computing days from the source -----------------------------------------------------------------
+
+
+def _day_ranges(days: Iterable[dt.date]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Consecutive days merged into [start, end) instants."""
+    ranges: list[list[dt.date]] = []
+    for day in sorted(set(days)):
+        if ranges and ranges[-1][1] == day:
+            ranges[-1][1] = day + dt.timedelta(days=1)
+        else:
+            ranges.append([day, day + dt.timedelta(days=1)])
+    return [(_midnight(a), _midnight(b)) for a, b in ranges]
+
+
+def _in_ranges(instant: str, ranges: list[tuple[dt.datetime, dt.datetime]]) -> Q:
+    q = Q(pk__in=[])
+    for start, end in ranges:
+        q |= Q(**{f"{instant}__gte": start, f"{instant}__lt": end})
+    return q
+
+
+def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
+    """The rollup rows of ``days`` computed from the source (four grouped queries)."""
+    ranges = _day_ranges(days)
+    if not ranges:
+        return []
+    rows: dict[tuple, dict[str, int]] = {}
+
+    def add(day, severity, team_id, tier, **counts: int) -> None:
+        row = rows.setdefault((day, severity, team_id, tier), dict.fromkeys(COUNT_COLUMNS, 0))
+        for column, n in counts.items():
+            row[column] += n
+
+    day_of = {"day": TruncDate("instant", tzinfo=UTC)}
+    clocks = (
+        SlaClock.objects.annotate(instant=completed_at())
+        .filter(_in_ranges("instant", ranges))
+        .annotate(**day_of)
+        .values("day", "target", "case__severity", "case__team_id", "case__organisation__tier")
+        .annotate(total=Count("id"), met=Count("id", filter=Q(state=ClockState.MET)))
+        .order_by()
+    )
+    for r in clocks:
+        met, total = CLOCK_COLUMNS[r["target"]]
+        dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+        add(*dims, **{met: r["met"], total: r["total"]})
+
+    escalated = Escalation.objects.filter(submitted_at__isnull=False).values("case_id")
+    created = (
+        Case.objects.annotate(instant=F("created_at"))
+        .filter(_in_ranges("instant", ranges))
+        .annotate(**day_of)
+        .values("day", "severity", "team_id", "organisation__tier")
+        .annotate(created=Count("id"), escalated=Count("id", filter=Q(id__in=escalated)))
+        .order_by()
+    )
+    for r in created:
+        dims = (r["day"], r["severity"], r["team_id"], r["organisation__tier"])
+        add(*dims, created=r["created"], escalated=r["escalated"])
+
+    submitted = (
+        Escalation.objects.annotate(instant=F("submitted_at"))
+        .filter(_in_ranges("instant", ranges))
+        .annotate(**day_of)
+        .values("day", "case__severity", "case__team_id", "case__organisation__tier")
+        .annotate(submitted=Count("id"), bounced=Count("id", filter=BOUNCED_Q))
+        .order_by()
+    )
+    for r in submitted:
+        dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+        add(*dims, submitted=r["submitted"], bounced=r["bounced"])
+
+    answers = (
+        SurveyResponse.objects.annotate(instant=F("answered_at"))
+        .filter(_in_ranges("instant", ranges))
+        .annotate(**day_of)
+        .values("day", "case__severity", "case__team_id", "case__organisation__tier")
+        .annotate(**{column: Count("id", filter=Q(rating=n)) for n, column in CSAT_COLUMNS.items()})
+        .order_by()
+    )
+    for r in answers:
+        dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+        add(*dims, **{column: r[column] for column in CSAT_COLUMNS.values()})
+
+    return [
+        DailyRollup(day=day, severity=severity, team_id=team_id, tier=tier, **counts)
+        for (day, severity, team_id, tier), counts in rows.items()
+    ]
+
+
+# --- refreshing -------------------------------------------------------------------------------------
+
+
+def refresh(*, now: dt.datetime | None = None, max_batches: int | None = None) -> int:
+    """Recompute the dirty days and roll up the days that left the live window; returns the
+    number of days recomputed. Safe to run on several workers at once (one waits for the other)."""
+    target = _live_from(now)
+    done = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        batches += 1
+        n = _refresh_batch(target)
+        done += n
+        if not n:
+            break
+    return done
+
+
+def _refresh_batch(target: dt.date) -> int:
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        state, _ = RollupState.objects.select_for_update().get_or_create(pk=1)
+        days: set[dt.date] = set()
+        if state.through is None or state.through < target:
+            first = state.through or _first_day()
+            if first is None:
+                state.through = target
+                state.save(update_fields=["through"])
+                return 0
+            last = min(target, first + dt.timedelta(days=REFRESH_BATCH_DAYS))
+            days.update(first + dt.timedelta(days=i) for i in range((last - first).days))
+            new_through = last
+        else:
+            new_through = state.through
+        marks = list(
+            RollupDirtyDay.objects.filter(day__lt=new_through)
+            .order_by("day")
+            .values_list("id", "day")[: REFRESH_BATCH_DAYS * 4]
+        )
+        days.update(day for _, day in marks)
+        if not days and new_through == state.through:
+            return 0
+        rows = _source_rows(days)
+        DailyRollup.objects.filter(day__in=sorted(days)).delete()
+        DailyRollup.objects.bulk_create(rows, batch_size=2000)
+        RollupDirtyDay.objects.filter(id__in=[pk for pk, _ in marks]).delete()
+        if new_through != state.through:
+            state.through = new_through
+            state.save(update_fields=["through"])
+        return max(len(days), 1)
+
+
+def _first_day() -> dt.date | None:
+    first = Case.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return _utc_day(first) if first else None
+
+
+def rebuild(*, now: dt.datetime | None = None) -> int:
+    """Forget the rollup and build it again from the source (after loading data behind the
+    services' back, e.g. benchmark data)."""
+    with transaction.atomic():
+        DailyRollup.objects.all().delete()
+        RollupDirtyDay.objects.all().delete()
+        RollupState.objects.update_or_create(pk=1, defaults={"through": None})
+    return refresh(now=now)
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def usable(**filters: Any) -> bool:
+    """Whether figures with these filters can come from the rollup."""
+    return not any(filters.get(name) not in (None, "") for name in ("organisation", "assignee"))
+
+
+def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list]:
+    """Split each period into rolled-up days and source ranges.
+
+    Returns ``(days, edges)``: ``days`` as ``(period index, first day, end day)`` runs of clean
+    rolled-up UTC days, ``edges`` as ``(period index, start, end)`` instants to read from the source.
+    """
+    bounds = list(bounds)
+    state = RollupState.objects.filter(pk=1).values_list("through", flat=True).first()
+    through = state
+    first_day = min(_utc_day(s) for s, _ in bounds)
+    last_day = max(_utc_day(e) for _, e in bounds)
+    dirty = (
+        set(
+            RollupDirtyDay.objects.filter(day__gte=first_day, day__lte=last_day).values_list("day", flat=True)
+        )
+        if through
+        else set()
+    )
+    days, edges = [], []
+    for i, (start, end) in enumerate(bounds):
+        cursor = start
+        day = _utc_day(start) + (
+            dt.timedelta(0) if _midnight(_utc_day(start)) == start else dt.timedelta(days=1)
+        )
+        run_start = None
+        while through and day < through and _midnight(day + dt.timedelta(days=1)) <= end:
+            if day in dirty:
+                if run_start is not None:
+                    days.append((i, run_start, day))
+                    run_start = None
+            else:
+                if run_start is None:
+                    run_start = day
+                    if cursor < _midnight(day):
+                        edges.append((i, cursor, _midnight(day)))
+                cursor = _midnight(day + dt.timedelta(days=1))
+            day += dt.timedelta(days=1)
+        if run_start is not None:
+            days.append((i, run_start, day))
+        if cursor < end:
+            edges.append((i, cursor, end))
+    return days, _merge(edges)
+
+
+def _merge(edges: list[tuple[int, dt.datetime, dt.datetime]]) -> list[tuple[int, dt.datetime, dt.datetime]]:
+    merged: list[tuple[int, dt.datetime, dt.datetime]] = []
+    for i, start, end in sorted(edges, key=lambda e: e[1]):
+        if merged and merged[-1][0] == i and merged[-1][2] == start:
+            merged[-1] = (i, merged[-1][1], end)
+        else:
+            merged.append((i, start, end))
+    return merged
+
+
+def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
+    """The rollup's counts over ``days`` runs: ``{(period index, severity): {column: n}}``. One query."""
+    if not days:
+        return {}
+    q = Q()
+    for name, column in ROLLUP_FILTERS.items():
+        value = filters.get(name)
+        if value not in (None, ""):
+            q &= Q(**{column: getattr(value, "pk", value)})
+    key = CaseWhen(
+        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
+    )
+    in_days = Q(pk__in=[])
+    for _, a, b in days:
+        in_days |= Q(day__gte=a, day__lt=b)
+    rows = (
+        DailyRollup.objects.filter(in_days, q)
+        .annotate(period=key)
+        .values("period", "severity")
+        .annotate(**{column: Sum(column) for column in COUNT_COLUMNS})
+        .order_by()
+    )
+    return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
+
+
+# --- keeping marks: the writes that change what an older day counts ---------------------------------
+
+_CASE_DIMS = ("severity", "team_id", "organisation_id")
+
+
+def _remember_case_dims(sender, instance: Case, **kwargs) -> None:
+    # __dict__, not getattr: a deferred field must not cost a query per loaded case.
+    instance._metric_dims = tuple(instance.__dict__.get(f) for f in _CASE_DIMS)
+
+
+def on_case_saved(sender, instance: Case, created: bool, raw: bool = False, **kwargs) -> None:
+    """A case whose severity, team or organisation changed moves all its counted rows between
+    rollup rows: mark their days."""
+    dims = tuple(instance.__dict__.get(f) for f in _CASE_DIMS)
+    before = getattr(instance, "_metric_dims", None)
+    instance._metric_dims = dims
+    if created:
+        touch([instance.created_at])
+    elif before is not None and before != dims:
+        touch(case_instants([instance.pk]))
+
+
+def _remember_tier(sender, instance, **kwargs) -> None:
+    instance._metric_tier = instance.__dict__.get("tier")
+
+
+def on_organisation_saved(sender, instance, created: bool, **kwargs) -> None:
+    """A new tier moves every counted row of the organisation's cases."""
+    before = getattr(instance, "_metric_tier", None)
+    instance._metric_tier = instance.__dict__.get("tier")
+    if created or before is None or before == instance.tier:
+        return
+    first = (
+        Case.objects.filter(organisation=instance).order_by("created_at").values_list("created_at", flat=True)
+    )
+    if first.exists():
+        touch_span(first.first(), timezone.now())
+
+
+def on_clock_saved(sender, instance: SlaClock, **kwargs) -> None:
+    touch([instance.met_at, instance.breached_at])
+
+
+def on_escalation_saved(sender, instance: Escalation, **kwargs) -> None:
+    """An escalation counts on the day it was submitted (bounce rate) and on its case's creation
+    day (the escalation rate's cohort)."""
+    if instance.submitted_at is None:
+        return
+    case = instance._state.fields_cache.get("case") if hasattr(instance._state, "fields_cache") else None
+    created = case.created_at if case is not None else None
+    if created is None:
+        created = Case.objects.filter(pk=instance.case_id).values_list("created_at", flat=True).first()
+    touch([instance.submitted_at, created])
+
+
+def on_answer_saved(sender, instance: SurveyResponse, **kwargs) -> None:
+    touch([instance.answered_at])
+
+
+def connect() -> None:
+    from django.db.models.signals import post_init, post_save
+
+    from cases.models import Organisation
+
+    post_init.connect(_remember_case_dims, sender=Case, dispatch_uid="metrics.rollup.case_dims")
+    post_save.connect(on_case_saved, sender=Case, dispatch_uid="metrics.rollup.case")
+    post_init.connect(_remember_tier, sender=Organisation, dispatch_uid="metrics.rollup.tier")
+    post_save.connect(on_organisation_saved, sender=Organisation, dispatch_uid="metrics.rollup.organisation")
+    post_save.connect(on_clock_saved, sender=SlaClock, dispatch_uid="metrics.rollup.clock")
+    post_save.connect(on_escalation_saved, sender=Escalation, dispatch_uid="metrics.rollup.escalation")
+    post_save.connect(on_answer_saved, sender=SurveyResponse, dispatch_uid="metrics.rollup.answer")

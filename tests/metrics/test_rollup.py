@@ -1,0 +1,191 @@
+"""The daily rollup gives the same figures as the direct queries, before and after changes.
+
+``periods_metrics`` adds up the rollup for whole, clean, rolled-up UTC days and reads the rest from
+the source; the single-metric functions (``sla_compliance``, ``escalation_rate``, ...) always read
+the source. Every test compares the two on the data set of conftest.py (March 2025), with the clock
+moved to April 2025 so that March is rolled up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import time_machine
+
+from cases import services as cases
+from cases.models import Organisation
+from metrics import rollup
+from metrics import selectors as m
+from metrics.models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
+from metrics.surveys import answer_survey
+from tests.factories import TeamFactory, at
+from tests.metrics.conftest import BERLIN
+
+pytestmark = pytest.mark.django_db
+
+NOW = at(2025, 4, 1, 12, 0)
+COUNTED = ("sla_compliance", "escalation_rate", "engineering_bounce_rate", "update_cadence_adherence", "csat")
+PERIODS = [
+    # A Berlin week and the one before it: starts and ends at 23:00 UTC, so each has edges.
+    ("Europe/Berlin", [(at(2025, 3, 3, tz=BERLIN), at(2025, 3, 10, tz=BERLIN))]),
+    ("Europe/Berlin", [(at(2025, 2, 24, tz=BERLIN), at(2025, 3, 3, tz=BERLIN))]),
+    # UTC weeks: whole days only.
+    ("UTC", [(at(2025, 3, 3), at(2025, 3, 10)), (at(2025, 2, 24), at(2025, 3, 3))]),
+    # Half-hour offset, a long span, and a period reaching into the live (never rolled-up) days.
+    ("Asia/Kolkata", [(at(2025, 3, 1, tz="Asia/Kolkata"), at(2025, 3, 31, tz="Asia/Kolkata"))]),
+    ("UTC", [(at(2025, 1, 1), at(2025, 4, 2))]),
+]
+
+
+def direct(start, end, tz, **filters):
+    """The counted figures straight from the source."""
+    period = {"start": start, "end": end, "tz": tz, **filters}
+    return {
+        "sla_compliance": m.sla_compliance(**period),
+        "escalation_rate": m.escalation_rate(**period),
+        "engineering_bounce_rate": m.engineering_bounce_rate(**period),
+        "update_cadence_adherence": m.update_cadence_adherence(**period),
+        "csat": m.csat.csat(**period),
+    }
+
+
+def assert_rollup_equals_direct(**filters):
+    for tz, bounds in PERIODS:
+        together = m.periods_metrics(bounds, tz=tz, **filters)
+        for (start, end), figures in zip(bounds, together, strict=True):
+            expected = direct(start, end, tz, **filters)
+            assert {k: figures[k] for k in COUNTED} == expected, (tz, start, end, filters)
+
+
+@pytest.fixture
+def rolled(dataset):
+    """The data set with a survey answered, rolled up as of April 2025."""
+    survey = SurveyResponse.objects.get(case=dataset.b)
+    answer_survey(survey, rating=4, comment="Fine", now=at(2025, 3, 4, 9, 0))
+    with time_machine.travel(NOW, tick=False):
+        assert rollup.refresh() > 0
+        yield dataset
+
+
+def test_the_rollup_holds_the_days_and_the_figures_equal_the_direct_queries(rolled, team):
+    assert RollupState.objects.get().through == dt.date(2025, 3, 31)
+    assert not RollupDirtyDay.objects.exists()
+    # A's and C's clocks completed on 03-03; C was created 03-02 (UTC) and escalated.
+    row = DailyRollup.objects.get(day=dt.date(2025, 3, 3), severity="P1")
+    assert (row.first_response_met, row.first_response_total) == (1, 1)
+    assert DailyRollup.objects.get(day=dt.date(2025, 3, 2), severity="P1").escalated == 1
+    days, edges = rollup.split([(at(2025, 3, 3, tz=BERLIN), at(2025, 3, 10, tz=BERLIN))])
+    # 23:00-24:00 UTC on 03-02 and 03-09 come from the source; 03-03..03-09 from the rollup.
+    assert days == [(0, dt.date(2025, 3, 3), dt.date(2025, 3, 9))]
+    assert edges == [
+        (0, at(2025, 3, 2, 23, 0), at(2025, 3, 3)),
+        (0, at(2025, 3, 9), at(2025, 3, 9, 23, 0)),
+    ]
+    for filters in ({}, {"severity": "P1"}, {"severity": "P2"}, {"team": team}, {"tier": "enterprise"}):
+        assert_rollup_equals_direct(**filters)
+    assert_rollup_equals_direct(tier="standard")
+
+
+def test_the_rollup_is_really_read(rolled):
+    # Change a rolled-up row behind the rollup's back: the figure follows the rollup, proving the
+    # figures above came from it (and that a stale rollup would show).
+    DailyRollup.objects.filter(day=dt.date(2025, 3, 2), severity="P1").update(created=10)
+    figures = m.periods_metrics([(at(2025, 3, 2), at(2025, 3, 3))], tz="UTC")[0]
+    assert figures["escalation_rate"].denominator == 10
+
+
+def test_a_severity_change_moves_old_rows_and_marks_their_days(rolled, agent):
+    with time_machine.travel(NOW, tick=False):
+        cases.update_case(rolled.c, actor=agent, now=NOW, severity="P2")
+        assert RollupDirtyDay.objects.filter(day=dt.date(2025, 3, 3)).exists()
+        assert_rollup_equals_direct()
+        assert_rollup_equals_direct(severity="P2")
+        rollup.refresh()
+        assert not RollupDirtyDay.objects.exists()
+        assert_rollup_equals_direct(severity="P1")
+        assert_rollup_equals_direct(severity="P2")
+
+
+def test_a_team_change_and_a_bounce_on_an_old_escalation(rolled, agent, engineer):
+    from escalations import services as escalations
+    from escalations.models import Escalation
+
+    other = TeamFactory(name="Tier 3", slug="tier-3")
+    with time_machine.travel(NOW, tick=False):
+        cases.update_case(rolled.a, actor=agent, now=NOW, team=other)
+        # D's escalation (submitted 03-09) bounces now: the bounce rate of 03-09 changes.
+        esc = Escalation.objects.get(case=rolled.d)
+        escalations.request_info(esc, questions="Logs?", actor=engineer, now=NOW)
+        for filters in ({}, {"team": other}):
+            assert_rollup_equals_direct(**filters)
+        rollup.refresh()
+        for filters in ({}, {"team": other}):
+            assert_rollup_equals_direct(**filters)
+        assert (
+            m.periods_metrics([(at(2025, 3, 9), at(2025, 3, 10))])[0]["engineering_bounce_rate"].rate == 1.0
+        )
+
+
+def test_an_organisation_tier_change_moves_all_its_cases(rolled):
+    organisation = Organisation.objects.get(pk=rolled.a.organisation_id)
+    with time_machine.travel(NOW, tick=False):
+        organisation.tier = "standard"
+        organisation.save()
+        assert_rollup_equals_direct(tier="standard")
+        assert_rollup_equals_direct(tier="enterprise")
+        rollup.refresh()
+        assert_rollup_equals_direct(tier="standard")
+        assert (
+            m.periods_metrics([(at(2025, 3, 1), at(2025, 3, 31))], tier="enterprise")[0][
+                "escalation_rate"
+            ].denominator
+            == 0
+        )
+
+
+def test_organisation_and_assignee_filters_read_the_source(rolled, agent):
+    assert not rollup.usable(assignee=agent)
+    assert_rollup_equals_direct(assignee=agent)
+    assert_rollup_equals_direct(organisation=rolled.a.organisation_id)
+
+
+def test_recent_days_are_never_rolled_up_and_need_no_marks(rolled, agent):
+    # Writes of "now" land in the live window (today and yesterday, UTC): no marks.
+    with time_machine.travel(NOW, tick=False):
+        assert rollup._live_from() == dt.date(2025, 3, 31)
+        cases.create_case(
+            title="New",
+            organisation=rolled.a.organisation,
+            requester=rolled.a.requester,
+            severity="P1",
+            actor=agent,
+            now=NOW,
+        )
+        assert not RollupDirtyDay.objects.exists()
+        assert_rollup_equals_direct()
+    # A day later the refresh rolls 03-31 up; the next day's figures still agree.
+    with time_machine.travel(NOW + dt.timedelta(days=2), tick=False):
+        rollup.refresh()
+        assert RollupState.objects.get().through == dt.date(2025, 4, 2)
+        assert_rollup_equals_direct()
+
+
+def test_rebuild_and_a_second_refresh_change_nothing(rolled):
+    before = sorted(
+        DailyRollup.objects.values_list("day", "severity", "team_id", "tier", "created", "escalated")
+    )
+    with time_machine.travel(NOW, tick=False):
+        assert rollup.refresh() == 0
+        rollup.rebuild()
+    after = sorted(
+        DailyRollup.objects.values_list("day", "severity", "team_id", "tier", "created", "escalated")
+    )
+    assert after == before
+
+
+def test_headline_kpis_with_the_rollup_take_a_fixed_number_of_queries(rolled, django_assert_num_queries):
+    # Durations 3, reopen + knowledge 1, rollup state + dirty days 2, rollup sums 1, and the edges
+    # of the Berlin week from the source: compliance, escalations, bounces, CSAT 4.
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(11):
+        m.periods_metrics(PERIODS[0][1] + PERIODS[1][1], tz=BERLIN)
