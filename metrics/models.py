@@ -94,6 +94,11 @@ class DailyRollup(models.Model):
     # Escalations submitted that day, and those of them that went to needs_info.
     submitted = models.PositiveIntegerField(default=0)
     bounced = models.PositiveIntegerField(default=0)
+    # Reopen and resolution events that day (not distinct cases: see metrics.rollup), and the
+    # resolutions of cases with a linked article.
+    reopens = models.PositiveIntegerField(default=0)
+    resolutions = models.PositiveIntegerField(default=0)
+    linked_resolutions = models.PositiveIntegerField(default=0)
     # Survey answers received that day, per rating.
     csat_1 = models.PositiveIntegerField(default=0)
     csat_2 = models.PositiveIntegerField(default=0)

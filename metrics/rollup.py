@@ -3,7 +3,9 @@
 SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
 clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
 of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
-their counts, so a period is a few thousand rows.
+their counts, so a period is a few thousand rows. The reopen rate and knowledge reuse count
+distinct cases: the rollup holds their events (reopens, resolutions) and the dashboard subtracts
+the repeats of the few cases reopened within the period (``selectors._resolutions_rolled``).
 
 Exactness rules:
 
@@ -35,9 +37,10 @@ from django.db.models import Count, F, IntegerField, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cases.models import Case
+from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent
 from escalations.models import Escalation
 from escalations.states import EscalationState
+from knowledge.models import ArticleCaseLink
 from sla.models import ClockState, SlaClock, Target, completed_at
 
 from .models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
@@ -57,6 +60,9 @@ COUNT_COLUMNS = (
     "escalated",
     "submitted",
     "bounced",
+    "reopens",
+    "resolutions",
+    "linked_resolutions",
     *CSAT_COLUMNS.values(),
 )
 BOUNCED_Q = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
@@ -114,12 +120,22 @@ def case_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
         .exclude(submitted_at=None)
         .values_list("submitted_at", flat=True)
     )
+    instants.extend(resolution_instants(ids))
     instants.extend(
         SurveyResponse.objects.filter(case_id__in=ids)
         .exclude(answered_at=None)
         .values_list("answered_at", flat=True)
     )
     return instants
+
+
+def resolution_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
+    """When these cases were reopened or resolved (what a new article link changes, too)."""
+    return list(
+        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q, case_id__in=list(case_ids)).values_list(
+            "created_at", flat=True
+        )
+    )
 
 
 # --- computing days from the source -----------------------------------------------------------------
@@ -193,6 +209,29 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
     for r in submitted:
         dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
         add(*dims, submitted=r["submitted"], bounced=r["bounced"])
+
+    linked = ArticleCaseLink.objects.values("case_id")
+    events = (
+        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
+        .annotate(instant=F("created_at"))
+        .filter(_in_ranges("instant", ranges))
+        .annotate(**day_of)
+        .values("day", "case__severity", "case__team_id", "case__organisation__tier")
+        .annotate(
+            reopens=Count("id", filter=REOPENED_Q),
+            resolutions=Count("id", filter=RESOLVED_Q),
+            linked_resolutions=Count("id", filter=RESOLVED_Q & Q(case_id__in=linked)),
+        )
+        .order_by()
+    )
+    for r in events:
+        dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+        add(
+            *dims,
+            reopens=r["reopens"],
+            resolutions=r["resolutions"],
+            linked_resolutions=r["linked_resolutions"],
+        )
 
     answers = (
         SurveyResponse.objects.annotate(instant=F("answered_at"))
@@ -427,8 +466,13 @@ def on_answer_saved(sender, instance: SurveyResponse, **kwargs) -> None:
     touch([instance.answered_at])
 
 
+def on_link_changed(sender, instance: ArticleCaseLink, **kwargs) -> None:
+    """Linking an article to a case (or unlinking it) changes its resolutions' knowledge reuse."""
+    touch(resolution_instants([instance.case_id]))
+
+
 def connect() -> None:
-    from django.db.models.signals import post_init, post_save
+    from django.db.models.signals import post_delete, post_init, post_save
 
     from cases.models import Organisation
 
@@ -439,3 +483,5 @@ def connect() -> None:
     post_save.connect(on_clock_saved, sender=SlaClock, dispatch_uid="metrics.rollup.clock")
     post_save.connect(on_escalation_saved, sender=Escalation, dispatch_uid="metrics.rollup.escalation")
     post_save.connect(on_answer_saved, sender=SurveyResponse, dispatch_uid="metrics.rollup.answer")
+    post_save.connect(on_link_changed, sender=ArticleCaseLink, dispatch_uid="metrics.rollup.link")
+    post_delete.connect(on_link_changed, sender=ArticleCaseLink, dispatch_uid="metrics.rollup.unlink")

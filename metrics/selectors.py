@@ -629,8 +629,9 @@ def periods_metrics(
     frt = _durations("first_response_at", periods, **filters)
     ttt = _durations("triaged_at", periods, **filters)
     mttr = _durations("first_resolved_at", periods, **filters)
-    compliance, escalated, bounced, satisfaction = _counts(periods, **filters)
-    resolutions = _resolutions(periods, **filters)
+    plan = _Plan.make(periods, **filters)
+    compliance, escalated, bounced, satisfaction = _counts(periods, plan, **filters)
+    resolutions = _resolutions_rolled(periods, plan, **filters)
     by_start = [
         {
             "first_response_time": frt[i],
@@ -662,26 +663,48 @@ def compared_metrics(
 # --- count metrics: the daily rollup where it holds the days, the source for the rest ----------------
 
 
-def _counts(periods: Periods, **filters: Any) -> tuple[list, list, list, list]:
+@dataclass(frozen=True)
+class _Plan:
+    """Where each period's count metrics come from: rollup sums for its clean rolled-up days, the
+    source for its ``edges`` (Periods of the remaining ranges, ``owner`` mapping each to its period)."""
+
+    sums: dict[tuple[int, str], dict[str, int]]
+    edges: Periods | None
+    owner: dict[tuple[dt.datetime, dt.datetime], int]
+
+    @classmethod
+    def make(cls, periods: Periods, **filters: Any) -> _Plan | None:
+        if not rollup.usable(**filters):
+            return None
+        days, edges = rollup.split(periods.bounds)
+        return cls(
+            sums=rollup.sums(days, **filters),
+            edges=Periods([(start, end) for _, start, end in edges]) if edges else None,
+            owner={(start, end): i for i, start, end in edges},
+        )
+
+    def edge_owners(self) -> list[int]:
+        return [self.owner[bound] for bound in self.edges.bounds] if self.edges else []
+
+
+def _counts(periods: Periods, plan: _Plan | None, **filters: Any) -> tuple[list, list, list, list]:
     """SLA compliance, escalation rate, bounce rate and CSAT per period. Whole UTC days that are
     rolled up and clean come from ``metrics.rollup`` (one query), the rest from the source (the
     direct queries, over those ranges only); a period's figure is the sum of both parts."""
     n = len(periods)
-    if not rollup.usable(**filters):
+    if plan is None:
         return (
             _compliance(periods, **filters),
             _escalation_rates(periods, **filters),
             _bounce_rates(periods, **filters),
             csat.csat_periods(periods, **filters),
         )
-    days, edges = rollup.split(periods.bounds)
     compliance = [_no_compliance() for _ in range(n)]
     escalated = [Ratio(0, 0) for _ in range(n)]
     bounced = [Ratio(0, 0) for _ in range(n)]
     satisfaction = [csat.from_distribution({}) for _ in range(n)]
-    if edges:
-        source = Periods([(start, end) for _, start, end in edges])
-        owner = {(start, end): i for i, start, end in edges}
+    if plan.edges:
+        source = plan.edges
         parts = zip(
             _compliance(source, **filters),
             _escalation_rates(source, **filters),
@@ -689,12 +712,11 @@ def _counts(periods: Periods, **filters: Any) -> tuple[list, list, list, list]:
             csat.csat_periods(source, **filters),
             strict=True,
         )
-        for bound, (c, e, b, s) in zip(source.bounds, parts, strict=True):
-            i = owner[bound]
+        for i, (c, e, b, s) in zip(plan.edge_owners(), parts, strict=True):
             _add_compliance(compliance[i], c)
             escalated[i], bounced[i] = _plus(escalated[i], e), _plus(bounced[i], b)
             satisfaction[i] = csat.combine(satisfaction[i], s)
-    for (i, severity), row in rollup.sums(days, **filters).items():
+    for (i, severity), row in plan.sums.items():
         rolled = _no_compliance()
         for target, (met, total) in rollup.CLOCK_COLUMNS.items():
             rolled[target][severity] = rolled[target]["all"] = Ratio(row[met], row[total])
@@ -704,6 +726,69 @@ def _counts(periods: Periods, **filters: Any) -> tuple[list, list, list, list]:
         answers = csat.from_distribution({r: row[c] for r, c in rollup.CSAT_COLUMNS.items()})
         satisfaction[i] = csat.combine(satisfaction[i], answers)
     return compliance, escalated, bounced, satisfaction
+
+
+def _resolutions_rolled(periods: Periods, plan: _Plan | None, **filters: Any) -> list[dict[str, Ratio]]:
+    """Reopen rate and knowledge reuse per period, counting distinct cases, from event counts.
+
+    The rollup (and the source, for the edges) counts reopen and resolution *events*; a case
+    resolved twice in a period counts once. Between two resolutions a case is always reopened
+    (resolved only leads to reopened or closed), so every case with repeats has a reopen event in
+    the period: one query over those few cases finds the repeats to subtract.
+    """
+    if plan is None:
+        return _resolutions(periods, **filters)
+    n = len(periods)
+    reopens, resolutions, linked = [0] * n, [0] * n, [0] * n
+    for (i, _), row in plan.sums.items():
+        reopens[i] += row["reopens"]
+        resolutions[i] += row["resolutions"]
+        linked[i] += row["linked_resolutions"]
+    links = ArticleCaseLink.objects.values("case_id")
+    counts = {
+        "o": Count("id", filter=REOPENED_Q),
+        "r": Count("id", filter=RESOLVED_Q),
+        "l": Count("id", filter=RESOLVED_Q & Q(case_id__in=links)),
+    }
+    if plan.edges:
+        rows = (
+            CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
+            .filter(plan.edges.range("created_at"), case_filter_q("case__", **filters))
+            .annotate(period=plan.edges.key("created_at"))
+            .values("period")
+            .annotate(**counts)
+            .order_by()
+        )
+        owners = plan.edge_owners()
+        for row in rows:
+            if row["period"] is not None:
+                i = owners[row["period"]]
+                reopens[i] += row["o"]
+                resolutions[i] += row["r"]
+                linked[i] += row["l"]
+    reopened_cases = CaseEvent.objects.filter(REOPENED_Q, periods.range("created_at")).values("case_id")
+    repeats = (
+        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
+        .filter(periods.range("created_at"), case_filter_q("case__", **filters), case_id__in=reopened_cases)
+        .annotate(period=periods.key("created_at"))
+        .values("period", "case_id")
+        .annotate(**counts)
+        .filter(Q(o__gt=1) | Q(r__gt=1))
+        .order_by()
+        .values_list("period", "o", "r", "l")
+    )
+    for i, o, r, lk in repeats:
+        if i is not None:
+            reopens[i] -= max(o - 1, 0)
+            resolutions[i] -= max(r - 1, 0)
+            linked[i] -= max(lk - 1, 0)
+    return [
+        {
+            "reopen_rate": Ratio(reopens[i], resolutions[i]),
+            "knowledge_reuse": Ratio(linked[i], resolutions[i]),
+        }
+        for i in range(n)
+    ]
 
 
 def _no_compliance() -> dict[str, dict[str, Ratio]]:

@@ -25,7 +25,15 @@ from tests.metrics.conftest import BERLIN
 pytestmark = pytest.mark.django_db
 
 NOW = at(2025, 4, 1, 12, 0)
-COUNTED = ("sla_compliance", "escalation_rate", "engineering_bounce_rate", "update_cadence_adherence", "csat")
+COUNTED = (
+    "sla_compliance",
+    "escalation_rate",
+    "engineering_bounce_rate",
+    "update_cadence_adherence",
+    "csat",
+    "reopen_rate",
+    "knowledge_reuse",
+)
 PERIODS = [
     # A Berlin week and the one before it: starts and ends at 23:00 UTC, so each has edges.
     ("Europe/Berlin", [(at(2025, 3, 3, tz=BERLIN), at(2025, 3, 10, tz=BERLIN))]),
@@ -47,6 +55,8 @@ def direct(start, end, tz, **filters):
         "engineering_bounce_rate": m.engineering_bounce_rate(**period),
         "update_cadence_adherence": m.update_cadence_adherence(**period),
         "csat": m.csat.csat(**period),
+        "reopen_rate": m.reopen_rate(**period),
+        "knowledge_reuse": m.knowledge_reuse(**period),
     }
 
 
@@ -144,6 +154,29 @@ def test_an_organisation_tier_change_moves_all_its_cases(rolled):
         )
 
 
+def test_a_case_reopened_twice_counts_once_from_the_rollup(rolled):
+    # A: resolved 03-03, 03-04 and 03-05 (reopened in between): three events, one case.
+    week = m.periods_metrics([(at(2025, 3, 3), at(2025, 3, 10))], tz="UTC")[0]
+    assert (week["reopen_rate"].numerator, week["reopen_rate"].denominator) == (1, 2)
+    assert (week["knowledge_reuse"].numerator, week["knowledge_reuse"].denominator) == (1, 2)
+    row = DailyRollup.objects.get(day=dt.date(2025, 3, 4), severity="P1")
+    assert (row.reopens, row.resolutions, row.linked_resolutions) == (1, 1, 1)
+
+
+def test_linking_an_article_to_an_old_case_marks_its_resolution_days(rolled, agent):
+    from knowledge import services as knowledge
+
+    with time_machine.travel(NOW, tick=False):
+        article = knowledge.create_draft(title="Waiting for logs", actor=agent, now=NOW)
+        knowledge.link_to_case(article, rolled.b, actor=agent, now=NOW)
+        assert RollupDirtyDay.objects.filter(day=dt.date(2025, 3, 3)).exists()
+        assert_rollup_equals_direct()
+        rollup.refresh()
+        assert_rollup_equals_direct()
+        week = m.periods_metrics([(at(2025, 3, 3), at(2025, 3, 10))], tz="UTC")[0]
+        assert week["knowledge_reuse"].rate == 1.0
+
+
 def test_organisation_and_assignee_filters_read_the_source(rolled, agent):
     assert not rollup.usable(assignee=agent)
     assert_rollup_equals_direct(assignee=agent)
@@ -185,7 +218,8 @@ def test_rebuild_and_a_second_refresh_change_nothing(rolled):
 
 
 def test_headline_kpis_with_the_rollup_take_a_fixed_number_of_queries(rolled, django_assert_num_queries):
-    # Durations 3, reopen + knowledge 1, rollup state + dirty days 2, rollup sums 1, and the edges
-    # of the Berlin week from the source: compliance, escalations, bounces, CSAT 4.
-    with time_machine.travel(NOW, tick=False), django_assert_num_queries(11):
+    # Durations 3, rollup state + dirty days 2, rollup sums 1, the edges of the Berlin weeks from
+    # the source (compliance, escalations, bounces, CSAT, reopens and resolutions) 5, and the
+    # repeats of cases reopened in the period 1.
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(12):
         m.periods_metrics(PERIODS[0][1] + PERIODS[1][1], tz=BERLIN)
