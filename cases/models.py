@@ -285,6 +285,17 @@ class CaseEvent(models.Model):
                 include=["case", "kind", "field", "new_value"],
                 condition=METRIC_EVENTS_Q,
             ),
+            # The same events per case, and the reopens alone by time: the metrics rollup finds the
+            # few cases reopened in a period, then their reopens and resolutions (metrics.selectors).
+            models.Index(
+                fields=["case", "created_at"],
+                name="event_metric_case_idx",
+                include=["kind", "field", "new_value"],
+                condition=METRIC_EVENTS_Q,
+            ),
+            models.Index(
+                fields=["created_at"], name="event_reopen_idx", include=["case"], condition=REOPENED_Q
+            ),
         ]
 
     def __str__(self) -> str:
