@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -157,6 +158,21 @@ def _check_period(start: dt.datetime, end: dt.datetime) -> None:
 _DURATION_KEYS = ("period", "severity", "week")
 
 
+@contextmanager
+def _sorting_in_memory(using: str = "default"):
+    """On PostgreSQL, let the figures' sorts (durations: a period's hundreds of thousands of rows)
+    run in memory rather than spill to temporary files at the default 4 MB ``work_mem``. Only for
+    the transaction around the figures (SET LOCAL)."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL work_mem = '64MB'")
+        yield
+
+
 def _duration_stats(
     qs: QuerySet, *, group_by: tuple[str, ...] = (), subtotal: bool = False
 ) -> dict[tuple, DurationStats]:
@@ -189,10 +205,7 @@ def _duration_stats(
             "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d), AVG(d) "
             f"FROM ({sql}) s WHERE {where} {group}"
         )
-        with transaction.atomic(using=qs.db), connection.cursor() as cursor:
-            # A period's durations sort in memory rather than in temporary files (the default 4 MB
-            # spills at about 100,000 rows); only for this transaction.
-            cursor.execute("SET LOCAL work_mem = '64MB'")
+        with connection.cursor() as cursor:
             cursor.execute(outer, params)
             rows = [(*row[:-2], *(row[-2] or (None, None)), row[-1]) for row in cursor.fetchall()]
     else:
@@ -631,12 +644,13 @@ def periods_metrics(
     together as one period would."""
     bounds = list(bounds)
     periods = Periods(bounds)
-    frt = _durations("first_response_at", periods, **filters)
-    ttt = _durations("triaged_at", periods, **filters)
-    mttr = _durations("first_resolved_at", periods, **filters)
-    plan = _Plan.make(periods, **filters)
-    compliance, escalated, bounced, satisfaction = _counts(periods, plan, **filters)
-    resolutions = _resolutions_rolled(periods, plan, **filters)
+    with _sorting_in_memory():
+        frt = _durations("first_response_at", periods, **filters)
+        ttt = _durations("triaged_at", periods, **filters)
+        mttr = _durations("first_resolved_at", periods, **filters)
+        plan = _Plan.make(periods, **filters)
+        compliance, escalated, bounced, satisfaction = _counts(periods, plan, **filters)
+        resolutions = _resolutions_rolled(periods, plan, **filters)
     by_start = [
         {
             "first_response_time": frt[i],
@@ -832,12 +846,13 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     """
     starts = week_starts(end=end, tz=tz, weeks=weeks)
     span = {"start": starts[0], "end": _next_week(starts[-1]), **filters}
-    frt = _duration_stats(
-        _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
-    )
-    mttr = _duration_stats(
-        _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
-    )
+    with _sorting_in_memory():
+        frt = _duration_stats(
+            _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
+        )
+        mttr = _duration_stats(
+            _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
+        )
     compliance = {
         row["week"]: Ratio(row["on_time"], row["total"])
         for row in _completed_clocks(**span)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.db import connection
 
 from metrics import selectors as m
 from tests.factories import at
 from tests.metrics.conftest import BERLIN, PERIOD, UTC_WEEK
 
 pytestmark = pytest.mark.django_db
+# On PostgreSQL the figures run in a transaction with a larger work_mem: SAVEPOINT, SET LOCAL, RELEASE.
+SETUP = 3 if connection.vendor == "postgresql" else 0
 
 
 def stats(report_part):
@@ -175,7 +178,7 @@ def test_weekly_trends_in_berlin(dataset):
 
 def test_all_headline_kpis_take_a_fixed_number_of_queries(dataset, django_assert_num_queries):
     # Nothing is rolled up yet (see test_rollup.py): the rollup state and 9 figure queries.
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(10 + SETUP):
         kpis = m.period_metrics(**PERIOD)
     assert kpis["reopen_rate"].rate == 0.5
 
@@ -193,7 +196,7 @@ def test_periods_computed_together_equal_each_period_on_its_own(dataset, django_
     # second, D is answered in the third 40 minutes after the second ends): every figure must land
     # in the same period as when that period is computed alone.
     alone = [m.period_metrics(start=s, end=e, tz=BERLIN, **filters) for s, e in WEEKS]
-    with django_assert_num_queries(10):
+    with django_assert_num_queries(10 + SETUP):
         together = m.periods_metrics(reversed(WEEKS), tz=BERLIN, **filters)
     assert together == alone[::-1]
     assert together[1]["time_to_resolve"].overall.count == (2 if not filters else 1)
