@@ -9,6 +9,7 @@ moved to April 2025 so that March is rolled up.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 import time_machine
@@ -226,3 +227,28 @@ def test_headline_kpis_with_the_rollup_take_a_fixed_number_of_queries(rolled, dj
     # repeats of cases reopened in the period 1.
     with time_machine.travel(NOW, tick=False), django_assert_num_queries(12 + SETUP):
         m.periods_metrics(PERIODS[0][1] + PERIODS[1][1], tz=BERLIN)
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="figures use several connections on PostgreSQL only"
+)
+@pytest.mark.django_db(transaction=True)
+def test_figures_on_several_connections_equal_those_in_order(dataset, settings, monkeypatch):
+    # Committed data (a transactional test): the request's figures run on two connections at once.
+    threads = []
+    durations = m._durations
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return durations(*args, **kwargs)
+
+    monkeypatch.setattr(m, "_durations", spy)
+    bounds = [PERIODS[0][1][0], PERIODS[1][1][0]]
+    settings.METRICS_QUERY_THREADS = 2
+    together = m.periods_metrics(bounds, tz=BERLIN)
+    assert len(threads) == 3
+    assert all(name.startswith("metrics") for name in threads)
+    settings.METRICS_QUERY_THREADS = 1
+    assert m.periods_metrics(bounds, tz=BERLIN) == together
+    assert threads[3:] == [threading.current_thread().name] * 3
+    assert together[0]["time_to_resolve"].overall.count == 2
