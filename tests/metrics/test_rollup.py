@@ -252,3 +252,19 @@ def test_figures_on_several_connections_equal_those_in_order(dataset, settings, 
     assert m.periods_metrics(bounds, tz=BERLIN) == together
     assert threads[3:] == [threading.current_thread().name] * 3
     assert together[0]["time_to_resolve"].overall.count == 2
+
+
+def test_the_command_refreshes_and_rebuilds(dataset):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    with time_machine.travel(NOW, tick=False):
+        call_command("refresh_metrics_rollup", stdout=out)
+        assert RollupState.objects.get().through == dt.date(2025, 3, 31)
+        assert "days recomputed" in out.getvalue()
+        DailyRollup.objects.all().delete()
+        call_command("refresh_metrics_rollup", "--rebuild", stdout=out)
+        assert DailyRollup.objects.filter(day=dt.date(2025, 3, 3)).exists()
+        assert_rollup_equals_direct()
