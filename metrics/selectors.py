@@ -888,46 +888,48 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     """The dashboard's weekly series for the last ``weeks`` local weeks up to the one holding ``end``:
     FRT and MTTR (overall stats), SLA compliance (all targets together), reopen rate and volume.
 
-    Each series is one query grouped by week (six in all, whatever ``weeks`` is), with the same
-    figures as the period functions give for each week on its own.
+    Each series is grouped by week (a fixed number of queries, whatever ``weeks`` is), with the same
+    figures as the period functions give for each week on its own; compliance and the reopen rate
+    come from the daily rollup where it holds the days, as in ``periods_metrics``.
     """
     starts = week_starts(end=end, tz=tz, weeks=weeks)
     span = {"start": starts[0], "end": _next_week(starts[-1]), **filters}
-    with _sorting_in_memory():
-        frt = _duration_stats(
-            _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
-        )
-        mttr = _duration_stats(
-            _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
-        )
-    compliance = {
-        row["week"]: Ratio(row["on_time"], row["total"])
-        for row in _completed_clocks(**span)
-        .annotate(week=_week_of("completed_at", starts))
-        .values("week")
-        .annotate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
-        .order_by()
-    }
-    reopens = {
-        row["week"]: Ratio(row["reopened"], row["resolved"])
-        for row in _reopen_resolve_events(**span)
-        .annotate(week=_week_of("created_at", starts))
-        .values("week")
-        .annotate(
-            reopened=Count("case_id", distinct=True, filter=REOPENED_Q),
-            resolved=Count("case_id", distinct=True, filter=RESOLVED_Q),
-        )
-        .order_by()
-    }
+    periods = Periods([(start, _next_week(start)) for start in starts])
+
+    def counted() -> tuple[list, list]:
+        # Compliance and the reopen rate per week as the summary computes them (rollup + source).
+        plan = _Plan.make(periods, **filters)
+        compliance = _counts(periods, plan, **filters)[0]
+        return compliance, _resolutions_rolled(periods, plan, **filters)
+
+    frt, mttr, (compliance, resolutions), volume = _run_all(
+        [
+            lambda: _duration_stats(
+                _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
+            ),
+            lambda: _duration_stats(
+                _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
+            ),
+            counted,
+            lambda: volume_trend(end=end, tz=tz, weeks=weeks, **filters),
+        ]
+    )
     positions = range(len(starts))
     return {
         "weeks": starts,
         "first_response_time": [frt.get((i,), _EMPTY) for i in positions],
         "time_to_resolve": [mttr.get((i,), _EMPTY) for i in positions],
-        "sla_compliance": [compliance.get(i, Ratio(0, 0)) for i in positions],
-        "reopen_rate": [reopens.get(i, Ratio(0, 0)) for i in positions],
-        "volume": volume_trend(end=end, tz=tz, weeks=weeks, **filters),
+        "sla_compliance": [_all_targets(compliance[i]) for i in positions],
+        "reopen_rate": [resolutions[i]["reopen_rate"] for i in positions],
+        "volume": volume,
     }
+
+
+def _all_targets(compliance: dict[str, dict[str, Ratio]]) -> Ratio:
+    total = Ratio(0, 0)
+    for cells in compliance.values():
+        total = _plus(total, cells["all"])
+    return total
 
 
 # --- the targets the dashboard draws its lines at ---------------------------------------------------

@@ -268,3 +268,20 @@ def test_the_command_refreshes_and_rebuilds(dataset):
         call_command("refresh_metrics_rollup", "--rebuild", stdout=out)
         assert DailyRollup.objects.filter(day=dt.date(2025, 3, 3)).exists()
         assert_rollup_equals_direct()
+
+
+@pytest.mark.parametrize("tz", [BERLIN, "UTC"])
+def test_weekly_trends_from_the_rollup_equal_each_week_from_the_source(rolled, tz):
+    with time_machine.travel(NOW, tick=False):
+        series = m.trends(end=at(2025, 3, 12), tz=tz, weeks=4)
+    assert sum(r.denominator for r in series["sla_compliance"]) > 0
+    for week, compliance, reopen in zip(
+        series["weeks"], series["sla_compliance"], series["reopen_rate"], strict=True
+    ):
+        period = {"start": week, "end": week + dt.timedelta(weeks=1), "tz": tz}
+        cells = [c["all"] for c in m.sla_compliance(**period).values()]
+        assert (compliance.numerator, compliance.denominator) == (
+            sum(c.numerator for c in cells),
+            sum(c.denominator for c in cells),
+        )
+        assert reopen == m.reopen_rate(**period)
