@@ -192,20 +192,18 @@ def _run_all(calls: list) -> list:
 def _sorting_in_memory(using: str = "default"):
     """On PostgreSQL, let the figures' sorts (durations: a period's hundreds of thousands of rows)
     run in memory rather than spill to temporary files at the default 4 MB ``work_mem``. Only for
-    the transaction around the figures (SET LOCAL)."""
+    the transaction around the figures (``set_config(..., true)`` is SET LOCAL)."""
     connection = connections[using]
     if connection.vendor != "postgresql":
         yield
         return
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
-            # One statement: three settings. The scans and first sorts of the durations also run in
-            # parallel workers (the planner's default costs keep a query of a few hundred
-            # milliseconds on one process).
+            # No parallel workers on top: the request's figures already run side by side on their
+            # own connections (``_run_all``), and workers would compete with them for the cores.
             cursor.execute(
                 "SELECT set_config('work_mem', '64MB', true), "
-                "set_config('parallel_setup_cost', '10', true), "
-                "set_config('parallel_tuple_cost', '0.001', true)"
+                "set_config('max_parallel_workers_per_gather', '0', true)"
             )
         yield
 
