@@ -8,8 +8,8 @@ first by an external merge sort: runs of ``SORT_RUN_ROWS`` rows are sorted in me
 temporary files (only the mapped columns, with the line number), then merged. Memory is bounded by
 one run plus one case, whatever the file size.
 
-XES (IEEE 1849): parsed with ``iterparse``; each ``<trace>`` is handed on when it ends and then
-dropped from the tree, so memory is bounded by the largest trace. ``<global>`` defaults apply to
+XES (IEEE 1849): parsed with expat as a stream of elements (no tree is built); each ``<trace>`` is
+handed on when it ends, so memory is bounded by the largest trace. ``<global>`` defaults apply to
 events and traces lacking an attribute. Field names in the mapping name event attributes; a name
 starting with ``trace:`` names an attribute of the trace (``source.key`` always does).
 """
@@ -21,13 +21,12 @@ import gzip
 import heapq
 import io
 import os
+import pyexpat
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import IO, Any
-
-from lxml import etree
+from typing import IO
 
 from .mapping import Mapping
 
@@ -227,43 +226,87 @@ def _lines(first: int, last: int) -> str:
 # ================================================================================== XES
 
 
-_LOCAL_NAMES: dict[str, str] = {}
-
-
-def _local(tag: Any) -> str:
-    """The tag without its namespace ("{http://www.xes-standard.org/}event" -> "event")."""
-    if not isinstance(tag, str):  # comments and processing instructions
-        return ""
-    name = _LOCAL_NAMES.get(tag)
-    if name is None:
-        name = _LOCAL_NAMES[tag] = tag.rsplit("}", 1)[-1]
-    return name
-
-
 _ATTRIBUTE_TAGS = frozenset({"string", "date", "int", "float", "boolean", "id"})
+_BLOCK = 1 << 16
 
 
-def _attributes(elem) -> dict[str, str]:
-    out = {}
-    for child in elem:
-        if _local(child.tag) in _ATTRIBUTE_TAGS:
-            key = child.get("key")
-            if key is not None:
-                out[key] = child.get("value") or ""
-    return out
+class _XesReader:
+    """XES through expat, without building a tree: finished traces, each as (the trace's own
+    attributes, the attributes of each of its events), and the ``<global>`` defaults.
 
+    Attributes are the simple ones (string, date, ...) that are direct children of a trace, an
+    event or a global; nested ones and events outside a trace are skipped. No entity may be
+    declared (so none is expanded or fetched) and no external DTD is read. The element handlers
+    run for every element of the file, so they keep their state in closure variables.
+    """
 
-def _iterparse(handle: IO[bytes]):
-    # No entity expansion, no network, libxml2's default size limits: a hostile upload cannot
-    # make the parser fetch files or blow up in memory.
-    return etree.iterparse(
-        handle,
-        events=("end",),
-        tag=("{*}event", "{*}trace", "{*}global", "{*}log"),
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-    )
+    def __init__(self) -> None:
+        self.finished: list[tuple[dict[str, str], list[dict[str, str]]]] = []
+        self.event_defaults: dict[str, str] = {}
+        self.trace_defaults: dict[str, str] = {}
+        self.saw_log = False
+        finished, event_defaults, trace_defaults = self.finished, self.event_defaults, self.trace_defaults
+        attribute_tags = _ATTRIBUTE_TAGS
+        opened: list[str] = []  # local names of the open elements
+        names: dict[str, str] = {}  # "namespace}name" -> "name"
+        trace: dict[str, str] | None = None
+        events: list[dict[str, str]] = []
+        event: dict[str, str] | None = None
+        defaults: dict[str, str] | None = None  # the <global> being read
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            nonlocal trace, events, event, defaults
+            local = names.get(name)
+            if local is None:
+                local = names[name] = name.rpartition("}")[2]
+            parent = opened[-1] if opened else None
+            opened.append(local)
+            if local in attribute_tags:
+                key = attrs.get("key")
+                if key is not None:
+                    if parent == "event":
+                        if event is not None:
+                            event[key] = attrs.get("value") or ""
+                    elif parent == "trace":
+                        if trace is not None:
+                            trace[key] = attrs.get("value") or ""
+                    elif parent == "global" and defaults is not None:
+                        defaults[key] = attrs.get("value") or ""
+            elif local == "event":
+                if parent == "trace" and trace is not None:
+                    event = {}
+                    events.append(event)
+            elif local == "trace":
+                trace, events, event = {}, [], None
+            elif local == "global":
+                defaults = event_defaults if attrs.get("scope", "event") == "event" else trace_defaults
+            elif local == "log" and parent is None:
+                self.saw_log = True
+
+        def end(name: str) -> None:
+            nonlocal trace, events, event, defaults
+            local = opened.pop()
+            if local == "event":
+                event = None
+            elif local == "trace":
+                if trace is not None:
+                    finished.append((trace, events))
+                trace, events, event = None, [], None
+            elif local == "global":
+                defaults = None
+
+        def entity(*args) -> None:
+            raise SourceError("The file declares XML entities, which an XES import does not accept.")
+
+        parser = pyexpat.ParserCreate(namespace_separator="}")
+        parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        parser.EntityDeclHandler = entity
+        parser.StartElementHandler = start
+        parser.EndElementHandler = end
+        self.parser = parser
+
+    def feed(self, block: bytes, *, last: bool = False) -> None:
+        self.parser.Parse(block, last)
 
 
 def open_maybe_gzip(open_binary: OpenBinary, stack: ExitStack) -> IO[bytes]:
@@ -284,6 +327,9 @@ class XesSource:
         self.fields = mapping.update_fields()
         key = mapping.key
         self.key = key[len("trace:") :] if key.startswith("trace:") else key
+        self.from_trace = {name: name[len("trace:") :] for name in self.fields if name.startswith("trace:")}
+        self.from_event = [name for name in self.fields if name not in self.from_trace]
+        self.event_names = frozenset(self.from_event)
         self.total: int | None = None
         self.is_sorted = True
         self.read = 0
@@ -306,66 +352,68 @@ class XesSource:
         return count
 
     def cases(self, *, on_sorting: Callable[[int], None] | None = None) -> Iterator[SourceItem]:
-        from_trace = {name: name[len("trace:") :] for name in self.fields if name.startswith("trace:")}
-        from_event = [name for name in self.fields if name not in from_trace]
-        event_defaults: dict[str, str] = {}
-        trace_defaults: dict[str, str] = {}
+        reader = _XesReader()
         with ExitStack() as stack:
             handle = open_maybe_gzip(self.open_binary, stack)
             trace_no = 0
-            events: list[dict[str, str]] = []
-            saw_log = False
             try:
-                # Only these elements reach Python; attribute elements are read from their parent.
-                for _, elem in _iterparse(handle):
-                    tag = _local(elem.tag)
-                    if tag == "event":
-                        parent = elem.getparent()
-                        if parent is not None and _local(parent.tag) == "trace":
-                            events.append(_attributes(elem))
-                            self.read += 1
-                        elem.clear()
-                    elif tag == "trace":
+                while True:
+                    block = handle.read(_BLOCK)
+                    reader.feed(block, last=not block)
+                    # Traces finished in this block: memory is bounded by a block's traces.
+                    for own, events in reader.finished:
                         trace_no += 1
-                        attrs = {**trace_defaults, **_attributes(elem)}
-                        yield self._case(trace_no, attrs, events, event_defaults, from_trace, from_event)
-                        events = []
-                        # Drop this trace's contents and every earlier sibling: the tree stays small.
-                        elem.clear()
-                        parent = elem.getparent()
-                        while elem.getprevious() is not None:
-                            del parent[0]
-                    elif tag == "global":
-                        scope = elem.get("scope", "event")
-                        (event_defaults if scope == "event" else trace_defaults).update(_attributes(elem))
-                    elif tag == "log" and elem.getparent() is None:
-                        saw_log = True
-            except etree.XMLSyntaxError as exc:
+                        yield self._case(trace_no, own, events, reader.trace_defaults, reader.event_defaults)
+                    reader.finished.clear()
+                    if not block:
+                        break
+            except pyexpat.ExpatError as exc:
                 raise SourceError(f"The file is not well-formed XML: {exc}") from exc
             except (OSError, EOFError) as exc:
                 raise SourceError(f"The file cannot be read: {exc}") from exc
-            if not saw_log:
+            if not reader.saw_log:
                 raise SourceError("This is not an XES file: the root element is not <log>.")
 
-    def _case(self, number, attrs, events, defaults, from_trace, from_event) -> SourceItem:
+    def _case(
+        self,
+        number: int,
+        own: dict[str, str],
+        events: list[dict[str, str]],
+        trace_defaults: dict[str, str],
+        event_defaults: dict[str, str],
+    ) -> SourceItem:
+        """The source case of a trace: one update per event, each with the mapped values it has
+        (its own, else the ``<global>`` default) and the trace's."""
         missing = self.mapping.missing
+        self.read += len(events)
+        attrs = {**trace_defaults, **own} if trace_defaults else own
         key = attrs.get(self.key, "").strip()
         where = f"trace {number}" + (f" ({key})" if key else "")
         if not key or key in missing:
             return RowError(where, f"no {self.key}: the trace cannot be matched to a case")
         case = SourceCase(key=key, where=where)
+        # What every event starts from: the defaults of the event fields and the trace's values.
+        base = {}
+        for name in self.from_event:
+            value = event_defaults.get(name, "").strip()
+            if value not in missing:
+                base[name] = value
+        for name, attr in self.from_trace.items():
+            value = attrs.get(attr, "").strip()
+            if value not in missing:
+                base[name] = value
+        wanted = self.event_names
+        updates = case.updates
         for index, event in enumerate(events, start=1):
-            values = {}
-            for name in from_event:
-                value = event.get(name)
-                value = (defaults.get(name, "") if value is None else value).strip()
-                if value not in missing:
-                    values[name] = value
-            for name, attr in from_trace.items():
-                value = attrs.get(attr, "").strip()
-                if value not in missing:
-                    values[name] = value
-            case.updates.append(SourceUpdate(f"{where}, event {index}", index, values))
+            values = base.copy()
+            for name, value in event.items():
+                if name in wanted:
+                    value = value.strip()
+                    if value in missing:  # the event says "no value": no default either
+                        values.pop(name, None)
+                    else:
+                        values[name] = value
+            updates.append(SourceUpdate(f"{where}, event {index}", index, values))
         return case
 
 

@@ -1,12 +1,15 @@
-"""On PostgreSQL, outside a caller's transaction, batches are prepared in a thread (with its own
-connection) while the previous one is written. The result is the same as the plain path's."""
+"""On PostgreSQL, outside a caller's transaction, batches are prepared in a child process (with
+its own connection) while the previous one is written. The result is the same as the plain path's:
+rejections and counters come back from the child, strict mode still writes nothing, progress is
+reported, a failure in the child fails the job."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import connection
 
-from cases.models import Case, CaseEvent
+from cases.models import Case, CaseEvent, Organisation
+from imports import services, sources
 from imports.models import JobStatus
 from metrics.selectors import Ratio, reopen_rate
 from tests.imports.conftest import DATA, MARCH, run
@@ -15,20 +18,91 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(connection.vendor != "postgresql", reason="the pipeline runs on PostgreSQL only"),
 ]
+SN = DATA / "servicenow.csv"
+LATER = DATA / "servicenow_later.csv"
+XES = DATA / "helpdesk.xes"
 
 
 def test_the_pipelined_import_writes_what_the_plain_one_does():
-    job = run(DATA / "servicenow.csv", batch_rows=5)  # several batches, so the thread runs ahead
+    job = run(SN, batch_rows=5)  # several batches, so the child runs ahead
     assert job.status == JobStatus.SUCCEEDED
     assert (job.cases_created, job.events_created, job.cases_rejected, job.rows_rejected) == (5, 29, 2, 3)
     assert CaseEvent.objects.filter(imported=True).count() == 29
     assert reopen_rate(**MARCH) == Ratio(1, 5)
-    again = run(DATA / "servicenow.csv", batch_rows=5)
+    again = run(SN, batch_rows=5)
     assert (again.cases_unchanged, again.events_created) == (5, 0)
     assert Case.objects.count() == 5
 
 
-def test_a_failure_in_the_thread_fails_the_job(monkeypatch):
+def test_an_xes_log_reports_its_bad_traces_from_the_child():
+    job = run(XES, format="xes", batch_rows=4)
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.total, job.rows_read, job.cases_created, job.cases_rejected, job.rows_rejected) == (
+        26, 26, 5, 2, 3,
+    )  # fmt: skip
+    assert {(r["key"], r["where"]) for r in job.rejections} == {
+        ("T-1005", "trace 5 (T-1005)"),
+        ("T-1006", "trace 6 (T-1006)"),
+        ("", "trace 7"),
+    }
+    assert reopen_rate(**MARCH) == Ratio(1, 5)
+
+
+def test_strict_still_writes_nothing_when_a_row_is_bad():
+    job = run(XES, format="xes", strict=True, batch_rows=4)
+    assert job.status == JobStatus.FAILED
+    assert "trace 5 (T-1005), event 2: unknown state" in job.error
+    assert not Case.objects.exists()
+    assert not Organisation.objects.filter(name="Acme Corp").exists()
+
+
+def test_strict_imports_a_clean_file_through_the_child(tmp_path):
+    lines = SN.read_text().splitlines(keepends=True)
+    clean = tmp_path / "clean.csv"
+    clean.write_text("".join(lines[:19] + lines[24:27]))
+    job = run(clean, strict=True, batch_rows=5)
+    assert job.status == JobStatus.SUCCEEDED
+    assert (job.cases_created, job.cases_rejected, job.events_created) == (5, 0, 29)
+
+
+def test_sorting_progress_comes_from_the_child(tmp_path, monkeypatch):
+    monkeypatch.setattr(sources, "SORT_RUN_ROWS", 4)  # the child inherits it: several sorted runs
+    lines = SN.read_text().splitlines(keepends=True)
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text(lines[0] + "".join(reversed(lines[1:])))
+    seen = []
+
+    def progress(phase, done, total, counters):
+        seen.append((phase, done))
+
+    job = run(shuffled, batch_rows=5, progress=progress)
+    assert (job.cases_created, job.events_created, job.cases_rejected) == (5, 29, 2)
+    assert ("sorting", 4) in seen
+    assert seen[-1] == ("importing", 27)
+
+
+def test_a_later_export_appends_through_the_child():
+    run(SN, batch_rows=5)
+    later = run(LATER, batch_rows=5)
+    assert (later.cases_created, later.cases_updated, later.cases_unchanged) == (1, 1, 4)
+    assert later.events_created == 4 + 3
+    assert reopen_rate(**MARCH) == Ratio(2, 6)
+
+
+def test_a_case_imported_meanwhile_by_another_import_is_reported_not_appended(monkeypatch):
+    """The child prepares a case as new; when the writer finds it imported (by another import, after
+    the child looked), unchanged cases count as unchanged and one with new updates is reported."""
+    run(SN)
+    monkeypatch.setattr(services._Pass, "_settled", lambda self, plans: (set(), set()))
+    later = run(LATER, batch_rows=5)
+    assert (later.cases_created, later.cases_updated, later.cases_unchanged) == (1, 0, 4)
+    problems = [p for r in later.rejections if r["key"] == "INC0000007" for p in r["problems"]]
+    assert len(problems) == 1
+    assert "INC0000007 changed during the import; import again" in problems[0]
+    assert Case.objects.get(external_ref="INC0000007").reopen_count == 0
+
+
+def test_a_failure_in_the_child_fails_the_job(monkeypatch):
     from imports import history
 
     def broken(*args, **kwargs):
@@ -37,7 +111,7 @@ def test_a_failure_in_the_thread_fails_the_job(monkeypatch):
     monkeypatch.setattr("imports.services.derive", broken)
     assert history.derive is not broken
     with pytest.raises(RuntimeError, match="derivation exploded"):
-        run(DATA / "servicenow.csv", batch_rows=5)
+        run(SN, batch_rows=5)
     from imports.models import ImportJob
 
     job = ImportJob.objects.get()

@@ -180,6 +180,8 @@ def test_strict_aborts_with_nothing_written():
     [
         (b"<log><trace><event>", "not well-formed XML"),
         (b"<?xml version='1.0'?><incidents/>", "not an XES file"),
+        # No entity is ever expanded (nor fetched): a file declaring one is refused.
+        (b"<?xml version='1.0'?><!DOCTYPE log [<!ENTITY a 'aaaa'>]><log>&a;</log>", "declares XML entities"),
     ],
 )
 def test_a_file_that_is_not_xes_fails_the_job_clearly(tmp_path, content, message):
