@@ -124,6 +124,45 @@ class CasePlan:
             return None
         return digest_of(self.key, self.identities[:count])
 
+    def summary(self) -> PlanSummary:
+        """What telling a new case from a known one needs (all that crosses to the writing process
+        for a case that is written from its COPY lines)."""
+        return PlanSummary(
+            self.key,
+            self.external_ref,
+            self.where,
+            self.update_count,
+            self.digest,
+            self.identities,
+            self.created_at,
+        )
+
+
+@dataclass(slots=True)
+class PlanSummary:
+    """A ``CasePlan`` without its timeline: enough to classify it, not to write it."""
+
+    key: str
+    external_ref: str
+    where: str
+    update_count: int
+    digest: str
+    identities: list[str]
+    created_at: dt.datetime  # the metrics rollup marks the days from here on (imports.services)
+
+    digest_of_first = CasePlan.digest_of_first
+
+    def __reduce__(self):  # a tuple, without field names (it crosses between processes)
+        return PlanSummary, (
+            self.key,
+            self.external_ref,
+            self.where,
+            self.update_count,
+            self.digest,
+            self.identities,
+            self.created_at,
+        )
+
 
 @dataclass
 class Rejection:
@@ -359,6 +398,7 @@ class _Walk:
         actor_field, severity_field = m.actor or "", m.severity.field or ""
         assignee_field, team_field = m.assignee.field or "", m.team.field or ""
         resolved_field, closed_field = m.resolved or "", m.closed or ""
+        replies, first_response, triage = m.replies, m.first_response, m.triage
         for index, update in enumerate(ups):
             at = update.at
             previous_at = ups[index - 1].at if index else created_at
@@ -386,19 +426,23 @@ class _Walk:
                 team_value = raw
 
             new_status = update.status if update.status != UNCHANGED else status
-            match_args = {"state_keys": update.state_keys, "status": new_status, "values": values}
-            if m.replies is not None and m.replies.matches(**match_args):
+            keys = update.state_keys
+            if replies is not None and replies.matches(state_keys=keys, status=new_status, values=values):
                 self._event(index, K_REPLY, at, actor, public=True)
                 self.steps.append(Step(at, "reply"))
                 first_response_at = first_response_at or at
             elif (
                 first_response_at is None
-                and m.first_response is not None
-                and m.first_response.matches(**match_args)
+                and first_response is not None
+                and first_response.matches(state_keys=keys, status=new_status, values=values)
             ):
                 first_response_at = at
                 self.steps.append(Step(at, "first_response"))
-            if triaged_at is None and m.triage is not None and m.triage.matches(**match_args):
+            if (
+                triaged_at is None
+                and triage is not None
+                and triage.matches(state_keys=keys, status=new_status, values=values)
+            ):
                 triaged_at = at
                 self.steps.append(Step(at, "triage"))
 

@@ -23,14 +23,19 @@ the import again restores them, since it is idempotent).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import gc
 import io
 import json
 import logging
+import multiprocessing
+import os
+import pickle
 import queue
 import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -41,13 +46,14 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, Contact, Organisation, Team
+from metrics import rollup
 from sla import calendars
 from sla.models import SlaClock, SlaPolicy, Target
 
 from .businesstime import ROUND_THE_CLOCK, BusinessTime
 from .clocks import ClockReplay, ClockRow, Terms
 from .dates import DateParser
-from .history import CasePlan, Rejection, derive
+from .history import CasePlan, PlanSummary, Rejection, derive
 from .mapping import Mapping, MappingError, load_mapping
 from .models import ImportedCase, ImportJob, JobPhase, JobStatus
 from .sources import RowError, SourceCase, SourceError, make_source
@@ -58,6 +64,8 @@ logger = logging.getLogger(__name__)
 MAX_REPORTED = 200
 #: A batch closes at this many source rows / events (one transaction).
 BATCH_ROWS = 20_000
+#: Batches the preparing process may run ahead of the writer.
+_AHEAD = 2
 _ADVISORY_LOCK = 7_211_308_001
 _STALE_AFTER = dt.timedelta(minutes=15)
 
@@ -280,19 +288,34 @@ class CaseRefs:
 class Prepared:
     """One derived case ready to write: its references, replayed clocks and (PostgreSQL) COPY lines."""
 
-    plan: CasePlan
+    plan: CasePlan | PlanSummary
     refs: CaseRefs
     clocks: list[ClockRow]
     actor_ids: list[int | None]
     ready: bool = True  # False: nothing prepared (a known case the reader expected to skip)
+    known: bool = False  # the case existed when prepared (so it may be appended to)
     case_id: int | None = None
     case_line: str = ""
-    event_lines: list[str] = field(default_factory=list)
-    clock_lines: list[str] = field(default_factory=list)
+    event_text: str = ""  # the events' COPY lines, joined
+    event_count: int = 0
+    clock_text: str = ""
     record_line: str = ""
+
+    def portable(self) -> Prepared:
+        """Keep only what the writing process needs: a new case's COPY lines travel without the
+        plan's timeline, clocks and references (a fraction of the pickling work)."""
+        if not (self.ready and self.known) and isinstance(self.plan, CasePlan):
+            # (a known case that may be appended to keeps everything)
+            self.plan, self.refs, self.clocks, self.actor_ids = self.plan.summary(), _NO_REFS, [], []
+        return self
+
+    def __reduce__(self):
+        # Pickled as a tuple of its fields, in their order: no field names for every item.
+        return Prepared, tuple(getattr(self, f.name) for f in _PREPARED_FIELDS)
 
 
 _NO_REFS = CaseRefs(None, None, None, None)
+_PREPARED_FIELDS = dataclasses.fields(Prepared)
 
 
 @dataclass
@@ -305,9 +328,11 @@ class Batch:
 class _Pass:
     """One pass over the file: checking (strict, nothing written) or importing.
 
-    Importing on PostgreSQL outside a caller's transaction runs as a pipeline: a thread reads,
-    derives and prepares batch n+1 (with its own connection) while this thread writes batch n, so
-    the database's work (indexes, constraint checks) overlaps with the Python work.
+    Importing on PostgreSQL outside a caller's transaction runs as a pipeline: a child process
+    reads, derives and prepares batch n+1 (with its own connection) while this process writes batch
+    n, so the database's work (indexes, constraint checks) overlaps with the Python work, which no
+    longer shares one interpreter lock with the writer. Where processes cannot be forked, a thread
+    does the same.
     """
 
     def __init__(self, job, mapping: Mapping, source, *, now, check: bool, progress, clock) -> None:
@@ -324,12 +349,13 @@ class _Pass:
         self.copy = not check and connection.vendor == "postgresql"
         self.phase = JobPhase.CHECKING if check else JobPhase.IMPORTING
         self.now_text = now.isoformat()
+        self.helper: ThreadPoolExecutor | None = None  # set in the preparing process
 
     def run(self, *, batch_rows: int) -> None:
         _phase(self.job, self.phase, self.clock)
         batches = self._batches(batch_rows)
         if self.copy and not connection.in_atomic_block:
-            batches = _in_thread(batches)
+            batches = _in_process(self, batch_rows) if _can_fork() else _in_thread(batches)
         try:
             for batch in batches:
                 self._consume(batch)
@@ -346,12 +372,14 @@ class _Pass:
     def _batches(self, batch_rows: int):
         chunk: list[SourceCase | RowError] = []
         rows = 0
+        # The first batch is smaller: the writer waits for it, so it should come soon.
+        limit = max(1, batch_rows // 4)
         for item in self.source.cases(on_sorting=self._sorting):
             chunk.append(item)
             rows += 1 if isinstance(item, RowError) else len(item.updates)
-            if rows >= batch_rows:
+            if rows >= limit:
                 yield self._prepare(chunk)
-                chunk, rows = [], 0
+                chunk, rows, limit = [], 0, batch_rows
         if chunk:
             yield self._prepare(chunk)
 
@@ -389,16 +417,24 @@ class _Pass:
             refs = self.refs
             # Known cases with nothing new (a re-import) need no clocks or rows: look them up first.
             # The writer classifies again under its lock; this only saves work.
-            settled = self._settled(plans)
+            settled, known = self._settled(plans)
             work = [plan for plan in plans if plan.external_ref not in settled]
             prepared = [
                 Prepared(plan, _NO_REFS, [], [], ready=False)
                 for plan in plans
                 if plan.external_ref in settled
             ]
-            refs.prefetch_contacts(work)
+            # Finding and creating the requesters is the database's work: in the preparing process
+            # it runs in a helper thread (its own connection) while the clocks are replayed here.
+            helper = self.helper
+            pending = helper.submit(refs.prefetch_contacts, work) if helper is not None else None
+            if pending is None:
+                refs.prefetch_contacts(work)
+            replayed = [self._clocks(plan, refs.organisation(plan.organisation)) for plan in work]
+            if pending is not None:
+                pending.result()
             new = []
-            for plan in work:
+            for plan, clocks in zip(work, replayed, strict=True):
                 org = refs.organisation(plan.organisation)
                 case_refs = CaseRefs(
                     organisation_id=org.id,
@@ -407,7 +443,7 @@ class _Pass:
                     assignee_id=refs.user_id(plan.assignee_username),
                 )
                 actor_ids = [refs.actor_id(e.actor_source) for e in plan.events]
-                new.append(Prepared(plan, case_refs, self._clocks(plan, org), actor_ids))
+                new.append(Prepared(plan, case_refs, clocks, actor_ids, known=plan.external_ref in known))
             if self.copy and new:
                 for item, case_id in zip(new, _reserve_case_ids(len(new)), strict=True):
                     _format(item, case_id, job_id=self.job.pk, format=self.job.format, now_text=self.now_text)
@@ -416,12 +452,13 @@ class _Pass:
             prepared = [Prepared(plan, _NO_REFS, [], [], ready=False) for plan in plans]
         return Batch(prepared, rejections, self.source.read)
 
-    def _settled(self, plans: list[CasePlan]) -> set[str]:
+    def _settled(self, plans: list[CasePlan]) -> tuple[set[str], set[str]]:
         """External references of ``plans`` already imported with all their updates, or whose
-        imported history differs (rejected by the writer): nothing to prepare for them."""
+        imported history differs (rejected by the writer): nothing to prepare for them; and
+        those of every case that exists."""
         existing = _existing_cases([plan.external_ref for plan in plans])
         if not existing:
-            return set()
+            return set(), set()
         records = {
             r.case_id: r for r in ImportedCase.objects.filter(case_id__in=[c.pk for c in existing.values()])
         }
@@ -437,7 +474,7 @@ class _Pass:
                 or plan.digest_of_first(record.updates) != record.digest
             ):
                 settled.add(plan.external_ref)
-        return settled
+        return settled, set(existing)
 
     def _clocks(self, plan: CasePlan, org: OrganisationRef) -> list[ClockRow]:
         replay = ClockReplay(
@@ -487,6 +524,11 @@ class _Pass:
                 events = _write_copy(new) if self.copy else _write_orm(new, job=self.job, now=self.now)
                 for item, case, _record in appended:
                     events += _append(item, case, _record, job=self.job, now=self.now)
+                # Historical rows land on days the metrics rollup may hold: mark them dirty in the
+                # same transaction (every instant of a case is between its creation and now).
+                firsts = [i.plan.created_at for i in new] + [case.created_at for _, case, _ in appended]
+                if firsts:
+                    rollup.touch_span(min(firsts), self.clock())
             self.counters.cases_created += len(new)
             self.counters.cases_updated += len(appended)
             self.counters.events_created += events
@@ -494,7 +536,11 @@ class _Pass:
 
     def _ready(self, new: list[Prepared], appended: list):
         """Only what was prepared is written; a case another import changed meanwhile is reported."""
-        for item in [i for i in new if not i.ready] + [a[0] for a in appended if not a[0].ready]:
+
+        def unready(item: Prepared) -> bool:  # a summary cannot be appended: it has no timeline
+            return not item.ready or not isinstance(item.plan, CasePlan)
+
+        for item in [i for i in new if not i.ready] + [a[0] for a in appended if unready(a[0])]:
             plan = item.plan
             self._reject(
                 Rejection(
@@ -503,7 +549,7 @@ class _Pass:
                     [f"{plan.where}: {plan.key} changed during the import; import again"],
                 )
             )
-        return [i for i in new if i.ready], [a for a in appended if a[0].ready]
+        return [i for i in new if i.ready], [a for a in appended if not unready(a[0])]
 
     def _report(self) -> None:
         c = self.counters
@@ -591,6 +637,106 @@ def _existing_cases(refs: list[str]) -> dict[str, Case]:
     return found
 
 
+def _can_fork() -> bool:
+    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+
+
+def _in_process(importer: _Pass, batch_rows: int):
+    """Prepare ``importer``'s batches in a forked child process, ahead of the caller.
+
+    The child inherits the import as it stands (mapping, caches, the job) and opens its own
+    database connection; each batch comes back pickled through a pipe, new cases as their COPY
+    lines. The child runs up to ``_AHEAD`` batches ahead, so that neither side waits for the other
+    when one batch takes longer than the next; memory stays bounded by those batches. Rejections
+    travel inside the batches; sorting progress and the child's failure come as messages of their
+    own.
+    """
+    context = multiprocessing.get_context("fork")
+    receiving, sending = context.Pipe(duplex=False)
+    # Sockets must not be shared: the child opens its own connection, this process reconnects.
+    connections.close_all()
+    child = context.Process(
+        target=_prepare_in_child, args=(importer, batch_rows, sending), name="import-prepare", daemon=True
+    )
+    child.start()
+    sending.close()
+    done = False
+    try:
+        while True:
+            try:
+                kind, payload = pickle.loads(receiving.recv_bytes())  # noqa: S301 - from our own child
+            except EOFError:
+                raise RuntimeError(
+                    f"The process preparing the import ended unexpectedly (exit code {child.exitcode})"
+                ) from None
+            if kind == "batch":
+                yield payload
+            elif kind == "sorting":
+                importer._sorting(payload)
+            elif kind == "error":
+                done = True
+                raise payload
+            else:
+                done = True
+                return
+    finally:
+        receiving.close()
+        if not done:  # stopped early (the writer failed): the child may wait to send a batch
+            child.terminate()
+        child.join()
+
+
+def _prepare_in_child(importer: _Pass, batch_rows: int, sending) -> None:
+    """The child's side of ``_in_process``: batches are pickled here and written to the pipe by a
+    thread (which waits for the parent without holding the interpreter lock)."""
+    outbox: queue.Queue = queue.Queue(maxsize=_AHEAD)
+    broken = threading.Event()
+
+    def write() -> None:
+        try:
+            while (data := outbox.get()) is not None:
+                sending.send_bytes(data)
+        except OSError:  # the parent stopped reading (it failed or was stopped)
+            broken.set()
+
+    def post(kind: str, payload: Any) -> None:
+        data = pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+        while not broken.is_set():
+            try:
+                outbox.put(data, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        raise BrokenPipeError("the importing process stopped reading")
+
+    gc.freeze()  # what the child inherited is never garbage: keep the cycle collector off it
+    writer = threading.Thread(target=write, name="import-send", daemon=True)
+    writer.start()
+    importer.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-contacts")
+    try:
+        importer._sorting = lambda done: post("sorting", done)  # to the parent's progress
+        for batch in importer._batches(batch_rows):
+            batch.items = [item.portable() for item in batch.items]
+            post("batch", batch)
+        post("end", None)
+    except BaseException as exc:
+        if not broken.is_set():
+            exc.add_note(f"(raised while preparing the import, in process {os.getpid()})")
+            try:
+                pickle.loads(pickle.dumps(exc))  # noqa: S301 - our own bytes
+            except Exception:  # it does not survive the trip: its text will do
+                exc = RuntimeError(f"{type(exc).__name__}: {exc}")
+            post("error", exc)
+    finally:
+        importer.helper.submit(connections.close_all).result()  # the helper thread's connection
+        importer.helper.shutdown()
+        connections.close_all()
+        if not broken.is_set():
+            outbox.put(None)
+            writer.join()
+        sending.close()
+
+
 def _in_thread(batches):
     """Run the generator ``batches`` in a thread, one batch ahead of the caller."""
     results: queue.Queue = queue.Queue(maxsize=1)
@@ -657,6 +803,7 @@ class References:
         self._orgs: dict[str, OrganisationRef | None] = {}
         self._teams: dict[str, tuple[int | None, str] | None] = {}
         self._users: dict[str, int | None] = {}
+        self._actors: dict[str, int | None] = {}  # source name -> user id
         self._contacts: dict[tuple[int, str], int] = {}
         self._terms: dict[tuple[str, str], Terms | None] = {}
         self._business: dict[int | None, BusinessTime] = {}
@@ -787,7 +934,11 @@ class References:
         return self._users[username]
 
     def actor_id(self, source_name: str) -> int | None:
-        return self.user_id(self.mapping.people.get(source_name))
+        try:  # asked for every event: one lookup for a name seen before
+            return self._actors[source_name]
+        except KeyError:
+            found = self._actors[source_name] = self.user_id(self.mapping.people.get(source_name))
+            return found
 
     # --- contacts ----------------------------------------------------------------------------
 
@@ -803,7 +954,12 @@ class References:
             return
         self._load_contacts(wanted)
         missing = [k for k in wanted if k not in self._contacts]
-        if missing:
+        if missing and connection.vendor == "postgresql":
+            self._create_contacts({k: wanted[k] for k in missing})
+            missing = [k for k in missing if k not in self._contacts]  # created meanwhile by another import
+            if missing:
+                self._load_contacts({k: wanted[k] for k in missing})
+        elif missing:
             Contact.objects.bulk_create(
                 [
                     Contact(organisation_id=org, email=email, name=wanted[(org, email)])
@@ -814,6 +970,19 @@ class References:
             self._load_contacts({k: wanted[k] for k in missing})
 
     def _load_contacts(self, wanted: dict[tuple[int, str], str]) -> None:
+        if connection.vendor == "postgresql":
+            # Exactly the wanted pairs (IN lists of organisations and of addresses would match
+            # every contact of every organisation named: more rows as the table grows).
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT c.organisation_id, c.email, c.id FROM {Contact._meta.db_table} c "  # noqa: S608
+                    "JOIN unnest(%s::bigint[], %s::text[]) AS w(organisation_id, email) "
+                    "ON c.organisation_id = w.organisation_id AND c.email = w.email",
+                    [[org for org, _ in wanted], [email for _, email in wanted]],
+                )
+                for org, email, contact_id in cursor.fetchall():
+                    self._contacts[(org, email)] = contact_id
+            return
         orgs = {org for org, _ in wanted}
         emails = {email for _, email in wanted}
         rows = Contact.objects.filter(organisation_id__in=orgs, email__in=emails).values_list(
@@ -821,6 +990,19 @@ class References:
         )
         for org, email, contact_id in rows:
             if (org, email) in wanted:
+                self._contacts[(org, email)] = contact_id
+
+    def _create_contacts(self, wanted: dict[tuple[int, str], str]) -> None:
+        """PostgreSQL: insert the contacts in one statement; those another import inserted first
+        are left out (and looked up by the caller)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {Contact._meta.db_table} (organisation_id, email, name) "  # noqa: S608
+                "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[]) "
+                "ON CONFLICT (organisation_id, email) DO NOTHING RETURNING organisation_id, email, id",
+                [[org for org, _ in wanted], [email for _, email in wanted], list(wanted.values())],
+            )
+            for org, email, contact_id in cursor.fetchall():
                 self._contacts[(org, email)] = contact_id
 
     def contact_id(self, plan: CasePlan) -> int:
@@ -852,6 +1034,7 @@ RECORD_COLUMNS = (
     "case_id", "source_format", "source_key", "updates", "digest", "case_version", "job_id", "imported_at",
 )  # fmt: skip
 _NULL = "\\N"
+_ZERO = dt.timedelta(0)
 _CACHE_LIMIT = 20_000
 _escaped: dict[str, str] = {}
 _json_strings: dict[str, str] = {}
@@ -883,8 +1066,20 @@ def _json(value: Any) -> str:
     return _esc(json.dumps(value, ensure_ascii=False))
 
 
+_timestamps: dict[dt.datetime, str] = {}
+
+
 def _ts(value: dt.datetime | None) -> str:
-    return _NULL if value is None else value.isoformat()
+    """An instant for COPY. A case repeats its instants (an update's time is on its events, the
+    case row and the clocks), and looking one up costs a fraction of formatting it again."""
+    if value is None:
+        return _NULL
+    out = _timestamps.get(value)
+    if out is None:
+        if len(_timestamps) >= _CACHE_LIMIT:
+            _timestamps.clear()
+        out = _timestamps[value] = value.isoformat()
+    return out
 
 
 def _id(value: int | None) -> str:
@@ -924,38 +1119,28 @@ def _format(item: Prepared, case_id: int, *, job_id: int, format: str, now_text:
             str(plan.reopen_count), str(plan.version),
         )
     )  # fmt: skip
-    item.event_lines = [
-        f"{cid}\t{e.kind}\t{_id(actor)}\t{_esc(e.actor_name)}\t{e.at.isoformat()}\t{e.field}\t"
-        f"{_json(e.old)}\t{_json(e.new)}\t{_esc(e.body)}\t{'t' if e.is_public else 'f'}\tt"
+    item.event_text = "\n".join(
+        f"{cid}\t{e.kind}\t{_NULL if actor is None else actor}\t{_esc(e.actor_name)}\t{_ts(e.at)}\t"
+        f"{e.field}\t{_NULL if e.old is None else _json(e.old)}\t{_NULL if e.new is None else _json(e.new)}\t"
+        f"{_esc(e.body) if e.body else ''}\t{'t' if e.is_public else 'f'}\tt"
         for e, actor in zip(plan.events, item.actor_ids, strict=True)
-    ]
-    item.clock_lines = [
-        "\t".join(
-            (
-                cid,
-                c.target,
-                str(c.run),
-                c.state,
-                _id(c.policy_id),
-                str(c.target_minutes),
-                "t" if c.business_time else "f",
-                repr(c.warning_ratio),
-                _ts(c.started_at),
-                _ts(c.due_at),
-                _ts(c.warn_at),
-                _ts(c.paused_at),
-                _esc(json.dumps(c.pauses)) if c.pauses else "[]",
-                _interval(c.paused_total),
-                _interval(c.consumed),
-                _interval(c.remaining_at_pause),
-                _ts(c.warned_at),
-                _ts(c.met_at),
-                _ts(c.breached_at),
-                _ts(c.cancelled_at),
-            )
-        )  # fmt: skip
+    )
+    item.event_count = len(plan.events)
+    # Hundreds of thousands of clock rows, most fields empty: None is tested inline.
+    item.clock_text = "\n".join(
+        f"{cid}\t{c.target}\t{c.run}\t{c.state}\t{_id(c.policy_id)}\t{c.target_minutes}\t"
+        f"{'t' if c.business_time else 'f'}\t{c.warning_ratio!r}\t{_ts(c.started_at)}\t{_ts(c.due_at)}\t"
+        f"{_ts(c.warn_at)}\t{_NULL if c.paused_at is None else _ts(c.paused_at)}\t"
+        f"{_esc(json.dumps(c.pauses)) if c.pauses else '[]'}\t"
+        f"{'0' if c.paused_total == _ZERO else _interval(c.paused_total)}\t"
+        f"{'0' if c.consumed == _ZERO else _interval(c.consumed)}\t"
+        f"{_NULL if c.remaining_at_pause is None else _interval(c.remaining_at_pause)}\t"
+        f"{_NULL if c.warned_at is None else _ts(c.warned_at)}\t"
+        f"{_NULL if c.met_at is None else _ts(c.met_at)}\t"
+        f"{_NULL if c.breached_at is None else _ts(c.breached_at)}\t"
+        f"{_NULL if c.cancelled_at is None else _ts(c.cancelled_at)}"
         for c in item.clocks
-    ]
+    )
     item.record_line = (
         f"{cid}\t{format}\t{_esc(plan.key[:100])}\t{plan.update_count}\t{plan.digest}\t{plan.version}\t"
         f"{job_id}\t{now_text}"
@@ -1010,11 +1195,11 @@ def _write_copy(new: list[Prepared]) -> int:
         return 0
     _check_columns()
     _copy(Case, CASE_COLUMNS, [item.case_line for item in new])
-    events = [line for item in new for line in item.event_lines]
+    events = [item.event_text for item in new if item.event_text]
     _copy(CaseEvent, EVENT_COLUMNS, events)
-    _copy(SlaClock, CLOCK_COLUMNS, [line for item in new for line in item.clock_lines])
+    _copy(SlaClock, CLOCK_COLUMNS, [item.clock_text for item in new if item.clock_text])
     _copy(ImportedCase, RECORD_COLUMNS, [item.record_line for item in new])
-    return len(events)
+    return sum(item.event_count for item in new)
 
 
 def _case_fields(item: Prepared) -> dict[str, Any]:

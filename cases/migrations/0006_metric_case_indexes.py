@@ -5,19 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0005_drop_redundant_case_fk_index'),
+        ("cases", "0005_drop_redundant_case_fk_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='caseevent',
-            index=models.Index(condition=models.Q(('kind', 'reopened'), models.Q(('field', 'status'), ('kind', 'status_changed'), ('new_value', 'resolved')), _connector='OR'), fields=['case', 'created_at'], include=('kind', 'field', 'new_value'), name='event_metric_case_idx'),
+            model_name="caseevent",
+            index=models.Index(
+                condition=models.Q(
+                    ("kind", "reopened"),
+                    models.Q(("field", "status"), ("kind", "status_changed"), ("new_value", "resolved")),
+                    _connector="OR",
+                ),
+                fields=["case", "created_at"],
+                include=("kind", "field", "new_value"),
+                name="event_metric_case_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='caseevent',
-            index=models.Index(condition=models.Q(('kind', 'reopened')), fields=['created_at'], include=('case',), name='event_reopen_idx'),
+            model_name="caseevent",
+            index=models.Index(
+                condition=models.Q(("kind", "reopened")),
+                fields=["created_at"],
+                include=("case",),
+                name="event_reopen_idx",
+            ),
         ),
     ]

@@ -285,3 +285,34 @@ def test_weekly_trends_from_the_rollup_equal_each_week_from_the_source(rolled, t
             sum(c.denominator for c in cells),
         )
         assert reopen == m.reopen_rate(**period)
+
+
+def test_imported_history_marks_its_days_and_the_figures_follow(rolled):
+    from pathlib import Path
+
+    from imports import services as imports
+    from imports.mapping import default_mapping_text
+
+    csv = Path(__file__).resolve().parent.parent / "imports" / "data" / "servicenow.csv"
+    year = [(at(2023, 1, 1), at(2024, 1, 1)), (at(2023, 3, 1, tz=BERLIN), at(2023, 4, 1, tz=BERLIN))]
+    with time_machine.travel(NOW, tick=False):
+        before = m.periods_metrics(year[:1])[0]["sla_compliance"]
+        job = imports.create_job(
+            format="servicenow-csv",
+            mapping_text=default_mapping_text("servicenow-csv"),
+            mapping_name="test",
+            now=NOW,
+            path=str(csv),
+        )
+        imports.run_import(job, now=NOW)
+        assert RollupDirtyDay.objects.filter(day=dt.date(2023, 3, 1)).exists()
+        for phase in ("marked", "refreshed"):
+            for bounds in (year[:1], year[1:]):
+                figures = m.periods_metrics(bounds, tz=BERLIN)[0]
+                start, end = bounds[0]
+                expected = direct(start, end, BERLIN)
+                assert {k: figures[k] for k in COUNTED} == expected, phase
+            rollup.refresh()
+        after = m.periods_metrics(year[:1])[0]
+        assert after["sla_compliance"] != before
+        assert after["reopen_rate"].denominator > 0
