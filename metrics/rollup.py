@@ -341,7 +341,9 @@ def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list
     last_day = max(_utc_day(e) for _, e in bounds)
     dirty = (
         set(
-            RollupDirtyDay.objects.filter(day__gte=first_day, day__lte=last_day).values_list("day", flat=True)
+            RollupDirtyDay.objects.filter(day__gte=first_day, day__lte=last_day)
+            .values_list("day", flat=True)
+            .distinct()  # a day is marked once per change until the next refresh
         )
         if through
         else set()
