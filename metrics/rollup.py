@@ -33,7 +33,7 @@ from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Case as CaseWhen
-from django.db.models import Count, F, IntegerField, Q, Sum, Value, When
+from django.db.models import Count, F, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -287,18 +287,27 @@ def _refresh_batch(target: dt.date) -> int:
             new_through = last
         else:
             new_through = state.through
-        marks = list(
-            RollupDirtyDay.objects.filter(day__lt=new_through)
-            .order_by("day")
-            .values_list("id", "day")[: REFRESH_BATCH_DAYS * 4]
+        # Marks up to the highest id seen now: one written by a change that commits after this
+        # point keeps its day dirty for the next refresh (ids only grow), whatever this one computed.
+        seen = RollupDirtyDay.objects.filter(day__lt=new_through).aggregate(top=Max("id"))["top"]
+        marked = (
+            list(
+                RollupDirtyDay.objects.filter(day__lt=new_through, id__lte=seen)
+                .order_by("day")
+                .values_list("day", flat=True)
+                .distinct()[:REFRESH_BATCH_DAYS]
+            )
+            if seen
+            else []
         )
-        days.update(day for _, day in marks)
+        days.update(marked)
         if not days and new_through == state.through:
             return 0
         rows = _source_rows(days)
         DailyRollup.objects.filter(day__in=sorted(days)).delete()
         DailyRollup.objects.bulk_create(rows, batch_size=2000)
-        RollupDirtyDay.objects.filter(id__in=[pk for pk, _ in marks]).delete()
+        if marked:
+            RollupDirtyDay.objects.filter(day__in=marked, id__lte=seen).delete()
         if new_through != state.through:
             state.through = new_through
             state.save(update_fields=["through"])
