@@ -21,6 +21,10 @@ def pytest_collection_modifyitems(config, items):
     service is a failure, never a skip (see pytest_runtest_setup): browser tests under CI=true,
     service tests when REQUIRE_SERVICES=true (the service run of .ci/run and `make test-services`).
     """
+    # Browser tests last: their live server (one per session) keeps a thread with its own database
+    # connection in this process, and an import forked after it starts fails on PostgreSQL
+    # (imports/services.py forks its preparing process; production processes have no such thread).
+    items.sort(key=lambda item: "browser" in item.keywords)
     reasons: dict[str, str | None] = {}
     for item in items:
         for marker in ("services", "browser"):
