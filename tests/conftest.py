@@ -21,10 +21,6 @@ def pytest_collection_modifyitems(config, items):
     service is a failure, never a skip (see pytest_runtest_setup): browser tests under CI=true,
     service tests when REQUIRE_SERVICES=true (the service run of .ci/run and `make test-services`).
     """
-    # Browser tests last: their live server (one per session) keeps a thread with its own database
-    # connection in this process, and an import forked after it starts fails on PostgreSQL
-    # (imports/services.py forks its preparing process; production processes have no such thread).
-    items.sort(key=lambda item: "browser" in item.keywords)
     reasons: dict[str, str | None] = {}
     for item in items:
         for marker in ("services", "browser"):
@@ -33,6 +29,27 @@ def pytest_collection_modifyitems(config, items):
                     reasons[marker] = _missing(marker)
                 if reasons[marker]:
                     item.add_marker(pytest.mark.skip(reason=reasons[marker]))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):  # noqa: F811 - a second implementation, run after pytest-django's
+    """Browser tests right after the import tests (pytest-django's grouping otherwise kept): their
+    live server (one per session) keeps a thread with its own database connection in this process,
+    and an import forked after it starts fails on PostgreSQL (imports/services.py forks its
+    preparing process; the processes that import in production have no such thread)."""
+
+    def transactional_import(item) -> bool:
+        marker = item.get_closest_marker("django_db")
+        return item.nodeid.startswith("tests/imports/") and bool(marker and marker.kwargs.get("transaction"))
+
+    imports = [i for i, item in enumerate(items) if transactional_import(item)]
+    browser = [item for item in items if "browser" in item.keywords]
+    if not imports or not browser:
+        return
+    last = items[imports[-1]]
+    rest = [item for item in items if "browser" not in item.keywords]
+    at = rest.index(last) + 1
+    items[:] = rest[:at] + browser + rest[at:]
 
 
 def _required(marker: str) -> bool:
