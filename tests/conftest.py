@@ -14,7 +14,7 @@ def _missing(marker: str) -> str | None:
     return services_missing_reason() if marker == "services" else browser_missing_reason()
 
 
-def pytest_collection_modifyitems(config, items):
+def _skip_unavailable(items):
     """Service and browser tests need real infrastructure.
 
     Where they are not required they are skipped with the reason; where they are required a missing
@@ -32,16 +32,18 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(items):  # noqa: F811 - a second implementation, run after pytest-django's
-    """Browser tests right after the import tests (pytest-django's grouping otherwise kept): their
-    live server (one per session) keeps a thread with its own database connection in this process,
-    and an import forked after it starts fails on PostgreSQL (imports/services.py forks its
+def pytest_collection_modifyitems(items):
+    """Skip what cannot run here (``_skip_unavailable``), then put the browser tests right after
+    the import tests (pytest-django's grouping otherwise kept): their live server (one per session)
+    keeps a thread with its own database connection in this process, and an import forked after it
+    starts fails on PostgreSQL (imports/services.py forks its
     preparing process; the processes that import in production have no such thread)."""
 
     def transactional_import(item) -> bool:
         marker = item.get_closest_marker("django_db")
         return item.nodeid.startswith("tests/imports/") and bool(marker and marker.kwargs.get("transaction"))
 
+    _skip_unavailable(items)
     imports = [i for i, item in enumerate(items) if transactional_import(item)]
     browser = [item for item in items if "browser" in item.keywords]
     if not imports or not browser:
