@@ -42,10 +42,7 @@ def _answers(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySe
 
 def csat(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> CsatStats:
     """Answers received in the period: count, mean rating and how many gave each rating. One query."""
-    aggregates: dict[str, Any] = {"count": Count("id"), "mean": Avg("rating")}
-    for n in RATINGS:
-        aggregates[f"r{n}"] = Count("id", filter=Q(rating=n))
-    return _stats(_answers(start=start, end=end, **filters).aggregate(**aggregates))
+    return _stats(_answers(start=start, end=end, **filters).aggregate(**_aggregates()))
 
 
 def csat_cases(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet[Case]:
@@ -58,16 +55,13 @@ def csat_periods(periods: Any, **filters: Any) -> list[CsatStats]:
     """``csat`` for each of ``selectors.Periods`` (disjoint periods), in one query."""
     from metrics import selectors
 
-    aggregates: dict[str, Any] = {"count": Count("id"), "mean": Avg("rating")}
-    for n in RATINGS:
-        aggregates[f"r{n}"] = Count("id", filter=Q(rating=n))
     rows = (
         SurveyResponse.objects.filter(
             periods.range("answered_at"), selectors.case_filter_q("case__", **filters)
         )
         .annotate(period=periods.key("answered_at"))
         .values("period")
-        .annotate(**aggregates)
+        .annotate(**_aggregates())
         .order_by()
     )
     result = [CsatStats(count=0, mean=None, distribution=dict.fromkeys(RATINGS, 0)) for _ in periods.bounds]
@@ -75,6 +69,15 @@ def csat_periods(periods: Any, **filters: Any) -> list[CsatStats]:
         if row["period"] is not None:
             result[row["period"]] = _stats(row)
     return result
+
+
+def _aggregates() -> dict[str, Any]:
+    """What ``_stats`` reads: the count, the mean rating and the count of each rating."""
+    return {
+        "count": Count("id"),
+        "mean": Avg("rating"),
+        **{f"r{n}": Count("id", filter=Q(rating=n)) for n in RATINGS},
+    }
 
 
 def _stats(agg: dict[str, Any]) -> CsatStats:

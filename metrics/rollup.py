@@ -129,6 +129,11 @@ def case_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
     return instants
 
 
+def linked_resolution_q() -> Q:
+    """A resolution event of a case with a linked article (knowledge reuse's numerator)."""
+    return RESOLVED_Q & Q(case_id__in=ArticleCaseLink.objects.values("case_id"))
+
+
 def resolution_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
     """When these cases were reopened or resolved (what a new article link changes, too)."""
     return list(
@@ -210,7 +215,6 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
         dims = (r["day"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
         add(*dims, submitted=r["submitted"], bounced=r["bounced"])
 
-    linked = ArticleCaseLink.objects.values("case_id")
     events = (
         CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
         .annotate(instant=F("created_at"))
@@ -220,7 +224,7 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
         .annotate(
             reopens=Count("id", filter=REOPENED_Q),
             resolutions=Count("id", filter=RESOLVED_Q),
-            linked_resolutions=Count("id", filter=RESOLVED_Q & Q(case_id__in=linked)),
+            linked_resolutions=Count("id", filter=linked_resolution_q()),
         )
         .order_by()
     )
@@ -344,8 +348,7 @@ def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list
     rolled-up UTC days, ``edges`` as ``(period index, start, end)`` instants to read from the source.
     """
     bounds = list(bounds)
-    state = RollupState.objects.filter(pk=1).values_list("through", flat=True).first()
-    through = state
+    through = RollupState.objects.filter(pk=1).values_list("through", flat=True).first()
     first_day = min(_utc_day(s) for s, _ in bounds)
     last_day = max(_utc_day(e) for _, e in bounds)
     dirty = (
@@ -466,7 +469,7 @@ def on_escalation_saved(sender, instance: Escalation, **kwargs) -> None:
     day (the escalation rate's cohort)."""
     if instance.submitted_at is None:
         return
-    case = instance._state.fields_cache.get("case") if hasattr(instance._state, "fields_cache") else None
+    case = instance._state.fields_cache.get("case")
     created = case.created_at if case is not None else None
     if created is None:
         created = Case.objects.filter(pk=instance.case_id).values_list("created_at", flat=True).first()

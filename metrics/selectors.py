@@ -25,7 +25,6 @@ from django.conf import settings
 from django.db import connections, models, transaction
 from django.db.models import (
     Count,
-    Exists,
     F,
     FloatField,
     Func,
@@ -158,7 +157,7 @@ def _check_period(start: dt.datetime, end: dt.datetime) -> None:
 
 
 #: The keys durations can be grouped by (annotations or fields of the queryset).
-_DURATION_KEYS = ("period", "severity", "week")
+_DURATION_KEYS = ("period", "severity")
 
 
 def _run_all(calls: list) -> list:
@@ -337,15 +336,22 @@ class Periods:
         return models.Case(*whens, output_field=IntegerField())
 
 
-def _durations(instant: str, periods: Periods, **filters: Any) -> list[DurationReport]:
-    """``instant - created`` of the cases whose ``instant`` falls in each period: per period, overall
-    and per severity, in one query."""
-    qs = (
+def _duration_rows(instant: str, periods: Periods, **filters: Any) -> QuerySet:
+    """The cases whose ``instant`` falls in one of the periods, with ``d`` = ``instant - created``
+    (seconds) and the ``period`` holding it."""
+    return (
         _cases(**filters)
         .filter(periods.range(instant))
         .annotate(d=SecondsBetween(F(instant), F("created_at")), period=periods.key(instant))
     )
-    stats = _duration_stats(qs, group_by=("period", "severity"), subtotal=True)
+
+
+def _durations(instant: str, periods: Periods, **filters: Any) -> list[DurationReport]:
+    """``instant - created`` of the cases whose ``instant`` falls in each period: per period, overall
+    and per severity, in one query."""
+    stats = _duration_stats(
+        _duration_rows(instant, periods, **filters), group_by=("period", "severity"), subtotal=True
+    )
     return [
         DurationReport(
             overall=stats.get((i, None), _EMPTY),
@@ -373,11 +379,6 @@ def first_response_time(
     return _durations("first_response_at", _one(start, end), **filters)[0]
 
 
-def _frt_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
-    qs = _cases(**filters).filter(first_response_at__gte=start, first_response_at__lt=end)
-    return qs.annotate(d=SecondsBetween(F("first_response_at"), F("created_at")))
-
-
 def time_to_triage(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> DurationReport:
@@ -392,21 +393,16 @@ def time_to_resolve(
     return _durations("first_resolved_at", _one(start, end), **filters)[0]
 
 
-def _mttr_qs(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> QuerySet:
-    qs = _cases(**filters).filter(first_resolved_at__gte=start, first_resolved_at__lt=end)
-    return qs.annotate(d=SecondsBetween(F("first_resolved_at"), F("created_at")))
-
-
 # --- SLA compliance --------------------------------------------------------------------------------
 
 
-def _completed_clocks(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet:
+def _completed_clocks(periods: Periods, **filters: Any) -> QuerySet:
     """Clocks whose outcome was decided in the period: met (at ``met_at``) or breached (at
     ``breached_at``, also when met late afterwards). Cancelled and live clocks are not counted."""
     # One range on one expression (the one sla_clock_completed_idx is built on), not an OR of two.
     return (
         SlaClock.objects.annotate(completed_at=completed_at())
-        .filter(completed_at__gte=start, completed_at__lt=end)
+        .filter(periods.range("completed_at"))
         .filter(case_filter_q("case__", **filters))
     )
 
@@ -414,8 +410,7 @@ def _completed_clocks(*, start: dt.datetime, end: dt.datetime, **filters: Any) -
 def _compliance(periods: Periods, **filters: Any) -> list[dict[str, dict[str, Ratio]]]:
     """Per period, per target, per severity (and ``all``): clocks met on time / completed. One query."""
     rows = (
-        SlaClock.objects.annotate(completed_at=completed_at())
-        .filter(periods.range("completed_at"), case_filter_q("case__", **filters))
+        _completed_clocks(periods, **filters)
         .annotate(period=periods.key("completed_at"))
         .values("period", "target", "case__severity")
         .annotate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
@@ -427,8 +422,7 @@ def _compliance(periods: Periods, **filters: Any) -> list[dict[str, dict[str, Ra
             continue
         per = result[row["period"]][row["target"]]
         per[row["case__severity"]] = Ratio(row["on_time"], row["total"])
-        all_ = per["all"]
-        per["all"] = Ratio(all_.numerator + row["on_time"], all_.denominator + row["total"])
+        per["all"] = _plus(per["all"], per[row["case__severity"]])
     return result
 
 
@@ -452,8 +446,7 @@ def update_cadence_adherence(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> Ratio:
     """Update-cadence clocks of P1 and P2 cases met on time / completed in the period."""
-    _check_period(start, end)
-    qs = _completed_clocks(start=start, end=end, **filters).filter(
+    qs = _completed_clocks(_one(start, end), **filters).filter(
         target=Target.UPDATE_CADENCE, case__severity__in=CADENCE_SEVERITIES
     )
     agg = qs.aggregate(total=Count("case_id"), on_time=Count("case_id", filter=Q(state=ClockState.MET)))
@@ -472,20 +465,25 @@ def _resolved_case_ids(*, start: dt.datetime, end: dt.datetime, **filters: Any) 
     )
 
 
+def _metric_events(periods: Periods, **filters: Any) -> QuerySet:
+    """The periods' reopen and resolution events (what event_reopen_resolve_idx holds)."""
+    return CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q).filter(
+        periods.range("created_at"), case_filter_q("case__", **filters)
+    )
+
+
 def _resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
     """Per period: the reopen rate and the knowledge reuse, which share their denominator (the cases
     resolved in the period, each counted once). One pass over the periods' reopen and resolution
     events (what event_reopen_resolve_idx holds)."""
-    linked = ArticleCaseLink.objects.values("case_id")
     rows = (
-        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
-        .filter(periods.range("created_at"), case_filter_q("case__", **filters))
+        _metric_events(periods, **filters)
         .annotate(period=periods.key("created_at"))
         .values("period")
         .annotate(
             reopened=Count("case_id", distinct=True, filter=REOPENED_Q),
             resolved=Count("case_id", distinct=True, filter=RESOLVED_Q),
-            linked=Count("case_id", distinct=True, filter=RESOLVED_Q & Q(case_id__in=linked)),
+            linked=Count("case_id", distinct=True, filter=rollup.linked_resolution_q()),
         )
         .order_by()
     )
@@ -502,15 +500,6 @@ def _resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
 def reopen_rate(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
     """Cases reopened in the period / cases resolved in the period (each case counted once)."""
     return _resolutions(_one(start, end), **filters)[0]["reopen_rate"]
-
-
-def _reopen_resolve_events(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet:
-    """The period's reopen and resolution events (what event_reopen_resolve_idx holds)."""
-    return (
-        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
-        .filter(created_at__gte=start, created_at__lt=end)
-        .filter(case_filter_q("case__", **filters))
-    )
 
 
 def knowledge_reuse(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any) -> Ratio:
@@ -807,17 +796,14 @@ def _resolutions_rolled(periods: Periods, plan: _Plan | None, **filters: Any) ->
         resolutions[i] += row["resolutions"]
         linked[i] += row["linked_resolutions"]
     # Counted by case_id, not id: the partial indexes hold every column read (index-only scans).
-    # A link is probed per resolution (few rows here), not hashed from the whole links table.
-    linked_q = RESOLVED_Q & Q(Exists(ArticleCaseLink.objects.filter(case_id=OuterRef("case_id"))))
     counts = {
         "o": Count("case_id", filter=REOPENED_Q),
         "r": Count("case_id", filter=RESOLVED_Q),
-        "l": Count("case_id", filter=linked_q),
+        "l": Count("case_id", filter=rollup.linked_resolution_q()),
     }
     if plan.edges:
         rows = (
-            CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
-            .filter(plan.edges.range("created_at"), case_filter_q("case__", **filters))
+            _metric_events(plan.edges, **filters)
             .annotate(period=plan.edges.key("created_at"))
             .values("period")
             .annotate(**counts)
@@ -832,8 +818,8 @@ def _resolutions_rolled(periods: Periods, plan: _Plan | None, **filters: Any) ->
                 linked[i] += row["l"]
     reopened_cases = CaseEvent.objects.filter(REOPENED_Q, periods.range("created_at")).values("case_id")
     repeats = (
-        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q)
-        .filter(periods.range("created_at"), case_filter_q("case__", **filters), case_id__in=reopened_cases)
+        _metric_events(periods, **filters)
+        .filter(case_id__in=reopened_cases)
         .annotate(period=periods.key("created_at"))
         .values("period", "case_id")
         .annotate(**counts)
@@ -872,16 +858,6 @@ def _add_compliance(into: dict[str, dict[str, Ratio]], more: dict[str, dict[str,
 # --- weekly trends, all at once ----------------------------------------------------------------------
 
 
-def _week_of(instant: str, starts: list[dt.datetime]) -> models.Case:
-    """The position in ``starts`` of the local week holding the field or annotation ``instant``
-    (for rows already limited to those weeks): weeks are bounded by aware instants, so a DST change
-    inside a week needs no date arithmetic in SQL."""
-    return models.Case(
-        *[When(**{f"{instant}__gte": week}, then=Value(i)) for i, week in reversed(list(enumerate(starts)))],
-        output_field=IntegerField(),
-    )
-
-
 def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any) -> dict[str, Any]:
     """The dashboard's weekly series for the last ``weeks`` local weeks up to the one holding ``end``:
     FRT and MTTR (overall stats), SLA compliance (all targets together), reopen rate and volume.
@@ -891,7 +867,6 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     come from the daily rollup where it holds the days, as in ``periods_metrics``.
     """
     starts = week_starts(end=end, tz=tz, weeks=weeks)
-    span = {"start": starts[0], "end": _next_week(starts[-1]), **filters}
     periods = Periods([(start, _next_week(start)) for start in starts])
 
     def counted() -> tuple[list, list]:
@@ -903,10 +878,10 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     frt, mttr, (compliance, resolutions), volume = _run_all(
         [
             lambda: _duration_stats(
-                _frt_qs(**span).annotate(week=_week_of("first_response_at", starts)), group_by=("week",)
+                _duration_rows("first_response_at", periods, **filters), group_by=("period",)
             ),
             lambda: _duration_stats(
-                _mttr_qs(**span).annotate(week=_week_of("first_resolved_at", starts)), group_by=("week",)
+                _duration_rows("first_resolved_at", periods, **filters), group_by=("period",)
             ),
             counted,
             lambda: volume_trend(end=end, tz=tz, weeks=weeks, **filters),
@@ -1001,15 +976,15 @@ def counted_cases(
     period = {"start": start, "end": end, **filters}
     one = Value(1, output_field=IntegerField())
     if metric == "first_response_time":
-        return _frt_qs(**period).annotate(counted=one)
+        return _duration_rows("first_response_at", _one(start, end), **filters).annotate(counted=one)
     if metric == "time_to_triage":
-        return _cases(**filters).filter(triaged_at__gte=start, triaged_at__lt=end).annotate(counted=one)
+        return _duration_rows("triaged_at", _one(start, end), **filters).annotate(counted=one)
     if metric in ("time_to_resolve", "volume_resolved"):
-        return _mttr_qs(**period).annotate(counted=one)
+        return _duration_rows("first_resolved_at", _one(start, end), **filters).annotate(counted=one)
     if metric == "volume_created":
         return _cases(**filters).filter(created_at__gte=start, created_at__lt=end).annotate(counted=one)
     if metric in ("sla_compliance", "update_cadence_adherence"):
-        clocks = _completed_clocks(**period)
+        clocks = _completed_clocks(_one(start, end), **filters)
         if metric == "update_cadence_adherence":
             clocks = clocks.filter(target=Target.UPDATE_CADENCE, case__severity__in=CADENCE_SEVERITIES)
         elif target:
