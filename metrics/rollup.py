@@ -337,8 +337,8 @@ def rebuild(*, now: dt.datetime | None = None) -> int:
 
 
 def usable(**filters: Any) -> bool:
-    """Whether figures with these filters can come from the rollup."""
-    return not any(filters.get(name) not in (None, "") for name in ("organisation", "assignee"))
+    """Whether figures with these filters can come from the rollup: only its key's are given."""
+    return all(name in ROLLUP_FILTERS for name, value in filters.items() if value not in (None, ""))
 
 
 def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list]:
@@ -383,17 +383,7 @@ def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list
             days.append((i, run_start, day))
         if cursor < end:
             edges.append((i, cursor, end))
-    return days, _merge(edges)
-
-
-def _merge(edges: list[tuple[int, dt.datetime, dt.datetime]]) -> list[tuple[int, dt.datetime, dt.datetime]]:
-    merged: list[tuple[int, dt.datetime, dt.datetime]] = []
-    for i, start, end in sorted(edges, key=lambda e: e[1]):
-        if merged and merged[-1][0] == i and merged[-1][2] == start:
-            merged[-1] = (i, merged[-1][1], end)
-        else:
-            merged.append((i, start, end))
-    return merged
+    return days, edges
 
 
 def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
