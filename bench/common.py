@@ -11,8 +11,8 @@ def ensure_database(url: str, *, recreate: bool = False, script: str) -> None:
     With ``recreate`` it is dropped first, which is refused unless its name contains "bench".
     """
     import dj_database_url
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     config = dj_database_url.parse(url)
     if config["ENGINE"] != "django.db.backends.postgresql":
@@ -22,14 +22,14 @@ def ensure_database(url: str, *, recreate: bool = False, script: str) -> None:
         sys.exit(
             f"Refusing to drop {name!r}: without --reuse the database is recreated; use a name with 'bench'."
         )
-    conn = psycopg2.connect(
+    conn = psycopg.connect(
         dbname="postgres",
         user=config.get("USER") or None,
         password=config.get("PASSWORD") or None,
         host=config.get("HOST") or None,
         port=config.get("PORT") or None,
+        autocommit=True,
     )
-    conn.autocommit = True
     try:
         with conn.cursor() as cursor:
             if recreate:

@@ -26,7 +26,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import gc
-import io
 import json
 import logging
 import multiprocessing
@@ -654,7 +653,12 @@ def _in_process(importer: _Pass, batch_rows: int):
     context = multiprocessing.get_context("fork")
     receiving, sending = context.Pipe(duplex=False)
     # Sockets must not be shared: the child opens its own connection, this process reconnects.
+    # A connection pool keeps its sockets open (and its threads do not survive a fork): close it
+    # too, so that each side opens a pool of its own.
     connections.close_all()
+    for conn in connections.all(initialized_only=True):
+        if conn.alias in getattr(conn, "_connection_pools", {}):  # an open pool (asking .pool opens one)
+            conn.close_pool()
     child = context.Process(
         target=_prepare_in_child, args=(importer, batch_rows, sending), name="import-prepare", daemon=True
     )
@@ -1180,13 +1184,8 @@ def _copy(model, columns: tuple[str, ...], lines: list[str]) -> None:
         f"COPY {qn(model._meta.db_table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN WITH (FORMAT text)"
     )
     data = "\n".join(lines) + "\n"
-    with connection.cursor() as cursor:
-        raw = cursor.cursor
-        if hasattr(raw, "copy_expert"):  # psycopg2
-            raw.copy_expert(sql, io.StringIO(data), size=1 << 20)
-        else:  # psycopg 3
-            with raw.copy(sql) as copy:
-                copy.write(data)
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # psycopg 3
+        copy.write(data)
 
 
 def _write_copy(new: list[Prepared]) -> int:

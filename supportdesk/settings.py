@@ -102,6 +102,9 @@ TEMPLATES = [
     },
 ]
 
+# Connections one dashboard request may use at once for its figures on PostgreSQL (1: in order).
+METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
+
 DATABASES = {
     "default": dj_database_url.parse(
         os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'supportdesk.sqlite3'}"),
@@ -118,6 +121,21 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+    # Django's connection pool (psycopg 3): a web process's request and its metrics figure threads
+    # borrow connections instead of opening new ones. Pooling replaces persistent connections.
+    # Behind PgBouncer in transaction mode set DATABASE_POOL=false (PgBouncer pools) and
+    # DATABASE_PGBOUNCER=true.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
+        "max_size": int(os.environ.get("DATABASE_POOL_MAX", str(METRICS_QUERY_THREADS + 2))),
+        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+    }
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_PGBOUNCER", False):
+    # Transaction pooling hands each transaction to any server connection: no server-side cursors.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -235,8 +253,6 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
-# Connections one dashboard request may use at once for its figures on PostgreSQL (1: in order).
-METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
 CASES_AUTO_CLOSE_DAYS = int(os.environ.get("CASES_AUTO_CLOSE_DAYS", "7"))
 SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
 KNOWLEDGE_REVIEW_DAYS = int(os.environ.get("KNOWLEDGE_REVIEW_DAYS", "180"))

@@ -20,7 +20,6 @@ timestamps are relative to the moment the command runs and never in the future.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import math
 import random
@@ -741,13 +740,8 @@ class Command(BaseCommand):
     def _copy(self, table: str, columns: list[str], data: str) -> None:
         qn = connection.ops.quote_name
         sql = f"COPY {qn(table)} ({', '.join(qn(c) for c in columns)}) FROM STDIN WITH (FORMAT text)"
-        with connection.cursor() as cursor:
-            raw = cursor.cursor
-            if hasattr(raw, "copy_expert"):  # psycopg2
-                raw.copy_expert(sql, io.StringIO(data), size=1 << 20)
-            else:  # psycopg 3
-                with raw.copy(sql) as copy:
-                    copy.write(data)
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:  # psycopg 3
+            copy.write(data)
 
     def _write_orm(self, generated: list[Generated]) -> int:
         """bulk_create one batch (SQLite and other databases); returns the number of events written."""
