@@ -18,8 +18,10 @@ COPY metrics ./metrics
 COPY imports ./imports
 RUN pip install .
 COPY . .
-# collectstatic needs settings, not secrets: a throwaway key for this build step only.
-RUN SECRET_KEY=collectstatic-only python manage.py collectstatic --noinput \
+# collectstatic needs settings, not secrets or services: a throwaway key and the single-machine
+# defaults for this build step only (the running containers get DATABASE_URL and CELERY_BROKER_URL).
+RUN SECRET_KEY=collectstatic-only SUPPORTDESK_ALLOW_SQLITE=true SUPPORTDESK_ALLOW_FILESYSTEM_BROKER=true \
+    python manage.py collectstatic --noinput \
     && useradd --system --uid 1000 --home /app supportdesk \
     && mkdir -p /app/var/media \
     && chown -R supportdesk /app/var

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from supportdesk.core import guards
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SUPPORTDESK_VAR_DIR", BASE_DIR / "var"))
@@ -42,6 +45,25 @@ if not SECRET_KEY:
     if not DEBUG and not TESTING and not env_bool("SUPPORTDESK_ALLOW_INSECURE_KEY", False):
         raise RuntimeError("SECRET_KEY must be set (or DEBUG=true for development).")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+
+# --- Production guards ------------------------------------------------------------------------
+# With DEBUG=false the database and the broker are named explicitly, or a single-machine install opts
+# in to the SQLite file / filesystem broker defaults (rules: supportdesk.core.guards; reported again
+# by `manage.py check --deploy`). The test suite configures its own and is not guarded.
+SUPPORTDESK_ALLOW_SQLITE = env_bool(guards.ALLOW_SQLITE, False)
+SUPPORTDESK_ALLOW_FILESYSTEM_BROKER = env_bool(guards.ALLOW_FILESYSTEM_BROKER, False)
+if not DEBUG and not TESTING:
+    _problems = guards.production_problems(
+        os.environ,
+        allow_sqlite=SUPPORTDESK_ALLOW_SQLITE,
+        allow_filesystem=SUPPORTDESK_ALLOW_FILESYSTEM_BROKER,
+    )
+    if _problems:
+        raise ImproperlyConfigured(
+            "SupportDesk refuses to start in production (DEBUG=false):\n"
+            + "\n".join(f"- {problem}" for problem in _problems)
+            + "\n(DEBUG=true runs the development defaults.)"
+        )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]" if DEBUG else "")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -194,6 +216,20 @@ SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 # /healthz is answered before host checks and HTTPS redirects (core.middleware.HealthCheckMiddleware).
+
+# --- Health (/healthz/live, /healthz/ready; supportdesk.core.health) ----------------------------
+# Ready needs beat's heartbeat (a task beat sends every HEARTBEAT_SECONDS, run by a worker) newer
+# than this, and the last completed SLA sweep (sent every SLA_SWEEP_SECONDS) newer than that.
+HEALTH_BEAT_MAX_AGE_SECONDS = int(
+    os.environ.get(
+        "HEALTH_BEAT_MAX_AGE_SECONDS", max(180, 3 * round(float(os.environ.get("HEARTBEAT_SECONDS", "60"))))
+    )
+)
+HEALTH_SWEEP_MAX_LAG_SECONDS = int(
+    os.environ.get(
+        "HEALTH_SWEEP_MAX_LAG_SECONDS", max(300, 5 * int(os.environ.get("SLA_SWEEP_SECONDS", "60")))
+    )
+)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

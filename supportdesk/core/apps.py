@@ -5,3 +5,6 @@ class CoreConfig(AppConfig):
     name = "supportdesk.core"
     label = "core"
     verbose_name = "SupportDesk platform"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the deployment checks
