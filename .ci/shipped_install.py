@@ -233,14 +233,14 @@ def main() -> None:
             for proc in procs:
                 if proc.poll() is not None:
                     fail(f"{proc.args[0]} exited with {proc.returncode} at start", logs)
-            status, body = get_json(f"http://127.0.0.1:{port}/healthz")
+            status, body = get_json(f"http://127.0.0.1:{port}/healthz/ready")
             return body if status == 200 else None
 
-        body = wait_for(ready, timeout=120, what="/healthz to answer 200", logs=logs)
-        say(f"/healthz: {body}")
-        status, body = get_json(f"http://127.0.0.1:{port}/healthz")
+        body = wait_for(ready, timeout=120, what="/healthz/ready to answer 200", logs=logs)
+        say(f"/healthz/ready: {body}")
+        status, body = get_json(f"http://127.0.0.1:{port}/healthz/live")
         if status != 200:
-            fail(f"/healthz answered {status}", logs)
+            fail(f"/healthz/live answered {status}", logs)
 
         nonce = json.loads(manage("shell", "-c", SEND_PING).strip().splitlines()[-1])["nonce"]
         workers = wait_for(

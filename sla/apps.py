@@ -13,6 +13,12 @@ class SlaConfig(AppConfig):
         # Clocks move inside the case's transaction, with the case locked (see cases/signals.py).
         case_event_recorded.connect(services.on_case_event, dispatch_uid="sla.on_case_event")
 
+        from supportdesk.core.health import register_readiness_check
+
+        from . import health
+
+        register_readiness_check("sla_sweep", "SLA sweep", health.check_sweep)
+
         from django.utils import timezone
 
         from cases import extensions

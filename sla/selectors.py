@@ -6,7 +6,18 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from django.db.models import Case, DateTimeField, Exists, OuterRef, Prefetch, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    DateTimeField,
+    Exists,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
 
 from cases.models import Case as SupportCase
@@ -253,3 +264,55 @@ def preview_due(
         time_zone=calendar.time_zone if calendar is not None else "UTC",
         targets=targets,
     )
+
+
+# --------------------------------------------------------------------------- sweep lag
+
+
+@dataclass(frozen=True)
+class UnrecordedDeadline:
+    """A warning or breach the sweep should have recorded and has not."""
+
+    clock_id: int
+    case_id: int
+    target: str
+    kind: str  # "breach" or "warning"
+    due: dt.datetime
+
+
+def oldest_unrecorded_deadline(*, now: dt.datetime, older_than: dt.timedelta) -> UnrecordedDeadline | None:
+    """The oldest breach or warning that passed more than ``older_than`` before ``now`` and is still
+    not recorded, on a case nobody changed within that time either.
+
+    A clock can become overdue the moment it is written (a severity raised on an old case retargets
+    it into the past); the case's ``updated_at`` tells those apart from a deadline the sweep missed.
+    Range scans of the sweep's own partial indexes, which hold nothing this old while sweeps keep up.
+    """
+    horizon = now - older_than
+    unchanged = Q(case__updated_at__lt=horizon)
+    fields = ("id", "case_id", "target", "due_at", "warn_at")
+    breach = (
+        SlaClock.objects.filter(unchanged, state=ClockState.RUNNING, due_at__lt=horizon)
+        .order_by("due_at")
+        .values_list(*fields)
+        .first()
+    )
+    warning = (
+        # Past due as well: its breach (above) is what the sweep records, not a late warning.
+        SlaClock.objects.filter(
+            unchanged,
+            state=ClockState.RUNNING,
+            warned_at__isnull=True,
+            warn_at__lt=horizon,
+            due_at__gte=horizon,
+        )
+        .order_by("warn_at")
+        .values_list(*fields)
+        .first()
+    )
+    found = [
+        UnrecordedDeadline(clock_id=row[0], case_id=row[1], target=row[2], kind=kind, due=row[index])
+        for row, kind, index in ((breach, "breach", 3), (warning, "warning", 4))
+        if row is not None
+    ]
+    return min(found, key=lambda item: item.due, default=None)

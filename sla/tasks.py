@@ -5,7 +5,10 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
+from supportdesk.core.services import record_heartbeat
+
 from . import services
+from .health import SWEEP_HEARTBEAT
 
 
 @shared_task(
@@ -21,5 +24,9 @@ def sweep() -> int:
 
     A sweep that dies half-way loses nothing: each batch commits on its own and whatever was not
     committed is still due for the next sweep, which beat sends every SLA_SWEEP_SECONDS.
+    Once complete it records the instant it swept up to, which /healthz/ready reads as the lag.
     """
-    return services.record_due_warnings_and_breaches(now=timezone.now())
+    now = timezone.now()
+    recorded = services.record_due_warnings_and_breaches(now=now)
+    record_heartbeat(name=SWEEP_HEARTBEAT, now=now)
+    return recorded

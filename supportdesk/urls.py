@@ -8,7 +8,10 @@ from supportdesk.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
-    path("healthz", health.healthz, name="healthz"),
+    # Answered by HealthCheckMiddleware before host checks; named here for reverse().
+    path("healthz", health.ready, name="healthz"),
+    path("healthz/live", health.live, name="healthz-live"),
+    path("healthz/ready", health.ready, name="healthz-ready"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -30,9 +30,10 @@ class ViewerTimezoneMiddleware:
 
 
 class HealthCheckMiddleware:
-    """Answer ``/healthz`` before host validation and HTTPS redirects.
+    """Answer ``/healthz``, ``/healthz/live`` and ``/healthz/ready`` before host validation and
+    HTTPS redirects (GET and HEAD; other methods get 405), never cached.
 
-    Load balancers and container health checks probe it by IP over plain HTTP, which
+    Load balancers and container health checks probe them by IP over plain HTTP, which
     ALLOWED_HOSTS and SECURE_SSL_REDIRECT would otherwise refuse.
     """
 
@@ -40,8 +41,8 @@ class HealthCheckMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        if request.path == "/healthz" and request.method in ("GET", "HEAD"):
-            from .health import healthz
+        from .health import ENDPOINTS
 
-            return healthz(request)
+        if view := ENDPOINTS.get(request.path):
+            return view(request)
         return self.get_response(request)

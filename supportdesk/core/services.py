@@ -15,7 +15,11 @@ def record_ping(*, nonce: str, worker: str, now: dt.datetime) -> None:
 
 
 def record_heartbeat(*, name: str, now: dt.datetime) -> None:
-    Heartbeat.objects.update_or_create(name=name, defaults={"seen_at": now})
+    """Record that ``name`` ran at ``now``; a run that finishes late never moves a newer time back."""
+    if Heartbeat.objects.filter(name=name, seen_at__lt=now).update(seen_at=now):
+        return
+    # No row yet (or a newer one): get_or_create survives two processes creating it at once.
+    Heartbeat.objects.get_or_create(name=name, defaults={"seen_at": now})
 
 
 def notify(

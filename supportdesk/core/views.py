@@ -12,8 +12,8 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from .health import check_broker, check_database
-from .models import Heartbeat, Notification, WorkerPing
+from .health import readiness
+from .models import Notification, WorkerPing
 from .roles import is_agent, is_engineer, is_manager
 from .tasks import ping
 
@@ -42,12 +42,7 @@ def system_status(request):
     return render(
         request,
         "core/status.html",
-        {
-            "database_error": check_database(),
-            "broker_error": check_broker(),
-            "heartbeats": Heartbeat.objects.order_by("name"),
-            "pings": pings,
-        },
+        {"checks": readiness(now=timezone.now()).rows(), "pings": pings},
     )
 
 

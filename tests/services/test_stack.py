@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def stack(tmp_path):
     port = free_port()
-    env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1")
+    env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1", SLA_SWEEP_SECONDS="2")
     # What the Dockerfile does at build time.
     subprocess.run(
         ["python", "manage.py", "collectstatic", "--noinput"],
@@ -45,13 +45,12 @@ def test_compose_commands_serve_pages_run_tasks_and_beat(stack):
     factories.ManagerFactory(username="ops", password="ops-password-1")
     browser = Browser(base_url)
 
-    health = wait_for(
-        lambda: browser.get("/healthz")[0] == 200 and browser.json("/healthz"),
+    wait_for(
+        lambda: browser.get("/healthz/live")[0] == 200,
         timeout=60,
-        what="gunicorn to answer /healthz",
+        what="gunicorn to answer /healthz/live",
         processes=processes,
     )
-    assert health == {**health, "status": "ok", "database": "ok", "broker": "ok"}
 
     status, page = browser.get("/login/")
     assert status == 200
@@ -79,4 +78,13 @@ def test_compose_commands_serve_pages_run_tasks_and_beat(stack):
         what="beat's heartbeat to be executed",
         processes=processes,
     )
-    assert browser.json("/healthz")["beat_last_seen"] is not None
+
+    # Ready once beat's heartbeat and a completed sweep are recorded.
+    def ready():
+        status, body = browser.get("/healthz/ready")
+        return status == 200 and json.loads(body)
+
+    health = wait_for(ready, timeout=60, what="/healthz/ready to answer 200", processes=processes)
+    checks = {"database": "ok", "broker": "ok", "beat": "ok", "sla_sweep": "ok"}
+    assert health == {**health, "status": "ok", **checks}
+    assert health["beat_last_seen"] is not None
