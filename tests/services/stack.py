@@ -47,12 +47,16 @@ def product_queues() -> list[str]:
 
 
 def purge_product_queues() -> None:
-    """Drop messages a previous test left in any product queue (they would run in this one)."""
+    """Drop messages a previous test left in any product queue (they would run in this one), and
+    those a killed worker held unacknowledged (Redis would hand them out again later)."""
     from supportdesk.celery import app as celery_app
 
     with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
         for name in product_queues():
-            conn.default_channel.queue_purge(name)
+            channel.queue_purge(name)
+        if hasattr(channel, "unacked_key"):  # the Redis transport
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
 def free_port() -> int:
