@@ -14,6 +14,7 @@ from pathlib import Path
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from supportdesk.core import guards
 
@@ -262,6 +263,39 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery -----------------------------------------------------------------------------------
+# Queues: each lane has its own worker in docker-compose.yml, so a six-hour import or a burst of
+# webhook retries never delays the SLA sweep. Tasks are routed by name (glob patterns).
+#   sla       sla.* (the sweep: warnings, breaches, cadence reminders) and core.heartbeat, so that
+#             "beat seen" on /healthz proves the SLA lane runs. worker-sla: small, always free.
+#   mail      mail.* (outbound notifications, inbound mail).                 worker
+#   webhooks  escalations.deliver_webhook, escalations.redeliver_due.        worker
+#   imports   imports.* (history imports; hours each).                       worker-imports
+#   default   everything else (core.ping, cases.*, knowledge.*, metrics.*).  worker
+# A worker started without -Q consumes every queue below (Procfile.dev's single worker names them).
+CELERY_TASK_QUEUES = [
+    Queue(name, routing_key=name) for name in ("sla", "mail", "webhooks", "imports", "default")
+]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "sla.*": {"queue": "sla"},
+    "core.heartbeat": {"queue": "sla"},
+    "mail.*": {"queue": "mail"},
+    "escalations.deliver_webhook": {"queue": "webhooks"},
+    "escalations.redeliver_due": {"queue": "webhooks"},
+    "imports.*": {"queue": "imports"},
+}
+# Time limits and the broker agree. Redis hands a message that was taken but not acknowledged
+# (acks_late) to another worker after `visibility_timeout`: a task still running then runs twice,
+# and so does a retry held for a countdown (an ETA) longer than it. The timeout is one setting for
+# the whole broker (kombu restores unacknowledged messages of every queue alike), so it must
+# exceed the longest hard time limit of any task and the longest retry countdown:
+# imports.run_import (6 h + 5 min) and the webhooks' backoff (at most 1 h). Every task declares its
+# time limit; CELERY_TASK_TIME_LIMIT catches one that does not. tests/core/test_queues.py checks
+# each registered task against this timeout. Cost of a long timeout: a message of a worker killed
+# without warning waits that long to be redelivered, which is why the periodic tasks (the sweep,
+# redeliver_due) make up for lost messages instead of relying on redelivery.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = 7 * 3600
+CELERY_TASK_TIME_LIMIT = 600
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", "filesystem://")
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
@@ -273,7 +307,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"

@@ -23,10 +23,40 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
+def compose_services() -> dict[str, dict]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+
+
 def compose_command(service: str) -> list[str]:
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    command = compose["services"][service]["command"]
+    command = compose_services()[service].get("command") or []
     return list(command) if isinstance(command, list) else command.split()
+
+
+def worker_services() -> list[str]:
+    """The compose services that run a Celery worker (one per lane of queues), in file order."""
+    return [
+        name
+        for name in compose_services()
+        if compose_command(name)[:1] == ["celery"] and "worker" in compose_command(name)
+    ]
+
+
+def product_queues() -> list[str]:
+    """Every queue the product routes tasks to (CELERY_TASK_QUEUES)."""
+    return [queue.name for queue in settings.CELERY_TASK_QUEUES]
+
+
+def purge_product_queues() -> None:
+    """Drop messages a previous test left in any product queue (they would run in this one), and
+    those a killed worker held unacknowledged (Redis would hand them out again later)."""
+    from supportdesk.celery import app as celery_app
+
+    with celery_app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for name in product_queues():
+            channel.queue_purge(name)
+        if hasattr(channel, "unacked_key"):  # the Redis transport
+            channel.client.delete(channel.unacked_key, channel.unacked_index_key)
 
 
 def free_port() -> int:

@@ -24,7 +24,7 @@ from sla.models import ClockState, SlaClock, Target
 from supportdesk.celery import app as celery_app
 from supportdesk.core.models import Heartbeat, Notification
 
-from .stack import Processes, service_env, wait_for
+from .stack import Processes, purge_product_queues, service_env, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
@@ -55,8 +55,7 @@ def _migrated_data_left_for_later_tests(django_db_setup, django_db_blocker):
 @pytest.fixture
 def processes(tmp_path):
     procs = Processes(tmp_path)
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
+    purge_product_queues()
     try:
         yield procs
     finally:

@@ -8,11 +8,19 @@ import subprocess
 
 import pytest
 
-from supportdesk.celery import app as celery_app
 from supportdesk.core.models import Heartbeat, WorkerPing
 from tests import factories
 
-from .stack import Browser, Processes, compose_command, free_port, service_env, wait_for
+from .stack import (
+    Browser,
+    Processes,
+    compose_command,
+    free_port,
+    purge_product_queues,
+    service_env,
+    wait_for,
+    worker_services,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -29,11 +37,10 @@ def stack(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
+    purge_product_queues()
     processes = Processes(tmp_path)
     try:
-        for name in ("web", "worker", "beat"):
+        for name in ("web", *worker_services(), "beat"):
             processes.start(name, compose_command(name), env)
         yield processes, f"http://127.0.0.1:{port}"
     finally:
