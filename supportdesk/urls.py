@@ -3,12 +3,14 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk.core import health
+from supportdesk.core import health, prometheus
 from supportdesk.core import views as core_views
 
 urlpatterns = [
     path("", core_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    # Prometheus (not /metrics/: that is the managers' dashboard).
+    path("ops/metrics", prometheus.metrics_view, name="ops-metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
