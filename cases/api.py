@@ -32,6 +32,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from supportdesk.core import logcontext
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 from supportdesk.core.models import validate_time_zone
 
@@ -723,6 +724,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         if case is None:
             raise NotFound(f"There is no case {key}.")
         self.check_object_permissions(self.request, case)
+        logcontext.bind(case_key=case.key)
         return case
 
     def _input(self, serializer_class, **kwargs) -> dict:

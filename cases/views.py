@@ -18,6 +18,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from supportdesk.core import logcontext
 from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.roles import is_agent
@@ -141,6 +142,7 @@ def _case_or_404(key: str) -> Case:
     case = selectors.case_by_key(key)
     if case is None:
         raise Http404(f"No case {key}.")
+    logcontext.bind(case_key=case.key)
     return case
 
 

@@ -4,12 +4,29 @@ import os
 from pathlib import Path
 
 from celery import Celery
+from celery.signals import setup_logging
+
+from supportdesk.core.logcontext import connect_celery_signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
 
 app = Celery("supportdesk")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _use_django_logging(**kwargs) -> None:
+    """Workers and beat log through settings.LOGGING (JSON with the task id), not Celery's format
+    (a receiver here tells Celery to leave the root logger alone; LOG_LEVEL, not --loglevel, rules)."""
+    from logging.config import dictConfig
+
+    from django.conf import settings
+
+    dictConfig(settings.LOGGING)
+
+
+connect_celery_signals()  # each task's records carry its task_id and task_name
 
 
 @app.on_after_configure.connect

@@ -93,6 +93,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and access line cover every answer, /healthz and metric scrapes too.
+    "supportdesk.core.logcontext.RequestContextMiddleware",
+    "supportdesk.core.prometheus.OpsMetricsMiddleware",
     "supportdesk.core.middleware.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -348,13 +351,61 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 }
 
 # --- Logging ----------------------------------------------------------------------------------
+# One record per line on stderr. JSON (the default unless DEBUG) carries the request id, user, case
+# key and Celery task id as fields (supportdesk.core.logcontext); "text" is for reading in a terminal.
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "text" if DEBUG else "json").strip().lower()
+if LOG_FORMAT not in {"json", "text"}:
+    raise RuntimeError(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}.")
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO").strip().upper()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "filters": {"context": {"()": "supportdesk.core.logcontext.ContextFilter"}},
+    "formatters": {
+        "json": {
+            "()": "supportdesk.core.logcontext.JsonFormatter",
+        },
+        "text": {
+            "()": "supportdesk.core.logcontext.TextFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        # Through the root handler only (Django's default adds a second console handler in DEBUG).
+        "django": {"level": LOG_LEVEL, "propagate": True},
+        # Our own access line (logcontext.RequestContextMiddleware) replaces Django's per-request
+        # warnings for 4xx answers; server errors are still logged, with their traceback.
+        "django.request": {"level": "ERROR", "propagate": True},
+        # The development server's own access line duplicates ours.
+        "django.server": {"level": "WARNING", "propagate": True},
+    },
 }
 
 # The metrics' covering indexes carry INCLUDE columns, a PostgreSQL feature; SQLite (development and
 # the default test run) builds them without those columns, which changes speed, not results.
 SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
+# --- Observability ----------------------------------------------------------------------------
+# Error reporting: Sentry's SDK with the Django and Celery integrations, only when SENTRY_DSN is set.
+from supportdesk.core.errorreporting import init_sentry, sample_rate  # noqa: E402
+
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "development" if DEBUG else "production")
+SENTRY_TRACES_SAMPLE_RATE = sample_rate(
+    os.environ.get("SENTRY_TRACES_SAMPLE_RATE"), name="SENTRY_TRACES_SAMPLE_RATE"
+)
+SENTRY_ENABLED = init_sentry(
+    dsn=SENTRY_DSN,
+    environment=SENTRY_ENVIRONMENT,
+    traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    release=os.environ.get("SENTRY_RELEASE", ""),
+)
+# /ops/metrics (Prometheus) answers a request with "Authorization: Bearer <PROMETHEUS_TOKEN>" or a
+# superuser's session; without a token only superusers see it. Under gunicorn the request latency
+# of all workers is summed through PROMETHEUS_MULTIPROC_DIR (an environment variable, read by
+# prometheus-client at import; gunicorn.conf.py sets it up).
+PROMETHEUS_TOKEN = os.environ.get("PROMETHEUS_TOKEN", "")

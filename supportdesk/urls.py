@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from supportdesk.core import health
+from supportdesk.core import health, prometheus
 from supportdesk.core import views as core_views
 
 urlpatterns = [
@@ -12,6 +12,8 @@ urlpatterns = [
     path("healthz", health.ready, name="healthz"),
     path("healthz/live", health.live, name="healthz-live"),
     path("healthz/ready", health.ready, name="healthz-ready"),
+    # Prometheus (not /metrics/: that is the managers' dashboard).
+    path("ops/metrics", prometheus.metrics_view, name="ops-metrics"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
