@@ -167,6 +167,47 @@ STORAGES = {
     },
 }
 
+# --- Cache ------------------------------------------------------------------------------------
+# Shared by every web and worker process in production (throttling, anything cached): Redis, by
+# default the broker's Redis server with the next database number (broker /0 -> cache /1).
+# CACHE_URL (or REDIS_CACHE_URL) chooses another; "locmem://" keeps a per-process memory cache.
+# Development and the tests use local memory unless CACHE_URL says otherwise.
+
+
+def _cache_location() -> str:
+    explicit = os.environ.get("CACHE_URL") or os.environ.get("REDIS_CACHE_URL", "")
+    if explicit or DEBUG or TESTING:
+        return explicit
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith(("redis://", "rediss://")):
+        return ""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(broker)
+    db = parts.path.strip("/")
+    next_db = (int(db) + 1) % 16 if db.isdigit() else 1
+    return urlunsplit(parts._replace(path=f"/{next_db}"))
+
+
+CACHE_LOCATION = _cache_location()
+if CACHE_LOCATION.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_LOCATION,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "supportdesk"),
+            # A Redis outage must slow a request by seconds at most, never hang it.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+elif CACHE_LOCATION in ("", "locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    scheme = CACHE_LOCATION.split(":", 1)[0]  # not the whole URL: it may hold a password
+    raise RuntimeError(
+        f"CACHE_URL must be a redis://, rediss:// or unix:// URL, or locmem:// (not {scheme}:)."
+    )
+
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
