@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from cases.models import Severity, Tier
 from sla.models import Target
 from supportdesk.core import api as core_api
+from supportdesk.core.db_router import reads_from_replica
 
 from . import selectors
 
@@ -96,6 +97,7 @@ class SummaryView(APIView):
         parameters=[SummaryInput],
         responses=RESPONSES,
     )
+    @reads_from_replica()
     def get(self, request):
         data = SummaryInput(data=request.query_params)
         data.is_valid(raise_exception=True)
@@ -144,6 +146,7 @@ class BacklogView(APIView):
         parameters=[BacklogInput],
         responses=RESPONSES,
     )
+    @reads_from_replica()
     def get(self, request):
         data = BacklogInput(data=request.query_params)
         data.is_valid(raise_exception=True)
@@ -167,6 +170,7 @@ class TrendsView(APIView):
     permission_classes = [IsManager]
 
     @extend_schema(operation_id="metrics_trends", parameters=[TrendsInput], responses=RESPONSES)
+    @reads_from_replica()
     def get(self, request):
         data = TrendsInput(data=request.query_params)
         data.is_valid(raise_exception=True)
@@ -247,6 +251,7 @@ class DrilldownView(APIView):
         parameters=[DrilldownInput],
         responses={**RESPONSES, 200: DrilldownCase(many=True)},
     )
+    @reads_from_replica()
     def get(self, request):
         data = DrilldownInput(data=request.query_params)
         data.is_valid(raise_exception=True)

@@ -10,6 +10,7 @@ staff. Numbers are written as numbers.
 
 from __future__ import annotations
 
+import contextvars
 import csv
 import datetime as dt
 from collections.abc import Iterable, Iterator
@@ -347,6 +348,25 @@ def csv_response(filename: str, header: list[str], rows: Iterable[list[Any]]) ->
         for row in rows:
             yield writer.writerow([safe_cell(cell) for cell in row])
 
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(_in_context(lines()), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
+
+
+def _in_context(items: Iterator[str]) -> Iterator[str]:
+    """``items`` produced in the context of the view that made the response: the rows of a streamed
+    export are read after the view returned, and must still read from where the view reads
+    (``reads_from_replica``). The context is copied now, not when the rows are first asked for."""
+    context = contextvars.copy_context()
+
+    def produce() -> Iterator[str]:
+        try:
+            while True:
+                try:
+                    yield context.run(next, items)
+                except StopIteration:
+                    return
+        finally:
+            items.close()
+
+    return produce()

@@ -13,6 +13,7 @@ into Python.
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import connections, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import (
     Count,
     F,
@@ -44,6 +45,7 @@ from escalations.models import Escalation
 from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
 from sla.models import ClockState, SlaClock, SlaPolicy, Target, completed_at
+from supportdesk.core.db_router import read_alias
 
 from . import csat, rollup
 
@@ -168,23 +170,28 @@ def _run_all(calls: list) -> list:
     process per query, so the figures of one request use the server's cores side by side. Each
     thread's connection sees what is committed, as the request's own would (a dashboard request
     writes nothing); inside a transaction (tests, or a caller with uncommitted writes) they run in
-    order on the caller's connection.
+    order on the caller's connection. The threads run in a copy of the caller's context, so that
+    they read from the same database (``reads_from_replica``).
     """
     threads = getattr(settings, "METRICS_QUERY_THREADS", 1)
-    conn = connections["default"]
-    if threads <= 1 or conn.vendor != "postgresql" or conn.in_atomic_block:
-        with _sorting_in_memory():
+    using = read_alias()
+    conn = connections[using]
+    in_transaction = conn.in_atomic_block or connections[DEFAULT_DB_ALIAS].in_atomic_block
+    if threads <= 1 or conn.vendor != "postgresql" or in_transaction:
+        with _sorting_in_memory(using):
             return [call() for call in calls]
 
     def run(call):
         try:
-            with _sorting_in_memory():
+            with _sorting_in_memory(using):
                 return call()
         finally:
             connections.close_all()  # this thread's connections only
 
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="metrics") as pool:
-        return [f.result() for f in [pool.submit(run, call) for call in calls]]
+        # One context copy per call: a context cannot be entered by two threads at once.
+        futures = [pool.submit(contextvars.copy_context().run, run, call) for call in calls]
+        return [f.result() for f in futures]
 
 
 @contextmanager

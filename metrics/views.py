@@ -26,6 +26,7 @@ from django.views.decorators.http import require_safe
 from cases.models import Tier
 from sla.models import Target
 from sla.selectors import NO_DUE
+from supportdesk.core.db_router import reads_from_replica
 from supportdesk.core.decorators import role_required
 from supportdesk.core.roles import is_agent, is_manager
 from supportdesk.core.templatetags.supportdesk import duration
@@ -221,6 +222,7 @@ def _preset_links(form: PeriodForm, links: Links) -> list[tuple[str, str, bool]]
 
 @manager_required
 @require_safe
+@reads_from_replica()
 def dashboard(request: HttpRequest) -> HttpResponse:
     form = PeriodForm(request.GET)
     if not form.is_valid():
@@ -360,6 +362,7 @@ def _filter_labels(filters: dict[str, Any]) -> list[str]:
 
 @manager_required
 @require_safe
+@reads_from_replica()
 def cases(request: HttpRequest) -> HttpResponse:
     form = DrilldownForm(request.GET)
     if not form.is_valid():
@@ -425,6 +428,7 @@ def _bad_request(form) -> HttpResponse:
 
 @manager_required
 @require_safe
+@reads_from_replica()
 def export(request: HttpRequest, table: str) -> HttpResponse:
     if table not in TABLES:
         raise Http404(f"No table {table}.")

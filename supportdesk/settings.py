@@ -131,37 +131,51 @@ TEMPLATES = [
 # Connections one dashboard request may use at once for its figures on PostgreSQL (1: in order).
 METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'supportdesk.sqlite3'}"),
+
+def _database(url: str) -> dict:
+    """A DATABASES entry for ``url``, with the options of its engine (used for every alias)."""
+    conf = dj_database_url.parse(
+        url,
         conn_max_age=int(os.environ.get("DATABASE_CONN_MAX_AGE", "60")),
         conn_health_checks=True,
     )
+    if conf["ENGINE"] == "django.db.backends.sqlite3":
+        # Several processes (web, worker, beat) share the file: wait for locks instead of failing,
+        # and take the write lock at BEGIN so select_for_update-style sections cannot deadlock.
+        conf["OPTIONS"] = {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+        conf["CONN_MAX_AGE"] = 0
+    elif conf["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
+        # Django's connection pool (psycopg 3): a web process's request and its metrics figure
+        # threads borrow connections instead of opening new ones. Pooling replaces persistent
+        # connections. Behind PgBouncer in transaction mode set DATABASE_POOL=false (PgBouncer
+        # pools) and DATABASE_PGBOUNCER=true.
+        conf["CONN_MAX_AGE"] = 0
+        conf["CONN_HEALTH_CHECKS"] = False
+        conf.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
+            "max_size": int(os.environ.get("DATABASE_POOL_MAX", str(METRICS_QUERY_THREADS + 2))),
+            "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
+        }
+    if conf["ENGINE"].endswith("postgresql") and env_bool("DATABASE_PGBOUNCER", False):
+        # Transaction pooling hands each transaction to any server connection: no server-side cursors.
+        conf["DISABLE_SERVER_SIDE_CURSORS"] = True
+    return conf
+
+
+DATABASES = {
+    "default": _database(os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'supportdesk.sqlite3'}"))
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several processes (web, worker, beat) share the file: wait for locks instead of failing,
-    # and take the write lock at BEGIN so select_for_update-style sections cannot deadlock.
-    DATABASES["default"]["OPTIONS"] = {
-        "timeout": 20,
-        "transaction_mode": "IMMEDIATE",
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-    }
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", True):
-    # Django's connection pool (psycopg 3): a web process's request and its metrics figure threads
-    # borrow connections instead of opening new ones. Pooling replaces persistent connections.
-    # Behind PgBouncer in transaction mode set DATABASE_POOL=false (PgBouncer pools) and
-    # DATABASE_PGBOUNCER=true.
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
-        "min_size": int(os.environ.get("DATABASE_POOL_MIN", "1")),
-        "max_size": int(os.environ.get("DATABASE_POOL_MAX", str(METRICS_QUERY_THREADS + 2))),
-        "timeout": float(os.environ.get("DATABASE_POOL_TIMEOUT", "10")),
-    }
-if DATABASES["default"]["ENGINE"].endswith("postgresql") and env_bool("DATABASE_PGBOUNCER", False):
-    # Transaction pooling hands each transaction to any server connection: no server-side cursors.
-    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = True
+# A streaming replica for the managers' dashboards, the metrics API and the CSV exports: only code
+# inside ``supportdesk.core.db_router.reads_from_replica`` reads from it; writes and everything else
+# stay on default. In the test suite it mirrors default (no database of its own).
+if os.environ.get("DATABASE_REPLICA_URL"):
+    DATABASES["replica"] = _database(os.environ["DATABASE_REPLICA_URL"])
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+DATABASE_ROUTERS = ["supportdesk.core.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -192,6 +206,47 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
+
+# --- Cache ------------------------------------------------------------------------------------
+# Shared by every web and worker process in production (throttling, anything cached): Redis, by
+# default the broker's Redis server with the next database number (broker /0 -> cache /1).
+# CACHE_URL (or REDIS_CACHE_URL) chooses another; "locmem://" keeps a per-process memory cache.
+# Development and the tests use local memory unless CACHE_URL says otherwise.
+
+
+def _cache_location() -> str:
+    explicit = os.environ.get("CACHE_URL") or os.environ.get("REDIS_CACHE_URL", "")
+    if explicit or DEBUG or TESTING:
+        return explicit
+    broker = os.environ.get("CELERY_BROKER_URL", "")
+    if not broker.startswith(("redis://", "rediss://")):
+        return ""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(broker)
+    db = parts.path.strip("/")
+    next_db = (int(db) + 1) % 16 if db.isdigit() else 1
+    return urlunsplit(parts._replace(path=f"/{next_db}"))
+
+
+CACHE_LOCATION = _cache_location()
+if CACHE_LOCATION.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_LOCATION,
+            "KEY_PREFIX": os.environ.get("CACHE_KEY_PREFIX", "supportdesk"),
+            # A Redis outage must slow a request by seconds at most, never hang it.
+            "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+        }
+    }
+elif CACHE_LOCATION in ("", "locmem://"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    scheme = CACHE_LOCATION.split(":", 1)[0]  # not the whole URL: it may hold a password
+    raise RuntimeError(
+        f"CACHE_URL must be a redis://, rediss:// or unix:// URL, or locmem:// (not {scheme}:)."
+    )
 
 # --- E-mail -----------------------------------------------------------------------------------
 EMAIL_BACKEND = os.environ.get(

@@ -3,23 +3,28 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0002_append_only_events"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(fields=["severity", "created_at", "id"], name="case_sev_created_idx"),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(fields=["team", "severity", "created_at", "id"], name="case_team_sev_idx"),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(
                 fields=["assignee", "severity", "created_at", "id"], name="case_assignee_sev_idx"

@@ -3,19 +3,24 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import AddIndexConcurrently, RemoveIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0003_api_list_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name="case",
             name="case_first_resolved_idx",
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(
                 fields=["first_response_at"],
@@ -23,7 +28,7 @@ class Migration(migrations.Migration):
                 name="case_first_response_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(
                 fields=["triaged_at"],
@@ -31,7 +36,7 @@ class Migration(migrations.Migration):
                 name="case_triaged_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(
                 fields=["first_resolved_at"],
@@ -39,7 +44,7 @@ class Migration(migrations.Migration):
                 name="case_first_resolved_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="case",
             index=models.Index(
                 fields=["id"],
@@ -47,7 +52,7 @@ class Migration(migrations.Migration):
                 name="case_metric_dims_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="caseevent",
             index=models.Index(
                 condition=models.Q(

@@ -3,14 +3,19 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import DropFieldIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0004_metric_indexes"),
     ]
 
     operations = [
-        migrations.AlterField(
+        DropFieldIndexConcurrently(
             model_name="caseevent",
             name="case",
             field=models.ForeignKey(

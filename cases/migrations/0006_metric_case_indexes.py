@@ -3,15 +3,20 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0005_drop_redundant_case_fk_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="caseevent",
             index=models.Index(
                 condition=models.Q(
@@ -24,7 +29,7 @@ class Migration(migrations.Migration):
                 name="event_metric_case_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="caseevent",
             index=models.Index(
                 condition=models.Q(("kind", "reopened")),

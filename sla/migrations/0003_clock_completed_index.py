@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import AddIndexConcurrently, RemoveIndexConcurrently
+
 
 def analyze(apps, schema_editor):
     # PostgreSQL keeps statistics of an index expression only after ANALYZE; until autovacuum gets
@@ -11,21 +13,24 @@ def analyze(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
+    # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0004_metric_indexes"),
         ("sla", "0002_seed_defaults"),
     ]
 
     operations = [
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name="slaclock",
             name="sla_clock_met_idx",
         ),
-        migrations.RemoveIndex(
+        RemoveIndexConcurrently(
             model_name="slaclock",
             name="sla_clock_breached_idx",
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="slaclock",
             index=models.Index(
                 models.Case(
@@ -38,7 +43,7 @@ class Migration(migrations.Migration):
                 name="sla_clock_completed_idx",
             ),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name="slaclock",
             index=models.Index(
                 models.Case(

@@ -3,15 +3,20 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
+from supportdesk.core.migration_ops import DropFieldIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # DROP INDEX CONCURRENTLY cannot run inside a transaction (supportdesk.core.migration_ops).
+    atomic = False
+
     dependencies = [
         ("cases", "0005_drop_redundant_case_fk_index"),
         ("sla", "0003_clock_completed_index"),
     ]
 
     operations = [
-        migrations.AlterField(
+        DropFieldIndexConcurrently(
             model_name="slaclock",
             name="case",
             field=models.ForeignKey(
