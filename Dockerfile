@@ -27,4 +27,4 @@ RUN SECRET_KEY=collectstatic-only SUPPORTDESK_ALLOW_SQLITE=true SUPPORTDESK_ALLO
     && chown -R supportdesk /app/var
 USER supportdesk
 EXPOSE 8000
-CMD ["gunicorn", "supportdesk.wsgi:application", "--workers", "3", "--access-logfile", "-"]
+CMD ["gunicorn", "supportdesk.wsgi:application", "--workers", "3"]
