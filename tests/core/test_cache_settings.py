@@ -65,7 +65,9 @@ def test_production_takes_an_explicit_cache_url():
 
 def test_production_without_a_redis_broker_or_with_locmem_keeps_memory():
     single_machine = {k: v for k, v in PRODUCTION.items() if k != "CELERY_BROKER_URL"}
+    # A single-machine install opts in to the filesystem broker (the production guard asks it to).
     single_machine["CELERY_BROKER_URL"] = "filesystem://"
+    single_machine["SUPPORTDESK_ALLOW_FILESYSTEM_BROKER"] = "true"
     assert _cache_settings(single_machine)["BACKEND"] == LOCMEM
     assert _cache_settings({**PRODUCTION, "CACHE_URL": "locmem://"})["BACKEND"] == LOCMEM
 
