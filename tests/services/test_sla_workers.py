@@ -26,7 +26,7 @@ from supportdesk.core.models import Heartbeat, Notification
 
 from .stack import Processes, purge_product_queues, service_env, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 FAR = dt.timedelta(days=30)
 
@@ -36,20 +36,6 @@ def worker_command(name: str) -> list[str]:
 
 
 BEAT = ["celery", "-A", "supportdesk", "beat", "--loglevel=INFO"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _migrated_data_left_for_later_tests(django_db_setup, django_db_blocker):
-    """A transactional test ends with a flush; a serialized one without post_migrate. Put back what
-    the migrations wrote (roles, seeded SLA policies, content types) for the tests that run after."""
-    yield
-    from django.contrib.auth.models import Group
-    from django.db import connection
-
-    with django_db_blocker.unblock():
-        contents = getattr(connection, "_test_serialized_contents", None)
-        if contents and not Group.objects.exists():
-            connection.creation.deserialize_db_from_string(contents)
 
 
 @pytest.fixture
