@@ -38,8 +38,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.files.storage import default_storage
+from django.core.files.storage import storages
 from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -90,7 +91,7 @@ def create_job(
     time_zone: str = "",
     date_format: str = "",
 ) -> ImportJob:
-    """Record an import (the uploaded file is stored under MEDIA_ROOT, where workers read it)."""
+    """Record an import (the uploaded file goes to the default storage, where workers read it)."""
     load_mapping(mapping_text, format=format).with_overrides(time_zone=time_zone or None)
     job = ImportJob(
         format=format,
@@ -131,8 +132,11 @@ def claim_job(job_id: int, *, now: dt.datetime) -> bool:
 
 def _opener(job: ImportJob):
     if job.source_file:
+        # Through the storage API (a local folder or an object store), never a local path. Each
+        # opening gets a storage of its own: the preparing process is forked (``_in_process``) and
+        # must not share the parent's connections to an object store.
         name = job.source_file.name
-        return lambda: default_storage.open(name, "rb")
+        return lambda: storages.create_storage(settings.STORAGES["default"]).open(name, "rb")
     path = job.source_path
     return lambda: open(path, "rb")  # noqa: SIM115 - closed by the reader
 

@@ -198,8 +198,47 @@ STATIC_ROOT = VAR_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Uploads (escalation attachments, import files): the local MEDIA_ROOT by default (one machine, or
+# a folder every web and worker machine mounts), or an S3-compatible bucket (AWS S3, MinIO, Ceph...)
+# with STORAGE_BACKEND=s3 or AWS_STORAGE_BUCKET_NAME set. Objects stay private: attachments are
+# served by a view that checks permissions, never by a bucket URL.
+STORAGE_BACKEND = os.environ.get(
+    "STORAGE_BACKEND", "s3" if os.environ.get("AWS_STORAGE_BUCKET_NAME") else "local"
+).lower()
+
+
+def _default_storage() -> dict:
+    if STORAGE_BACKEND == "local":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if STORAGE_BACKEND != "s3":
+        raise RuntimeError(f"STORAGE_BACKEND must be local or s3, not {STORAGE_BACKEND!r}.")
+    if not os.environ.get("AWS_STORAGE_BUCKET_NAME"):
+        raise RuntimeError("STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME.")
+    endpoint = os.environ.get("AWS_S3_ENDPOINT_URL") or None
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": os.environ["AWS_STORAGE_BUCKET_NAME"],
+            "endpoint_url": endpoint,
+            "region_name": os.environ.get("AWS_S3_REGION_NAME") or None,
+            # Unset: boto3's own chain (an instance or pod role, ~/.aws).
+            "access_key": os.environ.get("AWS_ACCESS_KEY_ID") or None,
+            "secret_key": os.environ.get("AWS_SECRET_ACCESS_KEY") or None,
+            "location": os.environ.get("AWS_LOCATION", ""),
+            # MinIO and most self-hosted servers want path-style addressing.
+            "addressing_style": os.environ.get("AWS_S3_ADDRESSING_STYLE") or ("path" if endpoint else None),
+            # Private objects; AWS_DEFAULT_ACL= (empty) sends none, for buckets with ACLs disabled.
+            "default_acl": os.environ.get("AWS_DEFAULT_ACL", "private") or None,
+            # A URL, if ever asked for, is signed and short-lived: never a public link.
+            "querystring_auth": True,
+            "querystring_expire": 300,
+            "file_overwrite": env_bool("AWS_S3_FILE_OVERWRITE", False),
+        },
+    }
+
+
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _default_storage(),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not (DEBUG or TESTING)

@@ -7,6 +7,9 @@ from django.utils import timezone
 
 from tests import factories
 
+# The local S3-compatible server and the storage settings on it (object_store, s3_storage).
+pytest_plugins = ["tests.objectstore"]
+
 
 def _missing(marker: str) -> str | None:
     from tests.infra import browser_missing_reason, services_missing_reason
