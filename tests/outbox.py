@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.core.mail.backends import locmem
 from django.db.models import Max
 from django.utils import timezone
 
@@ -19,3 +20,20 @@ def deliver_mail(*, now: dt.datetime | None = None) -> int:
         latest = OutboundMessage.objects.filter(status=MailStatus.QUEUED).aggregate(at=Max("next_attempt_at"))
         now = max(filter(None, [latest["at"], timezone.now()]))
     return outbox.send_due(now=now)
+
+
+class SwitchableBackend(locmem.EmailBackend):
+    """Django's locmem backend (mail lands in ``django.core.mail.outbox``) that fails while
+    ``failure`` is set: how the unit tests take the mail server away and bring it back."""
+
+    failure: Exception | None = None
+
+    def open(self):
+        if SwitchableBackend.failure is not None:
+            raise SwitchableBackend.failure
+        return super().open()
+
+    def send_messages(self, messages):
+        if SwitchableBackend.failure is not None:
+            raise SwitchableBackend.failure
+        return super().send_messages(messages)
