@@ -23,6 +23,7 @@ from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
+    extend_schema_field,
     extend_schema_view,
 )
 from rest_framework import mixins, serializers, status, viewsets
@@ -33,12 +34,13 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from supportdesk.core import logcontext
+from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
-from supportdesk.core.models import validate_time_zone
+from supportdesk.core.models import MailStatus, validate_time_zone
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
-from .models import Case, CaseEvent, Contact, Organisation, Severity, Status, Team
+from .models import Case, CaseEvent, Contact, EventKind, Organisation, Severity, Status, Team
 from .pagination import InvalidCursor, paginate
 
 # --- Permissions ----------------------------------------------------------------------------------
@@ -247,12 +249,39 @@ class CaseSerializer(serializers.ModelSerializer):
         return lifecycle.allowed_next(case.status)
 
 
+class DeliverySerializer(serializers.Serializer):
+    """The e-mail a public reply sent and where it stands (the outbox row)."""
+
+    status = serializers.ChoiceField(
+        choices=MailStatus.choices,
+        help_text="queued, sending, retrying (an attempt failed; see next_attempt_at), sent, failed.",
+    )
+    to = serializers.ListField(child=serializers.CharField())
+    cc = serializers.ListField(child=serializers.CharField())
+    attempts = serializers.IntegerField()
+    last_error = serializers.CharField(help_text="Why the last attempt failed; empty once sent.")
+    next_attempt_at = serializers.DateTimeField(allow_null=True)
+    sent_at = serializers.DateTimeField(allow_null=True, help_text="When the mail server accepted it.")
+    message_id = serializers.CharField()
+
+
 class CaseEventSerializer(serializers.ModelSerializer):
+    """A timeline event. Give the context ``deliveries`` (event id -> outbox row, one query for the
+    page: ``supportdesk.core.selectors.deliveries_by_event``) to fill ``delivery``."""
+
     actor = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="Null for the system."
     )
     old_value = serializers.JSONField(read_only=True, allow_null=True)
     new_value = serializers.JSONField(read_only=True, allow_null=True)
+    delivery = serializers.SerializerMethodField(
+        help_text="For a public reply: the delivery state of its e-mail. Null for other events."
+    )
+
+    @extend_schema_field(DeliverySerializer(allow_null=True))
+    def get_delivery(self, event: CaseEvent) -> dict | None:
+        row = self.context.get("deliveries", {}).get(event.pk)
+        return DeliverySerializer(row).data if row is not None else None
 
     class Meta:
         model = CaseEvent
@@ -268,8 +297,15 @@ class CaseEventSerializer(serializers.ModelSerializer):
             "body",
             "is_public",
             "imported",
+            "delivery",
         ]
         read_only_fields = fields
+
+
+def _deliveries(events) -> dict:
+    return core_selectors.deliveries_by_event(
+        event_ids=[e.pk for e in events if e.kind == EventKind.PUBLIC_REPLY]
+    )
 
 
 # --- Input serializers ----------------------------------------------------------------------------
@@ -783,11 +819,17 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
     def events(self, request, key: str | None = None):
         case = self.get_object()
         page = self.paginate_queryset(selectors.case_timeline(case=case))
-        return self.get_paginated_response(CaseEventSerializer(page, many=True).data)
+        deliveries = _deliveries(page)
+        return self.get_paginated_response(
+            CaseEventSerializer(page, many=True, context={"deliveries": deliveries}).data
+        )
 
     @extend_schema(
         summary="Reply to the customer",
-        description="Recorded on the timeline and e-mailed to the requester (and CCs).",
+        description=(
+            "Recorded on the timeline; its e-mail to the requester (and CCs) is queued and sent by a worker: "
+            "`delivery.status` says where it stands (queued, retrying, sent, failed)."
+        ),
         parameters=[KEY_PARAMETER],
         request=CaseMessageSerializer,
         responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
@@ -797,7 +839,8 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         case = self.get_object()
         data = self._input(CaseMessageSerializer)
         event = services.add_public_reply(case, body=data["body"], actor=request.user, now=timezone.now())
-        return Response(CaseEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        data = CaseEventSerializer(event, context={"deliveries": _deliveries([event])}).data
+        return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Write an internal note",

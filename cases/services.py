@@ -13,11 +13,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F
 
+from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.models import MailKind
 from supportdesk.core.roles import is_agent, is_manager
 
 from . import lifecycle
@@ -323,7 +324,8 @@ def update_case(
 
 
 def add_public_reply(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:
-    """Reply to the customer: recorded on the timeline and e-mailed to the requester after commit."""
+    """Reply to the customer: recorded on the timeline, with its e-mail to the requester (and CCs)
+    written to the outbox in the same transaction and sent after commit."""
     if not body.strip():
         raise DomainError("A reply cannot be empty.", field="body")
     with transaction.atomic():
@@ -335,25 +337,24 @@ def add_public_reply(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.
         case.updated_at = now
         case.save(update_fields=["first_response_at", "updated_at"])
         event = record_event(case, EventKind.PUBLIC_REPLY, actor=actor, now=now, body=body, is_public=True)
-        recipients = [case.requester.email]
-        cc = list(case.cc.values_list("email", flat=True))
-        message = EmailMessage(
-            subject=f"[{case.key}] {case.title}",
+        outbox.enqueue(
+            kind=MailKind.REPLY,
+            to=[case.requester.email],
+            cc=case.cc.values_list("email", flat=True),
+            subject=case_subject(case),
             body=body,
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            to=recipients,
-            cc=cc,
             headers={"X-SupportDesk-Case": case.key},
+            case_id=case.pk,
+            event_id=event.pk,
+            thread=outbox.reply_thread(case_id=case.pk),
+            now=now,
         )
-        transaction.on_commit(lambda: _send(message, case.key))
     return event
 
 
-def _send(message: EmailMessage, key: str) -> None:
-    try:
-        message.send()
-    except Exception:  # the reply is stored; a mail outage must not lose it or break the page
-        logger.exception("Could not e-mail the reply on %s", key)
+def case_subject(case: Case, text: str | None = None) -> str:
+    """``[CASE-12] <title>`` (or ``text``), on one line whatever the title holds."""
+    return outbox.header_text(f"[{case.key}] {case.title if text is None else text}")
 
 
 def add_internal_note(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:

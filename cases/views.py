@@ -19,8 +19,10 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from supportdesk.core import logcontext
+from supportdesk.core import selectors as core_selectors
 from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.models import OutboundMessage
 from supportdesk.core.roles import is_agent
 
 from . import extensions, selectors, services
@@ -152,6 +154,7 @@ class TimelineEntry:
     label: str
     summary: str
     body: str
+    delivery: OutboundMessage | None = None  # the e-mail a public reply sent, with its state
 
 
 _FIELD_LABELS = {"title": "Title", "description": "Description", "product_area": "Product area"}
@@ -201,7 +204,7 @@ class _Describer:
                 parts.append(f"requested by {details['requester']}")
             summary = "Opened the case" + (f" ({', '.join(parts)})" if parts else "")
         elif kind == EventKind.PUBLIC_REPLY:
-            label = "Public reply — sent to the customer"
+            label = "Public reply to the customer"
         elif kind == EventKind.INTERNAL_NOTE:
             label = "Internal note"
         elif kind == EventKind.STATUS_CHANGED:
@@ -253,7 +256,13 @@ def _render_case(
     people = {u.get_username(): staff_label(u) for u in selectors.assignable_users()}
     teams = dict(Team.objects.values_list("slug", "name"))
     describer = _Describer(people=people, teams=teams)
-    timeline = [describer.entry(e) for e in selectors.case_timeline(case=case)]
+    events = list(selectors.case_timeline(case=case))
+    deliveries = core_selectors.deliveries_by_event(
+        event_ids=[e.pk for e in events if e.kind == EventKind.PUBLIC_REPLY]
+    )
+    timeline = [describer.entry(e) for e in events]
+    for item in timeline:
+        item.delivery = deliveries.get(item.event.pk)
     context = {
         "case": case,
         "tags": [t.name for t in case.tags.all()],
@@ -319,7 +328,7 @@ def reply(request: HttpRequest, key: str) -> HttpResponse:
         services.add_public_reply(case, body=body, actor=request.user, now=timezone.now())
     except DomainError as exc:
         return _refused(request, key, form_name="reply_form", what=what, error=exc)
-    messages.success(request, f"Reply sent to {case.requester.email}.")
+    messages.success(request, f"Reply recorded and queued for delivery to {case.requester.email}.")
     return redirect(case)
 
 

@@ -16,14 +16,15 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, EventKind, Tag
 from cases.models import Status as CaseStatus
 from cases.services import record_event
+from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.models import MailKind
 from supportdesk.core.roles import Role, is_agent, is_manager
 from supportdesk.core.services import notify
 
@@ -618,17 +619,11 @@ def _tell_review_due(article: Article, *, cycle: int, now: dt.datetime) -> None:
             dedupe_key=f"kb-review:{article.pk}:{cycle}",
         )
         if created is not None and recipient.email:
-            message = EmailMessage(
+            outbox.enqueue(
+                kind=MailKind.NOTIFICATION,
                 subject=f"[SupportDesk] {title}",
                 body=f"{body}\n\n{settings.SITE_URL}{url}",
-                from_email=settings.DEFAULT_FROM_EMAIL,
                 to=[recipient.email],
+                dedupe_key=f"kb-review:{article.pk}:{cycle}:{recipient.pk}",
+                now=now,
             )
-            transaction.on_commit(lambda message=message: _send(message, article.pk))
-
-
-def _send(message: EmailMessage, article_pk: int) -> None:
-    try:
-        message.send()
-    except Exception:  # the flag and in-app notification are stored; a mail outage must not undo them
-        logger.exception("Could not e-mail the review reminder for article %s", article_pk)

@@ -1,9 +1,10 @@
 """Post-resolution satisfaction surveys: who gets one, when, and how an answer is recorded.
 
-Sending rule: when a case is resolved, the requester gets one e-mail with the survey link, after the
-transaction commits. The first resolution creates the survey; a later resolution after a reopen
-sends the same link again only while the survey is unanswered (the rating then reflects the final
-outcome), and never once answered: one answer per case. Imported history never sends a survey (the
+Sending rule: when a case is resolved, the requester gets one e-mail with the survey link, written
+to the outbox in the resolving transaction and sent by a worker after it commits. The first
+resolution creates the survey; a later resolution after a reopen sends the same link again only
+while the survey is unanswered (the rating then reflects the final outcome), and never once
+answered: one answer per case. Imported history never sends a survey (the
 customer was asked, or not, by the system it came from). Only the requester is asked, not the CCs.
 
 The link carries a random token, the only credential a customer has. It stays open for
@@ -17,14 +18,15 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
 from cases.models import Case, CaseEvent, EventKind, Status
 from cases.services import record_event
+from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.models import MailKind
 
 from .models import RATING_MAX, RATING_MIN, SurveyResponse
 
@@ -91,12 +93,12 @@ def send_survey(case: Case, *, now: dt.datetime) -> SurveyResponse | None:
             survey.sent_to = email
             survey.sent_at = now
             survey.save(update_fields=["sent_to", "sent_at"])
-        message = _invitation(case, survey)
-        transaction.on_commit(lambda: _send(message, case.key))
+        _invitation(case, survey, now=now)
     return survey
 
 
-def _invitation(case: Case, survey: SurveyResponse) -> EmailMessage:
+def _invitation(case: Case, survey: SurveyResponse, *, now: dt.datetime) -> None:
+    """Write the invitation to the outbox (in the resolving transaction; sent after commit)."""
     context = {
         "case": case,
         "contact": case.requester,
@@ -107,20 +109,15 @@ def _invitation(case: Case, survey: SurveyResponse) -> EmailMessage:
         ],
         "open_days": SURVEY_OPEN_DAYS,
     }
-    return EmailMessage(
+    outbox.enqueue(
+        kind=MailKind.SURVEY,
         subject=f"[{case.key}] How did we do? {case.title}",
         body=render_to_string("metrics/email/survey_invitation.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
         to=[survey.sent_to],
         headers={"X-SupportDesk-Case": case.key, "X-SupportDesk-Survey": str(survey.pk)},
+        case_id=case.pk,
+        now=now,
     )
-
-
-def _send(message: EmailMessage, key: str) -> None:
-    try:
-        message.send()
-    except Exception:  # the resolution is stored; a mail outage must not break it
-        logger.exception("Could not e-mail the satisfaction survey for %s", key)
 
 
 # --- answering -------------------------------------------------------------------------------------

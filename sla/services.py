@@ -7,7 +7,7 @@ duplicated scheduler: it locks the cases it works on with ``SKIP LOCKED`` (the s
 write takes first, so the two can never deadlock) and claims each warning or breach with a
 conditional UPDATE whose row count says whether this process recorded it. Notifications are in-app
 rows written in the same transaction (one INSERT per batch, once per recipient by their dedupe key)
-and e-mails sent after it commits.
+and e-mails written to the outbox in it, sent by a worker after it commits.
 
 Rules (DOMAIN.md, issue 4), and the choices made where they were open:
 
@@ -40,14 +40,14 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 
 from cases.models import OPEN_STATUSES, Case, CaseEvent, EventKind, Organisation, Severity, Status, Team, Tier
 from cases.services import record_event
-from supportdesk.core.models import Notification, validate_time_zone
+from supportdesk.core import outbox
+from supportdesk.core.models import MailKind, Notification, OutboundMessage, validate_time_zone
 from supportdesk.core.roles import Role
 
 from . import calendars, clock
@@ -481,7 +481,7 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         return 0
     case_ids = sorted({case_id for _, case_id in candidates})
     claimed = 0
-    mails: list[EmailMessage] = []
+    mails: list[OutboundMessage] = []
     notes: list[Notification] = []
     with transaction.atomic():
         cases = {
@@ -513,8 +513,9 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         # One INSERT for the batch's in-app notifications (the dedupe key's unique constraint
         # still makes each once per recipient) instead of a savepoint and INSERT per person.
         Notification.objects.bulk_create(notes, ignore_conflicts=True)
-        if mails:
-            transaction.on_commit(lambda: _send_mails(mails))
+        # The e-mails go to the outbox in the same transaction (once per clock and phase by their
+        # dedupe key) and are sent by a worker after the commit, with retries.
+        outbox.enqueue_many(mails)
     return claimed
 
 
@@ -628,9 +629,9 @@ def _notify(
     now: dt.datetime,
     recipients: _Recipients,
     notes: list[Notification],
-) -> list[EmailMessage]:
+) -> list[OutboundMessage]:
     """Add the in-app notifications to ``notes`` (written in the recording transaction, once per
-    recipient and key) and return the e-mails to send after the commit."""
+    recipient and key) and return the outbox rows of the e-mails to send after the commit."""
     kind = _event_kind(clk, breach=breach)
     if clk.target == Target.UPDATE_CADENCE:
         headline = f"{case.severity}: customer update {'missed' if breach else 'due soon'}"
@@ -659,24 +660,19 @@ def _notify(
         addresses = [case.team.email] + [p.email for p in people if p.email and p.pk not in owners]
     if not addresses:
         return []
+    key = f"sla:{clk.pk}:{suffix}"
     return [
-        EmailMessage(
+        outbox.build(
+            kind=MailKind.CADENCE_REMINDER if clk.target == Target.UPDATE_CADENCE else MailKind.NOTIFICATION,
             subject=f"[{case.key}] {headline}",
             body=f"{body}\n\n{settings.SITE_URL}{url}\n",
-            from_email=settings.DEFAULT_FROM_EMAIL,
             to=sorted(set(addresses)),
-            headers={"X-SupportDesk-Case": case.key, "X-SupportDesk-Notification": f"sla:{clk.pk}:{suffix}"},
+            headers={"X-SupportDesk-Case": case.key, "X-SupportDesk-Notification": key},
+            case_id=case.pk,
+            dedupe_key=key,
+            now=now,
         )
     ]
-
-
-def _send_mails(messages: Sequence[EmailMessage]) -> None:
-    """After commit: the records and in-app notifications are safe, so a mail outage only logs."""
-    try:
-        with get_connection() as connection:
-            connection.send_messages(list(messages))
-    except Exception:
-        logger.exception("Could not e-mail %d SLA notification(s)", len(messages))
 
 
 # =============================================================================== calendars, policies

@@ -303,6 +303,19 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "SupportDesk <support@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Outbound mail (supportdesk/core/outbox.py) -----------------------------------------------
+# Every mail is a row in the outbox first; a worker sends it (mail.send_outbound after commit, and
+# mail.send_due every minute for retries and anything whose dispatch was lost).
+EMAIL_TIMEOUT = float(os.environ.get("EMAIL_TIMEOUT", "20"))  # seconds; SMTP can never hang a worker
+# The domain of the Message-IDs SupportDesk generates; empty: the domain of DEFAULT_FROM_EMAIL.
+MAIL_MESSAGE_ID_DOMAIN = os.environ.get("MAIL_MESSAGE_ID_DOMAIN", "")
+# Attempts before a mail is marked failed; with the backoff below, 8 attempts span about a day.
+MAIL_MAX_ATTEMPTS = int(os.environ.get("MAIL_MAX_ATTEMPTS", "8"))
+MAIL_RETRY_BASE_SECONDS = int(os.environ.get("MAIL_RETRY_BASE_SECONDS", "180"))  # x3 per attempt
+MAIL_RETRY_MAX_SECONDS = int(os.environ.get("MAIL_RETRY_MAX_SECONDS", str(8 * 3600)))
+# How long a worker holds a mail it is sending; after that (the worker died) it is sent again.
+MAIL_SENDING_LEASE_SECONDS = int(os.environ.get("MAIL_SENDING_LEASE_SECONDS", "600"))
+
 # --- Security (production) --------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
@@ -437,6 +450,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
+    "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
     "metrics-refresh-rollup": {
         "task": "metrics.refresh_rollup",
         "schedule": float(os.environ.get("METRICS_ROLLUP_SECONDS", "60")),

@@ -1,6 +1,8 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils import timezone
 
-from .models import Heartbeat, Notification, StaffProfile, WorkerPing
+from . import outbox
+from .models import Heartbeat, MailStatus, Notification, OutboundMessage, StaffProfile, WorkerPing
 
 
 @admin.register(StaffProfile)
@@ -14,6 +16,41 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ("recipient", "kind", "title", "created_at", "read_at")
     list_filter = ("kind",)
     search_fields = ("title", "recipient__username")
+
+
+@admin.register(OutboundMessage)
+class OutboundMessageAdmin(admin.ModelAdmin):
+    """The outbox, read-only: what was sent, what is waiting, what failed and why."""
+
+    list_display = ("id", "kind", "status", "subject", "recipients", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "kind")
+    search_fields = ("subject", "message_id", "to", "dedupe_key")
+    date_hierarchy = "created_at"
+    actions = ["retry_now"]
+    readonly_fields = [f.name for f in OutboundMessage._meta.fields]
+
+    @admin.display(description="To")
+    def recipients(self, obj: OutboundMessage) -> str:
+        return ", ".join(obj.to)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        # A delivery's record is never edited (its page is read-only); those who may change the
+        # outbox may use "retry now" on the list.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.action(
+        description="Retry now (failed mails, with a fresh set of attempts)", permissions=["change"]
+    )
+    def retry_now(self, request, queryset) -> None:
+        ids = list(queryset.filter(status=MailStatus.FAILED).values_list("pk", flat=True))
+        count = outbox.retry_now(ids=ids, now=timezone.now())
+        skipped = queryset.count() - count
+        self.message_user(request, f"{count} mail(s) queued to be sent again.", messages.SUCCESS)
+        if skipped:
+            self.message_user(request, f"{skipped} not failed, left as they are.", messages.WARNING)
 
 
 admin.site.register(WorkerPing)

@@ -70,3 +70,75 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MailKind(models.TextChoices):
+    REPLY = "reply", "Public reply"
+    NOTIFICATION = "notification", "Notification"
+    CADENCE_REMINDER = "cadence_reminder", "Update cadence reminder"
+    SURVEY = "survey", "Satisfaction survey"
+    ESCALATION_NOTICE = "escalation_notice", "Escalation notice"
+
+
+class MailStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    RETRYING = "retrying", "Retrying"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+# Rows the sender may still have to send; a ``sending`` row is due again once its lease has run out.
+UNSENT_STATUSES = (MailStatus.QUEUED, MailStatus.SENDING, MailStatus.RETRYING)
+
+
+class OutboundMessage(models.Model):
+    """One e-mail SupportDesk sends: written in the transaction that decided to send it, then delivered.
+
+    ``next_attempt_at`` is when the sender may (next) try it; while a worker holds it (``sending``) it is
+    the end of that worker's lease, so a killed worker's message becomes due again by itself.
+    ``case_id``/``event_id`` are plain integers, not foreign keys: the platform does not depend on cases.
+    """
+
+    kind = models.CharField(max_length=32, choices=MailKind.choices)
+    to = models.JSONField(default=list)
+    cc = models.JSONField(default=list, blank=True)
+    from_email = models.CharField(max_length=320)
+    subject = models.CharField(max_length=500)
+    body = models.TextField()
+    html_body = models.TextField(blank=True)
+    headers = models.JSONField(default=dict, blank=True)
+    message_id = models.CharField(max_length=255, unique=True)
+    in_reply_to = models.CharField(max_length=255, blank=True)
+    references = models.TextField(blank=True, help_text="Message-IDs, oldest first, separated by spaces.")
+    status = models.CharField(max_length=16, choices=MailStatus.choices, default=MailStatus.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+    case_id = models.BigIntegerField(null=True, blank=True)
+    event_id = models.BigIntegerField(null=True, blank=True)
+    dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The sender's claim query: a range scan over what is still to send.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                condition=models.Q(status__in=UNSENT_STATUSES),
+                name="outbound_due_idx",
+            ),
+            models.Index(
+                fields=["case_id", "kind", "-created_at"],
+                condition=models.Q(case_id__isnull=False),
+                name="outbound_case_idx",
+            ),
+            models.Index(
+                fields=["event_id"], condition=models.Q(event_id__isnull=False), name="outbound_event_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {', '.join(self.to)}: {self.subject}"

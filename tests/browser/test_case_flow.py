@@ -47,7 +47,7 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
     expect_message(page, "Internal note added.")
     page.get_by_label("Public reply — e-mailed to carla@acme.example").fill("We are looking into it now.")
     page.get_by_role("button", name="Send reply to Carla Customer").click()
-    expect_message(page, "Reply sent to carla@acme.example.")
+    expect_message(page, "Reply recorded and queued for delivery to carla@acme.example.")
 
     # Triage: confirm the severity and take the case.
     page.get_by_label("New status").select_option("triaged")
@@ -82,7 +82,8 @@ def test_agent_works_a_case_from_creation_to_resolution(live_server, page):
     assert "Opened the case" in texts[0]
     assert "Internal note" in texts[1]
     assert "Same stack trace as last week's incident." in texts[1]
-    assert "Public reply — sent to the customer" in texts[2]
+    assert "Public reply to the customer" in texts[2]
+    assert "Queued for delivery to carla@acme.example" in texts[2]  # no worker here sends it
     assert "We are looking into it now." in texts[2]
     assert "Assignee: Unassigned → Alice Agent" in texts[3]
     assert "Status: New → Triaged" in texts[4]

@@ -73,7 +73,7 @@ def test_agent_resolves_with_a_suggested_runbook_and_a_manager_publishes_the_new
     reply = page.get_by_label("Public reply — e-mailed to carla@acme.example")
     assert reply.input_value() == "Go to Settings > SSO and upload the new certificate."
     page.get_by_role("button", name="Send reply to Carla Customer").click()
-    expect_message(page, "Reply sent to carla@acme.example.")
+    expect_message(page, "Reply recorded and queued for delivery to carla@acme.example.")
 
     # Link the runbook as used to resolve the case.
     box = page.locator("section.kb-case")

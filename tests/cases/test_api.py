@@ -16,7 +16,9 @@ from rest_framework.test import APIClient
 from cases import services
 from cases.models import Case, CaseEvent, Contact, Organisation, Status, Tag
 from cases.selectors import QUEUE_ORDERINGS
+from supportdesk.core.models import OutboundMessage
 from tests import factories
+from tests.outbox import deliver_mail
 
 
 def _client(user) -> APIClient:
@@ -583,6 +585,10 @@ def test_public_reply_is_recorded_and_mailed_to_the_requester(
     assert body["is_public"] is True
     assert body["actor"] == "alice"
     assert body["body"] == "We are looking into it."
+    assert body["delivery"]["status"] == "queued"
+    assert body["delivery"]["to"] == [contact.email]
+    assert mail.outbox == []  # a worker sends it
+    assert deliver_mail() == 1
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == [contact.email]
@@ -600,6 +606,7 @@ def test_internal_note_is_never_emailed(api, new_case, django_capture_on_commit_
     assert response.status_code == 201
     assert response.json()["kind"] == "internal_note"
     assert response.json()["is_public"] is False
+    assert not OutboundMessage.objects.exists()
     assert mail.outbox == []
     assert callbacks == []
     new_case.refresh_from_db()
@@ -616,7 +623,7 @@ def test_empty_reply_or_note_is_a_field_error(
     assert response.status_code == 400
     assert "body" in response.json()
     assert new_case.events.count() == 1
-    assert mail.outbox == []
+    assert not OutboundMessage.objects.exists()
 
 
 def test_timeline_lists_every_action_oldest_first(api, organisation, contact, team):
@@ -783,7 +790,7 @@ def _stored_state() -> dict:
         "events": CaseEvent.objects.count(),
         "contacts": list(Contact.objects.order_by("pk").values()),
         "organisations": list(Organisation.objects.order_by("pk").values()),
-        "mails": len(mail.outbox),
+        "mails": OutboundMessage.objects.count(),
     }
 
 

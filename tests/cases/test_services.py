@@ -13,6 +13,7 @@ from cases import lifecycle, services
 from cases.models import Case, CaseEvent, EventKind, Status
 from supportdesk.core.errors import Conflict, DomainError
 from tests import factories
+from tests.outbox import deliver_mail
 
 ALL = [s.value for s in Status]
 LEGAL = {
@@ -192,6 +193,8 @@ def test_public_reply_is_emailed_to_the_requester_after_commit(
         assert mail.outbox == []
         services.add_public_reply(new_case, body="We are looking into it.", actor=agent, now=now)
         assert mail.outbox == []  # nothing leaves before the transaction commits
+    assert mail.outbox == []  # written to the outbox: a worker sends it
+    assert deliver_mail() == 1
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
     assert message.to == ["carla@acme.example"]

@@ -18,6 +18,7 @@ from cases import services, views
 from cases.models import Case, Contact, Status
 from supportdesk.core.errors import DomainError
 from tests import factories
+from tests.outbox import deliver_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -344,7 +345,8 @@ def test_case_timeline_tells_internal_notes_from_public_replies(agent_client, ne
     reply = re.search(r'<li class="ev ev-public_reply".*?</li>', html, re.S).group(0)
     assert "Internal note" in note
     assert "Customer is on the old plan" in note
-    assert "Public reply — sent to the customer" in reply
+    assert "Public reply to the customer" in reply
+    assert "Queued for delivery" in reply  # not "sent" before the mail server has it
     assert "We are looking into it" in reply
     assert "Alice Agent" in note
     # Oldest first: created, note, reply, then the other app's event, rendered generically.
@@ -377,9 +379,12 @@ def test_public_reply_is_recorded_and_emailed(
     event = new_case.events.get(kind="public_reply")
     assert event.body == "We are on it."
     assert event.is_public
-    assert [m.to for m in mailoutbox] == [["carla@acme.example"]]
     follow = agent_client.get(response["Location"])
-    assert "Reply sent to carla@acme.example." in follow.content.decode()
+    assert "Reply recorded and queued for delivery to carla@acme.example." in follow.content.decode()
+    assert mailoutbox == []
+    assert deliver_mail() == 1
+    assert [m.to for m in mailoutbox] == [["carla@acme.example"]]
+    assert "Sent</strong> to carla@acme.example" in agent_client.get(new_case.get_absolute_url()).text
 
 
 def test_internal_note_is_recorded_and_not_emailed(
@@ -391,6 +396,7 @@ def test_internal_note_is_recorded_and_not_emailed(
     event = new_case.events.get(kind="internal_note")
     assert event.body == "Looks like #4411"
     assert not event.is_public
+    assert deliver_mail() == 0
     assert mailoutbox == []
 
 
@@ -693,10 +699,12 @@ def test_case_page_query_count_does_not_grow_with_the_timeline(
     agent_client, new_case, agent, now, django_assert_num_queries
 ):
     services.add_internal_note(new_case, body="first", actor=agent, now=now)
+    services.add_public_reply(new_case, body="update 0", actor=agent, now=now)
     with CaptureQueriesContext(connection) as ctx:
         agent_client.get(new_case.get_absolute_url())
-    for i in range(20):
+    for i in range(1, 20):
         services.add_public_reply(new_case, body=f"update {i}", actor=agent, now=now)
     with django_assert_num_queries(len(ctx.captured_queries)):
         response = agent_client.get(new_case.get_absolute_url())
     assert response.content.decode().count('data-kind="public_reply"') == 20
+    assert response.content.decode().count('data-delivery="queued"') == 20  # one query for all

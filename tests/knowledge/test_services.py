@@ -14,6 +14,7 @@ from cases.models import CaseEvent, Status
 from knowledge import services, tasks
 from knowledge.models import Article, ArticleCaseLink, ArticleRevision, ArticleStatus, ArticleVote, Kind
 from knowledge.services import NotAllowed
+from supportdesk.core import tasks as core_tasks
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.models import Notification
 from tests import factories
@@ -300,6 +301,8 @@ def test_stale_articles_are_flagged_and_their_owners_told_once_per_cycle(
     ):
         assert tasks.flag_stale() == 1
         assert tasks.flag_stale() == 0  # run it twice: the second run changes nothing
+        assert mail.outbox == []  # written to the outbox; the mail worker sends it
+        assert core_tasks.send_due() == 1
 
     article.refresh_from_db()
     assert article.stale_flagged_at == T0 + dt.timedelta(days=181)
@@ -310,6 +313,7 @@ def test_stale_articles_are_flagged_and_their_owners_told_once_per_cycle(
 
     with time_machine.travel(T0 + dt.timedelta(days=200), tick=False):
         assert tasks.flag_stale() == 0
+        assert core_tasks.send_due() == 0
     assert Notification.objects.filter(kind="knowledge_review_due").count() == 1
     assert len(mail.outbox) == 1
 

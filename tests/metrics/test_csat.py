@@ -33,6 +33,7 @@ from metrics import surveys
 from metrics.csat import csat, csat_cases
 from metrics.models import SurveyResponse
 from tests.factories import at
+from tests.outbox import deliver_mail
 
 pytestmark = pytest.mark.django_db
 
@@ -67,6 +68,7 @@ def resolved(new_case, agent, now, django_capture_on_commit_callbacks, mailoutbo
     """``new_case`` resolved, its survey e-mail sent; the outbox is emptied again."""
     with django_capture_on_commit_callbacks(execute=True):
         _resolve(new_case, agent, now)
+    deliver_mail()
     mailoutbox.clear()
     return _refresh(new_case)
 
@@ -82,6 +84,8 @@ def test_resolution_emails_the_requester_one_working_survey_link_after_commit(
     assert mailoutbox == []  # nothing leaves before the resolution is committed
     for callback in callbacks:
         callback()
+    assert mailoutbox == []  # written to the outbox; a worker sends it
+    assert deliver_mail() == 1
 
     assert len(mailoutbox) == 1
     message = mailoutbox[0]
@@ -120,6 +124,7 @@ def test_reresolution_after_reopen_sends_nothing_once_answered(
     with django_capture_on_commit_callbacks(execute=True):
         _reopen_and_resolve(resolved, agent, now + dt.timedelta(hours=2))
 
+    assert deliver_mail() == 0
     assert mailoutbox == []
     assert SurveyResponse.objects.filter(case=resolved).count() == 1
     assert SurveyResponse.objects.get(case=resolved).rating == 4
@@ -134,6 +139,7 @@ def test_reresolution_of_an_unanswered_survey_resends_the_same_link(
     with django_capture_on_commit_callbacks(execute=True):
         _reopen_and_resolve(resolved, agent, later)
 
+    assert deliver_mail() == 1
     assert len(mailoutbox) == 1
     after = SurveyResponse.objects.get(case=resolved)
     assert after.token == before.token  # the first e-mail's link still works
@@ -146,6 +152,7 @@ def test_other_changes_send_no_survey(new_case, agent, now, django_capture_on_co
         cases.transition(new_case, Status.TRIAGED, actor=agent, now=now, severity="P2", assignee=agent)
         cases.add_internal_note(new_case, body="Looking.", actor=agent, now=now)
     assert SurveyResponse.objects.count() == 0
+    assert deliver_mail() == 0
     assert mailoutbox == []
 
 
@@ -168,6 +175,7 @@ def test_imported_resolutions_never_send_a_survey(
         case_event_recorded.send(sender=Case, case=case, event=event, now=now)
 
     assert SurveyResponse.objects.count() == 0
+    assert deliver_mail() == 0
     assert mailoutbox == []
 
 

@@ -22,7 +22,7 @@ from cases import services as case_services
 from cases.models import Case, CaseEvent
 from sla.models import ClockState, SlaClock, Target
 from supportdesk.celery import app as celery_app
-from supportdesk.core.models import Heartbeat, Notification
+from supportdesk.core.models import Heartbeat, MailStatus, Notification, OutboundMessage
 
 from .stack import Processes, purge_product_queues, service_env, wait_for
 
@@ -32,7 +32,19 @@ FAR = dt.timedelta(days=30)
 
 
 def worker_command(name: str) -> list[str]:
-    return ["celery", "-A", "supportdesk", "worker", "--loglevel=INFO", "--concurrency=2", "-n", f"{name}@%h"]
+    # Every queue the product uses: SLA mails are sent by mail.* tasks, routed to their own queue.
+    return [
+        "celery",
+        "-A",
+        "supportdesk",
+        "worker",
+        "--loglevel=INFO",
+        "--concurrency=2",
+        "-Q",
+        "mail,default,celery",
+        "-n",
+        f"{name}@%h",
+    ]
 
 
 BEAT = ["celery", "-A", "supportdesk", "beat", "--loglevel=INFO"]
@@ -186,8 +198,16 @@ def test_two_workers_and_two_beats_record_each_warning_and_breach_once_and_survi
     assert notes == Counter({("alice", "sla_warning"): 30, ("alice", "sla_breached"): 30}) + Counter(
         {("maria", "sla_warning"): 30, ("maria", "sla_breached"): 30}  # P2: managers too
     )
-    mails = _mail_headers(workers_dir / "mail")
     expected_keys = {f"sla:{c.pk}:{suffix}" for c in fr for suffix in ("warning", "breach")}
+    # The mails are in the outbox, each once by its dedupe key; the mail worker sends them after commit.
+    assert set(OutboundMessage.objects.values_list("dedupe_key", flat=True)) == expected_keys
+    wait_for(
+        lambda: not OutboundMessage.objects.exclude(status=MailStatus.SENT).exists(),
+        timeout=60,
+        what="every SLA e-mail to be sent",
+        processes=processes,
+    )
+    mails = _mail_headers(workers_dir / "mail")
     assert set(mails) == expected_keys
     assert set(mails.values()) == {1}, "every SLA e-mail is sent exactly once"
 

@@ -16,6 +16,7 @@ from django.core import mail
 from cases import services as case_services
 from sla import services
 from sla.models import ClockState, SlaClock, Target
+from supportdesk.core import tasks as core_tasks
 from supportdesk.core.models import Notification
 from tests.factories import at
 
@@ -46,6 +47,7 @@ def sweep(time_machine, django_capture_on_commit_callbacks):
         with django_capture_on_commit_callbacks(execute=True):
             second = services.record_due_warnings_and_breaches(now=when)
         assert second == 0, "a second sweep at the same instant must record nothing"
+        core_tasks.send_due()  # the mail worker sends what the sweep wrote to the outbox
         return first
 
     return run
@@ -58,7 +60,9 @@ def act(time_machine, django_capture_on_commit_callbacks):
     def run(when: dt.datetime, action, *args, **kwargs):
         time_machine.move_to(when, tick=False)
         with django_capture_on_commit_callbacks(execute=True):
-            return action(*args, now=when, **kwargs)
+            result = action(*args, now=when, **kwargs)
+        core_tasks.send_due()  # the mail worker sends what the action wrote to the outbox
+        return result
 
     return run
 

@@ -12,7 +12,8 @@ from django.test.utils import CaptureQueriesContext
 from cases import services as case_services
 from sla import services, tasks
 from sla.models import ClockState, SlaClock, Target
-from supportdesk.core.models import Notification
+from supportdesk.core import outbox
+from supportdesk.core.models import Notification, OutboundMessage
 from tests import factories
 from tests.factories import at
 
@@ -186,8 +187,11 @@ def test_e_mails_leave_only_after_the_recording_transaction_commits(
     assert mail.outbox == []  # recorded, not yet committed: nothing has left
     for callback in callbacks:
         callback()
+    assert mail.outbox == []  # committed to the outbox; the mail worker sends it
+    assert outbox.send_due(now=T0 + 50 * MIN) == 1
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
+    assert message.extra_headers["Auto-Submitted"] == "auto-generated"
     # An unassigned case: the team's address instead of each member, plus the managers (P2).
     assert sorted(message.to) == ["maria@support.example", "tier2@support.example"]
     assert message.subject == f"[{case.key}] P2: First response at risk"
@@ -206,6 +210,7 @@ def test_a_rolled_back_sweep_leaves_nothing_behind(
 
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         killed_mid_sweep()
+    assert not OutboundMessage.objects.exists()  # the outbox rows rolled back with the records
     assert mail.outbox == []
     assert not Notification.objects.exists()
     assert SlaClock.objects.get(case=case, target=Target.FIRST_RESPONSE).warned_at is None

@@ -1,0 +1,218 @@
+"""The outbox against a real SMTP server (aiosmtpd, started here on a local port) and a real Celery
+worker on PostgreSQL and Redis: an agent's reply reaches the server with its threading headers; with
+the server down the reply is retried and the case page says so; when it is back the reply is
+delivered and shown sent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import email.policy
+import threading
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+from django.test import Client
+from django.utils import timezone
+
+from cases import services as case_services
+from supportdesk.celery import app as celery_app
+from supportdesk.core.models import MailStatus, OutboundMessage
+
+from .stack import Processes, free_port, service_env, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+
+# The mail queue is routed separately (mail.* -> "mail"); the worker takes every queue the product uses.
+WORKER = [
+    "celery",
+    "-A",
+    "supportdesk",
+    "worker",
+    "--loglevel=INFO",
+    "--concurrency=1",
+    "-Q",
+    "mail,default,celery",
+    "-n",
+    "mail-w1@%h",
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _migrated_data_left_for_later_tests(django_db_setup, django_db_blocker):
+    """A transactional test ends with a flush; put back what the migrations wrote for later tests."""
+    yield
+    from django.contrib.auth.models import Group
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        contents = getattr(connection, "_test_serialized_contents", None)
+        if contents and not Group.objects.exists():
+            connection.creation.deserialize_db_from_string(contents)
+
+
+class Inbox:
+    """aiosmtpd handler: keeps every message the server accepted."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        with self.lock:
+            self.received.append((list(envelope.rcpt_tos), message))
+        return "250 Message accepted for delivery"
+
+    def by_message_id(self, message_id: str):
+        with self.lock:
+            return next((m for _, m in self.received if m["Message-ID"] == message_id), None)
+
+
+class SmtpServer:
+    """A real SMTP server on a fixed local port that can be taken down and brought back."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inbox = Inbox()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp():
+    server = SmtpServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def worker(tmp_path, smtp):
+    with celery_app.connection_for_write() as conn:
+        for queue in ("mail", "default", "celery"):
+            # A queue that does not exist yet has nothing to purge.
+            with contextlib.suppress(Exception):
+                conn.default_channel.queue_purge(queue)
+    procs = Processes(tmp_path)
+    var_dir: Path = tmp_path / "var"
+    var_dir.mkdir()
+    env = service_env(
+        var_dir,
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(smtp.port),
+        EMAIL_TIMEOUT="5",
+        MAIL_RETRY_BASE_SECONDS="1",  # retries within the test, not minutes later
+        DEFAULT_FROM_EMAIL="Acme Support <support@help.acme.example>",
+        DATABASE_CONN_MAX_AGE="0",
+    )
+    procs.start("worker", WORKER, env)
+    try:
+        wait_for(_worker_answering, timeout=90, what="the mail worker", processes=procs)
+        yield procs
+    finally:
+        procs.stop_all()
+
+
+def _worker_answering() -> bool:
+    replies = celery_app.control.ping(timeout=1.0) or []
+    return any(host.startswith("mail-w1@") for reply in replies for host in reply)
+
+
+def _row(event) -> OutboundMessage:
+    return OutboundMessage.objects.get(event_id=event.pk)
+
+
+def _state_on_page(client: Client, case, body: str) -> str:
+    """The delivery state the case page shows for the reply with ``body``."""
+    html = client.get(case.get_absolute_url()).content.decode()
+    item = next(i for i in html.split('<li class="ev ev-') if body in i)
+    return item.split('data-delivery="', 1)[1].split('"', 1)[0]
+
+
+def test_replies_reach_a_real_smtp_server_and_survive_it_going_down(
+    worker, smtp, organisation, contact, agent, settings
+):
+    settings.DEFAULT_FROM_EMAIL = "Acme Support <support@help.acme.example>"
+    case = case_services.create_case(
+        title="Checkout fails\r\nwith 502",
+        organisation=organisation,
+        requester=contact,
+        severity="P2",
+        assignee=agent,
+        actor=agent,
+        now=timezone.now(),
+    )
+    client = Client()
+    client.force_login(agent)
+
+    # --- the server is up: the reply goes out right after commit -----------------------------------
+    first = _row(case_services.add_public_reply(case, body="reply first", actor=agent, now=timezone.now()))
+    first = wait_for(
+        lambda: OutboundMessage.objects.filter(pk=first.pk, status=MailStatus.SENT).first(),
+        timeout=60,
+        what="the first reply to be sent",
+        processes=worker,
+    )
+    received = smtp.inbox.by_message_id(first.message_id)
+    assert received is not None, "the server has the mail the row says was sent"
+    assert received["To"] == "carla@acme.example"
+    assert received["Subject"] == f"[{case.key}] Checkout fails with 502"
+    assert received["X-SupportDesk-Case"] == case.key
+    assert received["Auto-Submitted"] is None  # an agent wrote it
+    assert "reply first" in received.get_content()
+
+    second = _row(case_services.add_public_reply(case, body="reply second", actor=agent, now=timezone.now()))
+    wait_for(
+        lambda: smtp.inbox.by_message_id(second.message_id),
+        timeout=60,
+        what="the second reply at the server",
+        processes=worker,
+    )
+    threaded = smtp.inbox.by_message_id(second.message_id)
+    assert threaded["In-Reply-To"] == first.message_id
+    assert threaded["References"] == first.message_id
+
+    # --- the server goes away: the reply is kept and retried ---------------------------------------
+    smtp.stop()
+    third = _row(case_services.add_public_reply(case, body="reply third", actor=agent, now=timezone.now()))
+    third = wait_for(
+        lambda: OutboundMessage.objects.filter(pk=third.pk, status=MailStatus.RETRYING).first(),
+        timeout=60,
+        what="the reply to be retrying while the server is down",
+        processes=worker,
+    )
+    assert third.attempts >= 1
+    assert "refused" in third.last_error.lower()
+    assert _state_on_page(client, case, "reply third") == "retrying"
+    assert smtp.inbox.by_message_id(third.message_id) is None
+
+    # --- the server is back: the minute sweep (run on the worker) delivers it ------------------------
+    smtp.start()
+
+    def delivered():
+        celery_app.send_task("mail.send_due")
+        return OutboundMessage.objects.filter(pk=third.pk, status=MailStatus.SENT).first()
+
+    wait_for(delivered, timeout=90, what="the retried reply to be delivered", processes=worker)
+    assert _state_on_page(client, case, "reply third") == "sent"
+    late = smtp.inbox.by_message_id(third.message_id)
+    assert late is not None
+    assert late["In-Reply-To"] == second.message_id
+    assert late["References"].split() == [first.message_id, second.message_id]
+    # Each reply reached the server exactly once, however many sweeps ran.
+    ids = [m["Message-ID"] for _, m in smtp.inbox.received]
+    assert sorted(ids) == sorted([first.message_id, second.message_id, third.message_id])
