@@ -192,17 +192,17 @@ def _model(label: str, name: str):
 def _outbox() -> Iterator[Metric]:
     from django.db.models import Count, Q
 
-    # The outbound mail outbox (core.OutboundMessage) may not be installed yet: report nothing then.
-    model = _model("core", "OutboundMessage")
-    if model is None:
-        return
-    counts = model.objects.filter(status__in=["queued", "retrying", "failed"]).aggregate(
-        backlog=Count("pk", filter=Q(status__in=["queued", "retrying"])),
-        failed=Count("pk", filter=Q(status="failed")),
+    from .models import UNSENT_STATUSES, MailStatus, OutboundMessage
+
+    # The backlog is what the sender still has to send (a claimed row counts until it is sent).
+    counts = OutboundMessage.objects.filter(status__in=[*UNSENT_STATUSES, MailStatus.FAILED]).aggregate(
+        backlog=Count("pk", filter=Q(status__in=UNSENT_STATUSES)),
+        failed=Count("pk", filter=Q(status=MailStatus.FAILED)),
     )
     yield _gauge(
-        "supportdesk_outbox_backlog_messages", "Outbound mails queued or retrying.", counts["backlog"]
-    )
+        "supportdesk_outbox_backlog_messages", "Outbound mails not sent yet (queued, sending, retrying).",
+        counts["backlog"],
+    )  # fmt: skip
     yield _gauge("supportdesk_outbox_failed_messages", "Outbound mails failed for good.", counts["failed"])
     # Inbound mail ingestion failures: the same pattern once inbound mail has a model to read.
 

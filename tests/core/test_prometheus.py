@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from escalations.models import DeliveryStatus, EngineeringTeam, WebhookDelivery, WebhookSubscription
 from sla.models import ClockState, SlaClock
 from supportdesk.core import prometheus
-from supportdesk.core.models import Heartbeat
+from supportdesk.core.models import Heartbeat, OutboundMessage
 from tests import factories
 
 NOW = dt.datetime(2026, 3, 2, 10, 0, tzinfo=dt.UTC)
@@ -207,11 +207,20 @@ def test_queue_names_come_from_the_settings_else_the_products_defaults(settings)
 
 
 @pytest.mark.django_db
-def test_outbox_figures_wait_for_the_outbox_model(client, token):
-    """core.OutboundMessage is not installed yet: nothing is reported, and that is not a failure."""
+def test_outbox_backlog_and_failures_are_counted(client, token):
+    def mail(n: int, status: str) -> None:
+        OutboundMessage.objects.create(
+            kind="notification", to=["a@example.com"], from_email="support@example.com",
+            subject="s", body="b", message_id=f"<{status}-{n}@example.com>", status=status,
+            created_at=timezone.now(),
+        )  # fmt: skip
+
+    for n, status in enumerate(["queued", "queued", "retrying", "sending", "sent", "sent", "failed"]):
+        mail(n, status)
     samples = scrape(client)
 
-    assert "supportdesk_outbox_backlog_messages" not in samples
+    assert value(samples, "supportdesk_outbox_backlog_messages") == 4
+    assert value(samples, "supportdesk_outbox_failed_messages") == 1
     assert value(samples, "supportdesk_metrics_collector_up", part="outbox") == 1
 
 
@@ -219,7 +228,7 @@ def test_outbox_figures_wait_for_the_outbox_model(client, token):
 def test_a_scrape_costs_the_same_few_queries_whatever_the_data(client, token, django_assert_num_queries):
     for seconds in (10, 20, 30):
         _clock(due_in=-dt.timedelta(seconds=seconds), target=f"t{seconds}")
-    with django_assert_num_queries(3):  # oldest due clock, the sweep's heartbeat, webhook counts
+    with django_assert_num_queries(4):  # oldest due clock, the sweep's heartbeat, outbox, webhooks
         scrape(client)
 
 
