@@ -23,7 +23,7 @@ from supportdesk.core.models import MailStatus, OutboundMessage
 
 from .stack import Processes, free_port, service_env, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 # The mail queue is routed separately (mail.* -> "mail"); the worker takes every queue the product uses.
 WORKER = [
@@ -38,19 +38,6 @@ WORKER = [
     "-n",
     "mail-w1@%h",
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _migrated_data_left_for_later_tests(django_db_setup, django_db_blocker):
-    """A transactional test ends with a flush; put back what the migrations wrote for later tests."""
-    yield
-    from django.contrib.auth.models import Group
-    from django.db import connection
-
-    with django_db_blocker.unblock():
-        contents = getattr(connection, "_test_serialized_contents", None)
-        if contents and not Group.objects.exists():
-            connection.creation.deserialize_db_from_string(contents)
 
 
 class Inbox:
