@@ -12,7 +12,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from supportdesk.celery import app as celery_app
 from supportdesk.core.models import Heartbeat
 
-from .stack import Processes, compose_command, free_port, service_env, wait_for
+from .stack import (
+    Processes,
+    compose_command,
+    free_port,
+    purge_product_queues,
+    service_env,
+    wait_for,
+    worker_services,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -54,11 +62,11 @@ def stack(tmp_path):
     env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1", PROMETHEUS_TOKEN=TOKEN)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes one for the server
     env.pop("LOG_FORMAT", None)
-    with celery_app.connection_for_write() as conn:
-        conn.default_channel.queue_purge("celery")
+    purge_product_queues()
     processes = Processes(tmp_path)
     try:
-        for name in ("web", "worker", "beat"):
+        # Every lane's worker of the compose file: beat's heartbeat runs on worker-sla.
+        for name in ("web", *worker_services(), "beat"):
             processes.start(name, compose_command(name), env)
         yield processes, f"http://127.0.0.1:{port}", tmp_path
     finally:
@@ -110,7 +118,7 @@ def test_gunicorn_workers_report_one_sum_and_workers_log_json_with_task_ids(stac
     task_lines = wait_for(
         lambda: [
             line
-            for line in _json_lines((log_dir / "worker.log").read_text(errors="replace"))
+            for line in _json_lines((log_dir / "worker-sla.log").read_text(errors="replace"))
             if line.get("task_name") == "core.heartbeat"
         ],
         timeout=30,
@@ -130,7 +138,8 @@ def test_queue_lengths_are_read_from_the_redis_broker(client, settings):
     import redis
 
     broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    keys = _queue_keys("mail") + _queue_keys("imports")
+    # Every product queue starts empty here, whatever earlier tests left for workers long gone.
+    keys = [key for queue in ("sla", "mail", "webhooks", "imports", "default") for key in _queue_keys(queue)]
     broker.delete(*keys)
     try:
         for _ in range(3):
