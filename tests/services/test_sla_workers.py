@@ -32,7 +32,8 @@ FAR = dt.timedelta(days=30)
 
 
 def worker_command(name: str) -> list[str]:
-    # Every queue the product uses: SLA mails are sent by mail.* tasks, routed to their own queue.
+    # Without -Q a worker consumes every queue of CELERY_TASK_QUEUES: the sweep (sla), beat's
+    # heartbeat (sla) and the SLA mails (mail.* tasks).
     return [
         "celery",
         "-A",
@@ -40,8 +41,6 @@ def worker_command(name: str) -> list[str]:
         "worker",
         "--loglevel=INFO",
         "--concurrency=2",
-        "-Q",
-        "mail,default,celery",
         "-n",
         f"{name}@%h",
     ]
