@@ -7,6 +7,11 @@ class EscalationsConfig(AppConfig):
 
     def ready(self) -> None:
         from cases import extensions
+        from supportdesk.core.prometheus import register_scrape_figures
+
+        from . import health
+
+        register_scrape_figures("webhooks", health.webhook_figures)
 
         extensions.register_case_panel("escalations/_case_panel.html", slot="side", order=20)
         extensions.register_event_labels(

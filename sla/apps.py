@@ -19,6 +19,10 @@ class SlaConfig(AppConfig):
 
         register_readiness_check("sla_sweep", "SLA sweep", health.check_sweep)
 
+        from supportdesk.core.prometheus import register_scrape_figures
+
+        register_scrape_figures("sla", health.sweep_figures)
+
         from django.utils import timezone
 
         from cases import extensions

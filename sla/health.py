@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 
 from django.conf import settings
+from prometheus_client.core import Metric
 
 from cases.models import Case
 from supportdesk.core.health import CheckResult, seconds
 from supportdesk.core.models import Heartbeat
+from supportdesk.core.prometheus import gauge
 
 from . import selectors
+from .models import ClockState, SlaClock
 
 # Recorded by each completed ``sla.sweep`` with the instant it swept up to (its start): every
 # warning and breach due by then has been recorded, except on cases locked at that moment.
@@ -56,3 +60,29 @@ def check_sweep(*, now: dt.datetime) -> CheckResult:
             details,
         )
     return CheckResult("ok", None, details, f"last completed sweep ran {seconds(lag)} s ago")
+
+
+def sweep_figures(*, now: dt.datetime) -> Iterator[Metric]:
+    """The sweep's Prometheus figures (registered for ``/ops/metrics`` in ``SlaConfig.ready``)."""
+    # The sweep records a running clock's breach once it is due: what is still running past its
+    # due instant is work the sweep has not done yet (the partial index on due_at of running clocks).
+    oldest_due = (
+        SlaClock.objects.filter(state=ClockState.RUNNING, due_at__lt=now)
+        .order_by("due_at")
+        .values_list("due_at", flat=True)
+        .first()
+    )
+    lag = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
+    yield gauge(
+        "supportdesk_sla_sweep_lag_seconds",
+        "How long the oldest running clock is past due without its breach recorded (0 if none).",
+        lag,
+    )
+    # Written by sla.sweep when it finishes; absent until the first sweep (alert on absent()).
+    last = Heartbeat.objects.filter(name=SWEEP_HEARTBEAT).values_list("seen_at", flat=True).first()
+    if last is not None:
+        yield gauge(
+            "supportdesk_sla_sweep_last_run_age_seconds",
+            "Seconds since the SLA sweep last finished.",
+            max((now - last).total_seconds(), 0.0),
+        )

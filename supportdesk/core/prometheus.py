@@ -10,6 +10,8 @@ Two kinds of figures:
   histogram is served.
 - Everything else is read at scrape time by ``SupportDeskCollector`` from the database and the broker
   with a few cheap queries, so it is right whichever process answers and needs no background job.
+  Core reads its own (queue depths, the outbox); the SLA and escalation apps add theirs with
+  ``register_scrape_figures`` in their ``ready()``, so core imports no product app.
 
 Access: ``Authorization: Bearer <PROMETHEUS_TOKEN>`` or a logged-in superuser; anything else is 403.
 A scrape with the token is answered before host validation and the HTTPS redirect (like /healthz):
@@ -89,15 +91,9 @@ class SupportDeskCollector:
             "1 if this part of the scrape-time figures could be read, 0 if it failed (see the logs).",
             labels=["part"],
         )
-        parts: list[tuple[str, Callable[[], Iterable[Metric]]]] = [
-            ("sla", lambda: _sla_sweep(now)),
-            ("queues", _queue_depths),
-            ("outbox", _outbox),
-            ("webhooks", _webhooks),
-        ]
-        for part, read in parts:
+        for part, read in _FIGURES.items():
             try:
-                families = list(read())
+                families = list(read(now=now))
             except Exception:  # noqa: BLE001 - a scrape reports what it can
                 logger.warning("Could not read the %s figures for Prometheus", part, exc_info=True)
                 up.add_metric([part], 0)
@@ -107,37 +103,20 @@ class SupportDeskCollector:
         yield up
 
 
-def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+def gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
     return GaugeMetricFamily(name, doc, value=value)
 
 
-def _sla_sweep(now) -> Iterator[Metric]:
-    from sla.models import ClockState, SlaClock
+# part -> read(now=...) yielding metric families; the product apps add theirs in AppConfig.ready()
+# (core imports none of them), as they do their readiness checks in supportdesk.core.health.
+_FIGURES: dict[str, Callable[..., Iterable[Metric]]] = {}
 
-    from .models import Heartbeat
 
-    # The sweep records a running clock's breach once it is due: what is still running past its
-    # due instant is work the sweep has not done yet (the partial index on due_at of running clocks).
-    oldest_due = (
-        SlaClock.objects.filter(state=ClockState.RUNNING, due_at__lt=now)
-        .order_by("due_at")
-        .values_list("due_at", flat=True)
-        .first()
-    )
-    lag = (now - oldest_due).total_seconds() if oldest_due is not None else 0.0
-    yield _gauge(
-        "supportdesk_sla_sweep_lag_seconds",
-        "How long the oldest running clock is past due without its breach recorded (0 if none).",
-        lag,
-    )
-    # Written by sla.sweep when it finishes; absent until the first sweep (alert on absent()).
-    last = Heartbeat.objects.filter(name="sla-sweep").values_list("seen_at", flat=True).first()
-    if last is not None:
-        yield _gauge(
-            "supportdesk_sla_sweep_last_run_age_seconds",
-            "Seconds since the SLA sweep last finished.",
-            max((now - last).total_seconds(), 0.0),
-        )
+def register_scrape_figures(part: str, read: Callable[..., Iterable[Metric]]) -> None:
+    """Add figures read at each scrape: ``read(now=...)`` yields metric families from one or two
+    cheap indexed queries. A part that raises is reported as ``supportdesk_metrics_collector_up``
+    0 without hiding the others. Registering a part again replaces it."""
+    _FIGURES[part] = read
 
 
 def queue_names() -> list[str]:
@@ -157,7 +136,7 @@ def _redis_client(url: str):
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
 
-def _queue_depths() -> Iterator[Metric]:
+def _queue_depths(*, now) -> Iterator[Metric]:
     url = str(getattr(settings, "CELERY_BROKER_URL", "") or "").split(";")[0].strip()
     if not url.startswith(("redis://", "rediss://", "unix://")):
         return  # another transport: no queue lengths to read, and not an error
@@ -180,16 +159,7 @@ def _queue_depths() -> Iterator[Metric]:
     yield family
 
 
-def _model(label: str, name: str):
-    from django.apps import apps
-
-    try:
-        return apps.get_model(label, name)
-    except LookupError:
-        return None
-
-
-def _outbox() -> Iterator[Metric]:
+def _outbox(*, now) -> Iterator[Metric]:
     from django.db.models import Count, Q
 
     from .models import UNSENT_STATUSES, MailStatus, OutboundMessage
@@ -199,35 +169,16 @@ def _outbox() -> Iterator[Metric]:
         backlog=Count("pk", filter=Q(status__in=UNSENT_STATUSES)),
         failed=Count("pk", filter=Q(status=MailStatus.FAILED)),
     )
-    yield _gauge(
+    yield gauge(
         "supportdesk_outbox_backlog_messages", "Outbound mails not sent yet (queued, sending, retrying).",
         counts["backlog"],
     )  # fmt: skip
-    yield _gauge("supportdesk_outbox_failed_messages", "Outbound mails failed for good.", counts["failed"])
+    yield gauge("supportdesk_outbox_failed_messages", "Outbound mails failed for good.", counts["failed"])
     # Inbound mail ingestion failures: the same pattern once inbound mail has a model to read.
 
 
-def _webhooks() -> Iterator[Metric]:
-    from django.db.models import Count, Q
-
-    from escalations.models import DeliveryStatus, WebhookDelivery
-
-    counts = WebhookDelivery.objects.filter(
-        status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED]
-    ).aggregate(
-        failed=Count("pk", filter=Q(status=DeliveryStatus.FAILED)),
-        retrying=Count("pk", filter=Q(status=DeliveryStatus.PENDING, attempts__gt=0)),
-    )
-    yield _gauge(
-        "supportdesk_webhook_deliveries_failed",
-        "Escalation webhook deliveries that failed for good (until sent again).",
-        counts["failed"],
-    )
-    yield _gauge(
-        "supportdesk_webhook_deliveries_retrying",
-        "Escalation webhook deliveries that failed at least once and wait for another attempt.",
-        counts["retrying"],
-    )
+register_scrape_figures("queues", _queue_depths)
+register_scrape_figures("outbox", _outbox)
 
 
 # --- The endpoint -------------------------------------------------------------------------------
