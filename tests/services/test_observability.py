@@ -13,10 +13,8 @@ from supportdesk.celery import app as celery_app
 from supportdesk.core.models import Heartbeat
 
 from .stack import (
-    Processes,
     compose_command,
     free_port,
-    purge_product_queues,
     service_env,
     wait_for,
     worker_services,
@@ -57,20 +55,15 @@ def _json_lines(text: str) -> list[dict]:
 
 
 @pytest.fixture
-def stack(tmp_path):
+def stack(tmp_path, processes):
     port = free_port()
     env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1", PROMETHEUS_TOKEN=TOKEN)
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # gunicorn.conf.py makes one for the server
     env.pop("LOG_FORMAT", None)
-    purge_product_queues()
-    processes = Processes(tmp_path)
-    try:
-        # Every lane's worker of the compose file: beat's heartbeat runs on worker-sla.
-        for name in ("web", *worker_services(), "beat"):
-            processes.start(name, compose_command(name), env)
-        yield processes, f"http://127.0.0.1:{port}", tmp_path
-    finally:
-        processes.stop_all()
+    # Every lane's worker of the compose file: beat's heartbeat runs on worker-sla.
+    for name in ("web", *worker_services(), "beat"):
+        processes.start(name, compose_command(name), env)
+    return processes, f"http://127.0.0.1:{port}", tmp_path
 
 
 def test_gunicorn_workers_report_one_sum_and_workers_log_json_with_task_ids(stack):

@@ -6,7 +6,6 @@ delivered and shown sent.
 
 from __future__ import annotations
 
-import contextlib
 import email
 import email.policy
 import threading
@@ -21,7 +20,7 @@ from cases import services as case_services
 from supportdesk.celery import app as celery_app
 from supportdesk.core.models import MailStatus, OutboundMessage
 
-from .stack import Processes, free_port, service_env, wait_for
+from .stack import free_port, service_env, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -85,13 +84,7 @@ def smtp():
 
 
 @pytest.fixture
-def worker(tmp_path, smtp):
-    with celery_app.connection_for_write() as conn:
-        for queue in ("mail", "default", "celery"):
-            # A queue that does not exist yet has nothing to purge.
-            with contextlib.suppress(Exception):
-                conn.default_channel.queue_purge(queue)
-    procs = Processes(tmp_path)
+def worker(tmp_path, smtp, processes):
     var_dir: Path = tmp_path / "var"
     var_dir.mkdir()
     env = service_env(
@@ -104,12 +97,9 @@ def worker(tmp_path, smtp):
         DEFAULT_FROM_EMAIL="Acme Support <support@help.acme.example>",
         DATABASE_CONN_MAX_AGE="0",
     )
-    procs.start("worker", WORKER, env)
-    try:
-        wait_for(_worker_answering, timeout=90, what="the mail worker", processes=procs)
-        yield procs
-    finally:
-        procs.stop_all()
+    processes.start("worker", WORKER, env)
+    wait_for(_worker_answering, timeout=90, what="the mail worker", processes=processes)
+    return processes
 
 
 def _worker_answering() -> bool:

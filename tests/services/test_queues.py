@@ -32,7 +32,7 @@ from supportdesk.core.models import Heartbeat, WorkerPing
 from supportdesk.core.tasks import ping
 from tests.escalations.receiver import Receiver
 
-from .stack import Processes, compose_command, purge_product_queues, service_env, wait_for, worker_services
+from .stack import compose_command, service_env, wait_for, worker_services
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -43,16 +43,6 @@ IMPORT_ROWS = 400_000
 WEBHOOKS = 40
 PINGS = 500
 SMALL_EXPORT = Path(__file__).resolve().parents[1] / "imports" / "data" / "servicenow.csv"
-
-
-@pytest.fixture
-def processes(tmp_path):
-    procs = Processes(tmp_path)
-    purge_product_queues()
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from sla.models import ClockState, SlaClock, Target
 from supportdesk.celery import app as celery_app
 from supportdesk.core.models import Heartbeat, MailStatus, Notification, OutboundMessage
 
-from .stack import Processes, purge_product_queues, service_env, wait_for
+from .stack import service_env, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -47,16 +47,6 @@ def worker_command(name: str) -> list[str]:
 
 
 BEAT = ["celery", "-A", "supportdesk", "beat", "--loglevel=INFO"]
-
-
-@pytest.fixture
-def processes(tmp_path):
-    procs = Processes(tmp_path)
-    purge_product_queues()
-    try:
-        yield procs
-    finally:
-        procs.stop_all()
 
 
 def _env(var_dir: Path) -> dict[str, str]:

@@ -13,10 +13,8 @@ from tests import factories
 
 from .stack import (
     Browser,
-    Processes,
     compose_command,
     free_port,
-    purge_product_queues,
     service_env,
     wait_for,
     worker_services,
@@ -26,7 +24,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def stack(tmp_path):
+def stack(tmp_path, processes):
     port = free_port()
     env = service_env(tmp_path, PORT=str(port), HEARTBEAT_SECONDS="1", SLA_SWEEP_SECONDS="2")
     # What the Dockerfile does at build time.
@@ -37,14 +35,9 @@ def stack(tmp_path):
         capture_output=True,
         timeout=120,
     )
-    purge_product_queues()
-    processes = Processes(tmp_path)
-    try:
-        for name in ("web", *worker_services(), "beat"):
-            processes.start(name, compose_command(name), env)
-        yield processes, f"http://127.0.0.1:{port}"
-    finally:
-        processes.stop_all()
+    for name in ("web", *worker_services(), "beat"):
+        processes.start(name, compose_command(name), env)
+    return processes, f"http://127.0.0.1:{port}"
 
 
 def test_compose_commands_serve_pages_run_tasks_and_beat(stack):
