@@ -3,16 +3,11 @@ in development and the tests."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 from django.conf import settings
 from django.core.cache import cache
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.settings_process import python_with_settings, setting_in_fresh_process
+
 PRODUCTION = {
     "DEBUG": "false",
     "SECRET_KEY": "a-long-random-production-secret-key-with-enough-entropy-1234567890",
@@ -24,30 +19,9 @@ REDIS = "django.core.cache.backends.redis.RedisCache"
 LOCMEM = "django.core.cache.backends.locmem.LocMemCache"
 
 
-def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh process with the settings loaded and exactly ``env`` set."""
-    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'supportdesk.settings'; " + code,
-        ],
-        cwd=ROOT,
-        env={**clean, "SUPPORTDESK_VAR_DIR": str(ROOT / "var"), **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def _cache_settings(env: dict[str, str]) -> dict:
     """settings.CACHES['default'] of a fresh process with exactly ``env`` set (nothing inherited)."""
-    done = _python(
-        "import json; from django.conf import settings; print(json.dumps(settings.CACHES['default']))", env
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return setting_in_fresh_process("settings.CACHES['default']", env)
 
 
 def test_production_caches_in_the_brokers_redis_on_the_next_database():
@@ -78,7 +52,7 @@ def test_development_uses_local_memory_even_with_a_redis_broker():
 
 
 def test_a_cache_url_of_another_kind_is_refused_without_showing_it():
-    done = _python(
+    done = python_with_settings(
         "import django; django.setup()", {**PRODUCTION, "CACHE_URL": "memcached://u:hunter2@cache:11211"}
     )
     assert done.returncode != 0

@@ -3,12 +3,6 @@ settings add the alias with the options of default (pool, PgBouncer) as a test m
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
@@ -16,8 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from cases.models import Case
 from supportdesk.core.db_router import REPLICA, read_alias, reads_from_replica
 from tests import factories
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.settings_process import setting_in_fresh_process
 
 
 @pytest.mark.django_db
@@ -34,21 +27,7 @@ def test_without_a_replica_the_scope_changes_nothing(client, manager):
 
 
 def _databases(env: dict[str, str]) -> dict:
-    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    code = (
-        "import json, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'supportdesk.settings'; "
-        "from django.conf import settings; print(json.dumps(settings.DATABASES, default=str))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**clean, "SUPPORTDESK_VAR_DIR": str(ROOT / "var"), "DEBUG": "true", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return setting_in_fresh_process("settings.DATABASES", {"DEBUG": "true", **env})
 
 
 def test_settings_add_the_replica_alias_with_defaults_options_only_when_asked():

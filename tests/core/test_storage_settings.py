@@ -2,38 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
+from tests.settings_process import python_with_settings, setting_in_fresh_process
 
-ROOT = Path(__file__).resolve().parents[2]
 S3 = "storages.backends.s3.S3Storage"
 
 
-def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import os; os.environ['DJANGO_SETTINGS_MODULE'] = 'supportdesk.settings'; " + code,
-        ],
-        cwd=ROOT,
-        env={**clean, "SUPPORTDESK_VAR_DIR": str(ROOT / "var"), "DEBUG": "true", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def _default_storage(env: dict[str, str]) -> dict:
-    done = _python(
-        "import json; from django.conf import settings; print(json.dumps(settings.STORAGES['default']))", env
-    )
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return setting_in_fresh_process("settings.STORAGES['default']", {"DEBUG": "true", **env})
 
 
 def test_uploads_stay_on_the_local_disk_by_default():
@@ -77,8 +52,8 @@ def test_a_minio_endpoint_uses_path_style_addressing():
 
 
 def test_s3_without_a_bucket_or_an_unknown_backend_refuses_to_start():
-    done = _python("import django; django.setup()", {"STORAGE_BACKEND": "s3"})
+    done = python_with_settings("import django; django.setup()", {"DEBUG": "true", "STORAGE_BACKEND": "s3"})
     assert done.returncode != 0
     assert "STORAGE_BACKEND=s3 needs AWS_STORAGE_BUCKET_NAME" in done.stderr
-    done = _python("import django; django.setup()", {"STORAGE_BACKEND": "ftp"})
+    done = python_with_settings("import django; django.setup()", {"DEBUG": "true", "STORAGE_BACKEND": "ftp"})
     assert "STORAGE_BACKEND must be local or s3" in done.stderr
