@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import get_user_model
-
 from supportdesk.core.models import MailKind, OutboundMessage
-from supportdesk.core.roles import Role
+from supportdesk.core.roles import active_managers
 from supportdesk.core.services import notify
 
 from .models import Case
@@ -27,7 +25,7 @@ def case_owners(case: Case) -> list:
         members = list(case.team.members.filter(is_active=True))
         if members:
             return members
-    return list(get_user_model().objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
+    return active_managers()
 
 
 def on_delivery_failed(sender, *, message: OutboundMessage, now: dt.datetime, **kwargs) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
@@ -25,7 +24,7 @@ from cases.services import record_event
 from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.models import MailKind
-from supportdesk.core.roles import Role, is_agent, is_manager
+from supportdesk.core.roles import active_managers, is_agent, is_manager
 from supportdesk.core.services import notify
 
 from .models import (
@@ -567,7 +566,7 @@ def _stale_recipients(article: Article) -> list:
     if article.owner is not None and article.owner.is_active:
         return [article.owner]
     # Nobody owns it any more: the managers decide who takes it over.
-    return list(get_user_model().objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
+    return active_managers()
 
 
 def flag_stale(*, now: dt.datetime, batch: int = 500) -> int:

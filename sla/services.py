@@ -38,7 +38,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
@@ -48,7 +47,7 @@ from cases.models import OPEN_STATUSES, Case, CaseEvent, EventKind, Organisation
 from cases.services import record_event
 from supportdesk.core import outbox
 from supportdesk.core.models import MailKind, Notification, OutboundMessage, validate_time_zone
-from supportdesk.core.roles import Role
+from supportdesk.core.roles import active_managers
 
 from . import calendars, clock
 from .models import (
@@ -578,9 +577,7 @@ class _Recipients:
     @property
     def managers(self) -> list:
         if self._managers is None:
-            self._managers = list(
-                get_user_model().objects.filter(is_active=True, groups__name=Role.MANAGER).distinct()
-            )
+            self._managers = active_managers()
         return self._managers
 
     def prefetch_teams(self, cases: Iterable[Case]) -> None:

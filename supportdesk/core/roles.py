@@ -56,3 +56,11 @@ def is_engineer(user) -> bool:
 
 def is_admin(user) -> bool:
     return Role.ADMIN in roles_of(user)
+
+
+def active_managers() -> list:
+    """The active members of the managers' group: who is told when nobody else answers for
+    something (an ownerless case's failed reply, an unowned article, a P1/P2 SLA event)."""
+    from django.contrib.auth import get_user_model
+
+    return list(get_user_model().objects.filter(is_active=True, groups__name=Role.MANAGER).distinct())
