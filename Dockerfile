@@ -16,6 +16,7 @@ COPY escalations ./escalations
 COPY knowledge ./knowledge
 COPY metrics ./metrics
 COPY imports ./imports
+COPY inbound ./inbound
 RUN pip install .
 COPY . .
 # collectstatic needs settings, not secrets or services: a throwaway key and the single-machine

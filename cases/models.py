@@ -7,6 +7,7 @@ The lifecycle rules live in ``cases/lifecycle.py`` and every write goes through
 from __future__ import annotations
 
 import re
+import uuid
 
 from django.conf import settings
 from django.db import models
@@ -61,6 +62,28 @@ class Organisation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OrganisationDomain(models.Model):
+    """An e-mail domain of an organisation: a mail from an unknown sender at this domain opens a case
+    for this organisation (inbound mail), and its new contact is created here."""
+
+    organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="email_domains")
+    domain = models.CharField(max_length=253, unique=True, help_text="e.g. example.com (lower case).")
+
+    class Meta:
+        ordering = ["domain"]
+
+    def __str__(self) -> str:
+        return self.domain
+
+    def save(self, *args, **kwargs):
+        self.domain = normalise_domain(self.domain)
+        super().save(*args, **kwargs)
+
+
+def normalise_domain(value: str) -> str:
+    return (value or "").strip().lstrip("@").rstrip(".").lower()
 
 
 class Contact(models.Model):
@@ -144,6 +167,10 @@ class Case(models.Model):
     external_ref = models.CharField(
         max_length=100, null=True, blank=True, unique=True, help_text="Key in the system the case came from."
     )
+    # A customer who writes again about a closed case gets a new case, linked to the old one.
+    follow_up_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="follow_ups", db_index=False
+    )
 
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField()
@@ -192,6 +219,12 @@ class Case(models.Model):
             # its severity and the dashboard filters: index-only lookups and scans of this instead of
             # the table.
             models.Index(fields=["id"], name="case_metric_dims_idx", include=METRIC_DIMENSIONS),
+            # Follow-ups of a case (few cases have any: a partial index).
+            models.Index(
+                fields=["follow_up_of"],
+                name="case_follow_up_idx",
+                condition=Q(follow_up_of__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -227,6 +260,15 @@ class EventKind(models.TextChoices):
     TAGS_CHANGED = "tags_changed", "Tags changed"
     FIELD_CHANGED = "field_changed", "Field changed"
     REOPENED = "reopened", "Reopened"
+    # The customer's own words, from an e-mail: public, from the customer, not from staff.
+    CUSTOMER_MESSAGE = "customer_message", "Customer message"
+    # A new case opened because the customer wrote about this closed one (and, on the new case,
+    # its link back).
+    FOLLOW_UP_OPENED = "follow_up_opened", "Follow-up case opened"
+
+
+#: Kinds that are part of the conversation with the customer (shown and sent as such).
+CONVERSATION_KINDS = (EventKind.PUBLIC_REPLY, EventKind.CUSTOMER_MESSAGE)
 
 
 #: The timeline entries the metrics count: reopens and changes of the status to resolved.
@@ -308,3 +350,35 @@ class CaseEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise TypeError("Case events are append-only and cannot be deleted.")
+
+
+def _attachment_path(instance: CaseAttachment, filename: str) -> str:
+    # A random folder per file: two uploads of "log.txt" never overwrite each other, and the
+    # stored path reveals nothing guessable.
+    return f"cases/{instance.case_id}/{uuid.uuid4().hex}/{filename}"
+
+
+class CaseAttachment(models.Model):
+    """A file on a case's timeline: from a customer's mail, a public reply (sent with it) or an
+    internal note (staff only, like the note)."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="attachments")
+    event = models.ForeignKey(CaseEvent, on_delete=models.PROTECT, related_name="attachments")
+    file = models.FileField(upload_to=_attachment_path, max_length=300)
+    name = models.CharField(max_length=200, help_text="The file name as received (sanitised).")
+    content_type = models.CharField(max_length=100, help_text="Checked against the file's content.")
+    size = models.PositiveBigIntegerField()
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    uploaded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["uploaded_at", "id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_public(self) -> bool:
+        return self.event.is_public

@@ -352,6 +352,91 @@ def add_public_reply(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.
     return event
 
 
+def add_customer_message(
+    case: Case,
+    *,
+    body: str,
+    sender: Contact,
+    now: dt.datetime,
+    cc: Iterable[Contact] = (),
+    details: dict[str, Any] | None = None,
+) -> tuple[Case, CaseEvent]:
+    """The customer wrote (an e-mail): their words go on the timeline as a ``customer_message``, and the
+    case moves as DOMAIN.md says. Returns the case the message landed on and its event.
+
+    * ``waiting_on_customer`` -> ``in_progress`` (the SLA app resumes the paused clocks on that
+      transition, in this transaction);
+    * ``resolved`` -> ``reopened``, the message being the reason;
+    * ``closed``: a new case is opened for the same customer, linked to the old one, and the message
+      is its first entry (``follow_up_opened`` on both timelines);
+    * any other status: the message is recorded, the status stays.
+
+    CC contacts of the mail are added to the case's CCs. ``details`` (the mail's addresses, its
+    Message-ID, the inbound record) are kept on the event.
+    """
+    with transaction.atomic():
+        case = _lock(case)
+        if case.status == Status.CLOSED:
+            case = open_follow_up(case, sender=sender, now=now)
+        event = record_event(
+            case,
+            EventKind.CUSTOMER_MESSAGE,
+            actor=None,
+            actor_name=f"{sender.name} <{sender.email}>" if sender.name else sender.email,
+            now=now,
+            body=body,
+            is_public=True,
+            new=details or {},
+        )
+        _add_cc(case, [c for c in cc if c.pk != sender.pk])
+        if sender.pk != case.requester_id and not case.cc.filter(pk=sender.pk).exists():
+            _add_cc(case, [sender])
+        case.updated_at = now
+        case.save(update_fields=["updated_at"])
+        if case.status == Status.WAITING_ON_CUSTOMER:
+            case = transition(case, Status.IN_PROGRESS, actor=None, now=now)
+        elif case.status == Status.RESOLVED:
+            case = transition(case, Status.REOPENED, actor=None, now=now)
+    return case, event
+
+
+def _add_cc(case: Case, contacts: list[Contact]) -> None:
+    if not contacts:
+        return
+    existing = set(case.cc.values_list("pk", flat=True))
+    new = [c for c in contacts if c.pk not in existing and c.pk != case.requester_id]
+    if new:
+        case.cc.add(*new)
+
+
+def open_follow_up(closed: Case, *, sender: Contact, now: dt.datetime) -> Case:
+    """A new case (status ``new``) for a customer who wrote about a closed case, linked to it: same
+    organisation, team, severity, product area and tags; the requester is whoever wrote."""
+    with transaction.atomic():
+        requester = sender if sender.organisation_id == closed.organisation_id else closed.requester
+        follow_up = create_case(
+            title=closed.title,
+            organisation=closed.organisation,
+            requester=requester,
+            actor=None,
+            now=now,
+            severity=closed.severity,
+            team=closed.team,
+            product_area=closed.product_area,
+            tags=closed.tags.values_list("name", flat=True),
+            cc=closed.cc.all(),
+        )
+        follow_up.follow_up_of = closed
+        follow_up.save(update_fields=["follow_up_of"])
+        record_event(
+            follow_up, EventKind.FOLLOW_UP_OPENED, actor=None, now=now, field="follow_up_of", new=closed.key
+        )
+        record_event(
+            closed, EventKind.FOLLOW_UP_OPENED, actor=None, now=now, field="follow_ups", new=follow_up.key
+        )
+    return follow_up
+
+
 def case_subject(case: Case, text: str | None = None) -> str:
     """``[CASE-12] <title>`` (or ``text``), on one line whatever the title holds."""
     return outbox.header_text(f"[{case.key}] {case.title if text is None else text}")

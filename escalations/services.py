@@ -24,12 +24,12 @@ from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
-from django.utils.text import get_valid_filename
 
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.files import check_attachment, safe_name
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
 from . import quality, selectors, webhooks
@@ -43,7 +43,7 @@ from .models import (
     WebhookEvent,
 )
 from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, check_action
-from .validators import MAX_ATTACHMENTS_PER_ESCALATION, check_attachment
+from .validators import MAX_ATTACHMENTS_PER_ESCALATION
 
 logger = logging.getLogger(__name__)
 
@@ -340,7 +340,7 @@ def add_attachment(
         checked = check_attachment(upload, declared_type=upload.content_type, size=upload.size)
     except ValidationError as exc:
         raise DomainError(" ".join(exc.messages), field="file") from exc
-    name = get_valid_filename(upload.name or "attachment")[-150:] or "attachment"
+    name = safe_name(upload.name)
     stored = None
     try:
         with transaction.atomic():

@@ -1,13 +1,9 @@
-"""Checks on outbound webhook URLs and uploaded attachments."""
+"""Checks on outbound webhook URLs (attachments are checked by supportdesk.core.files)."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
-from typing import IO
 from urllib.parse import urlsplit
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 
 WEBHOOK_SCHEMES = ("http", "https")
@@ -24,116 +20,4 @@ def validate_webhook_url(value: str) -> None:
         raise ValidationError("Put credentials in the shared secret, not in the URL.", code="credentials")
 
 
-# --- Attachments -----------------------------------------------------------------------------------
-
-DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 MAX_ATTACHMENTS_PER_ESCALATION = 20
-
-# Binary formats are recognised by their first bytes; text formats by decoding them.
-MAGIC_NUMBERS: dict[str, tuple[bytes, ...]] = {
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "application/pdf": (b"%PDF-",),
-    "application/zip": (b"PK\x03\x04", b"PK\x05\x06"),
-    "application/gzip": (b"\x1f\x8b",),
-}
-TEXT_TYPES = ("text/plain", "application/json")
-ALLOWED_CONTENT_TYPES = (*TEXT_TYPES, *MAGIC_NUMBERS)
-# What browsers and tools send for the same formats; treated as the canonical type.
-ALIASES = {
-    "image/jpg": "image/jpeg",
-    "image/pjpeg": "image/jpeg",
-    "application/x-zip-compressed": "application/zip",
-    "application/x-gzip": "application/gzip",
-    "text/x-log": "text/plain",
-    "text/json": "application/json",
-}
-UNSPECIFIC = ("", "application/octet-stream", "binary/octet-stream")
-
-
-def max_attachment_bytes() -> int:
-    return int(getattr(settings, "ESCALATION_ATTACHMENT_MAX_BYTES", DEFAULT_MAX_ATTACHMENT_BYTES))
-
-
-def _human(size: int) -> str:
-    if size >= 1024 * 1024:
-        return f"{size / (1024 * 1024):.1f} MB"
-    if size >= 1024:
-        return f"{size / 1024:.0f} KB"
-    return f"{size} bytes"
-
-
-def _sniff_binary(head: bytes) -> str | None:
-    for content_type, magics in MAGIC_NUMBERS.items():
-        if any(head.startswith(m) for m in magics):
-            return content_type
-    return None
-
-
-def _text_kind(data: bytes) -> str | None:
-    """``application/json`` or ``text/plain`` when ``data`` is UTF-8 text, else None."""
-    if b"\x00" in data:
-        return None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return None
-    try:
-        json.loads(text)
-    except ValueError:
-        return "text/plain"
-    return "application/json"
-
-
-@dataclass(frozen=True)
-class CheckedFile:
-    content_type: str
-    size: int
-
-
-def check_attachment(file: IO[bytes], *, declared_type: str | None, size: int | None) -> CheckedFile:
-    """The verified content type of an upload, or ValidationError (too big, empty, or not allowed).
-
-    The declared type (the browser's or client's header) is not trusted: the content must match it.
-    Without a specific declared type, a recognised binary format is accepted for what it is.
-    """
-    limit = max_attachment_bytes()
-    if size is None:
-        file.seek(0, 2)
-        size = file.tell()
-    if size > limit:
-        raise ValidationError(
-            f"The file is {_human(size)}; attachments may be at most {_human(limit)}.", code="too_big"
-        )
-    if size == 0:
-        raise ValidationError("The file is empty.", code="empty")
-    declared = (declared_type or "").split(";")[0].strip().lower()
-    declared = ALIASES.get(declared, declared)
-    allowed = ", ".join(ALLOWED_CONTENT_TYPES)
-    if declared not in ALLOWED_CONTENT_TYPES and declared not in UNSPECIFIC:
-        raise ValidationError(
-            f"Files of type “{declared}” are not accepted (allowed: {allowed}).", code="type"
-        )
-    file.seek(0)
-    head = file.read(16)
-    sniffed = _sniff_binary(head)
-    if declared in MAGIC_NUMBERS:
-        if sniffed != declared:
-            raise ValidationError(
-                f"The file's content is not {declared} as its type claims.", code="content_mismatch"
-            )
-        return CheckedFile(declared, size)
-    if sniffed is not None and declared in UNSPECIFIC:
-        return CheckedFile(sniffed, size)
-    file.seek(0)
-    kind = _text_kind(file.read(limit + 1))
-    file.seek(0)
-    if kind is None:
-        raise ValidationError(
-            f"The file's content is not one of the accepted types ({allowed}); text must be UTF-8.",
-            code="content_mismatch",
-        )
-    if declared == "application/json" and kind != "application/json":
-        raise ValidationError("The file is not valid JSON as its type claims.", code="content_mismatch")
-    # A JSON file sent as text/plain (or untyped) keeps the declared, more cautious type.
-    return CheckedFile(declared if declared in TEXT_TYPES else kind, size)

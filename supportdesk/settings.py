@@ -90,6 +90,7 @@ INSTALLED_APPS = [
     "knowledge",
     "metrics",
     "imports",
+    "inbound",
 ]
 
 MIDDLEWARE = [
@@ -316,6 +317,21 @@ MAIL_RETRY_MAX_SECONDS = int(os.environ.get("MAIL_RETRY_MAX_SECONDS", str(8 * 36
 # How long a worker holds a mail it is sending; after that (the worker died) it is sent again.
 MAIL_SENDING_LEASE_SECONDS = int(os.environ.get("MAIL_SENDING_LEASE_SECONDS", "600"))
 
+# --- Inbound mail (inbound/; mailboxes are configured in the admin or /api/mailboxes/) ----------
+# IMAP and Maildir mailboxes are polled every INBOUND_POLL_SECONDS (mail.poll_mailboxes); a poll
+# takes at most INBOUND_POLL_BATCH mails and INBOUND_POLL_BUDGET_SECONDS, the next one carries on.
+INBOUND_POLL_SECONDS = int(os.environ.get("INBOUND_POLL_SECONDS", "60"))
+INBOUND_POLL_BATCH = int(os.environ.get("INBOUND_POLL_BATCH", "200"))
+INBOUND_POLL_BUDGET_SECONDS = float(os.environ.get("INBOUND_POLL_BUDGET_SECONDS", "45"))
+INBOUND_POLL_LEASE_SECONDS = int(os.environ.get("INBOUND_POLL_LEASE_SECONDS", "300"))
+INBOUND_IMAP_TIMEOUT = float(os.environ.get("INBOUND_IMAP_TIMEOUT", "30"))  # seconds per IMAP call
+# A mail larger than this is refused (its headers are kept, with the reason).
+INBOUND_MAX_BYTES = int(os.environ.get("INBOUND_MAX_BYTES", str(25 * 1024 * 1024)))
+# More mails than this from one address within an hour are refused (kept, with the reason).
+INBOUND_SENDER_LIMIT_PER_HOUR = int(os.environ.get("INBOUND_SENDER_LIMIT_PER_HOUR", "30"))
+# Attachments (escalation packages, case replies and notes, inbound mail): supportdesk.core.files.
+ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+
 # --- Security (production) --------------------------------------------------------------------
 SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
@@ -451,6 +467,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
     "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
+    "mail-poll-mailboxes": {
+        "task": "mail.poll_mailboxes",
+        "schedule": float(INBOUND_POLL_SECONDS),
+        "options": {"expires": float(INBOUND_POLL_SECONDS)},
+    },
     "metrics-refresh-rollup": {
         "task": "metrics.refresh_rollup",
         "schedule": float(os.environ.get("METRICS_ROLLUP_SECONDS", "60")),

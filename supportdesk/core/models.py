@@ -120,6 +120,9 @@ class OutboundMessage(models.Model):
     case_id = models.BigIntegerField(null=True, blank=True)
     event_id = models.BigIntegerField(null=True, blank=True)
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # Files sent with the mail, read from the default storage at send time:
+    # [{"path": ..., "name": ..., "content_type": ...}, ...].
+    attachments = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from email.utils import make_msgid, parseaddr
 
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -135,6 +136,39 @@ def reply_thread(*, case_id: int) -> Thread:
     return Thread()
 
 
+# --- the sender of a case's mails -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who a mail about a case comes from, and where the customer's answer should go (a per-case,
+    signed reply address: inbound mail threads an answer to it onto the case)."""
+
+    from_email: str
+    reply_to: str = ""
+
+
+SenderSource = Callable[[int], Sender | None]
+_sender_sources: list[SenderSource] = []
+
+# The kinds of mail that go to the customer, and that the customer answers.
+CUSTOMER_KINDS = frozenset({MailKind.REPLY, MailKind.SURVEY})
+
+
+def register_sender_source(source: SenderSource) -> None:
+    """Let another part of the product (inbound mail: the case's mailbox) say who a case's mail is from."""
+    if source not in _sender_sources:
+        _sender_sources.append(source)
+
+
+def case_sender(case_id: int) -> Sender | None:
+    for source in _sender_sources:
+        sender = source(case_id)
+        if sender is not None:
+            return sender
+    return None
+
+
 # --- enqueueing --------------------------------------------------------------------------------
 
 
@@ -153,14 +187,26 @@ def build(
     event_id: int | None = None,
     dedupe_key: str | None = None,
     thread: Thread | None = None,
+    attachments: Sequence[dict[str, str]] = (),
 ) -> OutboundMessage:
-    """An unsaved outbox row with safe headers and its Message-ID; ``enqueue`` or ``enqueue_many`` it."""
+    """An unsaved outbox row with safe headers and its Message-ID; ``enqueue`` or ``enqueue_many`` it.
+
+    A mail to the customer about a case (a reply, a survey) comes from the case's sender (its
+    mailbox, with the signed reply address as Reply-To) unless ``from_email`` is given.
+    """
     if kind not in MailKind.values:
         raise ValueError(f"Unknown kind of mail: {kind!r}")
     to_list = _addresses(to)
     if not to_list:
         raise ValueError("A mail needs at least one recipient.")
     thread = thread or Thread()
+    headers = dict(headers or {})
+    if from_email is None and case_id is not None and kind in CUSTOMER_KINDS:
+        sender = case_sender(case_id)
+        if sender is not None:
+            from_email = sender.from_email
+            if sender.reply_to:
+                headers.setdefault("Reply-To", sender.reply_to)
     return OutboundMessage(
         kind=kind,
         to=to_list,
@@ -169,7 +215,7 @@ def build(
         subject=header_text(subject, limit=SUBJECT_LIMIT),
         body=body,
         html_body=html_body,
-        headers={header_text(k): header_text(v) for k, v in (headers or {}).items() if header_text(k)},
+        headers={header_text(k): header_text(v) for k, v in headers.items() if header_text(k)},
         message_id=make_msgid(domain=message_id_domain()),
         in_reply_to=thread.in_reply_to,
         references=" ".join(thread.references),
@@ -179,6 +225,7 @@ def build(
         case_id=case_id,
         event_id=event_id,
         dedupe_key=dedupe_key,
+        attachments=[dict(a) for a in attachments],
     )
 
 
@@ -309,6 +356,9 @@ def email_for(message: OutboundMessage) -> EmailMultiAlternatives:
     )
     if message.html_body:
         email.attach_alternative(message.html_body, "text/html")
+    for attachment in message.attachments:
+        with default_storage.open(attachment["path"], "rb") as file:
+            email.attach(header_text(attachment["name"]), file.read(), attachment["content_type"])
     return email
 
 
@@ -405,6 +455,26 @@ def _record_failure(message: OutboundMessage, error: Exception, *, now: dt.datet
                     logger.error("A delivery_failed receiver (%s) raised: %r", receiver, result)
     logger.warning("Mail %s failed for good after %d attempt(s): %s", message.pk, message.attempts, reason)
     return MailStatus.FAILED
+
+
+def mark_bounced(*, message_ids: Iterable[str], reason: str, now: dt.datetime) -> int:
+    """A bounce (a delivery status notification) came back for these sent mails: they are failed,
+    with the bounce's reason, and ``delivery_failed`` tells the product. Returns how many changed."""
+    reason = header_text(f"Bounced: {reason}" if reason else "Bounced", limit=ERROR_LIMIT)
+    changed = 0
+    with transaction.atomic():
+        for message in OutboundMessage.objects.select_for_update().filter(
+            message_id__in=list(message_ids), status__in=[*UNSENT_STATUSES, MailStatus.SENT]
+        ):
+            message.status, message.last_error, message.next_attempt_at = MailStatus.FAILED, reason, None
+            message.save(update_fields=["status", "last_error", "next_attempt_at"])
+            changed += 1
+            for receiver, result in delivery_failed.send_robust(
+                sender=OutboundMessage, message=message, now=now
+            ):
+                if isinstance(result, Exception):
+                    logger.error("A delivery_failed receiver (%s) raised: %r", receiver, result)
+    return changed
 
 
 def send_one(*, outbound_id: int, now: dt.datetime) -> str:

@@ -36,8 +36,9 @@ LARGE_MODELS = {
     ("escalations", "webhookdelivery"),
     ("metrics", "surveyresponse"),
     ("imports", "importedcase"),
+    ("inbound", "inboundmessage"),
 }
-PROJECT_APPS = {"core", "cases", "sla", "escalations", "knowledge", "metrics", "imports"}
+PROJECT_APPS = {"core", "cases", "sla", "escalations", "knowledge", "metrics", "imports", "inbound"}
 CONCURRENT = (
     migration_ops.AddIndexConcurrently,
     migration_ops.RemoveIndexConcurrently,

@@ -332,7 +332,7 @@ def test_support_uploads_files_through_the_api_and_engineers_cannot(draft, agent
         f"/api/escalations/{draft.pk}/attachments/", {"file": upload}, format="multipart"
     )
     assert response.status_code == 403
-    settings.ESCALATION_ATTACHMENT_MAX_BYTES = 4
+    settings.ATTACHMENT_MAX_BYTES = 4
     response = _client(agent).post(
         f"/api/escalations/{draft.pk}/attachments/",
         {"file": SimpleUploadedFile("x.txt", b"hello", "text/plain")},

@@ -87,7 +87,7 @@ def test_other_content_is_refused_whatever_it_claims(draft, agent, now, content,
 
 
 def test_files_over_the_size_limit_are_refused(draft, agent, now, settings):
-    settings.ESCALATION_ATTACHMENT_MAX_BYTES = 10
+    settings.ATTACHMENT_MAX_BYTES = 10
     assert _attach(draft, agent, now, "ok.log", b"0123456789", "text/plain").size == 10
     with pytest.raises(DomainError) as info:
         _attach(draft, agent, now, "big.log", b"0123456789A", "text/plain")
@@ -96,7 +96,7 @@ def test_files_over_the_size_limit_are_refused(draft, agent, now, settings):
 
 
 def test_the_default_limit_is_ten_megabytes():
-    from escalations.validators import max_attachment_bytes
+    from supportdesk.core.files import max_attachment_bytes
 
     assert max_attachment_bytes() == 10 * 1024 * 1024
 

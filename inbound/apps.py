@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class InboundConfig(AppConfig):
+    name = "inbound"
+    verbose_name = "Inbound mail"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from supportdesk.core import outbox
+
+        from . import threads
+
+        outbox.register_thread_source(threads.customer_last_mail)
+        outbox.register_sender_source(threads.case_sender)

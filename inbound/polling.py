@@ -1,0 +1,120 @@
+"""Polling the mailboxes that SupportDesk fetches from (IMAP servers and Maildir folders).
+
+Beat runs ``mail.poll_mailboxes`` every ``INBOUND_POLL_SECONDS``; it hands each active polled mailbox
+to ``mail.poll_mailbox``. A poll first takes the mailbox's lease with a conditional UPDATE, so two
+workers (or the tasks of two beats) never poll one mailbox at the same time; a worker that dies
+holding it loses it when the lease ends. Even without the lease a mail would be recorded once: the
+unique (mailbox, Message-ID) of ``InboundMessage`` decides.
+
+A poll is bounded: at most ``INBOUND_POLL_BATCH`` mails and ``INBOUND_POLL_BUDGET_SECONDS``; the
+next poll carries on. A mail leaves its source (moved to the processed folder) only after it was
+recorded.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import mailbox as stdlib_mailbox
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import Q
+
+from .models import POLLED_MODES, Mailbox, MailboxMode
+from .services import receive
+
+logger = logging.getLogger(__name__)
+
+
+def poll_batch() -> int:
+    return int(getattr(settings, "INBOUND_POLL_BATCH", 200))
+
+
+def poll_budget_seconds() -> float:
+    return float(getattr(settings, "INBOUND_POLL_BUDGET_SECONDS", 45))
+
+
+def lease() -> dt.timedelta:
+    return dt.timedelta(seconds=int(getattr(settings, "INBOUND_POLL_LEASE_SECONDS", 300)))
+
+
+@dataclass(frozen=True)
+class PollResult:
+    mailbox: str
+    polled: bool  # False: another worker holds the mailbox, or it is not polled
+    fetched: int = 0
+    recorded: int = 0
+    error: str = ""
+
+
+def pollable():
+    return Mailbox.objects.filter(is_active=True, mode__in=POLLED_MODES)
+
+
+def claim(mailbox_id: int, *, now: dt.datetime) -> Mailbox | None:
+    claimed = (
+        pollable()
+        .filter(pk=mailbox_id)
+        .filter(Q(poll_lease_until__isnull=True) | Q(poll_lease_until__lte=now))
+        .update(poll_lease_until=now + lease())
+    )
+    return Mailbox.objects.get(pk=mailbox_id) if claimed == 1 else None
+
+
+def poll(mailbox_id: int, *, now: dt.datetime) -> PollResult:
+    """Fetch what is new in one mailbox and ingest it; returns what happened."""
+    mailbox = claim(mailbox_id, now=now)
+    if mailbox is None:
+        return PollResult(mailbox=str(mailbox_id), polled=False)
+    fetched = recorded = 0
+    error = ""
+    try:
+        if mailbox.mode == MailboxMode.MAILDIR:
+            fetched, recorded = poll_maildir(mailbox, now=now)
+        else:
+            from .imap import poll_imap
+
+            fetched, recorded = poll_imap(
+                mailbox, now=now, limit=poll_batch(), budget_seconds=poll_budget_seconds()
+            )
+    except Exception as exc:  # a server that is down, a wrong password: shown on the mailbox
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        logger.warning("Polling mailbox %s failed: %s", mailbox.name, error)
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        poll_lease_until=None, last_polled_at=now, last_poll_error=error
+    )
+    return PollResult(mailbox=mailbox.name, polled=True, fetched=fetched, recorded=recorded, error=error)
+
+
+def maildir_path(mailbox: Mailbox) -> Path:
+    path = Path(mailbox.maildir_path or f"mail/{mailbox.name}")
+    return path if path.is_absolute() else Path(settings.VAR_DIR) / path
+
+
+def _maildir_folder_name(name: str) -> str:
+    # Maildir++ folder names use "." between levels, which the stdlib adds as a prefix itself.
+    return ".".join(part for part in name.replace("/", ".").split(".") if part) or "Processed"
+
+
+def poll_maildir(mailbox: Mailbox, *, now: dt.datetime) -> tuple[int, int]:
+    """Ingest the mails of a Maildir folder (new/ and cur/) and move each to its processed folder."""
+    folder = stdlib_mailbox.Maildir(maildir_path(mailbox), factory=None, create=True)
+    processed = folder.add_folder(_maildir_folder_name(mailbox.processed_folder))
+    started = time.monotonic()
+    fetched = recorded = 0
+    for key in sorted(folder.iterkeys())[: poll_batch()]:
+        if time.monotonic() - started > poll_budget_seconds():
+            break
+        try:
+            raw = folder.get_bytes(key)
+        except KeyError:  # another process took it meanwhile
+            continue
+        fetched += 1
+        if receive(mailbox, raw, now=now, via="maildir").created:
+            recorded += 1
+        processed.add(raw)
+        folder.discard(key)
+    return fetched, recorded

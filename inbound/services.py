@@ -1,0 +1,335 @@
+"""One ingestion service for every way mail comes in (IMAP, Maildir, the pipe command, provider
+webhooks): ``receive`` records a mail exactly once, ``process`` turns it into a case's timeline.
+
+``receive`` writes the raw bytes to the default storage under a path fixed by the mail's key, then
+inserts the ``InboundMessage`` row; the unique (mailbox, Message-ID) constraint decides between two
+workers that fetched the same mail, and only the one whose insert won processes it. A poller removes
+a mail from its source only after ``receive`` returned, so a crash in between fetches it again and
+the constraint makes that a no-op.
+
+``process`` runs in one transaction: the mail lands on a case (or opens one) with its attachments,
+the case moves through its lifecycle, the owner is told, and the record says ``ingested``; or, when
+anything fails, nothing of that is written and the record says ``failed`` with the reason, for an
+admin to retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from email import policy
+from email.parser import BytesHeaderParser
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from cases import services as case_services
+from cases.delivery import case_owners
+from cases.models import Case, CaseAttachment, CaseEvent, Contact, Organisation, OrganisationDomain
+from supportdesk.core import outbox
+from supportdesk.core.files import check_attachment, safe_name
+from supportdesk.core.services import notify
+
+from . import parse, threads
+from .models import InboundMessage, InboundStatus, Mailbox, max_bytes, raw_path
+
+logger = logging.getLogger(__name__)
+
+CUSTOMER_WROTE = "customer_wrote"
+REASON_LIMIT = 2000
+MAX_ATTACHMENTS_PER_MAIL = 20
+NO_SUBJECT = "(no subject)"
+
+
+@dataclass(frozen=True)
+class Received:
+    message: InboundMessage
+    created: bool  # False: the mail was already recorded (a duplicate fetch); nothing was done
+
+
+def sender_limit_per_hour() -> int:
+    return int(getattr(settings, "INBOUND_SENDER_LIMIT_PER_HOUR", 30))
+
+
+def _headers(raw: bytes):
+    return BytesHeaderParser(policy=policy.default).parsebytes(raw)
+
+
+def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
+    """The header block of a mail (what is kept of one that is too big to accept)."""
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    return raw[: end if 0 <= end < limit else limit]
+
+
+def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Received:
+    """Record one received mail (once per mailbox and Message-ID) and process it."""
+    too_big = len(raw) > max_bytes()
+    kept = _head(raw) if too_big else raw
+    headers = _headers(kept)
+    key = parse.key_for(raw, parse.first_message_id(headers))
+    existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
+    if existing is not None:
+        return Received(existing, created=False)
+    name = raw_path(mailbox.pk, parse.digest(key))
+    if not default_storage.exists(name):
+        name = default_storage.save(name, ContentFile(kept))
+    record = InboundMessage(
+        mailbox=mailbox,
+        message_id=key,
+        via=via,
+        raw=name,
+        size=len(raw),
+        from_address=_from_address(headers),
+        subject=parse.header(headers, "Subject")[:500],
+        received_at=now,
+    )
+    if too_big:
+        record.status = InboundStatus.REFUSED
+        record.reason = (
+            f"The mail is {len(raw):,} bytes; this mailbox accepts at most {max_bytes():,} "
+            "(only its headers were kept)."
+        )
+        record.processed_at = now
+    try:
+        with transaction.atomic():
+            record.save()
+    except IntegrityError:  # another worker recorded it between our check and our insert
+        return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
+    if not too_big:
+        record = process(record, now=now, raw=raw)
+    return Received(record, created=True)
+
+
+def _from_address(headers) -> str:
+    from email.utils import parseaddr
+
+    return parseaddr(parse.header(headers, "From"))[1].strip().lower()[:320]
+
+
+def read_raw(record: InboundMessage) -> bytes:
+    with default_storage.open(record.raw.name, "rb") as file:
+        return file.read()
+
+
+def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = None) -> InboundMessage:
+    """Turn a recorded mail into its case entry (or its ignored/refused outcome); a failure is kept
+    on the record with its reason and rolls back everything else."""
+    try:
+        with transaction.atomic():
+            claimed = InboundMessage.objects.filter(
+                pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
+            ).update(attempts=F("attempts") + 1)
+            if claimed != 1:
+                record.refresh_from_db()
+                return record
+            record = InboundMessage.objects.select_for_update().select_related("mailbox").get(pk=record.pk)
+            _process(record, raw if raw is not None else read_raw(record), now=now)
+            record.processed_at = now
+            record.save()
+    except Exception as error:
+        logger.exception("Inbound mail %s could not be processed", record.pk)
+        reason = f"{type(error).__name__}: {error}"[:REASON_LIMIT]
+        InboundMessage.objects.filter(pk=record.pk).update(
+            status=InboundStatus.FAILED, reason=reason, processed_at=now
+        )
+        record.refresh_from_db()
+    return record
+
+
+def retry(record: InboundMessage, *, now: dt.datetime) -> InboundMessage:
+    """An admin's retry of a failed (or never processed) mail: the same processing, again."""
+    return process(record, now=now)
+
+
+def _outcome(record: InboundMessage, status: str, reason: str) -> None:
+    record.status = status
+    record.reason = reason[:REASON_LIMIT]
+
+
+def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
+    mail = parse.parse(raw)
+    record.from_address = mail.from_address
+    record.subject = mail.subject
+    record.in_reply_to = (mail.in_reply_to or [""])[0][:255]
+    record.references = " ".join(mail.references)[:10000]
+    mailbox = record.mailbox
+
+    if mail.bounce is not None:
+        failed = outbox.mark_bounced(message_ids=mail.bounce.message_ids, reason=mail.bounce.reason, now=now)
+        _outcome(
+            record,
+            InboundStatus.IGNORED,
+            f"Bounce (delivery status notification): {failed} of our mail(s) marked failed. "
+            f"{mail.bounce.reason}".strip(),
+        )
+        return
+    if not mail.from_address:
+        _outcome(record, InboundStatus.REFUSED, "The mail has no sender address.")
+        return
+    if threads.is_own_address(mail.from_address):
+        _outcome(
+            record, InboundStatus.IGNORED, f"From SupportDesk's own address {mail.from_address} (a loop)."
+        )
+        return
+    if mail.auto_reason:
+        _outcome(record, InboundStatus.IGNORED, f"Sent automatically ({mail.auto_reason}); not answered.")
+        return
+    recent = (
+        InboundMessage.objects.filter(
+            from_address=mail.from_address, received_at__gt=now - dt.timedelta(hours=1)
+        )
+        .exclude(pk=record.pk)
+        .exclude(status=InboundStatus.REFUSED)
+        .count()
+    )
+    if recent >= sender_limit_per_hour():
+        _outcome(
+            record,
+            InboundStatus.REFUSED,
+            f"{mail.from_address} sent more than {sender_limit_per_hour()} mails in an hour (rate limit).",
+        )
+        return
+
+    match = threads.find_case(mail, mailbox=mailbox)
+    details = {
+        "from": mail.from_address,
+        "to": mail.to,
+        "cc": mail.cc,
+        "subject": mail.subject,
+        "message_id": record.message_id,
+        "inbound_id": record.pk,
+        "html_only": mail.html_only,
+    }
+    if match is not None:
+        case = match.case
+        sender = contact_for(mail.from_address, mail.from_name, organisation=case.organisation)
+        record.threaded_by = match.rule
+        body = mail.visible_text
+    else:
+        organisation = organisation_for(mail.from_address, mailbox=mailbox)
+        if organisation is None:
+            domain = mail.from_address.rpartition("@")[2]
+            _outcome(
+                record,
+                InboundStatus.REFUSED,
+                f"No organisation has the e-mail domain {domain}, and mailbox {mailbox.name} has no "
+                "default organisation.",
+            )
+            return
+        sender = contact_for(mail.from_address, mail.from_name, organisation=organisation)
+        case = case_services.create_case(
+            title=(mail.subject or NO_SUBJECT)[:300],
+            description=mail.visible_text,
+            organisation=organisation,
+            requester=sender,
+            actor=None,
+            now=now,
+            severity=mailbox.default_severity,
+            team=mailbox.team,
+        )
+        record.threaded_by = "new_case"
+        body = mail.visible_text
+    cc = [
+        contact_for(address, "", organisation=case.organisation)
+        for address in mail.cc
+        if address != mail.from_address and not threads.is_own_address(address)
+    ]
+    stored, refused = _check_attachments(mail.attachments)
+    if refused:
+        details["refused_attachments"] = refused
+    case, event = case_services.add_customer_message(
+        case, body=body or "(empty message)", sender=sender, now=now, cc=cc, details=details
+    )
+    for attachment in stored:
+        save_attachment(case, event, attachment, now=now)
+    _notify_owners(case, event, sender=sender, now=now, record=record)
+    record.case_id = case.pk
+    record.event_id = event.pk
+    _outcome(record, InboundStatus.INGESTED, "")
+
+
+def _check_attachments(attachments: list[parse.Attachment]):
+    stored, refused = [], []
+    for index, attachment in enumerate(attachments):
+        name = safe_name(attachment.name, default=f"attachment-{index + 1}")
+        if index >= MAX_ATTACHMENTS_PER_MAIL:
+            refused.append(
+                {"name": name, "reason": f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."}
+            )
+            continue
+        file = ContentFile(attachment.data, name=name)
+        try:
+            checked = check_attachment(file, declared_type=attachment.content_type, size=len(attachment.data))
+        except ValidationError as error:
+            refused.append({"name": name, "reason": " ".join(error.messages)})
+            continue
+        stored.append((name, checked.content_type, attachment.data))
+    return stored, refused
+
+
+def save_attachment(case: Case, event: CaseEvent, attachment, *, now: dt.datetime) -> CaseAttachment:
+    name, content_type, data = attachment
+    row = CaseAttachment(
+        case=case, event=event, name=name, content_type=content_type, size=len(data), uploaded_at=now
+    )
+    row.file.save(name, ContentFile(data), save=False)
+    row.save()
+    return row
+
+
+def _notify_owners(case: Case, event: CaseEvent, *, sender: Contact, now: dt.datetime, record) -> None:
+    case = Case.objects.select_related("assignee", "team").get(pk=case.pk)
+    title = f"{case.key}: {sender.name or sender.email} wrote"
+    for person in case_owners(case):
+        notify(
+            recipient=person,
+            kind=CUSTOMER_WROTE,
+            title=title,
+            body=event.body[:500],
+            url=case.get_absolute_url(),
+            now=now,
+            dedupe_key=f"inbound:{record.pk}",
+        )
+
+
+def organisation_for(address: str, *, mailbox: Mailbox) -> Organisation | None:
+    """The sender's organisation: the one with the address's domain (or a parent domain), else the
+    mailbox's default organisation."""
+    domain = address.rpartition("@")[2].lower()
+    candidates = []
+    parts = domain.split(".")
+    for i in range(len(parts) - 1):
+        candidates.append(".".join(parts[i:]))
+    found = {
+        d.domain: d.organisation
+        for d in OrganisationDomain.objects.filter(domain__in=candidates).select_related("organisation")
+    }
+    for candidate in candidates:  # the most specific domain first
+        if candidate in found:
+            return found[candidate]
+    return mailbox.default_organisation
+
+
+def contact_for(address: str, name: str, *, organisation: Organisation) -> Contact:
+    """The contact with this address (case-insensitive) in the organisation, else one elsewhere, else
+    a new contact in the organisation."""
+    address = address.strip().lower()
+    contacts = Contact.objects.filter(email__iexact=address)
+    contact = (
+        contacts.filter(organisation=organisation).order_by("pk").first() or contacts.order_by("pk").first()
+    )
+    if contact is not None:
+        return contact
+    display = (name or address.partition("@")[0]).strip()[:200] or address
+    try:
+        with transaction.atomic():
+            return Contact.objects.create(organisation=organisation, name=display, email=address)
+    except IntegrityError:
+        return Contact.objects.get(organisation=organisation, email__iexact=address)
