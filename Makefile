@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo bench bench-sla bench-knowledge bench-metrics bench-import clean help
+.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
 	@echo "make test           run the test suite (SQLite, in-process broker)"
+	@echo "make sample-mail    drop a customer mail into the demo mailbox (CASE=CASE-12: an answer to that case)"
 	@echo "make test-services  run the suite against PostgreSQL and Redis (see README)"
 	@echo "make lint           ruff check + format check"
 	@echo "make bench          benchmark the case list at scale on PostgreSQL (see bench/README.md)"
@@ -26,6 +27,12 @@ migrate: $(STAMP)
 
 demo: migrate
 	DEBUG=true $(PY) manage.py load_demo_data
+	DEBUG=true $(PY) manage.py load_demo_mailbox
+
+# A realistic customer mail into the demo's Maildir mailbox (var/mail/support); beat ingests it.
+# CASE=CASE-12 writes the requester's answer to that case instead.
+sample-mail: $(STAMP)
+	DEBUG=true $(PY) manage.py drop_sample_mail $(if $(CASE),--reply $(CASE))
 
 run: demo
 	@echo ""

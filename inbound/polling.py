@@ -101,7 +101,9 @@ def _maildir_folder_name(name: str) -> str:
 
 def poll_maildir(mailbox: Mailbox, *, now: dt.datetime) -> tuple[int, int]:
     """Ingest the mails of a Maildir folder (new/ and cur/) and move each to its processed folder."""
-    folder = stdlib_mailbox.Maildir(maildir_path(mailbox), factory=None, create=True)
+    path = maildir_path(mailbox)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = stdlib_mailbox.Maildir(path, factory=None, create=True)
     processed = folder.add_folder(_maildir_folder_name(mailbox.processed_folder))
     started = time.monotonic()
     fetched = recorded = 0

@@ -28,7 +28,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from cases import services
-from cases.models import Case, CaseEvent, Contact, Organisation, Status, Team, Tier
+from cases.models import Case, CaseEvent, Contact, Organisation, OrganisationDomain, Status, Team, Tier
 from supportdesk.core.models import OutboundMessage, StaffProfile
 from supportdesk.core.roles import Role
 
@@ -620,6 +620,8 @@ class Command(BaseCommand):
         result = {}
         for name, tier, tz, domain, people in ORGANISATIONS:
             org, _ = Organisation.objects.get_or_create(name=name, defaults={"tier": tier, "time_zone": tz})
+            # Mail from an unknown address at the domain opens a case for the organisation.
+            OrganisationDomain.objects.get_or_create(domain=domain, defaults={"organisation": org})
             contacts = [
                 Contact.objects.get_or_create(
                     organisation=org, email=f"{local}@{domain}", defaults={"name": person}
