@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import clean help
+.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import bench-inbound clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lint           ruff check + format check"
 	@echo "make bench          benchmark the case list at scale on PostgreSQL (see bench/README.md)"
 	@echo "make bench-metrics  dashboard API vs hand-written SQL at 1M cases on PostgreSQL"
+	@echo "make bench-inbound  ingest customer mails into a 1M-case PostgreSQL database: mails/s"
 	@echo "make bench-import   import a 1M-row ServiceNow CSV and a 1M-event XES log into PostgreSQL: events/s, peak memory"
 
 $(STAMP): pyproject.toml
@@ -29,7 +30,7 @@ demo: migrate
 	DEBUG=true $(PY) manage.py load_demo_data
 	DEBUG=true $(PY) manage.py load_demo_mailbox
 
-# A realistic customer mail into the demo's Maildir mailbox (var/mail/support); beat ingests it.
+# A realistic customer mail into the demo's Maildir mailbox (var/mailboxes/support); beat ingests it.
 # CASE=CASE-12 writes the requester's answer to that case instead.
 sample-mail: $(STAMP)
 	DEBUG=true $(PY) manage.py drop_sample_mail $(if $(CASE),--reply $(CASE))
@@ -78,3 +79,7 @@ bench-import: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var/broker var/celerybeat-schedule*
+
+bench-inbound: $(STAMP)
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/bench_inbound} \
+	$(PY) bench/bench_inbound.py --count $${COUNT:-1000000} --mails $${MAILS:-3000} --workers $${WORKERS:-2} --reuse

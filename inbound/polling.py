@@ -90,7 +90,7 @@ def poll(mailbox_id: int, *, now: dt.datetime) -> PollResult:
 
 
 def maildir_path(mailbox: Mailbox) -> Path:
-    path = Path(mailbox.maildir_path or f"mail/{mailbox.name}")
+    path = Path(mailbox.maildir_path or f"mailboxes/{mailbox.name}")
     return path if path.is_absolute() else Path(settings.VAR_DIR) / path
 
 

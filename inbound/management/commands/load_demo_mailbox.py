@@ -26,7 +26,7 @@ class Command(BaseCommand):
             display_name="SupportDesk Demo Support",
             team=Team.objects.filter(slug="tier-1").first(),
             mode=MailboxMode.MAILDIR,
-            maildir_path="mail/support",
+            maildir_path="mailboxes/support",
         )
         now = timezone.now()
         for index in range(len(samples.NEW_CASE_MAILS)):
