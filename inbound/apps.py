@@ -8,8 +8,11 @@ class InboundConfig(AppConfig):
 
     def ready(self) -> None:
         from supportdesk.core import outbox
+        from supportdesk.core.prometheus import register_scrape_figures
 
-        from . import threads
+        from . import health, threads
+
+        register_scrape_figures("inbound", health.inbound_figures)
 
         outbox.register_thread_source(threads.customer_last_mail)
         outbox.register_sender_source(threads.case_sender)

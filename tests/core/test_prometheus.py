@@ -10,6 +10,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from escalations.models import DeliveryStatus, EngineeringTeam, WebhookDelivery, WebhookSubscription
+from inbound.models import InboundMessage, InboundStatus, Mailbox, MailboxMode
 from sla.models import ClockState, SlaClock
 from supportdesk.core import prometheus
 from supportdesk.core.models import Heartbeat, OutboundMessage
@@ -177,6 +178,37 @@ def test_webhook_failures_and_retries_are_counted(client, token):
 
 
 @pytest.mark.django_db
+def test_failed_inbound_mail_and_mailbox_polls_are_reported(client, token):
+    now = timezone.now()
+    imap = Mailbox.objects.create(
+        name="support",
+        address="help@desk.example",
+        mode=MailboxMode.IMAP,
+        imap_host="imap.example",
+        last_polled_at=now - dt.timedelta(seconds=90),
+        last_poll_error="LoginError: authentication failed",
+    )
+    Mailbox.objects.create(name="sales", address="sales@desk.example", mode=MailboxMode.MAILDIR)
+    Mailbox.objects.create(name="hooks", address="hooks@desk.example", mode=MailboxMode.PROVIDER)
+    for n, status in enumerate([InboundStatus.FAILED, InboundStatus.FAILED, InboundStatus.INGESTED]):
+        InboundMessage.objects.create(
+            mailbox=imap, message_id=f"<m{n}@x>", via="imap", status=status, received_at=now
+        )
+
+    with time_machine.travel(now, tick=False):
+        samples = scrape(client)
+
+    assert value(samples, "supportdesk_inbound_mails_failed") == 2
+    assert value(samples, "supportdesk_inbound_mails_unprocessed") == 0
+    assert value(samples, "supportdesk_mailbox_last_poll_age_seconds", mailbox="support") == 90
+    assert value(samples, "supportdesk_mailbox_poll_failing", mailbox="support") == 1
+    assert value(samples, "supportdesk_mailbox_poll_failing", mailbox="sales") == 0
+    # A provider mailbox is not polled; a mailbox never polled has no age yet.
+    assert (("mailbox", "hooks"),) not in samples["supportdesk_mailbox_poll_failing"]
+    assert (("mailbox", "sales"),) not in samples["supportdesk_mailbox_last_poll_age_seconds"]
+
+
+@pytest.mark.django_db
 def test_without_a_redis_broker_no_queue_length_is_reported(client, token, settings):
     settings.CELERY_BROKER_URL = "memory://"
     samples = scrape(client)
@@ -228,7 +260,7 @@ def test_outbox_backlog_and_failures_are_counted(client, token):
 def test_a_scrape_costs_the_same_few_queries_whatever_the_data(client, token, django_assert_num_queries):
     for seconds in (10, 20, 30):
         _clock(due_in=-dt.timedelta(seconds=seconds), target=f"t{seconds}")
-    with django_assert_num_queries(4):  # oldest due clock, the sweep's heartbeat, outbox, webhooks
+    with django_assert_num_queries(6):  # oldest due clock, sweep heartbeat, outbox, webhooks, inbound mails, mailboxes
         scrape(client)
 
 
