@@ -51,7 +51,7 @@ def max_attachment_bytes() -> int:
     return int(getattr(settings, "ATTACHMENT_MAX_BYTES", DEFAULT_MAX_ATTACHMENT_BYTES))
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
     if size >= 1024:
@@ -99,7 +99,7 @@ def check_attachment(file: IO[bytes], *, declared_type: str | None, size: int | 
         size = file.tell()
     if size > limit:
         raise ValidationError(
-            f"The file is {_human(size)}; attachments may be at most {_human(limit)}.", code="too_big"
+            f"The file is {human_size(size)}; attachments may be at most {human_size(limit)}.", code="too_big"
         )
     if size == 0:
         raise ValidationError("The file is empty.", code="empty")
