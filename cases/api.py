@@ -231,6 +231,9 @@ class CaseSerializer(serializers.ModelSerializer):
     allowed_transitions = serializers.SerializerMethodField(
         help_text="The statuses this case may be moved to next (POST …/transition/)."
     )
+    follow_up_of = serializers.SerializerMethodField(
+        help_text="The closed case this one follows up (the customer wrote again about it), or null."
+    )
 
     class Meta:
         model = Case
@@ -261,8 +264,12 @@ class CaseSerializer(serializers.ModelSerializer):
             "reopen_count",
             "version",
             "allowed_transitions",
+            "follow_up_of",
         ]
         read_only_fields = fields
+
+    def get_follow_up_of(self, case: Case) -> str | None:
+        return f"{KEY_PREFIX}{case.follow_up_of_id}" if case.follow_up_of_id else None
 
     def get_web_url(self, case: Case) -> str:
         path = _web_path(case.key)

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from cases import services
-from cases.models import CaseAttachment, EventKind
+from cases.models import CaseAttachment, EventKind, Status
 from tests import factories
 from tests.cases.test_attachments import LOG, PNG, exe, log, png
 from tests.outbox import deliver_mail
@@ -182,3 +182,13 @@ def test_download_permissions_per_object(new_case, agent, engineer, manager, now
     monkeypatch.setattr("cases.api.can_see_case", lambda user, case: False)
     assert api.get(reply_url).status_code == 403
     assert api.get(f"/api/cases/{new_case.key}/").status_code == 403
+
+
+def test_a_follow_up_case_names_the_case_it_follows_up(api, new_case, contact, agent, now):
+    services.transition(new_case, Status.RESOLVED, actor=agent, now=now)
+    services.transition(new_case, Status.CLOSED, actor=None, now=now)
+    follow_up, _ = services.add_customer_message(new_case, body="Broken again", sender=contact, now=now)
+    assert api.get(f"/api/cases/{follow_up.key}/").json()["follow_up_of"] == new_case.key
+    assert api.get(f"/api/cases/{new_case.key}/").json()["follow_up_of"] is None
+    listed = {c["key"]: c["follow_up_of"] for c in api.get("/api/cases/?state=all").json()["results"]}
+    assert listed[follow_up.key] == new_case.key
