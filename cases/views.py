@@ -166,10 +166,6 @@ class TimelineEntry:
     # A customer's mail: who wrote, to and cc whom, the files that were refused and why.
     mail: dict[str, Any] | None = None
 
-    @property
-    def is_customer(self) -> bool:
-        return self.event.kind == EventKind.CUSTOMER_MESSAGE
-
 
 _FIELD_LABELS = {"title": "Title", "description": "Description", "product_area": "Product area"}
 _SHORT = 160
