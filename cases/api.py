@@ -30,24 +30,48 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
 from supportdesk.core import logcontext
 from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
+from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.models import MailStatus, validate_time_zone
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
-from .models import Case, CaseEvent, Contact, EventKind, Organisation, Severity, Status, Team
+from .models import (
+    KEY_PREFIX,
+    Case,
+    CaseAttachment,
+    CaseEvent,
+    Contact,
+    EventKind,
+    Organisation,
+    Severity,
+    Status,
+    Team,
+)
 from .pagination import InvalidCursor, paginate
+from .permissions import can_see_case, can_see_internal_notes
 
 # --- Permissions ----------------------------------------------------------------------------------
 
 
 class ManagerCanWriteOrganisations(ManagerCanWrite):
     message = "Only managers can create or change organisations."
+
+
+class CanSeeCase(BasePermission):
+    """Per case: ``cases.permissions.can_see_case``, as the case page decides it."""
+
+    message = "You may not see this case."
+
+    def has_object_permission(self, request, view, obj) -> bool:
+        return can_see_case(request.user, obj)
 
 
 # --- Strict input fields --------------------------------------------------------------------------
@@ -207,6 +231,9 @@ class CaseSerializer(serializers.ModelSerializer):
     allowed_transitions = serializers.SerializerMethodField(
         help_text="The statuses this case may be moved to next (POST …/transition/)."
     )
+    follow_up_of = serializers.SerializerMethodField(
+        help_text="The closed case this one follows up (the customer wrote again about it), or null."
+    )
 
     class Meta:
         model = Case
@@ -237,8 +264,12 @@ class CaseSerializer(serializers.ModelSerializer):
             "reopen_count",
             "version",
             "allowed_transitions",
+            "follow_up_of",
         ]
         read_only_fields = fields
+
+    def get_follow_up_of(self, case: Case) -> str | None:
+        return f"{KEY_PREFIX}{case.follow_up_of_id}" if case.follow_up_of_id else None
 
     def get_web_url(self, case: Case) -> str:
         path = _web_path(case.key)
@@ -265,9 +296,31 @@ class DeliverySerializer(serializers.Serializer):
     message_id = serializers.CharField()
 
 
+class CaseAttachmentSerializer(serializers.ModelSerializer):
+    """A file on a timeline event (a customer's mail, a public reply, an internal note)."""
+
+    content_type = serializers.CharField(read_only=True, help_text="Checked against the file's content.")
+    download_url = serializers.SerializerMethodField(
+        help_text="GET it with the same credentials; always sent as a download."
+    )
+
+    class Meta:
+        model = CaseAttachment
+        fields = ["id", "name", "content_type", "size", "uploaded_at", "download_url"]
+        read_only_fields = fields
+
+    def get_download_url(self, attachment: CaseAttachment) -> str:
+        path = reverse(
+            "cases_api:case-attachment-download", args=[f"{KEY_PREFIX}{attachment.case_id}", attachment.pk]
+        )
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request is not None else path
+
+
 class CaseEventSerializer(serializers.ModelSerializer):
     """A timeline event. Give the context ``deliveries`` (event id -> outbox row, one query for the
-    page: ``supportdesk.core.selectors.deliveries_by_event``) to fill ``delivery``."""
+    page: ``supportdesk.core.selectors.deliveries_by_event``) to fill ``delivery``, and read events
+    through ``selectors.case_timeline`` (their files prefetched)."""
 
     actor = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="Null for the system."
@@ -276,6 +329,11 @@ class CaseEventSerializer(serializers.ModelSerializer):
     new_value = serializers.JSONField(read_only=True, allow_null=True)
     delivery = serializers.SerializerMethodField(
         help_text="For a public reply: the delivery state of its e-mail. Null for other events."
+    )
+    attachments = CaseAttachmentSerializer(
+        many=True,
+        read_only=True,
+        help_text="Files of a customer's mail, a public reply (sent with it) or an internal note.",
     )
 
     @extend_schema_field(DeliverySerializer(allow_null=True))
@@ -298,6 +356,7 @@ class CaseEventSerializer(serializers.ModelSerializer):
             "is_public",
             "imported",
             "delivery",
+            "attachments",
         ]
         read_only_fields = fields
 
@@ -377,6 +436,43 @@ class CaseTransitionSerializer(serializers.Serializer):
 
 class CaseMessageSerializer(serializers.Serializer):
     body = StrictCharField(max_length=100_000)
+
+
+class UploadListField(serializers.ListField):
+    """Files as repeated multipart parts. Their content is checked by the services (one place, the
+    same messages as the case page: each refused file by name); this only says what is not a file."""
+
+    child = serializers.FileField(allow_empty_file=True)  # an empty file is refused by name later
+    default_error_messages = {"max_length": "Attach at most {max_length} files at once."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", services.MAX_ATTACHMENTS_PER_EVENT)
+        super().__init__(**kwargs)
+
+    def run_child_validation(self, data):
+        try:
+            return super().run_child_validation(data)
+        except ValidationError as exc:
+            # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
+            detail = exc.detail
+            if isinstance(detail, dict):
+                messages = [f"File {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
+                raise ValidationError(messages) from exc
+            raise
+
+
+class CaseMessageUploadSerializer(CaseMessageSerializer):
+    """A reply or note sent as multipart/form-data, with files (repeat the ``attachments`` part)."""
+
+    attachments = UploadListField(
+        required=False,
+        default=list,
+        help_text=(
+            f"Up to {services.MAX_ATTACHMENTS_PER_EVENT} files, each size-limited and checked by content: "
+            + ", ".join(ALLOWED_CONTENT_TYPES)
+            + "."
+        ),
+    )
 
 
 # --- Organisations and contacts -------------------------------------------------------------------
@@ -485,7 +581,7 @@ def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializ
 CaseCreateError = _validation_error("CaseCreate", list(CaseCreateSerializer().fields))
 CaseUpdateError = _validation_error("CaseUpdate", [*CaseUpdateSerializer().fields, "If-Match"])
 TransitionError = _validation_error("CaseTransition", [*CaseTransitionSerializer().fields, "If-Match"])
-MessageError = _validation_error("CaseMessage", ["body"])
+MessageError = _validation_error("CaseMessage", ["body", "attachments"])
 CaseListError = _validation_error("CaseList", [*CaseFilter.base_filters, "ordering", "cursor", "page_size"])
 ListError = _validation_error("CasesListQuery", ["organisation", "tier", "q", "cursor", "page_size"])
 OrganisationError = _validation_error("Organisation", ["name", "tier", "time_zone"])
@@ -725,6 +821,7 @@ ORDERING_PARAMETER = OpenApiParameter(
 class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
     """Cases, addressed by key (``CASE-12``). PUT and DELETE are not offered: the timeline is the record."""
 
+    permission_classes = [IsSupportStaff, CanSeeCase]
     lookup_field = "key"
     lookup_value_regex = CASE_KEY_REGEX
     filter_backends = [DjangoFilterBackend]
@@ -740,8 +837,8 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
             "create": CaseCreateSerializer,
             "partial_update": CaseUpdateSerializer,
             "transition": CaseTransitionSerializer,
-            "replies": CaseMessageSerializer,
-            "notes": CaseMessageSerializer,
+            "replies": CaseMessageUploadSerializer,
+            "notes": CaseMessageUploadSerializer,
             "events": CaseEventSerializer,
         }.get(self.action, CaseSerializer)
 
@@ -806,7 +903,10 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
 
     @extend_schema(
         summary="A case's timeline",
-        description="Every event, oldest first, internal notes included (staff only).",
+        description=(
+            "Every event, oldest first, internal notes included (staff only), each with its files "
+            "(`attachments`, with a `download_url`)."
+        ),
         parameters=[KEY_PARAMETER],
         responses={
             200: CaseEventSerializer(many=True),
@@ -818,43 +918,126 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], filter_backends=[])
     def events(self, request, key: str | None = None):
         case = self.get_object()
-        page = self.paginate_queryset(selectors.case_timeline(case=case))
-        deliveries = _deliveries(page)
-        return self.get_paginated_response(
-            CaseEventSerializer(page, many=True, context={"deliveries": deliveries}).data
+        timeline = selectors.case_timeline(
+            case=case, include_internal=can_see_internal_notes(request.user, case)
         )
+        page = self.paginate_queryset(timeline)
+        return self.get_paginated_response(
+            CaseEventSerializer(page, many=True, context=self._event_context(page)).data
+        )
+
+    def _event_context(self, events) -> dict:
+        return {**self.get_serializer_context(), "deliveries": _deliveries(events)}
 
     @extend_schema(
         summary="Reply to the customer",
         description=(
             "Recorded on the timeline; its e-mail to the requester (and CCs) is queued and sent by a worker: "
-            "`delivery.status` says where it stands (queued, retrying, sent, failed)."
+            "`delivery.status` says where it stands (queued, retrying, sent, failed). Send JSON, or "
+            "multipart/form-data with files in `attachments` (repeat the part per file): they are "
+            "checked, kept on the reply and sent with its e-mail. A refused file is a 400 naming it "
+            "under `attachments`."
         ),
         parameters=[KEY_PARAMETER],
-        request=CaseMessageSerializer,
+        request={
+            "application/json": CaseMessageSerializer,
+            "multipart/form-data": CaseMessageUploadSerializer,
+        },
         responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
     )
-    @action(detail=True, methods=["post"], filter_backends=[])
+    @action(
+        detail=True,
+        methods=["post"],
+        filter_backends=[],
+        parser_classes=[JSONParser, MultiPartParser, FormParser],
+    )
     def replies(self, request, key: str | None = None):
         case = self.get_object()
-        data = self._input(CaseMessageSerializer)
-        event = services.add_public_reply(case, body=data["body"], actor=request.user, now=timezone.now())
-        data = CaseEventSerializer(event, context={"deliveries": _deliveries([event])}).data
+        data = self._input(CaseMessageUploadSerializer)
+        event = services.add_public_reply(
+            case,
+            body=data["body"],
+            attachments=data["attachments"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        data = CaseEventSerializer(event, context=self._event_context([event])).data
         return Response(data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         summary="Write an internal note",
-        description="For staff only: never e-mailed, never shown to the customer.",
+        description=(
+            "For staff only: never e-mailed, never shown to the customer. Send JSON, or "
+            "multipart/form-data with files in `attachments` (as internal as the note)."
+        ),
         parameters=[KEY_PARAMETER],
-        request=CaseMessageSerializer,
+        request={
+            "application/json": CaseMessageSerializer,
+            "multipart/form-data": CaseMessageUploadSerializer,
+        },
         responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
     )
-    @action(detail=True, methods=["post"], filter_backends=[])
+    @action(
+        detail=True,
+        methods=["post"],
+        filter_backends=[],
+        parser_classes=[JSONParser, MultiPartParser, FormParser],
+    )
     def notes(self, request, key: str | None = None):
         case = self.get_object()
-        data = self._input(CaseMessageSerializer)
-        event = services.add_internal_note(case, body=data["body"], actor=request.user, now=timezone.now())
-        return Response(CaseEventSerializer(event).data, status=status.HTTP_201_CREATED)
+        data = self._input(CaseMessageUploadSerializer)
+        event = services.add_internal_note(
+            case,
+            body=data["body"],
+            attachments=data["attachments"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(
+            CaseEventSerializer(event, context=self._event_context([event])).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+    @extend_schema(
+        summary="Download a file of the timeline",
+        description=(
+            "A file of a customer's mail, a public reply or an internal note (the latter only for "
+            "those who may read internal notes); always `Content-Disposition: attachment`, with the "
+            "type checked at upload."
+        ),
+        parameters=[
+            KEY_PARAMETER,
+            OpenApiParameter(
+                "attachment_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="The file's id."
+            ),
+        ],
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The file, with its verified content type."
+            ),
+            **AUTH_ERRORS,
+            404: OpenApiResponse(
+                CasesErrorSerializer, description="No such case, or no such file on it that you may see."
+            ),
+        },
+    )
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"attachments/(?P<attachment_id>\d+)",
+        url_name="attachment-download",
+        filter_backends=[],
+    )
+    def attachment_download(self, request, key: str | None = None, attachment_id: str | None = None):
+        case = self.get_object()
+        item = selectors.case_attachment(
+            case=case,
+            attachment_id=int(attachment_id),
+            include_internal=can_see_internal_notes(request.user, case),
+        )
+        if item is None:
+            raise NotFound("There is no such file on this case.")
+        return download_response(item.file, name=item.name, content_type=item.content_type)
 
     @extend_schema(
         summary="Move a case along its lifecycle",

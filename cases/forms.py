@@ -9,8 +9,11 @@ import re
 
 from django import forms
 
+from supportdesk.core.files import human_size, max_attachment_bytes
+
 from . import lifecycle, selectors
 from .models import Case, Contact, Organisation, Severity, Status, Team
+from .services import MAX_ATTACHMENTS_PER_EVENT
 
 TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 TAG_MAX_LENGTH = 50
@@ -67,14 +70,41 @@ def _severity_choices() -> list[tuple[str, str]]:
     return list(Severity.choices)
 
 
+class MultipleFileInput(forms.FileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files from one ``<input type=file multiple>``: a list, empty when none was chosen.
+    Only the upload itself is checked here; the content checks are the services' (one place)."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data]
+        return [super(MultipleFileField, self).clean(f, initial) for f in files if f]
+
+
+def _attachments_help() -> str:
+    return (
+        f"Optional: up to {MAX_ATTACHMENTS_PER_EVENT} files of at most {human_size(max_attachment_bytes())} "
+        "each — logs (text, JSON, gzip, zip), screenshots (PNG, JPEG) or PDF."
+    )
+
+
 class ReplyForm(forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=50_000)
+    attachments = MultipleFileField(label="Attach files — sent with the reply")
 
     def __init__(self, *args, case: Case, **kwargs):
         kwargs.setdefault("auto_id", "reply_%s")
         super().__init__(*args, **kwargs)
         self.fields["body"].label = f"Public reply — e-mailed to {case.requester.email}"
         self.fields["body"].error_messages["required"] = "A reply cannot be empty."
+        self.fields["attachments"].help_text = _attachments_help()
 
 
 class NoteForm(forms.Form):
@@ -84,10 +114,12 @@ class NoteForm(forms.Form):
         max_length=50_000,
         error_messages={"required": "A note cannot be empty."},
     )
+    attachments = MultipleFileField(label="Attach files — internal, like the note")
 
     def __init__(self, *args, case: Case | None = None, **kwargs):
         kwargs.setdefault("auto_id", "note_%s")
         super().__init__(*args, **kwargs)
+        self.fields["attachments"].help_text = _attachments_help()
 
 
 class TransitionForm(forms.Form):

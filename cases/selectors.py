@@ -7,7 +7,7 @@ from django.db.models import Prefetch, QuerySet
 
 from supportdesk.core.roles import Role
 
-from .models import OPEN_Q, Case, CaseEvent, Tag
+from .models import OPEN_Q, Case, CaseAttachment, CaseEvent, Tag
 
 # The queue's sort orders: a name a person picks -> a keyset ordering ending in a unique field.
 QUEUE_ORDERINGS: dict[str, tuple[str, list[str]]] = {
@@ -31,7 +31,7 @@ def case_list(*, open_only: bool = False) -> QuerySet[Case]:
 
 
 def case_detail(*, pk: int) -> Case:
-    return case_list().prefetch_related("cc").get(pk=pk)
+    return case_list().select_related("follow_up_of").prefetch_related("cc").get(pk=pk)
 
 
 def case_by_key(key: str) -> Case | None:
@@ -44,12 +44,35 @@ def case_by_key(key: str) -> Case | None:
         return None
 
 
+ATTACHMENT_LIST_FIELDS = ("id", "case", "event", "name", "content_type", "size", "uploaded_at")
+
+
 def case_timeline(*, case: Case, include_internal: bool = True) -> QuerySet[CaseEvent]:
-    """The case's events, oldest first. Without ``include_internal`` no internal note is returned."""
-    qs = CaseEvent.objects.filter(case=case).select_related("actor")
+    """The case's events, oldest first, each with its files (one query for all). Without
+    ``include_internal`` no internal note is returned."""
+    files = CaseAttachment.objects.only(*ATTACHMENT_LIST_FIELDS).order_by("uploaded_at", "id")
+    qs = (
+        CaseEvent.objects.filter(case=case)
+        .select_related("actor")
+        .prefetch_related(Prefetch("attachments", queryset=files))
+    )
     if not include_internal:
         qs = qs.filter(is_public=True)
     return qs.order_by("created_at", "id")
+
+
+def case_attachment(*, case: Case, attachment_id: int, include_internal: bool) -> CaseAttachment | None:
+    """A file on this case's timeline (None for another case's); without ``include_internal``, none
+    of an internal note."""
+    qs = CaseAttachment.objects.filter(case=case, pk=attachment_id)
+    if not include_internal:
+        qs = qs.filter(event__is_public=True)
+    return qs.first()
+
+
+def follow_ups(*, case: Case) -> list[Case]:
+    """The cases opened because the customer wrote about this one after it closed, oldest first."""
+    return list(case.follow_ups.only("id", "title", "status", "created_at").order_by("created_at", "id"))
 
 
 def assignable_users() -> QuerySet:

@@ -13,21 +13,39 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
 from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.files import CheckedUpload, check_upload, removed_on_error
 from supportdesk.core.models import MailKind
 from supportdesk.core.roles import is_agent, is_manager
 
 from . import lifecycle
-from .models import Case, CaseEvent, Contact, EventKind, Organisation, Severity, Status, Tag, Team
+from .models import (
+    Case,
+    CaseAttachment,
+    CaseEvent,
+    Contact,
+    EventKind,
+    Organisation,
+    Severity,
+    Status,
+    Tag,
+    Team,
+)
 from .signals import case_event_recorded
 
 logger = logging.getLogger(__name__)
 
 SYSTEM = "system"
+
+#: Files on one reply or note. A reply's files travel in one e-mail, whose size mail servers limit
+#: (commonly 20-25 MB, and base64 makes files a third bigger): its files together stay below that.
+MAX_ATTACHMENTS_PER_EVENT = 10
+MAX_REPLY_ATTACHMENT_BYTES = 15 * 1024 * 1024
 
 
 def _actor_name(actor: AbstractBaseUser | None) -> str:
@@ -323,32 +341,105 @@ def update_case(
     return case
 
 
-def add_public_reply(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:
+def _check_uploads(uploads: Iterable[Any], *, mailed: bool) -> list[CheckedUpload]:
+    """Every upload checked (size, content, type), or one DomainError on ``attachments`` that names
+    each refused file and why."""
+    files = [u for u in uploads if u]
+    if len(files) > MAX_ATTACHMENTS_PER_EVENT:
+        raise DomainError(
+            f"Attach at most {MAX_ATTACHMENTS_PER_EVENT} files at once (you chose {len(files)}).",
+            field="attachments",
+        )
+    checked, problems = [], []
+    for index, upload in enumerate(files):
+        try:
+            checked.append(check_upload(upload, default_name=f"attachment-{index + 1}"))
+        except ValidationError as exc:
+            problems.append(f"{upload.name or f'File {index + 1}'}: {' '.join(exc.messages)}")
+    if problems:
+        raise DomainError(" ".join(problems), field="attachments")
+    total = sum(c.size for c in checked)
+    if mailed and total > MAX_REPLY_ATTACHMENT_BYTES:
+        raise DomainError(
+            f"The files come to {total / (1024 * 1024):.1f} MB; a reply's e-mail can carry at most "
+            f"{MAX_REPLY_ATTACHMENT_BYTES // (1024 * 1024)} MB of files. Send fewer or smaller ones.",
+            field="attachments",
+        )
+    return checked
+
+
+def _store_uploads(
+    case: Case,
+    checked: list[CheckedUpload],
+    *,
+    actor: AbstractBaseUser | None,
+    now: dt.datetime,
+    stored: list,
+) -> list[CaseAttachment]:
+    """The files written to the storage (their names added to ``stored``), as unsaved rows."""
+    rows = []
+    for upload in checked:
+        row = CaseAttachment(
+            case=case,
+            name=upload.name,
+            content_type=upload.content_type,
+            size=upload.size,
+            uploaded_by=actor,
+            uploaded_at=now,
+        )
+        row.file.save(upload.name, upload.file, save=False)
+        stored.append(row.file.name)
+        rows.append(row)
+    return rows
+
+
+def _attach(event: CaseEvent, rows: list[CaseAttachment]) -> list[CaseAttachment]:
+    for row in rows:
+        row.event = event
+        row.save()
+    return rows
+
+
+def add_public_reply(
+    case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime, attachments: Iterable[Any] = ()
+) -> CaseEvent:
     """Reply to the customer: recorded on the timeline, with its e-mail to the requester (and CCs)
-    written to the outbox in the same transaction and sent after commit."""
+    written to the outbox in the same transaction and sent after commit, carrying ``attachments``
+    (uploaded files, checked; kept on the event)."""
     if not body.strip():
         raise DomainError("A reply cannot be empty.", field="body")
-    with transaction.atomic():
-        case = _lock(case)
-        if case.status == Status.CLOSED:
-            raise DomainError(f"{case.key} is closed; open a new case to write to the customer again.")
-        if case.first_response_at is None:
-            case.first_response_at = now
-        case.updated_at = now
-        case.save(update_fields=["first_response_at", "updated_at"])
-        event = record_event(case, EventKind.PUBLIC_REPLY, actor=actor, now=now, body=body, is_public=True)
-        outbox.enqueue(
-            kind=MailKind.REPLY,
-            to=[case.requester.email],
-            cc=case.cc.values_list("email", flat=True),
-            subject=case_subject(case),
-            body=body,
-            headers={"X-SupportDesk-Case": case.key},
-            case_id=case.pk,
-            event_id=event.pk,
-            thread=outbox.reply_thread(case_id=case.pk),
-            now=now,
-        )
+    checked = _check_uploads(attachments, mailed=True)
+    # The files are written before the case is locked (a large upload to a bucket takes a while),
+    # and deleted again if the reply is not recorded.
+    with removed_on_error() as stored:
+        rows = _store_uploads(case, checked, actor=actor, now=now, stored=stored)
+        with transaction.atomic():
+            case = _lock(case)
+            if case.status == Status.CLOSED:
+                raise DomainError(f"{case.key} is closed; open a new case to write to the customer again.")
+            if case.first_response_at is None:
+                case.first_response_at = now
+            case.updated_at = now
+            case.save(update_fields=["first_response_at", "updated_at"])
+            event = record_event(
+                case, EventKind.PUBLIC_REPLY, actor=actor, now=now, body=body, is_public=True
+            )
+            files = _attach(event, rows)
+            outbox.enqueue(
+                kind=MailKind.REPLY,
+                to=[case.requester.email],
+                cc=case.cc.values_list("email", flat=True),
+                subject=case_subject(case),
+                body=body,
+                headers={"X-SupportDesk-Case": case.key},
+                case_id=case.pk,
+                event_id=event.pk,
+                thread=outbox.reply_thread(case_id=case.pk),
+                now=now,
+                attachments=[
+                    {"path": f.file.name, "name": f.name, "content_type": f.content_type} for f in files
+                ],
+            )
     return event
 
 
@@ -442,15 +533,25 @@ def case_subject(case: Case, text: str | None = None) -> str:
     return outbox.header_text(f"[{case.key}] {case.title if text is None else text}")
 
 
-def add_internal_note(case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime) -> CaseEvent:
-    """Write a note for staff only: never e-mailed, never shown to the customer."""
+def add_internal_note(
+    case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime, attachments: Iterable[Any] = ()
+) -> CaseEvent:
+    """Write a note for staff only, with ``attachments`` (uploaded files, checked, as internal as the
+    note): never e-mailed, never shown to the customer."""
     if not body.strip():
         raise DomainError("A note cannot be empty.", field="body")
-    with transaction.atomic():
-        case = _lock(case)
-        case.updated_at = now
-        case.save(update_fields=["updated_at"])
-        return record_event(case, EventKind.INTERNAL_NOTE, actor=actor, now=now, body=body, is_public=False)
+    checked = _check_uploads(attachments, mailed=False)
+    with removed_on_error() as stored:
+        rows = _store_uploads(case, checked, actor=actor, now=now, stored=stored)
+        with transaction.atomic():
+            case = _lock(case)
+            case.updated_at = now
+            case.save(update_fields=["updated_at"])
+            event = record_event(
+                case, EventKind.INTERNAL_NOTE, actor=actor, now=now, body=body, is_public=False
+            )
+            _attach(event, rows)
+    return event
 
 
 def auto_close_resolved(*, now: dt.datetime, days: int | None = None, batch: int = 500) -> int:

@@ -12,4 +12,5 @@ urlpatterns = [
     path("<str:key>/note/", views.note, name="note"),
     path("<str:key>/transition/", views.transition, name="transition"),
     path("<str:key>/update/", views.update, name="update"),
+    path("<str:key>/attachments/<int:attachment_id>/", views.attachment, name="attachment"),
 ]

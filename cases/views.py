@@ -7,13 +7,14 @@ a conflict), with what the person typed kept.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from django import forms
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
@@ -22,14 +23,16 @@ from supportdesk.core import logcontext
 from supportdesk.core import selectors as core_selectors
 from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.files import download_response
 from supportdesk.core.models import OutboundMessage
 from supportdesk.core.roles import is_agent
 
 from . import extensions, selectors, services
 from .filters import CaseFilter
 from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
-from .models import Case, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
+from .models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
 from .pagination import InvalidCursor, paginate
+from .permissions import can_see_case, can_see_internal_notes
 
 QUEUE_PAGE_SIZE = 50
 QUEUE_DATETIME_FIELDS = {"created_at", "updated_at"}
@@ -140,10 +143,12 @@ def _quick_view(request: HttpRequest) -> str:
 # --- Case page ---------------------------------------------------------------------------------
 
 
-def _case_or_404(key: str) -> Case:
+def _case_or_404(request: HttpRequest, key: str) -> Case:
     case = selectors.case_by_key(key)
     if case is None:
         raise Http404(f"No case {key}.")
+    if not can_see_case(request.user, case):
+        raise PermissionDenied(f"You may not see {case.key}.")
     logcontext.bind(case_key=case.key)
     return case
 
@@ -155,6 +160,11 @@ class TimelineEntry:
     summary: str
     body: str
     delivery: OutboundMessage | None = None  # the e-mail a public reply sent, with its state
+    attachments: list[CaseAttachment] = field(default_factory=list)
+    # A case this entry refers to (a follow-up and the case it follows up), shown as a link.
+    linked_key: str = ""
+    # A customer's mail: who wrote, to and cc whom, the files that were refused and why.
+    mail: dict[str, Any] | None = None
 
 
 _FIELD_LABELS = {"title": "Title", "description": "Description", "product_area": "Product area"}
@@ -231,6 +241,25 @@ class _Describer:
                 summary = f"{name} changed"
         elif kind == EventKind.REOPENED:
             summary = "Reopened the case: the customer says it is not fixed"
+        elif kind == EventKind.CUSTOMER_MESSAGE:
+            return TimelineEntry(
+                event=event, label="Customer", summary="", body=body, mail=_mail_details(event)
+            )
+        elif kind == EventKind.FOLLOW_UP_OPENED:
+            linked = str(new or "")
+            if event.field == "follow_up_of":
+                summary = "Opened as a follow-up of"
+                label = "Follow-up of a closed case"
+            else:
+                summary = "The customer wrote again after this case closed: follow-up case"
+                label = "Follow-up case opened"
+            return TimelineEntry(
+                event=event,
+                label=label,
+                summary=summary,
+                body=body,
+                linked_key=linked if _is_key(linked) else "",
+            )
         elif registered := extensions.event_label(kind):
             label = registered
             if (old is not None or new is not None) and not body:
@@ -240,6 +269,36 @@ class _Describer:
             subject = event.field.replace("_", " ") if event.field else kind.replace("_", " ")
             summary = f"{subject}: {_fmt(old)} → {_fmt(new)}"
         return TimelineEntry(event=event, label=label, summary=summary, body=body)
+
+
+def _is_key(value: str) -> bool:
+    return Case.pk_from_key(value) is not None
+
+
+def _mail_details(event: CaseEvent) -> dict[str, Any]:
+    """What the timeline shows of a customer's mail, from the details inbound mail kept on the event."""
+    details = event.new_value if isinstance(event.new_value, dict) else {}
+
+    def addresses(key: str) -> list[str]:
+        value = details.get(key) or []
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+    refused = [
+        {"name": str(item.get("name", "")), "reason": str(item.get("reason", ""))}
+        for item in details.get("refused_attachments") or []
+        if isinstance(item, dict)
+    ]
+    inbound_id = details.get("inbound_id")
+    return {
+        "sender": event.actor_name or str(details.get("from", "")),
+        "from": str(details.get("from", "")),
+        "to": addresses("to"),
+        "cc": addresses("cc"),
+        "subject": str(details.get("subject", "")),
+        "html_only": bool(details.get("html_only")),
+        "refused": refused,
+        "inbound_id": inbound_id if isinstance(inbound_id, int) else None,
+    }
 
 
 def _render_case(
@@ -256,17 +315,21 @@ def _render_case(
     people = {u.get_username(): staff_label(u) for u in selectors.assignable_users()}
     teams = dict(Team.objects.values_list("slug", "name"))
     describer = _Describer(people=people, teams=teams)
-    events = list(selectors.case_timeline(case=case))
+    events = list(
+        selectors.case_timeline(case=case, include_internal=can_see_internal_notes(request.user, case))
+    )
     deliveries = core_selectors.deliveries_by_event(
         event_ids=[e.pk for e in events if e.kind == EventKind.PUBLIC_REPLY]
     )
     timeline = [describer.entry(e) for e in events]
     for item in timeline:
         item.delivery = deliveries.get(item.event.pk)
+        item.attachments = list(item.event.attachments.all())  # prefetched with the timeline
     context = {
         "case": case,
         "tags": [t.name for t in case.tags.all()],
         "timeline": timeline,
+        "follow_ups": selectors.follow_ups(case=case),
         "closed": closed,
         "reply_form": reply_form or ReplyForm(case=case),
         "note_form": note_form or NoteForm(),
@@ -282,7 +345,7 @@ def _render_case(
 @agent_required
 @require_safe
 def detail(request: HttpRequest, key: str) -> HttpResponse:
-    return _render_case(request, _case_or_404(key))
+    return _render_case(request, _case_or_404(request, key))
 
 
 _ACTION_FORMS: dict[str, type[forms.Form]] = {
@@ -297,13 +360,13 @@ def _refused(
     request: HttpRequest, key: str, *, form_name: str, what: str, error: DomainError | None = None
 ) -> HttpResponse:
     """Re-render the case page with the form as typed and the reason it was refused."""
-    case = _case_or_404(key)  # fresh: someone else may have changed it
+    case = _case_or_404(request, key)  # fresh: someone else may have changed it
     data = request.POST.copy()
     if isinstance(error, Conflict) and "version" in data:
         # The person has been told about the other change and sees the current values beside
         # the form, which keeps what they typed: saving it again is now a deliberate choice.
         data["version"] = str(case.version)
-    form = _ACTION_FORMS[form_name](data, case=case)
+    form = _ACTION_FORMS[form_name](data, request.FILES, case=case)
     form.is_valid()
     if error is not None:
         form.add_error(error.field if error.field in form.fields else None, error.message)
@@ -312,47 +375,73 @@ def _refused(
     else:
         messages.error(request, f"{what}: please correct the marked fields.")
         status = 400
+    if request.FILES:
+        # A page sent back cannot hold on to files (browsers never prefill a file input).
+        messages.info(request, "Choose the files again before sending: they are not kept on a refused form.")
     return _render_case(request, case, status=status, **{form_name: form})
 
 
 @agent_required
 @require_POST
 def reply(request: HttpRequest, key: str) -> HttpResponse:
-    case = _case_or_404(key)
-    form = ReplyForm(request.POST, case=case)
+    case = _case_or_404(request, key)
+    form = ReplyForm(request.POST, request.FILES, case=case)
     what = "The reply was not sent"
     if not form.is_valid():
         return _refused(request, key, form_name="reply_form", what=what)
     try:
-        body = form.cleaned_data["body"]
-        services.add_public_reply(case, body=body, actor=request.user, now=timezone.now())
+        data = form.cleaned_data
+        services.add_public_reply(
+            case, body=data["body"], attachments=data["attachments"], actor=request.user, now=timezone.now()
+        )
     except DomainError as exc:
         return _refused(request, key, form_name="reply_form", what=what, error=exc)
-    messages.success(request, f"Reply recorded and queued for delivery to {case.requester.email}.")
+    files = _files_phrase(len(data["attachments"]))
+    messages.success(request, f"Reply{files} recorded and queued for delivery to {case.requester.email}.")
     return redirect(case)
 
 
 @agent_required
 @require_POST
 def note(request: HttpRequest, key: str) -> HttpResponse:
-    case = _case_or_404(key)
-    form = NoteForm(request.POST)
+    case = _case_or_404(request, key)
+    form = NoteForm(request.POST, request.FILES)
     what = "The note was not saved"
     if not form.is_valid():
         return _refused(request, key, form_name="note_form", what=what)
     try:
-        body = form.cleaned_data["body"]
-        services.add_internal_note(case, body=body, actor=request.user, now=timezone.now())
+        data = form.cleaned_data
+        services.add_internal_note(
+            case, body=data["body"], attachments=data["attachments"], actor=request.user, now=timezone.now()
+        )
     except DomainError as exc:
         return _refused(request, key, form_name="note_form", what=what, error=exc)
-    messages.success(request, "Internal note added.")
+    messages.success(request, f"Internal note{_files_phrase(len(data['attachments']))} added.")
     return redirect(case)
+
+
+def _files_phrase(count: int) -> str:
+    return f" with {count} file{'s' if count != 1 else ''}" if count else ""
+
+
+@agent_required
+@require_safe
+def attachment(request: HttpRequest, key: str, attachment_id: int) -> FileResponse:
+    """A file on the case's timeline, for whoever may see it (an internal note's only for those who
+    may read internal notes); always a download with the verified type."""
+    case = _case_or_404(request, key)
+    item = selectors.case_attachment(
+        case=case, attachment_id=attachment_id, include_internal=can_see_internal_notes(request.user, case)
+    )
+    if item is None:
+        raise Http404("There is no such file on this case.")
+    return download_response(item.file, name=item.name, content_type=item.content_type)
 
 
 @agent_required
 @require_POST
 def transition(request: HttpRequest, key: str) -> HttpResponse:
-    case = _case_or_404(key)
+    case = _case_or_404(request, key)
     form = TransitionForm(request.POST, case=case)
     what = "The status was not changed"
     if not form.is_valid():
@@ -369,7 +458,7 @@ def transition(request: HttpRequest, key: str) -> HttpResponse:
 @agent_required
 @require_POST
 def update(request: HttpRequest, key: str) -> HttpResponse:
-    case = _case_or_404(key)
+    case = _case_or_404(request, key)
     form = CaseFieldsForm(request.POST, case=case)
     what = "The changes were not saved"
     if not form.is_valid():

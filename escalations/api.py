@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import django_filters
 from django.db.models import QuerySet
-from django.http import FileResponse, Http404
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
@@ -32,6 +31,7 @@ from rest_framework.response import Response
 
 from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
+from supportdesk.core.files import download_response
 from supportdesk.core.roles import is_agent, is_engineer
 
 from . import selectors, services
@@ -752,8 +752,4 @@ class EscalationViewSet(viewsets.GenericViewSet):
         item = next((a for a in escalation.attachments.all() if a.pk == int(attachment_id)), None)
         if item is None:
             raise NotFound("There is no such file on this escalation.")
-        try:
-            handle = item.file.open("rb")
-        except FileNotFoundError as exc:
-            raise Http404("The file is no longer stored.") from exc
-        return FileResponse(handle, as_attachment=True, filename=item.name, content_type=item.content_type)
+        return download_response(item.file, name=item.name, content_type=item.content_type)

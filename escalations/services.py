@@ -18,7 +18,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -29,7 +28,7 @@ from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
-from supportdesk.core.files import check_attachment, safe_name
+from supportdesk.core.files import check_upload, removed_on_error
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
 from . import quality, selectors, webhooks
@@ -337,41 +336,34 @@ def add_attachment(
     """Store a size-limited file whose content matches an allowed type, on the default storage."""
     _require_support(actor)
     try:
-        checked = check_attachment(upload, declared_type=upload.content_type, size=upload.size)
+        checked = check_upload(upload)
     except ValidationError as exc:
         raise DomainError(" ".join(exc.messages), field="file") from exc
-    name = safe_name(upload.name)
-    stored = None
-    try:
-        with transaction.atomic():
-            escalation = _lock(escalation)
-            if escalation.state not in EDITABLE_STATES:
-                raise DomainError(
-                    f"{escalation.key} is {escalation.get_state_display().lower()}: files can be added "
-                    "only to a draft or when engineering has asked for more information.",
-                    field="file",
-                )
-            if escalation.attachments.count() >= MAX_ATTACHMENTS_PER_ESCALATION:
-                raise DomainError(
-                    f"An escalation can have at most {MAX_ATTACHMENTS_PER_ESCALATION} files.", field="file"
-                )
-            attachment = EscalationAttachment(
-                escalation=escalation,
-                name=name,
-                content_type=checked.content_type,
-                size=checked.size,
-                uploaded_by=actor,
-                uploaded_at=now,
+    with removed_on_error() as stored, transaction.atomic():
+        escalation = _lock(escalation)
+        if escalation.state not in EDITABLE_STATES:
+            raise DomainError(
+                f"{escalation.key} is {escalation.get_state_display().lower()}: files can be added "
+                "only to a draft or when engineering has asked for more information.",
+                field="file",
             )
-            attachment.file.save(name, upload, save=False)
-            stored = attachment.file.name
-            attachment.save()
-            escalation.updated_at = now
-            escalation.save(update_fields=["updated_at"])
-    except Exception:
-        if stored:  # the row was not written: do not leave the file behind
-            default_storage.delete(stored)
-        raise
+        if escalation.attachments.count() >= MAX_ATTACHMENTS_PER_ESCALATION:
+            raise DomainError(
+                f"An escalation can have at most {MAX_ATTACHMENTS_PER_ESCALATION} files.", field="file"
+            )
+        attachment = EscalationAttachment(
+            escalation=escalation,
+            name=checked.name,
+            content_type=checked.content_type,
+            size=checked.size,
+            uploaded_by=actor,
+            uploaded_at=now,
+        )
+        attachment.file.save(checked.name, upload, save=False)
+        stored.append(attachment.file.name)
+        attachment.save()
+        escalation.updated_at = now
+        escalation.save(update_fields=["updated_at"])
     return attachment
 
 

@@ -18,6 +18,7 @@ from cases.models import Case
 from cases.views import agent_required
 from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import DomainError
+from supportdesk.core.files import download_response
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
 from . import quality, selectors, services
@@ -272,11 +273,7 @@ def attachment(request: HttpRequest, pk: int, attachment_id: int) -> FileRespons
     """A file of an escalation the viewer may see; always a download, with the verified type."""
     escalation = _escalation_or_404(request, pk)
     item = get_object_or_404(escalation.attachments.all(), pk=attachment_id)
-    try:
-        handle = item.file.open("rb")
-    except FileNotFoundError as exc:
-        raise Http404("The file is no longer stored.") from exc
-    return FileResponse(handle, as_attachment=True, filename=item.name, content_type=item.content_type)
+    return download_response(item.file, name=item.name, content_type=item.content_type)
 
 
 # --- Board and engineer view ------------------------------------------------------------------------

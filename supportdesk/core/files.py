@@ -8,12 +8,20 @@ content must match it) and only formats support and engineering exchange are acc
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404
 from django.utils.text import get_valid_filename
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
 
@@ -43,7 +51,7 @@ def max_attachment_bytes() -> int:
     return int(getattr(settings, "ATTACHMENT_MAX_BYTES", DEFAULT_MAX_ATTACHMENT_BYTES))
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
     if size >= 1024 * 1024:
         return f"{size / (1024 * 1024):.1f} MB"
     if size >= 1024:
@@ -91,7 +99,7 @@ def check_attachment(file: IO[bytes], *, declared_type: str | None, size: int | 
         size = file.tell()
     if size > limit:
         raise ValidationError(
-            f"The file is {_human(size)}; attachments may be at most {_human(limit)}.", code="too_big"
+            f"The file is {human_size(size)}; attachments may be at most {human_size(limit)}.", code="too_big"
         )
     if size == 0:
         raise ValidationError("The file is empty.", code="empty")
@@ -135,3 +143,56 @@ def safe_name(name: str | None, *, default: str = "attachment") -> str:
     except Exception:  # Django refuses names that clean to nothing (".", "..")
         cleaned = ""
     return cleaned[-150:] or default
+
+
+@dataclass(frozen=True)
+class CheckedUpload:
+    """An upload that passed ``check_attachment``: its safe name and verified type and size."""
+
+    file: IO[bytes]
+    name: str
+    content_type: str
+    size: int
+
+
+def check_upload(upload, *, default_name: str = "attachment") -> CheckedUpload:
+    """``check_attachment`` for an uploaded file (Django's ``UploadedFile``): ValidationError when it
+    is refused, else its safe name and verified type, rewound for storing."""
+    checked = check_attachment(upload, declared_type=getattr(upload, "content_type", None), size=upload.size)
+    upload.seek(0)
+    return CheckedUpload(
+        upload, safe_name(upload.name, default=default_name), checked.content_type, checked.size
+    )
+
+
+@contextmanager
+def removed_on_error() -> Iterator[list[str]]:
+    """Collects the names of files written to the default storage in the block; when the block
+    raises (its transaction rolled back, so no row refers to them) the files are deleted again.
+
+    The storage is not transactional: a file written inside a transaction that fails would be left
+    behind, unreachable, for ever.
+    """
+    stored: list[str] = []
+    try:
+        yield stored
+    except BaseException:
+        for name in stored:
+            try:
+                default_storage.delete(name)
+            except Exception:  # the original error matters more; the orphan is logged
+                logger.exception("Could not delete the stored file %s after a failed write", name)
+        raise
+
+
+def download_response(file: FieldFile, *, name: str, content_type: str) -> FileResponse:
+    """A stored attachment as a download: never shown inline, with the verified type, which the
+    browser must not second-guess (``nosniff``), and kept out of shared caches."""
+    try:
+        handle = file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("The file is no longer stored.") from exc
+    response = FileResponse(handle, as_attachment=True, filename=name, content_type=content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, no-cache"
+    return response

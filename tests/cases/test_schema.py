@@ -14,6 +14,7 @@ EXPECTED_OPERATIONS = {
     "/api/cases/{key}/events/": {"get"},
     "/api/cases/{key}/replies/": {"post"},
     "/api/cases/{key}/notes/": {"post"},
+    "/api/cases/{key}/attachments/{attachment_id}/": {"get"},
     "/api/cases/{key}/transition/": {"post"},
     "/api/organisations/": {"get", "post"},
     "/api/organisations/{id}/": {"get", "patch"},
@@ -148,6 +149,34 @@ def test_case_list_documents_filters_and_orderings(schema):
         "updated",
         "stale",
     }
+
+
+@pytest.mark.parametrize("path", ["/api/cases/{key}/replies/", "/api/cases/{key}/notes/"])
+def test_replies_and_notes_take_json_or_multipart_with_files(schema, path):
+    operation = schema["paths"][path]["post"]
+    content = operation["requestBody"]["content"]
+    assert set(content) == {"application/json", "multipart/form-data"}
+    json_body = _resolve(schema, content["application/json"]["schema"])
+    assert set(json_body["properties"]) == {"body"}
+    multipart = _resolve(schema, content["multipart/form-data"]["schema"])
+    files = multipart["properties"]["attachments"]
+    assert files["type"] == "array"
+    assert files["maxItems"] == 10
+    assert files["items"] == {"type": "string", "format": "binary"}
+    assert "attachments" in _json_body(schema, operation, "400")["properties"]
+    event = _json_body(schema, operation, "201")
+    listed = _resolve(schema, event["properties"]["attachments"]["items"])
+    assert {"id", "name", "content_type", "size", "uploaded_at", "download_url"} <= set(listed["properties"])
+
+
+def test_the_download_is_documented_as_a_binary_file(schema):
+    operation = schema["paths"]["/api/cases/{key}/attachments/{attachment_id}/"]["get"]
+    assert operation["responses"]["200"]["content"]["application/octet-stream"]["schema"] == {
+        "type": "string",
+        "format": "binary",
+    }
+    assert {p["name"] for p in operation["parameters"]} == {"key", "attachment_id"}
+    assert {"401", "403", "404"} <= set(operation["responses"])
 
 
 def test_spectacular_command_validates_without_warnings(db, tmp_path):
