@@ -7,9 +7,13 @@ class InboundConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from anymail.signals import inbound
+
         from supportdesk.core import outbox
 
-        from . import threads
+        from . import threads, webhooks
+
+        inbound.connect(webhooks.on_inbound, dispatch_uid="supportdesk.inbound.provider")
 
         outbox.register_thread_source(threads.customer_last_mail)
         outbox.register_sender_source(threads.case_sender)
