@@ -403,7 +403,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status"},
+    # One name per choice set: a mailbox's default_severity is a case severity (SeverityEnum).
+    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status", "SeverityEnum": "cases.models.Severity"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------
