@@ -189,7 +189,8 @@ def _bad_request(serializer) -> dict:
         summary="Create a mailbox",
         description=(
             "IMAP mode needs `imap_host`, `imap_username` and `imap_password`; Maildir mode may leave "
-            "`maildir_path` empty (var/mail/<name>); pipe and provider modes need only the address."
+            "`maildir_path` empty (a folder named after the mailbox under var/); pipe and provider "
+            "modes need only the name and address."
         ),
         responses={201: MailboxSerializer, **_bad_request(MailboxError), **AUTH_ERRORS},
     ),

@@ -54,7 +54,6 @@ class MailboxForm(forms.ModelForm):
             "is_active": "Active (receives and polls mail)",
         }
         help_texts = {
-            "maildir_path": "Maildir mode: relative to var/ or absolute; empty: var/mail/<name>.",
             "processed_folder": "IMAP and Maildir: where mail goes once it is recorded.",
         }
 
@@ -89,6 +88,9 @@ class MailboxForm(forms.ModelForm):
         else:
             help_text = "Needed in IMAP mode."
         self.fields["imap_password"].help_text = help_text
+        self.fields[
+            "maildir_path"
+        ].help_text = f"Maildir mode: relative to var/ or absolute; empty: {mailboxes.default_maildir()}."
 
     def _post_clean(self) -> None:
         """The model's field checks (ModelForm), then the mailbox rules of inbound.mailboxes."""
