@@ -358,7 +358,7 @@ def provider_webhook(view_class: type) -> Callable[..., HttpResponse]:
         esp = getattr(view_class, "esp_name", view_class.__name__)
         try:
             instance = view_class()
-        except AnymailConfigurationError as exc:
+        except (AnymailConfigurationError, ImportError) as exc:  # a missing key, or svix for Resend
             logger.error("The %s inbound webhook is not configured: %s", esp, exc)
             return _answer(503, f"The {esp} inbound webhook is not configured on this server.")
         if not _secured(instance):

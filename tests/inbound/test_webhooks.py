@@ -386,3 +386,12 @@ def test_ses_without_credentials_gets_the_401_sns_needs_before_it_sends_them(cli
     )
     assert response.status_code == 401
     assert not InboundMessage.objects.exists()
+
+
+def test_a_provider_whose_keys_are_missing_answers_503_not_500(client, provider_mailbox):
+    # Brevo needs its API key to fetch attachments; without it the endpoint is not configured.
+    response = client.post(
+        "/inbound/provider/brevo/inbound/", data="{}", content_type="application/json", **basic_auth()
+    )
+    assert response.status_code == 503
+    assert not InboundMessage.objects.exists()
