@@ -68,7 +68,7 @@ def can_download_raw(user, record: InboundMessage) -> bool:
     return case is not None and can_see_case(user, case)
 
 
-def default_maildir(name: str = "<name>") -> str:
+def default_maildir(name: str = "NAME") -> str:
     """Where a Maildir mailbox without a path is read (shown in the form's help)."""
     from django.conf import settings
 
