@@ -67,6 +67,8 @@ from .services import REASON_LIMIT, Received, receive
 logger = logging.getLogger(__name__)
 
 VIA = "provider"
+# Marks the key of a mail kept for an address no mailbox has (see keep_refused).
+UNROUTED_SUFFIX = "#unrouted"
 
 # The endpoints, under inbound/provider/ (the same paths as anymail's own urls.py under anymail/).
 # Mailgun sends the raw MIME to a URL that contains "mime", the parsed fields to any other.
@@ -197,13 +199,22 @@ def mail_bytes(message) -> bytes:
 
 
 def keep_refused(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, reason: str) -> Received:
-    """Record a mail on ``mailbox`` as refused, without processing it (once per Message-ID, with
-    its bytes on the storage like every received mail; of a mail above INBOUND_MAX_BYTES only the
-    headers are kept)."""
+    """Keep a mail for no known address on ``mailbox`` as refused, without processing it: once
+    per Message-ID, with its bytes on the storage like every received mail (of a mail above
+    INBOUND_MAX_BYTES only the headers).
+
+    Its key is the mail's key with ``UNROUTED_SUFFIX``: the same mail delivered to a known address of
+    this mailbox too (a Bcc, a second recipient the provider posts separately) must still be
+    received and processed, not found "already recorded". When that delivery came first, the mail
+    is on its case already and nothing more is kept."""
     limit = max_bytes()
     kept = raw if len(raw) <= limit else _head(raw)
     headers = BytesHeaderParser(policy=policy.default).parsebytes(kept)
-    key = parse.key_for(raw, parse.first_message_id(headers))
+    real_key = parse.key_for(raw, parse.first_message_id(headers))
+    received = InboundMessage.objects.filter(mailbox=mailbox, message_id=real_key).first()
+    if received is not None:
+        return Received(received, created=False)
+    key = real_key[: 255 - len(UNROUTED_SUFFIX)] + UNROUTED_SUFFIX
     existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
     if existing is not None:
         return Received(existing, created=False)

@@ -262,6 +262,34 @@ def test_a_mail_for_no_mailbox_is_kept_as_refused_on_the_fallback_mailbox(client
     assert b"Invoices page is slow" in record.raw.read()
 
 
+def test_the_same_mail_for_an_unknown_and_a_known_address_still_reaches_its_case(client, provider_mailbox):
+    # The provider posts once per recipient: first the unknown one, then support@ (a Bcc).
+    unknown = postmark_payload(to="sales@help.example", message_id="<both-1@acme.example>")
+    known = {**unknown, "OriginalRecipient": "support@help.example"}
+
+    assert post_postmark(client, unknown, **basic_auth()).status_code == 200
+    assert post_postmark(client, known, **basic_auth()).status_code == 200
+    assert post_postmark(client, unknown, **basic_auth()).status_code == 200  # a provider's retry
+
+    statuses = dict(InboundMessage.objects.values_list("message_id", "status"))
+    assert statuses == {
+        "<both-1@acme.example>#unrouted": InboundStatus.REFUSED,
+        "<both-1@acme.example>": InboundStatus.INGESTED,
+    }
+    assert Case.objects.count() == 1
+
+
+def test_a_known_delivery_first_keeps_nothing_more_for_the_unknown_address(client, provider_mailbox):
+    known = postmark_payload(to="sales@help.example", message_id="<both-2@acme.example>")
+    known["OriginalRecipient"] = "support@help.example"
+    unknown = {**known, "OriginalRecipient": "sales@help.example"}
+
+    assert post_postmark(client, known, **basic_auth()).status_code == 200
+    assert post_postmark(client, unknown, **basic_auth()).status_code == 200
+
+    assert InboundMessage.objects.get().status == InboundStatus.INGESTED
+
+
 def test_an_inactive_provider_mailbox_does_not_ingest(client, provider_mailbox):
     Mailbox.objects.filter(pk=provider_mailbox.pk).update(is_active=False)
     assert post_postmark(client, postmark_payload(), **basic_auth()).status_code == 200
