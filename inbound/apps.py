@@ -7,13 +7,16 @@ class InboundConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from anymail.signals import inbound
-
         from supportdesk.core import outbox
 
-        from . import threads, webhooks
-
-        inbound.connect(webhooks.on_inbound, dispatch_uid="supportdesk.inbound.provider")
+        from . import threads
 
         outbox.register_thread_source(threads.customer_last_mail)
         outbox.register_sender_source(threads.case_sender)
+
+        # Provider webhooks (django-anymail): every inbound mail a provider posts is received here.
+        from anymail.signals import inbound
+
+        from . import webhooks
+
+        inbound.connect(webhooks.on_inbound, dispatch_uid="supportdesk.inbound.provider")
