@@ -1,13 +1,48 @@
+from django import forms
 from django.contrib import admin
+from django.core.validators import DomainNameValidator
 
-from .models import Case, CaseEvent, Contact, Organisation, Tag, Team
+from .models import Case, CaseEvent, Contact, Organisation, OrganisationDomain, Tag, Team, normalise_domain
+
+
+class OrganisationDomainForm(forms.ModelForm):
+    class Meta:
+        model = OrganisationDomain
+        fields = ["domain"]
+
+    def clean_domain(self) -> str:
+        # Normalised before the uniqueness check, which would otherwise let "Acme.example" past an
+        # existing "acme.example" (and the database refuse it with an error page).
+        domain = normalise_domain(self.cleaned_data.get("domain", ""))
+        if "." not in domain:
+            raise forms.ValidationError("Give a full domain such as example.com.")
+        DomainNameValidator(message="Give a domain such as example.com (no @, no spaces).")(domain)
+        return domain
+
+
+class OrganisationDomainInline(admin.TabularInline):
+    """The organisation's e-mail domains: mail from an unknown sender there opens its cases."""
+
+    model = OrganisationDomain
+    form = OrganisationDomainForm
+    extra = 1
+    fields = ("domain",)
+    verbose_name = "e-mail domain"
 
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ("name", "tier", "time_zone")
+    list_display = ("name", "tier", "time_zone", "domains")
     list_filter = ("tier",)
-    search_fields = ("name",)
+    search_fields = ("name", "email_domains__domain")
+    inlines = [OrganisationDomainInline]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("email_domains")
+
+    @admin.display(description="E-mail domains")
+    def domains(self, obj: Organisation) -> str:
+        return ", ".join(d.domain for d in obj.email_domains.all())
 
 
 @admin.register(Contact)

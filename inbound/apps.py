@@ -16,3 +16,10 @@ class InboundConfig(AppConfig):
 
         outbox.register_thread_source(threads.customer_last_mail)
         outbox.register_sender_source(threads.case_sender)
+
+        # Provider webhooks (django-anymail): every inbound mail a provider posts is received here.
+        from anymail.signals import inbound
+
+        from . import webhooks
+
+        inbound.connect(webhooks.on_inbound, dispatch_uid="supportdesk.inbound.provider")

@@ -91,6 +91,7 @@ INSTALLED_APPS = [
     "metrics",
     "imports",
     "inbound",
+    "anymail",
 ]
 
 MIDDLEWARE = [
@@ -329,6 +330,23 @@ INBOUND_IMAP_TIMEOUT = float(os.environ.get("INBOUND_IMAP_TIMEOUT", "30"))  # se
 INBOUND_MAX_BYTES = int(os.environ.get("INBOUND_MAX_BYTES", str(25 * 1024 * 1024)))
 # More mails than this from one address within an hour are refused (kept, with the reason).
 INBOUND_SENDER_LIMIT_PER_HOUR = int(os.environ.get("INBOUND_SENDER_LIMIT_PER_HOUR", "30"))
+# Provider webhooks (django-anymail, /inbound/provider/<provider>/inbound/; docs/mail.md): every
+# ANYMAIL_<NAME> environment variable is anymail's <NAME> setting, e.g. ANYMAIL_WEBHOOK_SECRET
+# ("user:password" basic auth, comma-separated while rotating; required by the providers that sign
+# nothing), ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY, ANYMAIL_POSTAL_WEBHOOK_KEY.
+ANYMAIL: dict[str, object] = {
+    name.removeprefix("ANYMAIL_"): value
+    for name, value in os.environ.items()
+    if name.startswith("ANYMAIL_") and value
+}
+if "WEBHOOK_SECRET" in ANYMAIL:
+    ANYMAIL["WEBHOOK_SECRET"] = env_list("ANYMAIL_WEBHOOK_SECRET")
+if "AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS" in ANYMAIL:
+    ANYMAIL["AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS"] = env_bool(
+        "ANYMAIL_AMAZON_SES_AUTO_CONFIRM_SNS_SUBSCRIPTIONS", True
+    )
+# The largest webhook request read (0: INBOUND_MAX_BYTES base64-encoded in JSON, plus 1 MB).
+INBOUND_WEBHOOK_MAX_BYTES = int(os.environ.get("INBOUND_WEBHOOK_MAX_BYTES", "0"))
 # Attachments (escalation packages, case replies and notes, inbound mail): supportdesk.core.files.
 ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
 
@@ -385,7 +403,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status"},
+    # One name per choice set: a mailbox's default_severity is a case severity (SeverityEnum).
+    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status", "SeverityEnum": "cases.models.Severity"},
 }
 
 # --- Celery -----------------------------------------------------------------------------------

@@ -30,6 +30,8 @@ urlpatterns = [
     path("api/", include("metrics.api_urls")),
     path("survey/", include("metrics.survey_urls")),
     path("imports/", include("imports.urls")),
+    path("inbound/", include("inbound.urls")),
+    path("api/", include("inbound.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
