@@ -23,6 +23,7 @@ from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery, 
 from django.db.models.functions import Coalesce
 
 from cases.models import Case
+from cases.permissions import can_see_case
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.roles import is_admin, is_agent
 
@@ -60,10 +61,6 @@ def can_download_raw(user, record: InboundMessage) -> bool:
         return True
     if record.case_id is None or not is_agent(user):
         return False
-    try:
-        from cases.permissions import can_see_case  # the cases app's one rule, where it has one
-    except ImportError:  # before cases.permissions: every agent works every case (DOMAIN.md)
-        return True
     case = Case.objects.filter(pk=record.case_id).first()
     return case is not None and can_see_case(user, case)
 
