@@ -116,9 +116,19 @@ _C1 = re.compile("[\x80-\x9f]")
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def clean_text(text: str) -> str:
-    """Text safe to store: C1 control characters read as the Windows-1252 punctuation they almost
-    always are (an ISO-8859-1 label on Outlook's curly quotes), other controls (NUL, ...) removed."""
+    """Text safe to store: the raw UTF-8 bytes the email package leaves as surrogates (RFC 6532
+    headers: "From: Tomás <...>" unencoded) decoded, C1 control characters read as the
+    Windows-1252 punctuation they almost always are (an ISO-8859-1 label on Outlook's curly
+    quotes), other controls (NUL, ...) removed."""
+    if _SURROGATES.search(text):
+        try:
+            text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        except UnicodeEncodeError:  # a surrogate that is no escaped byte: nothing to recover
+            text = _SURROGATES.sub("\ufffd", text)
     text = _C1.sub(lambda m: bytes([ord(m.group())]).decode("cp1252", errors="ignore"), text)
     return _CONTROL.sub("", text)
 
@@ -543,17 +553,25 @@ def body_text(msg: EmailMessage) -> tuple[str, bool]:
     return html_to_text(decoded_text(part)), True
 
 
+def sender(msg: Message) -> tuple[str, str]:
+    """(display name, lower-case address) of the mail's From; ("", "") when it has none we can use."""
+    name, address = next(iter(_mailboxes(msg, "From")), ("", ""))
+    address = clean_text(address).strip().strip("<>").lower()
+    if "@" not in address or len(address) > ADDRESS_LIMIT:
+        address = ""
+    return " ".join(clean_text(name).split())[:200], address
+
+
 def parse(raw: bytes) -> ParsedMail:
     msg = message_from_bytes(raw)
-    from_name, from_address = next(iter(_mailboxes(msg, "From")), ("", ""))
-    from_address = clean_text(from_address).strip().lower()
+    from_name, from_address = sender(msg)
     text, html_only = body_text(msg)
     text = _normalise(text)[:BODY_LIMIT]
     return ParsedMail(
         message_id=first_message_id(msg),
         subject=header(msg, "Subject")[:500],
-        from_name=" ".join(clean_text(from_name).split())[:200],
-        from_address=from_address if len(from_address) <= ADDRESS_LIMIT else "",
+        from_name=from_name,
+        from_address=from_address,
         to=_addresses(msg, "To"),
         cc=_addresses(msg, "Cc"),
         recipients=_addresses(msg, "To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"),

@@ -4,10 +4,13 @@ mail its outbox sent, a subject with its case's key), and every other byte left 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 
 FIXTURES = Path(__file__).parent / "fixtures"
 _ids = itertools.count(1)
+# The fixtures' stand-ins for Message-IDs of mails SupportDesk sent (see fixtures/README.md).
+SENT_ID = re.compile(rb"<\d{12}\.\d{4}\.\d{10}@help\.acme\.example>")
 
 
 def fixture_names() -> list[str]:
@@ -58,7 +61,11 @@ def with_headers(raw: bytes, **headers: str | bytes | None) -> bytes:
     return newline.join(newline.join(field) for field in kept) + body
 
 
-def eml(name: str, **headers: str | bytes | None) -> bytes:
-    """The fixture ``name`` (``gmail_reply.eml``), with ``headers`` as in ``with_headers``."""
+def eml(name: str, *, ours: str | None = None, **headers: str | bytes | None) -> bytes:
+    """The fixture ``name`` (``gmail_reply.eml``), with ``headers`` as in ``with_headers``; ``ours``:
+    the Message-ID of a mail the test's outbox sent, in place of the fixture's stand-ins wherever
+    they are (In-Reply-To, References, the headers a bounce returns)."""
     raw = (FIXTURES / name).read_bytes()
+    if ours is not None:
+        raw = SENT_ID.sub(ours.encode("ascii"), raw)
     return with_headers(raw, **headers) if headers else raw
