@@ -210,7 +210,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
         for candidate in dict.fromkeys((CHARSET_SUPERSETS.get(label, label), label)):
             try:
                 return data.decode(candidate)
-            except (LookupError, UnicodeDecodeError):
+            except (LookupError, UnicodeDecodeError, ValueError):  # ValueError: a NUL in the label
                 continue
     if _UTF8_SEQUENCE.search(data) or max(data, default=0) < 0x80:
         return data.decode("utf-8", errors="replace")
@@ -256,7 +256,7 @@ def decoded_text(part: Message) -> str:
         payload = raw.encode("utf-8", errors="replace") if isinstance(raw, str) else b""
     if isinstance(payload, str):  # a multipart or message part has no text of its own
         payload = payload.encode("utf-8", errors="replace")
-    text = decode_bytes(payload, part.get_param("charset"))
+    text = decode_bytes(payload, part.get_content_charset())
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if str(part.get_param("format", "")).lower() == "flowed":
         text = unflow(text, delsp=str(part.get_param("delsp", "")).lower() == "yes")
@@ -522,16 +522,28 @@ def _attachments(msg: EmailMessage) -> list[Attachment]:
 
 def _parent(msg: Message, child: Message) -> Message | None:
     for part in msg.walk():
-        if part.is_multipart() and any(sub is child for sub in part.get_payload()):
+        if part.is_multipart() and any(sub is child for sub in part.get_payload() or ()):
             return part
     return None
+
+
+def _body(msg: EmailMessage, preferencelist: tuple[str, ...]) -> Message | None:
+    """``get_body``, which raises on a multipart part without parts (a truncated mail); then the
+    first text part written into the mail."""
+    try:
+        return msg.get_body(preferencelist=preferencelist)
+    except Exception:
+        subtypes = {"plain", "html"} & set(preferencelist)
+        return next(
+            (p for p in _leaves(msg) if _is_body_text(p) and p.get_content_subtype() in subtypes), None
+        )
 
 
 def body_text(msg: EmailMessage) -> tuple[str, bool]:
     """The readable text of a mail and whether it came from HTML (an HTML-only mail). A blank plain
     part (some clients send one next to the HTML) gives way to the HTML; the text parts that Apple
     Mail writes around an inline image (text, image, text) are read as one text."""
-    part = msg.get_body(preferencelist=("plain", "html"))
+    part = _body(msg, ("plain", "html"))
     if part is None:
         return "", False
     if part.get_content_subtype() == "plain":
@@ -547,7 +559,7 @@ def body_text(msg: EmailMessage) -> tuple[str, bool]:
             text = decoded_text(part)
         if text.strip():
             return text, False
-        part = msg.get_body(preferencelist=("html",))
+        part = _body(msg, ("html",))
         if part is None:
             return "", False
     return html_to_text(decoded_text(part)), True

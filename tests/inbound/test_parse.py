@@ -342,3 +342,19 @@ def test_with_headers_replaces_adds_and_removes_without_touching_the_body():
     assert b"X-Test: 1" in head
     assert b"Thread-Index" not in head
     assert b"\n" not in head.replace(b"\r\n", b"")  # still CRLF throughout
+
+
+@pytest.mark.parametrize("name", fixture_names())
+def test_a_truncated_or_damaged_mail_is_still_read(name):
+    # What a connection cut mid-transfer or a broken client leaves: the parser must not raise, or
+    # the mail could only ever be "failed".
+    raw = eml(name)
+    for cut in range(0, len(raw), max(1, len(raw) // 20)):
+        for damaged in (raw[:cut], raw[:cut] + b"\r\n\xff\xfe\x00\x1b$B--\r\n"):
+            mail = parse.parse(damaged)
+            assert isinstance(mail.visible_text, str)
+
+
+def test_a_charset_label_with_a_nul_is_read_by_the_bytes():
+    raw = eml("mislabelled_us_ascii_cp1252.eml").replace(b'charset="us-ascii"', b'charset="us-\x00ascii"')
+    assert "coûte 4,50 €" in parse.parse(raw).text
