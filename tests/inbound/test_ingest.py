@@ -277,6 +277,28 @@ def test_a_customer_answer_to_a_closed_case_opens_a_linked_follow_up(mailbox, to
     assert follow_up.events.get(kind=EventKind.FOLLOW_UP_OPENED).new_value == case.key
 
 
+def test_more_mail_about_a_closed_case_joins_its_follow_up_instead_of_opening_another(mailbox, tomas, agent):
+    case = open_case(tomas, assignee=agent)
+    case = case_services.transition(case, "resolved", actor=agent, now=T0)
+    case_services.auto_close_resolved(now=T0 + dt.timedelta(days=8), days=7)
+
+    first = receive(mailbox, _tagged(case), now=T0 + dt.timedelta(days=9))
+    # "Forgot the attachment": the customer answers the old thread again, minutes later.
+    second = receive(mailbox, _tagged(case), now=T0 + dt.timedelta(days=9, minutes=5))
+
+    assert second.case_id == first.case_id != case.pk
+    assert case.follow_ups.count() == 1
+    assert len(_customer_messages(Case.objects.get(pk=first.case_id))) == 2
+
+    # Once the follow-up is closed too, the next mail opens a new one.
+    follow_up = Case.objects.get(pk=first.case_id)
+    follow_up = case_services.transition(follow_up, "resolved", actor=agent, now=T0 + dt.timedelta(days=10))
+    case_services.auto_close_resolved(now=T0 + dt.timedelta(days=18), days=7)
+    third = receive(mailbox, _tagged(case), now=T0 + dt.timedelta(days=19))
+    assert third.case_id not in (case.pk, follow_up.pk)
+    assert case.follow_ups.count() == 2
+
+
 def _told(kind="customer_wrote"):
     return sorted(n.recipient.username for n in Notification.objects.filter(kind=kind))
 
