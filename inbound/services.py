@@ -77,7 +77,7 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, size: i
     key = parse.key_for(raw, parse.first_message_id(headers))
     existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
     if existing is not None:
-        return Received(existing, created=False)
+        return Received(_process_if_stranded(existing, now=now, raw=raw), created=False)
     name = raw_path(mailbox.pk, parse.digest(key))
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(kept))
@@ -106,6 +106,15 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, size: i
     if not too_big:
         record = process(record, now=now, raw=raw)
     return Received(record, created=True)
+
+
+def _process_if_stranded(record: InboundMessage, *, now: dt.datetime, raw: bytes) -> InboundMessage:
+    """A mail recorded but never processed (the process died in between, so its source still had it
+    and gave it again) is processed now. One being processed by another worker right now is not
+    done twice: ``process`` claims the row first."""
+    if record.status != InboundStatus.RECEIVED:
+        return record
+    return process(record, now=now, raw=raw)
 
 
 def read_raw(record: InboundMessage) -> bytes:

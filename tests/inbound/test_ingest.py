@@ -520,6 +520,22 @@ def test_the_same_mail_received_twice_is_recorded_and_ingested_once(mailbox, bri
     assert CaseEvent.objects.filter(kind=EventKind.CUSTOMER_MESSAGE).count() == 1
 
 
+def test_a_mail_recorded_but_never_processed_is_processed_when_it_comes_again(
+    mailbox, brightwave, monkeypatch
+):
+    raw = _new_mail()
+    with monkeypatch.context() as m:  # the process dies between recording the mail and processing it
+        m.setattr(services, "process", lambda record, **kwargs: record)
+        stranded = services.receive(mailbox, raw, now=T0, via="maildir").message
+    assert stranded.status == InboundStatus.RECEIVED
+
+    again = services.receive(mailbox, raw, now=T0 + MIN, via="maildir")  # still in the folder
+    assert again.created is False
+    assert again.message.pk == stranded.pk
+    assert again.message.status == InboundStatus.INGESTED
+    assert Case.objects.count() == 1
+
+
 def test_a_mail_without_message_id_received_twice_is_recorded_once(mailbox, db):
     organisation_with_domains("Hafenwerft", "hafenwerft.example")
     raw = eml("no_message_id.eml")
