@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from cases.models import Case
-from inbound import polling, services
+from inbound import polling, services, tasks
 from inbound.management.commands import ingest_email
 from inbound.models import InboundMessage, InboundStatus, MailboxMode
 from tests.inbound.eml import eml
@@ -38,12 +39,12 @@ def _pipe(monkeypatch, raw: bytes, *args: str) -> tuple[int, str, str]:
 # --- the pipe command --------------------------------------------------------------------------------
 
 
-def test_a_piped_mail_is_ingested_and_the_server_told_so(monkeypatch, mailbox, brightwave):
+def test_a_piped_mail_is_ingested_and_the_server_told_so(monkeypatch, mailbox, brightwave, travel):
     raw = fresh("gmail_reply.eml", message_id="<piped.1@mail.gmail.example>")
     code, out, _ = _pipe(monkeypatch, raw, "--mailbox", "support")
     assert code == 0
     record = InboundMessage.objects.get()
-    assert (record.via, record.status) == ("pipe", InboundStatus.INGESTED)
+    assert (record.via, record.status, record.received_at) == ("pipe", InboundStatus.INGESTED, T0)
     assert out.strip() == f"<piped.1@mail.gmail.example> ingested on case CASE-{record.case_id}"
 
 
@@ -239,3 +240,22 @@ def test_only_active_polled_mailboxes_are_polled(mailbox, maildir):
     mailbox.is_active, mailbox.mode = True, MailboxMode.PIPE
     mailbox.save()
     assert list(polling.pollable()) == []
+
+
+def test_the_beat_tasks_poll_each_mailbox_and_the_lease_holds_until_the_clock_passes_it(
+    mailbox, maildir, brightwave, travel
+):
+    maildir.add(fresh("gmail_reply.eml"))
+    held = polling.claim(mailbox.pk, now=timezone.now())  # another worker is on it
+    assert held is not None
+    assert tasks.poll_mailbox(mailbox.pk) == {"mailbox": str(mailbox.pk), "polled": False, "fetched": 0}
+
+    travel.shift(polling.lease() - dt.timedelta(seconds=1))
+    assert tasks.poll_mailbox(mailbox.pk)["polled"] is False  # not a second early
+
+    travel.shift(dt.timedelta(seconds=2))
+    assert tasks.poll_mailbox(mailbox.pk) == {"mailbox": "support", "polled": True, "fetched": 1}
+    record = InboundMessage.objects.get()
+    assert record.received_at == T0 + polling.lease() + dt.timedelta(seconds=1)
+    mailbox.refresh_from_db()
+    assert mailbox.last_polled_at == record.received_at
