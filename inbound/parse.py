@@ -3,7 +3,10 @@
 whether it is an auto-reply or a bounce.
 
 The standard library's modern ``email`` API (``policy.default``) does the MIME work; inscriptis turns
-HTML into text and mail-parser-reply finds where a reply's quoted history and signature begin.
+HTML into text and mail-parser-reply finds where a reply's quoted history begins. What real clients
+get wrong is repaired here: charset labels (Windows' supersets, "us-ascii" on 8-bit text, unknown
+labels), raw 8-bit headers, format=flowed, the text Apple Mail splits around an inline image.
+Everything read is bounded (body, HTML, addresses, references) and cleaned of control characters.
 """
 
 from __future__ import annotations
