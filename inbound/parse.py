@@ -199,9 +199,43 @@ CHARSET_SUPERSETS = {
     "euc-kr": "cp949",
     "ks_c_5601-1987": "cp949",
 }
+ISO_2022_JP = {"iso-2022-jp", "csiso2022jp", "iso2022jp", "iso2022_jp"}
 # Labels that say nothing about 8-bit bytes: the bytes decide (UTF-8, else Windows-1252).
 UNINFORMATIVE_CHARSETS = {"", "us-ascii", "ascii", "unknown-8bit", "x-unknown", "unknown", "default"}
 _UTF8_SEQUENCE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _iso2022jp_as_cp932(data: bytes) -> str:
+    """ISO-2022-JP as Windows writes it (CP50220/50221): JIS X 0208 plus NEC's row 13 (① ② Ⅰ ㈱) and
+    IBM's extensions, which Python's ISO-2022-JP codecs refuse. Each JIS pair is moved to its
+    Shift_JIS code and the whole read as cp932, the same character set. An escape sequence it does
+    not know raises UnicodeDecodeError, for the caller's next way."""
+    out = bytearray()
+    mode = "ascii"
+    i = 0
+    while i < len(data):
+        byte = data[i]
+        if byte == 0x1B:
+            sequence = data[i + 1 : i + 3]
+            modes = {b"$B": "jis", b"$@": "jis", b"(B": "ascii", b"(J": "ascii", b"(I": "kana"}
+            if sequence not in modes:
+                raise UnicodeDecodeError("iso-2022-jp", data, i, i + 3, "unsupported escape sequence")
+            mode = modes[sequence]
+            i += 3
+        elif mode == "jis" and 0x21 <= byte <= 0x7E and i + 1 < len(data):
+            first, second = byte, data[i + 1]
+            lead = ((first + 1) >> 1) + (0x70 if first <= 0x5E else 0xB0)
+            # Odd JIS rows take the lower Shift_JIS trail bytes (skipping 0x7F), even rows the upper.
+            trail = second + (0x20 if second >= 0x60 else 0x1F) if first % 2 else second + 0x7E
+            out += bytes([lead, trail])
+            i += 2
+        elif mode == "kana" and 0x21 <= byte <= 0x5F:
+            out.append(byte + 0x80)  # half-width katakana
+            i += 1
+        else:
+            out.append(byte)
+            i += 1
+    return out.decode("cp932")
 
 
 def decode_bytes(data: bytes, charset: str | None) -> str:
@@ -209,6 +243,11 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     bytes are: UTF-8 when they hold UTF-8 sequences (a damaged byte becomes U+FFFD), else
     Windows-1252 (what Outlook and old mail programs mean by "us-ascii" more often than not)."""
     label = (charset or "").strip().strip('"').lower()
+    if label in ISO_2022_JP:
+        try:
+            return _iso2022jp_as_cp932(data)
+        except UnicodeDecodeError:
+            pass  # other designations (JIS X 0212, ...): Python's own codecs below
     if label not in UNINFORMATIVE_CHARSETS:
         for candidate in dict.fromkeys((CHARSET_SUPERSETS.get(label, label), label)):
             try:

@@ -48,7 +48,12 @@ def test_every_fixture_reads_as_clean_text(name):
             "japanese_iso2022jp.eml",
             "月次レポートのCSVが文字化けします",
             "山田 太郎",
-            ["文字化けしたCSVファイルになります。", "「縺ゅ≠」"],
+            # ① ② as Windows writes them: NEC's row 13, which Python's ISO-2022-JP codecs refuse
+            [
+                "文字化けしたCSVファイルになります。",
+                "「縺ゅ≠」",
+                "①　管理画面→レポート→月次、②は問題ありません。",
+            ],
         ),
         (
             "japanese_shift_jis.eml",
@@ -358,3 +363,21 @@ def test_a_truncated_or_damaged_mail_is_still_read(name):
 def test_a_charset_label_with_a_nul_is_read_by_the_bytes():
     raw = eml("mislabelled_us_ascii_cp1252.eml").replace(b'charset="us-ascii"', b'charset="us-\x00ascii"')
     assert "coûte 4,50 €" in parse.parse(raw).text
+
+
+def test_iso_2022_jp_is_read_as_windows_writes_it_and_agrees_with_jis_x_0208_elsewhere():
+    # Windows (cp932) maps six JIS X 0208 characters to other code points: 〜 is ～, ‖ is ∥, ...
+    windows = {"〜": "～", "‖": "∥", "−": "－", "¢": "￠", "£": "￡", "¬": "￢"}
+    checked = 0
+    for first in range(0x21, 0x7F):
+        for second in range(0x21, 0x7F):
+            data = b"\x1b$B" + bytes([first, second]) + b"\x1b(B"
+            try:
+                expected = data.decode("iso2022_jp")
+            except UnicodeDecodeError:
+                continue  # not in JIS X 0208 (NEC's row 13, for one)
+            assert parse.decode_bytes(data, "ISO-2022-JP") == windows.get(expected, expected)
+            checked += 1
+    assert checked > 6800
+    assert parse.decode_bytes(b'\x1b$B-!-"\x1b(B', "iso-2022-jp") == "①②"
+    assert parse.decode_bytes(b"\x1b(I12\x1b(B", "iso-2022-jp") == "ｱｲ"  # half-width katakana
