@@ -11,9 +11,12 @@ Everything read is bounded (body, HTML, addresses, references) and cleaned of co
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email
 import hashlib
 import logging
+import quopri
 import re
 from dataclasses import dataclass, field
 from email import policy
@@ -136,14 +139,52 @@ def clean_text(text: str) -> str:
     return _CONTROL.sub("", text)
 
 
+_ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
+_BETWEEN_WORDS = re.compile(r"(?<=\?=)\s+(?==\?[^?\s]+\?[bBqQ]\?)")
+
+
+def _decode_word(match: re.Match) -> str:
+    charset, encoding, payload = match.group(1).split("*")[0], match.group(2).lower(), match.group(3)
+    try:
+        if encoding == "b":
+            data = base64.b64decode(payload + "=" * (-len(payload) % 4))
+        else:
+            data = quopri.decodestring(payload.encode("ascii", errors="replace"), header=True)
+    except (ValueError, binascii.Error):
+        return match.group(0)
+    return decode_bytes(data, charset)
+
+
+def decode_words(text: str) -> str:
+    """RFC 2047 encoded words the email package left as they were because its codec for the label
+    failed (Windows' ① in "ISO-2022-JP" or "Shift_JIS", an unknown label): decoded as body text is."""
+    if "=?" not in text:
+        return text
+    return _ENCODED_WORD.sub(_decode_word, _BETWEEN_WORDS.sub("", text))
+
+
+def _raw(msg: Message, name: str) -> str:
+    """The header as received, encoded words and all (one line)."""
+    raw = next((str(v) for k, v in msg.raw_items() if k.lower() == name.lower()), "")
+    return _BETWEEN_WORDS.sub("", " ".join(raw.split()))
+
+
+def _lost_bytes(text: str) -> bool:
+    return bool(_SURROGATES.search(text)) or "\ufffd" in text
+
+
 def header(msg: Message, name: str) -> str:
-    """A header's decoded text on one line, or "" when it is missing or cannot be decoded."""
+    """A header's decoded text on one line, or "" when it is missing or cannot be decoded. Where the
+    email package's codec for an encoded word's label lost bytes (Windows' ① in "Shift_JIS"), the
+    raw header's encoded words are decoded as body text is."""
     try:
         value = msg.get(name)
         text = "" if value is None else str(value)
     except Exception:  # a malformed header the policy cannot parse
         return ""
-    return " ".join(clean_text(text).split())
+    if _lost_bytes(text) and _ENCODED_WORD.search(raw := _raw(msg, name)):
+        text = decode_words(raw)
+    return " ".join(clean_text(decode_words(text)).split())
 
 
 def message_ids(value: str) -> list[str]:
@@ -607,13 +648,31 @@ def body_text(msg: EmailMessage) -> tuple[str, bool]:
     return html_to_text(decoded_text(part)), True
 
 
+_ENCODED_RUN = re.compile(r"(?:=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=)+")
+
+
+def _name_from_raw(msg: Message, name: str) -> str:
+    """A display name the email package decoded with its own codec for the label and lost bytes of
+    (Windows' ① in "Shift_JIS"): decoded again from the raw header, as body text is."""
+    joined = _raw(msg, "From")
+
+    def quoted(match: re.Match) -> str:
+        text = decode_words(match.group(0)).replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{text}"'
+
+    found = getaddresses([_ENCODED_RUN.sub(quoted, joined)])
+    return found[0][0] if found and found[0][0] else name
+
+
 def sender(msg: Message) -> tuple[str, str]:
     """(display name, lower-case address) of the mail's From; ("", "") when it has none we can use."""
     name, address = next(iter(_mailboxes(msg, "From")), ("", ""))
     address = clean_text(address).strip().strip("<>").lower()
     if "@" not in address or len(address) > ADDRESS_LIMIT:
         address = ""
-    return " ".join(clean_text(name).split())[:200], address
+    if _lost_bytes(name):
+        name = _name_from_raw(msg, name)
+    return " ".join(clean_text(decode_words(name)).split())[:200], address
 
 
 def parse(raw: bytes) -> ParsedMail:

@@ -4,6 +4,7 @@ attachments, and the mails that machines send."""
 
 from __future__ import annotations
 
+import base64
 import re
 
 import pytest
@@ -57,7 +58,7 @@ def test_every_fixture_reads_as_clean_text(name):
         ),
         (
             "japanese_shift_jis.eml",
-            "ダッシュボードの表示が遅い件（２点）",
+            "ダッシュボードの表示が遅い件（①②の２点）",  # an encoded word Python's shift_jis refuses
             "佐藤 花子",
             ["①　ログイン後", "３０秒～１分かかります", "②　CSV出力"],  # cp932 only: ① ② ～
         ),
@@ -129,6 +130,17 @@ def test_raw_8bit_headers_are_read_as_utf8_or_windows_1252():
     assert utf8.subject == "Kransensor für Dock 3 meldet sich nicht"
     latin = parse.parse(eml("no_message_id.eml", subject="Kransensor für Dock 3 – Störung".encode("cp1252")))
     assert latin.subject == "Kransensor für Dock 3 – Störung"
+
+
+def test_a_display_name_in_windows_shift_jis_keeps_its_characters():
+    name = "=?shift_jis?B?" + base64.b64encode("佐藤, 花子 ①".encode("cp932")).decode() + "?="
+    mail = parse.parse(eml("japanese_shift_jis.eml", from_=f"{name} <hanako.sato@kaede-denki.example>"))
+    assert (mail.from_name, mail.from_address) == ("佐藤, 花子 ①", "hanako.sato@kaede-denki.example")
+
+
+def test_encoded_words_in_an_unknown_charset_are_read_by_their_bytes():
+    mail = parse.parse(eml("gmail_reply.eml", subject="=?x-unknown?Q?Caf=C3=A9_?= =?x-unknown?Q?au_lait?="))
+    assert mail.subject == "Café au lait"
 
 
 def test_control_characters_from_encoded_words_do_not_reach_the_record():
