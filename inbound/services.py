@@ -299,13 +299,17 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: l
 
 
 def _check_attachments(attachments: list[parse.Attachment]):
+    """(files to store, files refused with the reason). At most MAX_ATTACHMENTS_PER_MAIL are
+    looked at; as many more are named as refused, the rest counted in one entry."""
     stored, refused = [], []
+    too_many = f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."
     for index, attachment in enumerate(attachments):
         name = safe_name(attachment.name, default=f"attachment-{index + 1}")
+        if index >= 2 * MAX_ATTACHMENTS_PER_MAIL:
+            refused.append({"name": f"{len(attachments) - index} more files", "reason": too_many})
+            break
         if index >= MAX_ATTACHMENTS_PER_MAIL:
-            refused.append(
-                {"name": name, "reason": f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."}
-            )
+            refused.append({"name": name, "reason": too_many})
             continue
         file = ContentFile(attachment.data, name=name)
         try:

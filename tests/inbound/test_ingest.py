@@ -5,6 +5,7 @@ oversize mail, nothing but a kept record with the reason. Nothing received is lo
 from __future__ import annotations
 
 import datetime as dt
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -605,3 +606,23 @@ def test_an_attachment_whose_content_is_not_its_type_is_refused(mailbox, northwi
         {"name": "Invoice_2026-0117.pdf", "reason": "The file's content is not image/png as its type claims."}
     ]
     assert list(CaseAttachment.objects.values_list("name", flat=True)) == ["image001.png"]
+
+
+def test_the_files_one_mail_may_bring_are_bounded(mailbox, brightwave):
+    message = EmailMessage()
+    message["From"] = "Tomás Ferreira <tomas.ferreira@brightwave.example>"
+    message["To"] = SUPPORT
+    message["Subject"] = "All our logs"
+    message["Message-ID"] = "<many-files.1@brightwave.example>"
+    message.set_content("Here are the logs of every host.")
+    for number in range(1, 101):
+        message.add_attachment(
+            f"host {number}: ok\n".encode(), maintype="text", subtype="plain", filename=f"host{number}.log"
+        )
+    record = receive(mailbox, message.as_bytes())
+    assert record.status == InboundStatus.INGESTED
+    assert CaseAttachment.objects.count() == services.MAX_ATTACHMENTS_PER_MAIL
+    refused = CaseEvent.objects.get(pk=record.event_id).new_value["refused_attachments"]
+    assert len(refused) == services.MAX_ATTACHMENTS_PER_MAIL + 1
+    assert refused[0] == {"name": "host21.log", "reason": "More than 20 files in one mail."}
+    assert refused[-1] == {"name": "60 more files", "reason": "More than 20 files in one mail."}
