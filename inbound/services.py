@@ -30,7 +30,7 @@ from cases import services as case_services
 from cases.delivery import case_owners
 from cases.models import Case, CaseAttachment, CaseEvent, Contact, Organisation, OrganisationDomain
 from supportdesk.core import outbox
-from supportdesk.core.files import check_attachment, safe_name
+from supportdesk.core.files import check_attachment, removed_on_error, safe_name
 from supportdesk.core.services import notify
 
 from . import parse, threads
@@ -126,9 +126,9 @@ def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = Non
     """Turn a recorded mail into its case entry (or its ignored/refused outcome); a failure is kept
     on the record with its reason and rolls back everything else, the attachment files it had
     written included."""
-    written: list[tuple] = []  # (storage, name) of the attachment files this attempt wrote
     try:
-        with transaction.atomic():
+        # The attachment files an attempt wrote go again when it fails (files.removed_on_error).
+        with removed_on_error() as written, transaction.atomic():
             claimed = InboundMessage.objects.filter(
                 pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
             ).update(attempts=F("attempts") + 1)
@@ -142,7 +142,6 @@ def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = Non
     except Exception as error:
         logger.exception("Inbound mail %s could not be processed", record.pk)
         reason = f"{type(error).__name__}: {error}"[:REASON_LIMIT]
-        _delete_files(written)
         # The attempt's own count was rolled back with it; this one is not.
         InboundMessage.objects.filter(
             pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
@@ -161,21 +160,13 @@ def _outcome(record: InboundMessage, status: str, reason: str) -> None:
     record.reason = reason[:REASON_LIMIT]
 
 
-def _delete_files(written: list[tuple]) -> None:
-    for storage, name in written:
-        try:
-            storage.delete(name)
-        except Exception:  # a file we cannot remove is only disk space; the failure is what matters
-            logger.warning("Could not delete %s after a failed inbound mail", name, exc_info=True)
-
-
 def _kept_references(references: list[str]) -> list[str]:
     if len(references) <= REFERENCES_KEPT:
         return references
     return references[:1] + references[-(REFERENCES_KEPT - 1) :]
 
 
-def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: list[tuple]) -> None:
+def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: list[str]) -> None:
     mail = parse.parse(raw)
     record.from_address = mail.from_address
     record.subject = mail.subject
@@ -290,8 +281,7 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: l
         case, body=body or "(empty message)", sender=sender, now=now, cc=cc, details=details
     )
     for attachment in stored:
-        row = save_attachment(case, event, attachment, now=now)
-        written.append((row.file.storage, row.file.name))
+        written.append(save_attachment(case, event, attachment, now=now).file.name)
     _notify_owners(case, event, sender=sender, now=now, record=record)
     record.case_id = case.pk
     record.event_id = event.pk
