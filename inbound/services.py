@@ -64,13 +64,16 @@ def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     return raw[: end if 0 <= end < limit else limit]
 
 
-def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, size: int | None = None) -> Received:
+def receive(
+    mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, declared_size: int | None = None
+) -> Received:
     """Record one received mail (once per mailbox and Message-ID) and process it.
 
-    ``size``: the mail's real size when ``raw`` is only its beginning (the pipe command stops
-    reading at the limit).
+    ``declared_size``: the mail's real size when ``raw`` is only its beginning (IMAP's RFC822.SIZE
+    for a mail whose header alone was fetched; the pipe command stops keeping at the limit); it
+    decides "too big" with ``raw``'s length.
     """
-    size = max(size or 0, len(raw))
+    size = max(len(raw), declared_size or 0)
     too_big = size > max_bytes()
     kept = _head(raw) if too_big else raw
     headers = parse.headers_from_bytes(kept)

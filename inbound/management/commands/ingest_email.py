@@ -70,7 +70,7 @@ class Command(BaseCommand):
             self.stderr.write("No message on standard input.")
             sys.exit(EX_DATAERR)
         try:
-            result = receive(found, raw, now=timezone.now(), via="pipe", size=size)
+            result = receive(found, raw, now=timezone.now(), via="pipe", declared_size=size)
         except Exception as exc:
             self.stderr.write(f"Could not record the mail: {exc}")
             sys.exit(EX_TEMPFAIL)
