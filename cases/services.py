@@ -459,7 +459,8 @@ def add_customer_message(
       transition, in this transaction);
     * ``resolved`` -> ``reopened``, the message being the reason;
     * ``closed``: a new case is opened for the same customer, linked to the old one, and the message
-      is its first entry (``follow_up_opened`` on both timelines);
+      is its first entry (``follow_up_opened`` on both timelines); a later message about the closed
+      case joins that follow-up while it is not closed itself, instead of opening another;
     * any other status: the message is recorded, the status stays.
 
     CC contacts of the mail are added to the case's CCs. ``details`` (the mail's addresses, its
@@ -468,7 +469,8 @@ def add_customer_message(
     with transaction.atomic():
         case = _lock(case)
         if case.status == Status.CLOSED:
-            case = open_follow_up(case, sender=sender, now=now)
+            latest = case.follow_ups.exclude(status=Status.CLOSED).order_by("-created_at", "-id").first()
+            case = _lock(latest) if latest is not None else open_follow_up(case, sender=sender, now=now)
         event = record_event(
             case,
             EventKind.CUSTOMER_MESSAGE,

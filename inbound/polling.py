@@ -55,6 +55,7 @@ def pollable():
 
 
 def claim(mailbox_id: int, *, now: dt.datetime) -> Mailbox | None:
+    """Take the mailbox's lease (until ``now`` + the lease), or None when another poll holds it."""
     claimed = (
         pollable()
         .filter(pk=mailbox_id)
@@ -62,6 +63,14 @@ def claim(mailbox_id: int, *, now: dt.datetime) -> Mailbox | None:
         .update(poll_lease_until=now + lease())
     )
     return Mailbox.objects.get(pk=mailbox_id) if claimed == 1 else None
+
+
+def release(mailbox: Mailbox, *, now: dt.datetime, error: str) -> None:
+    """Give the lease back, unless it ran out and another poll took it meanwhile (then only that
+    poll may release it)."""
+    Mailbox.objects.filter(pk=mailbox.pk, poll_lease_until=mailbox.poll_lease_until).update(
+        poll_lease_until=None, last_polled_at=now, last_poll_error=error
+    )
 
 
 def poll(mailbox_id: int, *, now: dt.datetime) -> PollResult:
@@ -80,12 +89,14 @@ def poll(mailbox_id: int, *, now: dt.datetime) -> PollResult:
             fetched, recorded = poll_imap(
                 mailbox, now=now, limit=poll_batch(), budget_seconds=poll_budget_seconds()
             )
+    except UnrecordedMail as exc:  # the rest of the poll went through
+        fetched, recorded = exc.fetched, exc.recorded
+        error = str(exc)[:2000]
+        logger.warning("Polling mailbox %s: %s", mailbox.name, error)
     except Exception as exc:  # a server that is down, a wrong password: shown on the mailbox
         error = f"{type(exc).__name__}: {exc}"[:2000]
         logger.warning("Polling mailbox %s failed: %s", mailbox.name, error)
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        poll_lease_until=None, last_polled_at=now, last_poll_error=error
-    )
+    release(mailbox, now=now, error=error)
     return PollResult(mailbox=mailbox.name, polled=True, fetched=fetched, recorded=recorded, error=error)
 
 
@@ -99,14 +110,29 @@ def _maildir_folder_name(name: str) -> str:
     return ".".join(part for part in name.replace("/", ".").split(".") if part) or "Processed"
 
 
+class UnrecordedMail(Exception):
+    """Some mails of a poll could not be recorded; they stay where they are for the next poll."""
+
+    def __init__(self, message: str, *, fetched: int, recorded: int) -> None:
+        super().__init__(message)
+        self.fetched = fetched
+        self.recorded = recorded
+
+
 def poll_maildir(mailbox: Mailbox, *, now: dt.datetime) -> tuple[int, int]:
-    """Ingest the mails of a Maildir folder (new/ and cur/) and move each to its processed folder."""
+    """Ingest the mails of a Maildir folder (new/ and cur/) and move each to its processed folder.
+
+    A mail that cannot be recorded (the database or the storage is down, a mail that breaks
+    recording) stays in the folder for the next poll, and the others are still ingested: one such
+    mail must not hold up the mailbox. The poll then reports the failure on the mailbox.
+    """
     path = maildir_path(mailbox)
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = stdlib_mailbox.Maildir(path, factory=None, create=True)
     processed = folder.add_folder(_maildir_folder_name(mailbox.processed_folder))
     started = time.monotonic()
     fetched = recorded = 0
+    failures: list[str] = []
     for key in sorted(folder.iterkeys())[: poll_batch()]:
         if time.monotonic() - started > poll_budget_seconds():
             break
@@ -115,8 +141,20 @@ def poll_maildir(mailbox: Mailbox, *, now: dt.datetime) -> tuple[int, int]:
         except KeyError:  # another process took it meanwhile
             continue
         fetched += 1
-        if receive(mailbox, raw, now=now, via="maildir").created:
-            recorded += 1
+        try:
+            if receive(mailbox, raw, now=now, via="maildir").created:
+                recorded += 1
+        except Exception as exc:
+            logger.exception("Mail %s of mailbox %s could not be recorded", key, mailbox.name)
+            failures.append(f"{key}: {type(exc).__name__}: {exc}")
+            continue
         processed.add(raw)
         folder.discard(key)
+    if failures:
+        raise UnrecordedMail(
+            f"{len(failures)} of {fetched} mail(s) could not be recorded and stay in the folder "
+            f"({recorded} recorded): " + "; ".join(failures),
+            fetched=fetched,
+            recorded=recorded,
+        )
     return fetched, recorded

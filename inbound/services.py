@@ -18,8 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from email import policy
-from email.parser import BytesHeaderParser
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,7 +30,7 @@ from cases import services as case_services
 from cases.delivery import case_owners
 from cases.models import Case, CaseAttachment, CaseEvent, Contact, Organisation, OrganisationDomain
 from supportdesk.core import outbox
-from supportdesk.core.files import check_attachment, safe_name
+from supportdesk.core.files import check_attachment, removed_on_error, safe_name
 from supportdesk.core.services import notify
 
 from . import parse, threads
@@ -43,6 +41,8 @@ logger = logging.getLogger(__name__)
 CUSTOMER_WROTE = "customer_wrote"
 REASON_LIMIT = 2000
 MAX_ATTACHMENTS_PER_MAIL = 20
+MAX_CC_PER_MAIL = 20  # contacts a mail may add to a case (a mail to 500 people is not 500 contacts)
+REFERENCES_KEPT = 20  # the thread's root and the most recent ones, as the outbox continues them
 NO_SUBJECT = "(no subject)"
 
 
@@ -56,10 +56,6 @@ def sender_limit_per_hour() -> int:
     return int(getattr(settings, "INBOUND_SENDER_LIMIT_PER_HOUR", 30))
 
 
-def _headers(raw: bytes):
-    return BytesHeaderParser(policy=policy.default).parsebytes(raw)
-
-
 def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     """The header block of a mail (what is kept of one that is too big to accept)."""
     end = raw.find(b"\r\n\r\n")
@@ -68,15 +64,23 @@ def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     return raw[: end if 0 <= end < limit else limit]
 
 
-def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Received:
-    """Record one received mail (once per mailbox and Message-ID) and process it."""
-    too_big = len(raw) > max_bytes()
+def receive(
+    mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, declared_size: int | None = None
+) -> Received:
+    """Record one received mail (once per mailbox and Message-ID) and process it.
+
+    ``declared_size``: the mail's real size when ``raw`` is only its beginning (IMAP's RFC822.SIZE
+    for a mail whose header alone was fetched; the pipe command stops keeping at the limit); it
+    decides "too big" with ``raw``'s length.
+    """
+    size = max(len(raw), declared_size or 0)
+    too_big = size > max_bytes()
     kept = _head(raw) if too_big else raw
-    headers = _headers(kept)
+    headers = parse.headers_from_bytes(kept)
     key = parse.key_for(raw, parse.first_message_id(headers))
     existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
     if existing is not None:
-        return Received(existing, created=False)
+        return Received(_process_if_stranded(existing, now=now, raw=raw), created=False)
     name = raw_path(mailbox.pk, parse.digest(key))
     if not default_storage.exists(name):
         name = default_storage.save(name, ContentFile(kept))
@@ -85,15 +89,15 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Rece
         message_id=key,
         via=via,
         raw=name,
-        size=len(raw),
-        from_address=_from_address(headers),
+        size=size,
+        from_address=parse.sender(headers)[1],
         subject=parse.header(headers, "Subject")[:500],
         received_at=now,
     )
     if too_big:
         record.status = InboundStatus.REFUSED
         record.reason = (
-            f"The mail is {len(raw):,} bytes; this mailbox accepts at most {max_bytes():,} "
+            f"The mail is {size:,} bytes; this mailbox accepts at most {max_bytes():,} "
             "(only its headers were kept)."
         )
         record.processed_at = now
@@ -107,10 +111,13 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Rece
     return Received(record, created=True)
 
 
-def _from_address(headers) -> str:
-    from email.utils import parseaddr
-
-    return parseaddr(parse.header(headers, "From"))[1].strip().lower()[:320]
+def _process_if_stranded(record: InboundMessage, *, now: dt.datetime, raw: bytes) -> InboundMessage:
+    """A mail recorded but never processed (the process died in between, so its source still had it
+    and gave it again) is processed now. One being processed by another worker right now is not
+    done twice: ``process`` claims the row first."""
+    if record.status != InboundStatus.RECEIVED:
+        return record
+    return process(record, now=now, raw=raw)
 
 
 def read_raw(record: InboundMessage) -> bytes:
@@ -120,9 +127,11 @@ def read_raw(record: InboundMessage) -> bytes:
 
 def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = None) -> InboundMessage:
     """Turn a recorded mail into its case entry (or its ignored/refused outcome); a failure is kept
-    on the record with its reason and rolls back everything else."""
+    on the record with its reason and rolls back everything else, the attachment files it had
+    written included."""
     try:
-        with transaction.atomic():
+        # The attachment files an attempt wrote go again when it fails (files.removed_on_error).
+        with removed_on_error() as written, transaction.atomic():
             claimed = InboundMessage.objects.filter(
                 pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
             ).update(attempts=F("attempts") + 1)
@@ -130,15 +139,16 @@ def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = Non
                 record.refresh_from_db()
                 return record
             record = InboundMessage.objects.select_for_update().select_related("mailbox").get(pk=record.pk)
-            _process(record, raw if raw is not None else read_raw(record), now=now)
+            _process(record, raw if raw is not None else read_raw(record), now=now, written=written)
             record.processed_at = now
             record.save()
     except Exception as error:
         logger.exception("Inbound mail %s could not be processed", record.pk)
         reason = f"{type(error).__name__}: {error}"[:REASON_LIMIT]
-        InboundMessage.objects.filter(pk=record.pk).update(
-            status=InboundStatus.FAILED, reason=reason, processed_at=now
-        )
+        # The attempt's own count was rolled back with it; this one is not.
+        InboundMessage.objects.filter(
+            pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
+        ).update(status=InboundStatus.FAILED, reason=reason, processed_at=now, attempts=F("attempts") + 1)
         record.refresh_from_db()
     return record
 
@@ -153,12 +163,18 @@ def _outcome(record: InboundMessage, status: str, reason: str) -> None:
     record.reason = reason[:REASON_LIMIT]
 
 
-def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
+def _kept_references(references: list[str]) -> list[str]:
+    if len(references) <= REFERENCES_KEPT:
+        return references
+    return references[:1] + references[-(REFERENCES_KEPT - 1) :]
+
+
+def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: list[str]) -> None:
     mail = parse.parse(raw)
     record.from_address = mail.from_address
     record.subject = mail.subject
     record.in_reply_to = (mail.in_reply_to or [""])[0][:255]
-    record.references = " ".join(mail.references)[:10000]
+    record.references = " ".join(_kept_references(mail.references))
     mailbox = record.mailbox
 
     if mail.bounce is not None:
@@ -180,6 +196,19 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
         return
     if mail.auto_reason:
         _outcome(record, InboundStatus.IGNORED, f"Sent automatically ({mail.auto_reason}); not answered.")
+        return
+    twin = (
+        InboundMessage.objects.filter(message_id=record.message_id, case_id__isnull=False)
+        .exclude(pk=record.pk)
+        .select_related("mailbox")
+        .first()
+    )
+    if twin is not None:  # sent to two of our mailboxes (To: support, Cc: billing): one message
+        _outcome(
+            record,
+            InboundStatus.IGNORED,
+            f"The same mail is already on CASE-{twin.case_id} (received by mailbox {twin.mailbox.name}).",
+        )
         return
     recent = (
         InboundMessage.objects.filter(
@@ -213,7 +242,8 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
         record.threaded_by = match.rule
         body = mail.visible_text
     else:
-        organisation = organisation_for(mail.from_address, mailbox=mailbox)
+        known = known_contact(mail.from_address, mailbox=mailbox)
+        organisation = known.organisation if known else organisation_for(mail.from_address, mailbox=mailbox)
         if organisation is None:
             domain = mail.from_address.rpartition("@")[2]
             _outcome(
@@ -223,7 +253,7 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
                 "default organisation.",
             )
             return
-        sender = contact_for(mail.from_address, mail.from_name, organisation=organisation)
+        sender = known or contact_for(mail.from_address, mail.from_name, organisation=organisation)
         case = case_services.create_case(
             title=(mail.subject or NO_SUBJECT)[:300],
             description=mail.visible_text,
@@ -236,10 +266,16 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
         )
         record.threaded_by = "new_case"
         body = mail.visible_text
-    cc = [
-        contact_for(address, "", organisation=case.organisation)
+    own = threads.own_addresses()
+    cc_addresses = [
+        address
         for address in mail.cc
-        if address != mail.from_address and not threads.is_own_address(address)
+        if address != mail.from_address and not threads.is_own_address(address, own=own)
+    ]
+    if len(cc_addresses) > MAX_CC_PER_MAIL:
+        details["cc_not_added"] = cc_addresses[MAX_CC_PER_MAIL:]
+    cc = [
+        contact_for(address, "", organisation=case.organisation) for address in cc_addresses[:MAX_CC_PER_MAIL]
     ]
     stored, refused = _check_attachments(mail.attachments)
     if refused:
@@ -248,7 +284,7 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
         case, body=body or "(empty message)", sender=sender, now=now, cc=cc, details=details
     )
     for attachment in stored:
-        save_attachment(case, event, attachment, now=now)
+        written.append(save_attachment(case, event, attachment, now=now).file.name)
     _notify_owners(case, event, sender=sender, now=now, record=record)
     record.case_id = case.pk
     record.event_id = event.pk
@@ -256,13 +292,17 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
 
 
 def _check_attachments(attachments: list[parse.Attachment]):
+    """(files to store, files refused with the reason). At most MAX_ATTACHMENTS_PER_MAIL are
+    looked at; as many more are named as refused, the rest counted in one entry."""
     stored, refused = [], []
+    too_many = f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."
     for index, attachment in enumerate(attachments):
         name = safe_name(attachment.name, default=f"attachment-{index + 1}")
+        if index >= 2 * MAX_ATTACHMENTS_PER_MAIL:
+            refused.append({"name": f"{len(attachments) - index} more files", "reason": too_many})
+            break
         if index >= MAX_ATTACHMENTS_PER_MAIL:
-            refused.append(
-                {"name": name, "reason": f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."}
-            )
+            refused.append({"name": name, "reason": too_many})
             continue
         file = ContentFile(attachment.data, name=name)
         try:
@@ -315,6 +355,19 @@ def organisation_for(address: str, *, mailbox: Mailbox) -> Organisation | None:
         if candidate in found:
             return found[candidate]
     return mailbox.default_organisation
+
+
+def known_contact(address: str, *, mailbox: Mailbox) -> Contact | None:
+    """The contact who already has this address (case-insensitive): a new case from them belongs to
+    their organisation, whatever the domain says. With one contact per organisation for the
+    address, the one of the domain's organisation, else the oldest."""
+    contacts = list(
+        Contact.objects.filter(email__iexact=address.strip()).select_related("organisation").order_by("pk")
+    )
+    if len(contacts) <= 1:
+        return contacts[0] if contacts else None
+    by_domain = organisation_for(address, mailbox=mailbox)
+    return next((c for c in contacts if c.organisation_id == getattr(by_domain, "pk", None)), contacts[0])
 
 
 def contact_for(address: str, name: str, *, organisation: Organisation) -> Contact:

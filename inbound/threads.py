@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from cases.models import Case
@@ -31,8 +32,15 @@ _TOKEN_RE = re.compile(r"^(?P<local>[^+@]+)\+case-(?P<id>\d{1,18})-(?P<sig>[0-9a
 SUBJECT_TAG_RE = re.compile(r"\[CASE-(\d{1,18})\]", re.IGNORECASE)
 
 
-def signature(case_id: int) -> str:
-    return salted_hmac(_SALT, str(case_id), algorithm="sha256").hexdigest()[:16]
+def signature(case_id: int, *, secret: str | None = None) -> str:
+    return salted_hmac(_SALT, str(case_id), secret=secret, algorithm="sha256").hexdigest()[:16]
+
+
+def _valid_signature(case_id: int, given: str) -> bool:
+    """Signed with the current secret key, or one it replaced (``SECRET_KEY_FALLBACKS``): rotating the
+    key must not cut every open conversation off its case."""
+    secrets = [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return any(constant_time_compare(given, signature(case_id, secret=secret)) for secret in secrets)
 
 
 def reply_address(mailbox_address: str, case_id: int) -> str:
@@ -47,7 +55,7 @@ def case_from_reply_address(address: str) -> tuple[int, str] | None:
     if match is None:
         return None
     case_id = int(match["id"])
-    if not constant_time_compare(match["sig"], signature(case_id)):
+    if not _valid_signature(case_id, match["sig"]):
         return None
     return case_id, f"{match['local']}@{match['domain']}"
 
@@ -172,8 +180,6 @@ def own_addresses() -> set[str]:
     """SupportDesk's own addresses: a mail from one of them is our own mail come back (a loop)."""
     from email.utils import parseaddr
 
-    from django.conf import settings
-
     addresses = {a.lower() for a in Mailbox.objects.values_list("address", flat=True)}
     for configured in (settings.DEFAULT_FROM_EMAIL, getattr(settings, "SERVER_EMAIL", "")):
         address = parseaddr(configured or "")[1].lower()
@@ -182,11 +188,12 @@ def own_addresses() -> set[str]:
     return addresses
 
 
-def is_own_address(address: str) -> bool:
+def is_own_address(address: str, *, own: set[str] | None = None) -> bool:
+    """``address`` is SupportDesk's (``own``: ``own_addresses()`` when the caller has it already)."""
     address = address.lower()
     if case_from_reply_address(address) is not None:
         return True
-    return address in own_addresses()
+    return address in (own_addresses() if own is None else own)
 
 
 __all__ = ["Match", "find_case", "reply_address", "case_from_reply_address"]
