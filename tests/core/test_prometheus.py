@@ -260,7 +260,9 @@ def test_outbox_backlog_and_failures_are_counted(client, token):
 def test_a_scrape_costs_the_same_few_queries_whatever_the_data(client, token, django_assert_num_queries):
     for seconds in (10, 20, 30):
         _clock(due_in=-dt.timedelta(seconds=seconds), target=f"t{seconds}")
-    with django_assert_num_queries(6):  # oldest due clock, sweep heartbeat, outbox, webhooks, inbound mails, mailboxes
+    with django_assert_num_queries(
+        6
+    ):  # oldest due clock, sweep heartbeat, outbox, webhooks, inbound mails, mailboxes
         scrape(client)
 
 
