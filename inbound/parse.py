@@ -65,6 +65,8 @@ class ParsedMail:
     from_address: str
     to: list[str]
     cc: list[str]
+    # The display names the mail gives its To and Cc addresses ("Dan Brooks" for dan@...).
+    names: dict[str, str]
     recipients: list[str]  # To, Cc, Delivered-To, X-Original-To, Envelope-To: where it was sent
     in_reply_to: list[str]
     references: list[str]
@@ -221,6 +223,17 @@ def _addresses(msg: Message, *names: str) -> list[str]:
             if "@" in address and len(address) <= ADDRESS_LIMIT and address not in result:
                 result.append(address)
     return result[:ADDRESSES_PER_MAIL]
+
+
+def _display_names(msg: Message, *names: str) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for name in names:
+        for display, address in _mailboxes(msg, name):
+            address = clean_text(address).strip().strip("<>").lower()
+            display = " ".join(clean_text(display or "").split())[:200]
+            if display and address and address not in result and len(result) < ADDRESSES_PER_MAIL:
+                result[address] = display
+    return result
 
 
 # Labels whose text is really in a superset: Windows writes cp932 as "Shift_JIS" (① and ～ are
@@ -687,6 +700,7 @@ def parse(raw: bytes) -> ParsedMail:
         from_address=from_address,
         to=_addresses(msg, "To"),
         cc=_addresses(msg, "Cc"),
+        names=_display_names(msg, "To", "Cc"),
         recipients=_addresses(msg, "To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"),
         in_reply_to=message_ids(header(msg, "In-Reply-To"))[:10],
         references=message_ids(header(msg, "References"))[-50:],

@@ -275,7 +275,8 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: l
     if len(cc_addresses) > MAX_CC_PER_MAIL:
         details["cc_not_added"] = cc_addresses[MAX_CC_PER_MAIL:]
     cc = [
-        contact_for(address, "", organisation=case.organisation) for address in cc_addresses[:MAX_CC_PER_MAIL]
+        contact_for(address, mail.names.get(address, ""), organisation=case.organisation)
+        for address in cc_addresses[:MAX_CC_PER_MAIL]
     ]
     stored, refused = _check_attachments(mail.attachments)
     if refused:
