@@ -137,6 +137,9 @@ class InboundMessage(models.Model):
             ),
             # The per-sender rate limit, and the admins' list of what needs attention.
             models.Index(fields=["from_address", "received_at"], name="inbound_sender_idx"),
+            # The admins' received-mail list (newest first) and each mailbox's counts by status.
+            models.Index(fields=["-received_at", "-id"], name="inbound_received_idx"),
+            models.Index(fields=["mailbox", "status", "-received_at"], name="inbound_mailbox_status_idx"),
             models.Index(
                 fields=["status", "received_at"],
                 condition=models.Q(status__in=["received", "failed"]),
