@@ -197,6 +197,15 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: l
     if mail.auto_reason:
         _outcome(record, InboundStatus.IGNORED, f"Sent automatically ({mail.auto_reason}); not answered.")
         return
+    if threads.is_staff_address(mail.from_address):
+        # Staff answer on the case page (a reply or a note, chosen on purpose); a mail from them,
+        # e.g. an answer to a notification, must not become the customer's words.
+        _outcome(
+            record,
+            InboundStatus.IGNORED,
+            f"From {mail.from_address}, a SupportDesk user: staff write on the case page, not by mail.",
+        )
+        return
     twin = (
         InboundMessage.objects.filter(message_id=record.message_id, case_id__isnull=False)
         .exclude(pk=record.pk)

@@ -23,6 +23,7 @@ from django.utils.crypto import constant_time_compare, salted_hmac
 from cases.models import Case
 from supportdesk.core import outbox
 from supportdesk.core.models import OutboundMessage
+from supportdesk.core.roles import Role
 
 from .models import InboundMessage, Mailbox
 from .parse import ParsedMail
@@ -132,10 +133,12 @@ def by_headers(mail: ParsedMail, *, mailbox: Mailbox) -> Case | None:
     ids = list(dict.fromkeys([*mail.in_reply_to, *reversed(mail.references)]))[:50]
     if not ids:
         return None
+    # Only the mails a customer answers: a notification to staff names its case too, but a
+    # staff member's answer to it is not the customer's words.
     sent = dict(
-        OutboundMessage.objects.filter(message_id__in=ids, case_id__isnull=False).values_list(
-            "message_id", "case_id"
-        )
+        OutboundMessage.objects.filter(
+            message_id__in=ids, case_id__isnull=False, kind__in=outbox.CUSTOMER_KINDS
+        ).values_list("message_id", "case_id")
     )
     received = dict(
         InboundMessage.objects.filter(message_id__in=ids, case_id__isnull=False).values_list(
@@ -186,6 +189,15 @@ def own_addresses() -> set[str]:
         if address:
             addresses.add(address)
     return addresses
+
+
+def is_staff_address(address: str) -> bool:
+    """The address of an active SupportDesk user (an agent, a manager, an engineer, an admin)."""
+    from django.contrib.auth import get_user_model
+    from django.db.models import Q
+
+    users = get_user_model().objects.filter(is_active=True, email__iexact=address)
+    return users.filter(Q(is_superuser=True) | Q(groups__name__in=[r.value for r in Role])).exists()
 
 
 def is_own_address(address: str, *, own: set[str] | None = None) -> bool:

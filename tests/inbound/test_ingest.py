@@ -9,13 +9,17 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
 
 from cases import services as case_services
 from cases.models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Status
 from inbound import services, threads
 from inbound.models import InboundMessage, InboundStatus, Mailbox, MailboxMode
 from sla.models import ClockState, SlaClock, Target
-from supportdesk.core.models import MailStatus, Notification, OutboundMessage
+from supportdesk.core import outbox
+from supportdesk.core.models import MailKind, MailStatus, Notification, OutboundMessage
+from supportdesk.core.roles import Role
 from tests import factories
 from tests.inbound.eml import eml
 from tests.inbound.helpers import SUPPORT, T0, fresh, open_case, organisation_with_domains, receive
@@ -627,3 +631,29 @@ def test_the_files_one_mail_may_bring_are_bounded(mailbox, brightwave):
     assert len(refused) == services.MAX_ATTACHMENTS_PER_MAIL + 1
     assert refused[0] == {"name": "host21.log", "reason": "More than 20 files in one mail."}
     assert refused[-1] == {"name": "60 more files", "reason": "More than 20 files in one mail."}
+
+
+def test_a_staff_members_answer_to_a_notification_is_not_the_customers_words(mailbox, tomas):
+    case = open_case(tomas)
+    staff = factories.UserFactory(email="sofia@support.example")
+    staff.groups.add(Group.objects.get(name=Role.AGENT))
+    notification = outbox.enqueue(
+        kind=MailKind.NOTIFICATION,
+        to=[staff.email],
+        subject=f"[{case.key}] assigned to you",
+        body="You were assigned.",
+        case_id=case.pk,
+        now=timezone.now(),
+    )
+    raw = fresh(
+        "gmail_reply.eml",
+        from_=f"Sofia <{staff.email}>",
+        in_reply_to=notification.message_id,
+        references=notification.message_id,
+    )
+    record = receive(mailbox, raw)
+
+    assert record.status == InboundStatus.IGNORED
+    assert "SupportDesk user" in record.reason
+    assert not case.events.filter(kind=EventKind.CUSTOMER_MESSAGE).exists()
+    assert Case.objects.count() == 1
