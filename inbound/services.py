@@ -68,9 +68,15 @@ def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     return raw[: end if 0 <= end < limit else limit]
 
 
-def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Received:
-    """Record one received mail (once per mailbox and Message-ID) and process it."""
-    too_big = len(raw) > max_bytes()
+def receive(
+    mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, declared_size: int | None = None
+) -> Received:
+    """Record one received mail (once per mailbox and Message-ID) and process it.
+
+    ``declared_size``: the size the source (IMAP's RFC822.SIZE) gives for the mail, which decides
+    "too big" with its length; a poller that fetched only the header of a big mail passes it."""
+    size = max(len(raw), declared_size or 0)
+    too_big = size > max_bytes()
     kept = _head(raw) if too_big else raw
     headers = _headers(kept)
     key = parse.key_for(raw, parse.first_message_id(headers))
@@ -85,7 +91,7 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Rece
         message_id=key,
         via=via,
         raw=name,
-        size=len(raw),
+        size=size,
         from_address=_from_address(headers),
         subject=parse.header(headers, "Subject")[:500],
         received_at=now,
@@ -93,7 +99,7 @@ def receive(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str) -> Rece
     if too_big:
         record.status = InboundStatus.REFUSED
         record.reason = (
-            f"The mail is {len(raw):,} bytes; this mailbox accepts at most {max_bytes():,} "
+            f"The mail is {size:,} bytes; this mailbox accepts at most {max_bytes():,} "
             "(only its headers were kept)."
         )
         record.processed_at = now
