@@ -125,9 +125,7 @@ def _ensure_folder(client: IMAPClient, folder: str) -> None:
         client.subscribe_folder(folder)
 
 
-def _move(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
-    if not uids:
-        return
+def _move_now(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
     if client.has_capability("MOVE"):
         client.move(uids, folder)
         return
@@ -137,6 +135,22 @@ def _move(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
         client.uid_expunge(uids)
     else:  # RFC 3501 EXPUNGE: every \Deleted mail of the folder (it is SupportDesk's mailbox)
         client.expunge()
+
+
+def _move(client: IMAPClient, uids: Sequence[int], folder: str) -> None:
+    if not uids:
+        return
+    try:
+        _move_now(client, uids, folder)
+    except IMAPClientError as error:
+        # Some of them were expunged meanwhile (a person's mail client, or an overlapping poll
+        # that moved them first, RFC 5530): move those that are still here.
+        if "EXPUNGEISSUED" not in str(error).upper():
+            raise
+        client.noop()
+        left = sorted(client.fetch(uids, ["FLAGS"]))
+        if left:
+            _move_now(client, left, folder)
 
 
 @dataclass(frozen=True)

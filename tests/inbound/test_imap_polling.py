@@ -11,6 +11,7 @@ import pytest
 from django.core.files.storage import default_storage
 
 from cases.models import Case, EventKind, OrganisationDomain
+from cases.signals import case_event_recorded
 from inbound import imap, polling
 from inbound.models import InboundMessage, InboundStatus, Mailbox
 from inbound.services import receive
@@ -162,6 +163,38 @@ def test_a_server_without_move_gets_copy_delete_and_expunge(make_dovecot, acme, 
     assert server.messages("INBOX") == []  # expunged, not merely flagged \Deleted
     assert sorted(server.messages(PROCESSED)) == sorted(mails)
     assert all(b"\\Deleted" not in flags for flags in server.flags(PROCESSED))
+
+
+def test_mail_a_person_moves_away_while_the_poll_runs_does_not_fail_the_poll(dovecot, acme, now):
+    mails = _mails(3)
+    for raw in mails:
+        dovecot.deliver(raw)
+    mailbox = _mailbox(dovecot)
+    person = dovecot.client()  # someone's mail client on the same mailbox
+    person.create_folder("Elsewhere")
+    person.select_folder("INBOX")
+    moved = []
+
+    def meanwhile(sender, *, event, **kwargs):
+        # While the first mail of the batch is being recorded, the person moves the last one away.
+        if event.kind == EventKind.CUSTOMER_MESSAGE and not moved:
+            uid = max(person.search("ALL"))
+            person.move([uid], "Elsewhere")
+            moved.append(uid)
+
+    case_event_recorded.connect(meanwhile)
+    try:
+        fetched, recorded = imap.poll_imap(mailbox, now=now, limit=50, budget_seconds=60)
+    finally:
+        case_event_recorded.disconnect(meanwhile)
+        person.logout()
+
+    assert moved
+    assert (fetched, recorded) == (3, 3)  # the last one had been fetched before it went
+    assert dovecot.messages("INBOX") == []
+    assert sorted(dovecot.messages(PROCESSED)) == sorted(mails[:2])
+    assert dovecot.messages("Elsewhere") == [mails[2]]
+    assert InboundMessage.objects.filter(status=InboundStatus.INGESTED).count() == 3
 
 
 def test_a_mail_that_cannot_be_recorded_stays_in_the_folder_unread(dovecot, acme, now, settings, tmp_path):
