@@ -113,6 +113,15 @@ def server_name(client: IMAPClient, name: str) -> str:
     return full
 
 
+def folders(client: IMAPClient, mailbox: Mailbox) -> tuple[str, str]:
+    """(the folder polled, the processed folder) in the server's spelling."""
+    source = server_name(client, mailbox.imap_folder)
+    processed = server_name(client, mailbox.processed_folder)
+    if processed == source:  # every poll would fetch the same mail again, forever
+        raise ValueError(f"the processed folder must not be the folder polled ({source})")
+    return source, processed
+
+
 def _ensure_folder(client: IMAPClient, folder: str) -> None:
     if client.folder_exists(folder):
         return
@@ -208,12 +217,11 @@ def poll_imap(mailbox: Mailbox, *, now: dt.datetime, limit: int, budget_seconds:
     fetched = recorded = 0
     cap = max_bytes()
     with connection(mailbox) as client:
-        source = server_name(client, mailbox.imap_folder)
+        source, processed = folders(client, mailbox)
         selected = client.select_folder(source)
         waiting = _waiting(client, int(selected.get(b"EXISTS", 0)), limit)
         if not waiting:
             return 0, 0
-        processed = server_name(client, mailbox.processed_folder)
         _ensure_folder(client, processed)
         for whole, big in _batches(waiting, cap=cap):
             if time.monotonic() - started >= budget_seconds:
@@ -258,6 +266,8 @@ def _describe(error: BaseException) -> str:
         return "the host name could not be resolved"
     if isinstance(error, ConnectionRefusedError):
         return "the connection was refused (is the port right?)"
+    if isinstance(error, ValueError):  # the mailbox's own settings
+        return str(error)
     return f"{type(error).__name__}: {_server_text(error)}"
 
 
@@ -276,8 +286,7 @@ def check_connection(mailbox: Mailbox) -> str:
     user = mailbox.imap_username or "(no user name)"
     try:
         with connection(mailbox) as client:
-            source = server_name(client, mailbox.imap_folder)
-            processed = server_name(client, mailbox.processed_folder)
+            source, processed = folders(client, mailbox)
             if not client.folder_exists(source):
                 return f"Connected to {where} as {user}, but there is no folder {source}."
             status = client.folder_status(source, [b"MESSAGES", b"UNSEEN"])

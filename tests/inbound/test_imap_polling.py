@@ -275,6 +275,10 @@ def test_the_connection_check_says_what_is_there_or_what_is_wrong_and_never_show
     mailbox.imap_folder = "Support/Incoming"
     assert "there is no folder Support.Incoming" in imap.check_connection(mailbox)
 
+    mailbox.imap_folder = "INBOX"
+    mailbox.processed_folder = "inbox"
+    assert "the processed folder must not be the folder polled (INBOX)" in imap.check_connection(mailbox)
+
     mailbox.imap_port = _closed_port()
     assert "connection was refused" in imap.check_connection(mailbox)
 
