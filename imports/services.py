@@ -1027,7 +1027,7 @@ CASE_COLUMNS = (
     "id", "title", "description", "organisation_id", "requester_id", "severity", "severity_confirmed",
     "status", "assignee_id", "team_id", "product_area", "external_ref", "created_at", "updated_at",
     "first_response_at", "triaged_at", "first_resolved_at", "last_resolved_at", "closed_at",
-    "reopen_count", "version",
+    "reopen_count", "version", "follow_up_of_id",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "case_id", "kind", "actor_id", "actor_name", "created_at", "field", "old_value", "new_value", "body",
@@ -1124,7 +1124,7 @@ def _format(item: Prepared, case_id: int, *, job_id: int, format: str, now_text:
             _id(refs.team_id), _esc(plan.product_area), _esc(plan.external_ref), _ts(plan.created_at),
             _ts(plan.updated_at), _ts(plan.first_response_at), _ts(plan.triaged_at),
             _ts(plan.first_resolved_at), _ts(plan.last_resolved_at), _ts(plan.closed_at),
-            str(plan.reopen_count), str(plan.version),
+            str(plan.reopen_count), str(plan.version), _NULL,  # an imported case is no follow-up
         )
     )  # fmt: skip
     item.event_text = "\n".join(

@@ -7,8 +7,8 @@ from django.utils import timezone
 
 from tests import factories
 
-# The local S3-compatible server and the storage settings on it (object_store, s3_storage).
-pytest_plugins = ["tests.objectstore"]
+# The local S3-compatible server (object_store, s3_storage) and a private IMAP server (dovecot).
+pytest_plugins = ["tests.objectstore", "tests.dovecot"]
 
 
 def _missing(marker: str) -> str | None:

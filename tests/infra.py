@@ -10,6 +10,12 @@ from urllib.parse import urlparse
 POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+DOVECOT = os.environ.get("DOVECOT_PATH", "/usr/sbin/dovecot")
+
+
+def services_required() -> bool:
+    """The service suite must run here (`make test-services`, .ci/run): a missing service fails."""
+    return os.environ.get("REQUIRE_SERVICES", "").lower() == "true"
 
 
 def _reachable(url: str, default_port: int) -> bool:
@@ -36,6 +42,15 @@ def services_missing_reason() -> str | None:
     elif not _reachable(settings.CELERY_BROKER_URL, 6379):
         missing.append(f"Redis is not reachable at {settings.CELERY_BROKER_URL}")
     return "; ".join(missing) or None
+
+
+def dovecot_missing_reason() -> str | None:
+    """The IMAP tests start their own dovecot (Debian's dovecot-imapd)."""
+    if not os.access(DOVECOT, os.X_OK):
+        return f"dovecot is not installed at {DOVECOT} (apt-get install dovecot-imapd)"
+    if not any(os.path.exists(f"{d}/dovecot/imap") for d in ("/usr/lib", "/usr/libexec")):
+        return "dovecot's IMAP server is not installed (apt-get install dovecot-imapd)"
+    return None
 
 
 def browser_missing_reason() -> str | None:

@@ -1,6 +1,7 @@
 import pytest
 
-from .stack import Processes, purge_product_queues
+from .smtp import SmtpServer
+from .stack import Processes, free_port, purge_product_queues
 
 
 @pytest.fixture
@@ -12,3 +13,14 @@ def processes(tmp_path):
         yield procs
     finally:
         procs.stop_all()
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server (aiosmtpd) on a free local port, for the workers to send to."""
+    server = SmtpServer(free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

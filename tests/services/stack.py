@@ -21,6 +21,9 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+# The services' secret key. A test whose own process signs what a worker checks (the per-case reply
+# address of inbound mail) uses it too, as web and worker machines share one in production.
+SECRET_KEY = "service-suite-secret-key-not-for-production-0123456789"
 
 
 def compose_services() -> dict[str, dict]:
@@ -74,7 +77,7 @@ def service_env(var_dir: Path, **extra: str) -> dict[str, str]:
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         "DATABASE_URL": database_url,
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-        "SECRET_KEY": "service-suite-secret-key-not-for-production-0123456789",
+        "SECRET_KEY": SECRET_KEY,
         "DEBUG": "false",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "SECURE_COOKIES": "false",
