@@ -222,6 +222,12 @@ def _ingest(chunk: list[tuple[str, bytes]]) -> list[tuple[str, float, int, str]]
     return results
 
 
+def _queries(rows) -> str:
+    # Counted in the first process only: a spawned pool's workers report none (shown as "-").
+    median = statistics.median(r[2] for r in rows)
+    return f"{median:.0f}" if median else "-"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     setup_environment()
@@ -291,8 +297,7 @@ def main(argv: list[str] | None = None) -> None:
         outcomes = Counter(r[3] for r in rows)
         print(
             f"{kind:<15} {len(rows):>6} {statistics.median(r[1] * 1000 for r in rows):>10.1f} "
-            f"{statistics.median(r[2] for r in rows):>8.0f}  "
-            + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
+            f"{_queries(rows):>8}  " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items()))
         )
 
 

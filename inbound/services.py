@@ -101,13 +101,19 @@ def receive(
             "(only its headers were kept)."
         )
         record.processed_at = now
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError:  # another worker recorded it between our check and our insert
-        return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
-    if not too_big:
-        record = process(record, now=now, raw=raw)
+    # The record and what the mail becomes commit together (one transaction, the processing in a
+    # savepoint): a failure in processing keeps the record as failed; a process killed before the
+    # commit leaves nothing, and the source (IMAP, Maildir, the mail server's pipe, the provider)
+    # still has the mail, since it lets go of it only after this returned.
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record.save()
+        except IntegrityError:  # another worker recorded it between our check and our insert
+            return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
+        if not too_big:
+            record.mailbox = mailbox
+            _attempt(record, raw, now=now)
     return Received(record, created=True)
 
 
@@ -129,28 +135,37 @@ def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = Non
     """Turn a recorded mail into its case entry (or its ignored/refused outcome); a failure is kept
     on the record with its reason and rolls back everything else, the attachment files it had
     written included."""
+    with transaction.atomic():
+        claimed = InboundMessage.objects.filter(
+            pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
+        ).update(attempts=F("attempts"))
+        if claimed != 1:
+            record.refresh_from_db()
+            return record
+        record = InboundMessage.objects.select_for_update().select_related("mailbox").get(pk=record.pk)
+        _attempt(record, raw if raw is not None else read_raw(record), now=now)
+    return record
+
+
+def _attempt(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:
+    """One processing attempt of a locked (or just inserted) record, in a savepoint of the caller's
+    transaction: on success the record says what the mail became; on failure everything the attempt
+    wrote is rolled back (its attachment files deleted) and the record says failed, with the reason."""
+    record.attempts += 1
     try:
         # The attachment files an attempt wrote go again when it fails (files.removed_on_error).
         with removed_on_error() as written, transaction.atomic():
-            claimed = InboundMessage.objects.filter(
-                pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
-            ).update(attempts=F("attempts") + 1)
-            if claimed != 1:
-                record.refresh_from_db()
-                return record
-            record = InboundMessage.objects.select_for_update().select_related("mailbox").get(pk=record.pk)
-            _process(record, raw if raw is not None else read_raw(record), now=now, written=written)
+            _process(record, raw, now=now, written=written)
             record.processed_at = now
             record.save()
     except Exception as error:
         logger.exception("Inbound mail %s could not be processed", record.pk)
-        reason = f"{type(error).__name__}: {error}"[:REASON_LIMIT]
-        # The attempt's own count was rolled back with it; this one is not.
-        InboundMessage.objects.filter(
-            pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
-        ).update(status=InboundStatus.FAILED, reason=reason, processed_at=now, attempts=F("attempts") + 1)
-        record.refresh_from_db()
-    return record
+        record.status = InboundStatus.FAILED
+        record.reason = f"{type(error).__name__}: {error}"[:REASON_LIMIT]
+        record.processed_at = now
+        InboundMessage.objects.filter(pk=record.pk).update(
+            status=record.status, reason=record.reason, processed_at=now, attempts=record.attempts
+        )
 
 
 def retry(record: InboundMessage, *, now: dt.datetime) -> InboundMessage:
