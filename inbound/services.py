@@ -24,7 +24,6 @@ from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F
 
 from cases import services as case_services
 from cases.delivery import case_owners
@@ -64,20 +63,41 @@ def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     return raw[: end if 0 <= end < limit else limit]
 
 
+def _key(raw: bytes, kept: bytes) -> tuple[str, object]:
+    headers = parse.headers_from_bytes(kept)
+    return parse.key_for(raw, parse.first_message_id(headers)), headers
+
+
+def recorded(mailbox: Mailbox, raw: bytes) -> InboundMessage | None:
+    """The mailbox's record of this mail under its own key, if it was received already."""
+    key, _ = _key(raw, _head(raw) if len(raw) > max_bytes() else raw)
+    return InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
+
+
 def receive(
-    mailbox: Mailbox, raw: bytes, *, now: dt.datetime, via: str, declared_size: int | None = None
+    mailbox: Mailbox,
+    raw: bytes,
+    *,
+    now: dt.datetime,
+    via: str,
+    declared_size: int | None = None,
+    refused: str = "",
+    key_suffix: str = "",
 ) -> Received:
     """Record one received mail (once per mailbox and Message-ID) and process it.
 
     ``declared_size``: the mail's real size when ``raw`` is only its beginning (IMAP's RFC822.SIZE
     for a mail whose header alone was fetched; the pipe command stops keeping at the limit); it
-    decides "too big" with ``raw``'s length.
+    decides "too big" with ``raw``'s length. ``refused``: keep the mail refused with this reason,
+    without processing it (a provider's mail for no known address); ``key_suffix`` then records it
+    beside, not instead of, the same mail delivered to a known address.
     """
     size = max(len(raw), declared_size or 0)
     too_big = size > max_bytes()
     kept = _head(raw) if too_big else raw
-    headers = parse.headers_from_bytes(kept)
-    key = parse.key_for(raw, parse.first_message_id(headers))
+    key, headers = _key(raw, kept)
+    if key_suffix:
+        key = key[: 255 - len(key_suffix)] + key_suffix
     existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
     if existing is not None:
         return Received(_process_if_stranded(existing, now=now, raw=raw), created=False)
@@ -94,11 +114,15 @@ def receive(
         subject=parse.header(headers, "Subject")[:500],
         received_at=now,
     )
-    if too_big:
+    if refused or too_big:
         record.status = InboundStatus.REFUSED
         record.reason = (
-            f"The mail is {size:,} bytes; this mailbox accepts at most {max_bytes():,} "
-            "(only its headers were kept)."
+            refused[:REASON_LIMIT]
+            if refused
+            else (
+                f"The mail is {size:,} bytes; this mailbox accepts at most {max_bytes():,} "
+                "(only its headers were kept)."
+            )
         )
         record.processed_at = now
     # The record and what the mail becomes commit together (one transaction, the processing in a
@@ -111,7 +135,7 @@ def receive(
                 record.save()
         except IntegrityError:  # another worker recorded it between our check and our insert
             return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
-        if not too_big:
+        if record.status == InboundStatus.RECEIVED:
             record.mailbox = mailbox
             _attempt(record, raw, now=now)
     return Received(record, created=True)
@@ -136,15 +160,18 @@ def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = Non
     on the record with its reason and rolls back everything else, the attachment files it had
     written included."""
     with transaction.atomic():
-        claimed = InboundMessage.objects.filter(
-            pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED]
-        ).update(attempts=F("attempts"))
-        if claimed != 1:
+        # Locked while still to process: a second worker waits here, then finds it done.
+        claimed = (
+            InboundMessage.objects.select_for_update()
+            .select_related("mailbox")
+            .filter(pk=record.pk, status__in=[InboundStatus.RECEIVED, InboundStatus.FAILED])
+            .first()
+        )
+        if claimed is None:
             record.refresh_from_db()
             return record
-        record = InboundMessage.objects.select_for_update().select_related("mailbox").get(pk=record.pk)
-        _attempt(record, raw if raw is not None else read_raw(record), now=now)
-    return record
+        _attempt(claimed, raw if raw is not None else read_raw(claimed), now=now)
+    return claimed
 
 
 def _attempt(record: InboundMessage, raw: bytes, *, now: dt.datetime) -> None:

@@ -28,8 +28,8 @@ import logging
 import warnings
 from collections.abc import Callable, Iterable
 from email import policy
-from email.parser import BytesHeaderParser, BytesParser
-from email.utils import getaddresses, parseaddr
+from email.parser import BytesParser
+from email.utils import getaddresses
 
 from anymail.exceptions import (
     AnymailConfigurationError,
@@ -51,18 +51,14 @@ from anymail.webhooks.sendgrid import SendGridInboundWebhookView
 from anymail.webhooks.sparkpost import SparkPostInboundWebhookView
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
-from . import parse
-from .models import InboundMessage, InboundStatus, Mailbox, MailboxMode, max_bytes, raw_path
-from .services import REASON_LIMIT, Received, receive
+from .models import Mailbox, MailboxMode, max_bytes
+from .services import REASON_LIMIT, Received, receive, recorded
 
 logger = logging.getLogger(__name__)
 
@@ -207,46 +203,10 @@ def keep_refused(mailbox: Mailbox, raw: bytes, *, now: dt.datetime, reason: str)
     this mailbox too (a Bcc, a second recipient the provider posts separately) must still be
     received and processed, not found "already recorded". When that delivery came first, the mail
     is on its case already and nothing more is kept."""
-    limit = max_bytes()
-    kept = raw if len(raw) <= limit else _head(raw)
-    headers = BytesHeaderParser(policy=policy.default).parsebytes(kept)
-    real_key = parse.key_for(raw, parse.first_message_id(headers))
-    received = InboundMessage.objects.filter(mailbox=mailbox, message_id=real_key).first()
+    received = recorded(mailbox, raw)
     if received is not None:
         return Received(received, created=False)
-    key = real_key[: 255 - len(UNROUTED_SUFFIX)] + UNROUTED_SUFFIX
-    existing = InboundMessage.objects.filter(mailbox=mailbox, message_id=key).first()
-    if existing is not None:
-        return Received(existing, created=False)
-    name = raw_path(mailbox.pk, parse.digest(key))
-    if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(kept))
-    record = InboundMessage(
-        mailbox=mailbox,
-        message_id=key,
-        via=VIA,
-        raw=name,
-        size=len(raw),
-        from_address=parseaddr(parse.header(headers, "From"))[1].strip().lower()[:320],
-        subject=parse.header(headers, "Subject")[:500],
-        received_at=now,
-        processed_at=now,
-        status=InboundStatus.REFUSED,
-        reason=reason[:REASON_LIMIT],
-    )
-    try:
-        with transaction.atomic():
-            record.save()
-    except IntegrityError:  # the same mail, recorded by a concurrent request
-        return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
-    return Received(record, created=True)
-
-
-def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
-    end = raw.find(b"\r\n\r\n")
-    if end < 0:
-        end = raw.find(b"\n\n")
-    return raw[: end if 0 <= end < limit else limit]
+    return receive(mailbox, raw, now=now, via=VIA, refused=reason, key_suffix=UNROUTED_SUFFIX)
 
 
 def ingest(message, *, now: dt.datetime) -> Received:
