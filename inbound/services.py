@@ -102,8 +102,9 @@ def receive(
     if existing is not None:
         return Received(_process_if_stranded(existing, now=now, raw=raw), created=False)
     name = raw_path(mailbox.pk, parse.digest(key))
+    saved = None
     if not default_storage.exists(name):
-        name = default_storage.save(name, ContentFile(kept))
+        saved = name = default_storage.save(name, ContentFile(kept))
     record = InboundMessage(
         mailbox=mailbox,
         message_id=key,
@@ -134,7 +135,10 @@ def receive(
             with transaction.atomic():
                 record.save()
         except IntegrityError:  # another worker recorded it between our check and our insert
-            return Received(InboundMessage.objects.get(mailbox=mailbox, message_id=key), created=False)
+            winner = InboundMessage.objects.get(mailbox=mailbox, message_id=key)
+            if saved and saved != winner.raw.name:  # both saved the file; storage renamed ours
+                default_storage.delete(saved)
+            return Received(winner, created=False)
         if record.status == InboundStatus.RECEIVED:
             record.mailbox = mailbox
             _attempt(record, raw, now=now)
