@@ -130,6 +130,16 @@ class Tag(models.Model):
         return self.name
 
 
+class DueState(models.TextChoices):
+    """Where a case's next SLA deadline stands (kept by the SLA app beside ``Case.next_due_at``)."""
+
+    BREACHED = "breached", "Breached"
+    AT_RISK = "at_risk", "At risk"
+    ON_TRACK = "on_track", "On track"
+    PAUSED = "paused", "Paused"
+    NONE = "none", "No SLA running"
+
+
 #: What the metrics read from a case besides the instant they select it by: the severity and the
 #: dashboard's filters (the tier is the organisation's), and for durations their start.
 METRIC_DIMENSIONS = ("severity", "team", "organisation", "assignee")
@@ -182,6 +192,12 @@ class Case(models.Model):
     reopen_count = models.PositiveIntegerField(default=0)
     # Optimistic concurrency: every field change bumps it; a writer holding an older value loses.
     version = models.PositiveIntegerField(default=1)
+    # The queue's urgency order, kept by the SLA app in the transaction that moves the clocks: the
+    # earliest due instant of the clocks still to be met (running, or breached and not met yet, at
+    # their due instant, so the most overdue comes first). NULL when none is (paused or no SLA).
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    next_due_target = models.CharField(max_length=20, blank=True)
+    next_due_state = models.CharField(max_length=10, choices=DueState.choices, default=DueState.NONE)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -197,6 +213,7 @@ class Case(models.Model):
             models.Index(
                 fields=["organisation", "created_at", "id"], name="case_open_org_idx", condition=OPEN_Q
             ),
+            models.Index(fields=["next_due_at", "id"], name="case_open_due_idx", condition=OPEN_Q),
             models.Index(fields=["status", "created_at", "id"], name="case_status_created_idx"),
             # The API lists all cases (not only open ones) in the same orders.
             models.Index(fields=["severity", "created_at", "id"], name="case_sev_created_idx"),
