@@ -5,6 +5,8 @@ import datetime as dt
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
 
 register = template.Library()
 
@@ -41,3 +43,18 @@ def age(value: dt.datetime | None) -> str:
     if value is None:
         return "—"
     return duration(timezone.now() - value)
+
+
+#: The one format every instant is shown in, in the viewer's zone (the zone named).
+WHEN_FORMAT = "j M Y H:i T"
+
+
+@register.filter
+def when(value: dt.datetime | None) -> str:
+    """An instant as every page shows it: ``<time>`` with the ISO instant, read in the viewer's zone
+    ("2 Dec 2026 21:44 CET"); "—" for none."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    iso = local.isoformat()
+    return format_html('<time datetime="{}">{}</time>', iso, date_format(local, WHEN_FORMAT))
