@@ -70,17 +70,20 @@ def _after(ordering: list[str], values: list[Any], *, backwards: bool) -> Q:
     return q
 
 
-def _prepare(model, fields: list[str], values: list[Any]) -> list[Any]:
+def _prepare(model, fields: list[str], values: list[Any], *, nullable: str | None = None) -> list[Any]:
     """Check each cursor value against its field's type, so a tampered cursor is a clear error."""
     prepared = []
     for name, value in zip(fields, values, strict=True):
         try:
             field = model._meta.get_field(name)
         except FieldDoesNotExist:
-            # An annotation (e.g. the SLA's next due instant): _decode already typed it.
+            # An annotation: _decode already typed it.
             prepared.append(value)
             continue
         if value is None:
+            if name == nullable:
+                prepared.append(None)
+                continue
             raise InvalidCursor("That page link is not valid any more; start from the first page.")
         try:
             prepared.append(field.to_python(value))
@@ -111,21 +114,82 @@ def _filter_after(queryset: QuerySet, ordering: list[str], values: list[Any], *,
     return queryset.extra(where=[where], params=params)  # noqa: S610 - only column names and placeholders
 
 
+def _nullable_lead(model, ordering: list[str]) -> str | None:
+    """The ordering's first field when it may be NULL and sorts ascending (NULLs last), else None."""
+    name = ordering[0]
+    if name.startswith("-") or len(ordering) < 2:
+        return None
+    try:
+        field = model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    return name if field.null else None
+
+
+def _reverse(ordering: list[str]) -> list[str]:
+    return [s[1:] if s.startswith("-") else f"-{s}" for s in ordering]
+
+
+def _part(queryset: QuerySet, ordering: list[str], values: list[Any] | None, *, backwards: bool, limit: int):
+    """Up to ``limit`` rows after (before) ``values`` in ``ordering``, in the reading direction."""
+    if values is not None:
+        queryset = _filter_after(queryset, ordering, values, backwards=backwards)
+    return list(queryset.order_by(*(_reverse(ordering) if backwards else ordering))[:limit])
+
+
+def _rows(
+    queryset: QuerySet,
+    ordering: list[str],
+    values: list[Any] | None,
+    *,
+    backwards: bool,
+    limit: int,
+    nullable,
+) -> list:
+    """The rows of one page (plus one, to tell whether there are more), in the reading direction.
+
+    With a nullable leading field (``next_due_at``: NULLs last) the order is two keyset ranges read
+    one after the other, each an index range scan: the rows that have a value (``(f, ..., id) >
+    (...)``), then those that have none (``f IS NULL AND (..., id) > (...)``).
+    """
+    if nullable is None:
+        return _part(queryset, ordering, values, backwards=backwards, limit=limit)
+    valued = queryset.filter(**{f"{nullable}__isnull": False})
+    empty = queryset.filter(**{f"{nullable}__isnull": True})
+    rest = ordering[1:]
+    in_empty = values is not None and values[0] is None
+    rest_values = values[1:] if values is not None else None
+    if not backwards:
+        if in_empty:
+            return _part(empty, rest, rest_values, backwards=False, limit=limit)
+        rows = _part(valued, ordering, values, backwards=False, limit=limit)
+        if len(rows) < limit:
+            rows += _part(empty, rest, None, backwards=False, limit=limit - len(rows))
+        return rows
+    if not in_empty:
+        return _part(valued, ordering, values, backwards=True, limit=limit)
+    rows = _part(empty, rest, rest_values, backwards=True, limit=limit)
+    if len(rows) < limit:
+        rows += _part(valued, ordering, None, backwards=True, limit=limit - len(rows))
+    return rows
+
+
 def paginate(
     queryset: QuerySet, *, ordering: list[str], cursor: str | None, page_size: int, datetime_fields: set[str]
 ) -> Page:
     """One page of ``queryset`` in ``ordering`` (which must end with a unique field, e.g. ``id``).
 
-    Fields in ``ordering`` must not be NULL (they are compared with < and >).
+    Fields in ``ordering`` must not be NULL (they are compared with < and >), except a first field
+    that sorts ascending, whose NULLs come last (the queue's urgency: cases with nothing due).
     """
     fields = [spec.lstrip("-") for spec in ordering]
+    nullable = _nullable_lead(queryset.model, ordering)
     backwards = False
+    values = None
     if cursor:
         values, backwards = _decode(cursor, fields, datetime_fields)
-        values = _prepare(queryset.model, fields, values)
-        queryset = _filter_after(queryset, ordering, values, backwards=backwards)
-    order = ordering if not backwards else [s[1:] if s.startswith("-") else f"-{s}" for s in ordering]
-    rows = list(queryset.order_by(*order)[: page_size + 1])
+        values = _prepare(queryset.model, fields, values, nullable=nullable)
+    rows = _rows(queryset, ordering, values, backwards=backwards, limit=page_size + 1, nullable=nullable)
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     if backwards:

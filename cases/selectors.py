@@ -10,14 +10,17 @@ from supportdesk.core.roles import Role
 from .models import OPEN_Q, Case, CaseAttachment, CaseEvent, Tag
 
 # The queue's sort orders: a name a person picks -> a keyset ordering ending in a unique field.
+# "due" is the urgency order: the earliest due instant of the SLA clocks still to be met (breached
+# ones at their due instant, so the most overdue is first), cases with nothing due after them.
 QUEUE_ORDERINGS: dict[str, tuple[str, list[str]]] = {
+    "due": ("Most urgent first", ["next_due_at", "id"]),
     "severity": ("Severity, then oldest", ["severity", "created_at", "id"]),
     "oldest": ("Oldest first", ["created_at", "id"]),
     "newest": ("Newest first", ["-created_at", "-id"]),
     "updated": ("Recently updated", ["-updated_at", "-id"]),
     "stale": ("Least recently updated", ["updated_at", "id"]),
 }
-DEFAULT_QUEUE_ORDERING = "severity"
+DEFAULT_QUEUE_ORDERING = "due"
 
 
 def case_list(*, open_only: bool = False) -> QuerySet[Case]:

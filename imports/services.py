@@ -47,7 +47,7 @@ from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, Contact, Organisation, Team
 from metrics import rollup
-from sla import calendars
+from sla import calendars, urgency
 from sla.models import SlaClock, SlaPolicy, Target
 
 from .businesstime import ROUND_THE_CLOCK, BusinessTime
@@ -527,6 +527,10 @@ class _Pass:
                 events = _write_copy(new) if self.copy else _write_orm(new, job=self.job, now=self.now)
                 for item, case, _record in appended:
                     events += _append(item, case, _record, job=self.job, now=self.now)
+                # The open cases' place in the queue, from the clocks just written (a new closed
+                # case keeps its empty columns: no second write of it).
+                urgency.refresh([i.case_id for i in new], open_only=True)
+                urgency.refresh([case.pk for _, case, _ in appended])
                 # Historical rows land on days the metrics rollup may hold: mark them dirty in the
                 # same transaction (every instant of a case is between its creation and now).
                 firsts = [i.plan.created_at for i in new] + [case.created_at for _, case, _ in appended]
@@ -1272,6 +1276,7 @@ def _write_orm(new: list[Prepared], *, job: ImportJob, now: dt.datetime) -> int:
     clocks: list[SlaClock] = []
     records: list[ImportedCase] = []
     for case, item in zip(cases, new, strict=True):
+        item.case_id = case.pk
         events += _events(item, case.pk)
         clocks += [SlaClock(case_id=case.pk, **c.as_fields()) for c in item.clocks]
         records.append(ImportedCase(case_id=case.pk, **_record_fields(item.plan, job, now)))

@@ -1059,14 +1059,12 @@ def _backlog_cases(*, now: dt.datetime | None, bucket: str | None, **filters: An
 def agent_overview(*, user: Any, now: dt.datetime, tz: str = "UTC") -> dict[str, Any]:
     """The agent's own week (local Monday to now): FRT and update-cadence adherence of the cases
     assigned to them, and their open cases ordered by the next SLA due time."""
-    from sla.selectors import annotate_queue_due
-
     week_start = week_starts(end=now, tz=tz, weeks=1)[0]
     period = {"start": week_start, "end": _next_week(week_start), "tz": tz, "assignee": user}
     open_cases = (
-        annotate_queue_due(Case.objects.filter(OPEN_Q, assignee=_pk(user)))
+        Case.objects.filter(OPEN_Q, assignee=_pk(user))
         .select_related("organisation")
-        .order_by("queue_due", "created_at", "id")
+        .order_by(F("next_due_at").asc(nulls_last=True), "created_at", "id")
     )
     return {
         "week_start": week_start,

@@ -25,7 +25,6 @@ from django.views.decorators.http import require_safe
 
 from cases.models import Tier
 from sla.models import Target
-from sla.selectors import NO_DUE
 from supportdesk.core.db_router import reads_from_replica
 from supportdesk.core.decorators import role_required
 from supportdesk.core.roles import is_agent, is_manager
@@ -495,7 +494,6 @@ def mine(request: HttpRequest) -> HttpResponse:
             "cadence_rate": fmt_rate(cadence.rate),
             "page": page,
             "cases": list(page.object_list),
-            "no_due": NO_DUE,
             "now": now,
             "targets": {t.value: t.label for t in Target},
         },

@@ -36,13 +36,6 @@ class SlaConfig(AppConfig):
             load=lambda cases: selectors.clocks_for_cases([c.pk for c in cases], now=timezone.now()),
             order=10,
         )
-        extensions.register_queue_ordering(
-            "due",
-            "Next SLA due first",
-            ["queue_due", "id"],
-            annotate=selectors.annotate_queue_due,
-            datetime_fields=frozenset({"queue_due"}),
-        )
         extensions.register_event_labels(
             {
                 "sla_warning": "SLA at risk",

@@ -8,17 +8,14 @@ from dataclasses import dataclass
 
 from django.db.models import (
     Case,
-    DateTimeField,
     Exists,
     OuterRef,
     Prefetch,
     Q,
     QuerySet,
-    Subquery,
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
 
 from cases.models import Case as SupportCase
 from cases.models import Organisation, Severity, Tier
@@ -144,29 +141,6 @@ def clocks_for_cases(case_ids: Iterable[int], *, now: dt.datetime) -> dict[int, 
         if view.counting:
             result[clk.case_id].append(view)
     return result
-
-
-def annotate_next_due(queryset: QuerySet[SupportCase]) -> QuerySet[SupportCase]:
-    """Add ``next_due``: the earliest due instant of the case's running clocks (None if none).
-
-    For ordering the queue: ``annotate_next_due(qs).order_by(F("next_due").asc(nulls_last=True), "id")``.
-    """
-    running = SlaClock.objects.filter(case_id=OuterRef("pk"), state=ClockState.RUNNING).order_by("due_at")
-    return queryset.annotate(next_due=Subquery(running.values("due_at")[:1]))
-
-
-# Cases with no running clock sort after every due one (a keyset ordering cannot hold NULLs).
-NO_DUE = dt.datetime(2999, 1, 1, tzinfo=dt.UTC)
-
-
-def annotate_queue_due(queryset: QuerySet[SupportCase]) -> QuerySet[SupportCase]:
-    """``queue_due``: the next due instant, or NO_DUE when nothing is running (for the queue sort)."""
-    running = SlaClock.objects.filter(case_id=OuterRef("pk"), state=ClockState.RUNNING).order_by("due_at")
-    return queryset.annotate(
-        queue_due=Coalesce(
-            Subquery(running.values("due_at")[:1]), Value(NO_DUE), output_field=DateTimeField()
-        )
-    )
 
 
 # --------------------------------------------------------------------------- calendars and policies

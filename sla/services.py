@@ -28,6 +28,10 @@ Rules (DOMAIN.md, issue 4), and the choices made where they were open:
   had applied from the case's creation. Breached clocks stay breached: that breach happened.
 * a clock met after its due instant but before the sweep noticed is recorded as breached then
   (timeline event, no notification: nobody needs to act any more).
+* the queue's urgency (``Case.next_due_at`` / ``next_due_target`` / ``next_due_state``) is written
+  by the same transaction that moves the clocks (``refresh_urgency``): the earliest due instant of
+  the clocks still to be met, running or breached and not met yet (the most overdue first); none
+  for a case that is not open, or whose clocks are all paused.
 """
 
 from __future__ import annotations
@@ -43,13 +47,23 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 
-from cases.models import OPEN_STATUSES, Case, CaseEvent, EventKind, Organisation, Severity, Status, Team, Tier
+from cases.models import (
+    OPEN_STATUSES,
+    Case,
+    CaseEvent,
+    EventKind,
+    Organisation,
+    Severity,
+    Status,
+    Team,
+    Tier,
+)
 from cases.services import record_event
 from supportdesk.core import outbox
 from supportdesk.core.models import MailKind, Notification, OutboundMessage, validate_time_zone
 from supportdesk.core.roles import active_managers
 
-from . import calendars, clock
+from . import calendars, clock, urgency
 from .models import (
     MAX_TARGET_MINUTES,
     BusinessCalendar,
@@ -274,12 +288,25 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
     if kind == EventKind.CREATED:
         start_clocks(case, now=now)
     elif kind == EventKind.PUBLIC_REPLY:
-        if event.actor_id is not None and not event.imported:
-            record_staff_reply(case, now=now)
+        if event.actor_id is None or event.imported:
+            return
+        record_staff_reply(case, now=now)
     elif kind == EventKind.STATUS_CHANGED:
         apply_status_change(case, old=event.old_value, new=event.new_value, now=now)
     elif kind == EventKind.SEVERITY_CHANGED:
         retarget_clocks(case, now=now)
+    else:
+        return
+    refresh_urgency_of(case)
+
+
+def refresh_urgency_of(case: Case) -> None:
+    """The queue's urgency of one case whose clocks just moved (see ``sla.urgency``). The columns were
+    written by SQL, so the instance forgets its copies: reading them reloads them, and a later
+    ``save()`` of this instance (which then saves only its loaded fields) cannot write them back."""
+    urgency.refresh([case.pk])
+    for name in urgency.FIELDS:
+        case.__dict__.pop(name, None)
 
 
 class _Clocks:
@@ -494,6 +521,7 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
             return 0  # all being changed by someone else right now
         recipients.prefetch_teams(cases.values())
         clock_ids = [clock_id for clock_id, case_id in candidates if case_id in cases]
+        touched: set[int] = set()
         # Re-read under the case lock: an event may have met or moved a clock since the candidates query.
         for clk in SlaClock.objects.filter(phase.due_q(now), pk__in=clock_ids).order_by(phase.order, "id"):
             update = {phase.stamp: now}
@@ -509,6 +537,9 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
                 _notify(case, clk, breach=phase is BREACH, now=now, recipients=recipients, notes=notes)
             )
             claimed += 1
+            touched.add(clk.case_id)
+        # The breached and warned cases move up the queue, in the transaction that recorded it.
+        urgency.refresh(touched)
         # One INSERT for the batch's in-app notifications (the dedupe key's unique constraint
         # still makes each once per recipient) instead of a savepoint and INSERT per person.
         Notification.objects.bulk_create(notes, ignore_conflicts=True)

@@ -330,8 +330,16 @@ def test_cursor_pages_walk_forward_and_back_without_gaps_or_duplicates(api, many
     assert backward[-1] == expected[:5]
 
 
-def test_default_order_is_severity_then_oldest(api, queue):
-    assert keys(api.get("/api/cases/")) == [queue[n].key for n in ("checkout", "dashboard", "password")]
+def test_severity_order_is_severity_then_oldest(api, queue):
+    response = api.get("/api/cases/", {"ordering": "severity"})
+    assert keys(response) == [queue[n].key for n in ("checkout", "dashboard", "password")]
+
+
+def test_default_order_is_the_urgency_order(api, queue):
+    # These cases have no SLA clocks (factories): nothing is due, so they come in creation order,
+    # exactly as ``ordering=due`` lists them (tests/sla/test_queue_due.py covers deadlines).
+    assert keys(api.get("/api/cases/")) == keys(api.get("/api/cases/", {"ordering": "due"}))
+    assert keys(api.get("/api/cases/")) == sorted(keys(api.get("/api/cases/")), key=Case.pk_from_key)
 
 
 def test_newest_first(api, queue):

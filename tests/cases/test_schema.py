@@ -143,6 +143,7 @@ def test_case_list_documents_filters_and_orderings(schema):
         "q",
     } <= set(parameters)
     assert set(parameters["ordering"]["schema"]["enum"]) == {
+        "due",
         "severity",
         "oldest",
         "newest",

@@ -348,3 +348,25 @@ def _run_with_overrides(path, **overrides):
         **overrides,
     )
     return services.run_import(job, now=IMPORTED_AT)
+
+
+def test_imported_open_cases_take_their_place_in_the_queue(tmp_path):
+    """The importer writes each case's urgency with its clocks: the earliest due instant of the
+    clocks still to be met (running, or breached and not met), none for a case that is not open."""
+    lines = SN.read_text().splitlines()
+    # INC0000001 as it stood before it was resolved: open, its first response long overdue.
+    still_open = tmp_path / "open.csv"
+    still_open.write_text("\n".join(lines[:3]).replace("INC0000001", "INC0000099") + "\n")
+    run(SN)
+    run(still_open)
+    imported = list(Case.objects.filter(external_ref__isnull=False))
+    assert any(c.is_open for c in imported)
+    for c in imported:
+        pending = [
+            clk.due_at
+            for clk in SlaClock.objects.filter(case=c)
+            if clk.state == ClockState.RUNNING or (clk.state == ClockState.BREACHED and clk.met_at is None)
+        ]
+        expected = min(pending) if c.is_open and pending else None
+        assert (c.external_ref, c.next_due_at) == (c.external_ref, expected)
+    assert any(c.next_due_at is not None for c in imported)

@@ -225,24 +225,6 @@ def test_a_list_page_gets_every_cases_badges_in_one_query(
     assert all(row.count('class="pill sla-badge') == 4 for row in rows[1:])
 
 
-def test_the_queue_can_sort_by_next_due(organisation, contact, agent):
-    from django.db.models import F
-
-    from cases.models import Case
-    from sla.selectors import annotate_next_due
-
-    late = case_services.create_case(
-        title="P3", organisation=organisation, requester=contact, severity="P3", actor=agent, now=T0
-    )
-    soon = case_services.create_case(
-        title="P1", organisation=organisation, requester=contact, severity="P1", actor=agent, now=T0
-    )
-    none = factories.CaseFactory(organisation=organisation, requester=contact)
-    ordered = annotate_next_due(Case.objects.all()).order_by(F("next_due").asc(nulls_last=True), "id")
-    assert [c.pk for c in ordered] == [soon.pk, late.pk, none.pk]
-    assert ordered[0].next_due == T0 + dt.timedelta(minutes=15)
-
-
 # --- Admin ----------------------------------------------------------------------------------------
 
 
