@@ -196,8 +196,10 @@ class Case(models.Model):
     # earliest due instant of the clocks still to be met (running, or breached and not met yet, at
     # their due instant, so the most overdue comes first). NULL when none is (paused or no SLA).
     next_due_at = models.DateTimeField(null=True, blank=True)
-    next_due_target = models.CharField(max_length=20, blank=True)
-    next_due_state = models.CharField(max_length=10, choices=DueState.choices, default=DueState.NONE)
+    next_due_target = models.CharField(max_length=20, blank=True, default="", db_default="")
+    next_due_state = models.CharField(
+        max_length=10, choices=DueState.choices, default=DueState.NONE, db_default=DueState.NONE
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

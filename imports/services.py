@@ -1031,7 +1031,7 @@ CASE_COLUMNS = (
     "id", "title", "description", "organisation_id", "requester_id", "severity", "severity_confirmed",
     "status", "assignee_id", "team_id", "product_area", "external_ref", "created_at", "updated_at",
     "first_response_at", "triaged_at", "first_resolved_at", "last_resolved_at", "closed_at",
-    "reopen_count", "version", "follow_up_of_id",
+    "reopen_count", "version", "follow_up_of_id", "next_due_at", "next_due_target", "next_due_state",
 )  # fmt: skip
 EVENT_COLUMNS = (
     "case_id", "kind", "actor_id", "actor_name", "created_at", "field", "old_value", "new_value", "body",
@@ -1129,6 +1129,7 @@ def _format(item: Prepared, case_id: int, *, job_id: int, format: str, now_text:
             _ts(plan.updated_at), _ts(plan.first_response_at), _ts(plan.triaged_at),
             _ts(plan.first_resolved_at), _ts(plan.last_resolved_at), _ts(plan.closed_at),
             str(plan.reopen_count), str(plan.version), _NULL,  # an imported case is no follow-up
+            _NULL, "", "none",  # its urgency: urgency.refresh() after the clocks are written
         )
     )  # fmt: skip
     item.event_text = "\n".join(

@@ -33,6 +33,7 @@ class Migration(migrations.Migration):
                     ("paused", "Paused"),
                     ("none", "No SLA running"),
                 ],
+                db_default="none",
                 default="none",
                 max_length=10,
             ),
@@ -40,7 +41,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="case",
             name="next_due_target",
-            field=models.CharField(blank=True, max_length=20),
+            field=models.CharField(blank=True, db_default="", default="", max_length=20),
         ),
         migration_ops.AddIndexConcurrently(
             model_name="case",
