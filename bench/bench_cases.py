@@ -70,6 +70,38 @@ def next_url(endpoint: str, response) -> str | None:
     return "/cases/" + href if href.startswith("?") else href
 
 
+# generate_cases writes no SLA clocks, so the open cases get the urgency columns the SLA app would
+# keep, spread as a busy queue has them (deterministic by id): 15 % breached (due up to 3 days ago),
+# 10 % at risk (due within 2 h), 60 % on track (due within 5 days), 15 % paused (nothing due).
+FILL_URGENCY = """
+UPDATE cases_case SET
+  next_due_at = CASE
+    WHEN (id * 7919) % 100 < 15 THEN now() - ((id * 31) % 4320) * interval '1 minute'
+    WHEN (id * 7919) % 100 < 25 THEN now() + ((id * 31) % 120) * interval '1 minute'
+    WHEN (id * 7919) % 100 < 85 THEN now() + (120 + (id * 31) % 7080) * interval '1 minute'
+  END,
+  next_due_target = CASE WHEN (id * 7919) % 100 < 85 THEN 'resolution' ELSE '' END,
+  next_due_state = CASE
+    WHEN (id * 7919) % 100 < 15 THEN 'breached'
+    WHEN (id * 7919) % 100 < 25 THEN 'at_risk'
+    WHEN (id * 7919) % 100 < 85 THEN 'on_track'
+    ELSE 'paused'
+  END
+WHERE status IN ('new', 'triaged', 'in_progress', 'waiting_on_customer', 'waiting_on_engineering', 'reopened')
+  AND next_due_state = 'none'
+"""
+
+
+def fill_urgency(connection) -> None:
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        cursor.execute(FILL_URGENCY)
+        filled = cursor.rowcount
+        cursor.execute("VACUUM (ANALYZE) cases_case")
+    if filled:
+        print(f"Urgency of {filled:,} open cases filled in {time.monotonic() - started:.1f} s.")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     url = os.environ.get("DATABASE_URL", "")
@@ -102,6 +134,7 @@ def main(argv: list[str] | None = None) -> None:
         call_command("generate_cases", count=missing, batch=args.batch, seed=args.seed + existing)
         print(f"Load time: {time.monotonic() - started:.1f} s for {missing:,} cases.")
 
+    fill_urgency(connection)
     total_cases = Case.objects.count()
     open_cases = Case.objects.filter(OPEN_Q).count()
     events = CaseEvent.objects.count()
@@ -125,8 +158,12 @@ def main(argv: list[str] | None = None) -> None:
         .order_by("-n")
         .first()
     )
+    organisation = Case.objects.values("organisation__name").annotate(n=Count("id")).order_by("-n").first()
     assignee = busiest["assignee__username"] if busiest else "bench-agent-001"
     team_slug = team["team__slug"] if team else "tier-1"
+    org_id = Case.objects.filter(organisation__name=organisation["organisation__name"]).values_list(
+        "organisation_id", flat=True
+    )[0]
 
     viewer = get_user_model().objects.filter(username="bench-agent-001").first()
     if viewer is None:
@@ -141,6 +178,8 @@ def main(argv: list[str] | None = None) -> None:
         (f"assignee={assignee}", {"assignee": assignee}),
         ("unassigned=true", {"unassigned": "true"}),
         (f"team={team_slug}", {"team": team_slug}),
+        ("status=in_progress", {"status": "in_progress"}),
+        ("organisation (busiest)", {"organisation": str(org_id)}),
     ]
     endpoints = [("api", "/api/cases/"), ("queue", "/cases/")]
     headers = {"api": {"HTTP_ACCEPT": "application/json"}, "queue": {}}

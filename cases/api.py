@@ -265,8 +265,22 @@ class CaseSerializer(serializers.ModelSerializer):
             "version",
             "allowed_transitions",
             "follow_up_of",
+            "next_due_at",
+            "next_due_target",
+            "next_due_state",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "next_due_at": {
+                "help_text": "The earliest due instant of the SLA clocks still to be met (breached ones at "
+                "their past due instant); null when nothing is due (paused, no SLA, not open). "
+                "`ordering=due` sorts by it."
+            },
+            "next_due_target": {
+                "help_text": "The target of that clock (first_response, triage, ...), or ''."
+            },
+            "next_due_state": {"help_text": "breached, at_risk, on_track, paused or none."},
+        }
 
     def get_follow_up_of(self, case: Case) -> str | None:
         return f"{KEY_PREFIX}{case.follow_up_of_id}" if case.follow_up_of_id else None
