@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db.models import Q
 
@@ -144,6 +145,8 @@ def poll_maildir(mailbox: Mailbox, *, now: dt.datetime) -> tuple[int, int]:
         try:
             if receive(mailbox, raw, now=now, via="maildir").created:
                 recorded += 1
+        except SoftTimeLimitExceeded:
+            raise  # the task's time is up: stop here, this mail and the rest stay for the next poll
         except Exception as exc:
             logger.exception("Mail %s of mailbox %s could not be recorded", key, mailbox.name)
             failures.append(f"{key}: {type(exc).__name__}: {exc}")

@@ -259,3 +259,24 @@ def test_the_beat_tasks_poll_each_mailbox_and_the_lease_holds_until_the_clock_pa
     assert record.received_at == T0 + polling.lease() + dt.timedelta(seconds=1)
     mailbox.refresh_from_db()
     assert mailbox.last_polled_at == record.received_at
+
+
+def test_a_poll_stopped_by_the_task_time_limit_leaves_the_rest_in_the_folder(
+    mailbox, maildir, brightwave, monkeypatch
+):
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    def receive(mailbox_, raw, **kwargs):
+        raise SoftTimeLimitExceeded()  # the worker's soft time limit strikes during the first mail
+
+    monkeypatch.setattr(polling, "receive", receive)
+    mails = {maildir.add(eml("no_message_id.eml")), maildir.add(fresh("gmail_reply.eml"))}
+
+    result = polling.poll(mailbox.pk, now=T0)
+
+    # The poll stops there instead of going on past its time; both mails wait for the next poll.
+    assert "SoftTimeLimitExceeded" in result.error
+    assert (result.fetched, result.recorded) == (0, 0)
+    assert set(maildir.keys()) == mails
+    mailbox.refresh_from_db()
+    assert mailbox.poll_lease_until is None
