@@ -229,6 +229,18 @@ def _lines(first: int, last: int) -> str:
 _ATTRIBUTE_TAGS = frozenset({"string", "date", "int", "float", "boolean", "id"})
 _BLOCK = 1 << 16
 
+# Bounds on what one XES file may make a worker do. A token (a comment, a run of text, one start
+# tag with its attributes) longer than MAX_TOKEN_BYTES is refused: expat re-scans an unfinished
+# token on every block fed to it, so an unbounded one costs quadratic time. A gzip file may not
+# expand more than MAX_GZIP_RATIO times once past GZIP_RATIO_FROM bytes (a bomb is refused while
+# it is still small), nor past MAX_UNCOMPRESSED_BYTES; a trace may not hold more than
+# MAX_TRACE_EVENTS events (a trace is held in memory until it ends).
+MAX_TOKEN_BYTES = 1 << 20
+MAX_GZIP_RATIO = 100
+GZIP_RATIO_FROM = 32 << 20
+MAX_UNCOMPRESSED_BYTES = 64 << 30
+MAX_TRACE_EVENTS = 200_000
+
 
 class _XesReader:
     """XES through expat, without building a tree: finished traces, each as (the trace's own
@@ -240,8 +252,11 @@ class _XesReader:
     run for every element of the file, so they keep their state in closure variables.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_token: int = MAX_TOKEN_BYTES, max_events: int = MAX_TRACE_EVENTS) -> None:
         self.finished: list[tuple[dict[str, str], list[dict[str, str]]]] = []
+        self.max_token = max_token
+        self.fed = 0  # bytes given to the parser so far
+        self.last_seen = 0  # byte offset of the latest element boundary expat reported
         self.event_defaults: dict[str, str] = {}
         self.trace_defaults: dict[str, str] = {}
         self.saw_log = False
@@ -256,6 +271,7 @@ class _XesReader:
 
         def start(name: str, attrs: dict[str, str]) -> None:
             nonlocal trace, events, event, defaults
+            self.last_seen = parser.CurrentByteIndex
             local = names.get(name)
             if local is None:
                 local = names[name] = name.rpartition("}")[2]
@@ -274,6 +290,11 @@ class _XesReader:
                         defaults[key] = attrs.get("value") or ""
             elif local == "event":
                 if parent == "trace" and trace is not None:
+                    if len(events) >= max_events:
+                        raise SourceError(
+                            f"A trace holds more than {max_events:,} events; an XES import reads one "
+                            "trace at a time and refuses larger ones."
+                        )
                     event = {}
                     events.append(event)
             elif local == "trace":
@@ -285,6 +306,7 @@ class _XesReader:
 
         def end(name: str) -> None:
             nonlocal trace, events, event, defaults
+            self.last_seen = parser.CurrentByteIndex
             local = opened.pop()
             if local == "event":
                 event = None
@@ -307,14 +329,56 @@ class _XesReader:
 
     def feed(self, block: bytes, *, last: bool = False) -> None:
         self.parser.Parse(block, last)
+        self.fed += len(block)
+        if self.fed - max(self.last_seen, 0) > self.max_token:
+            raise SourceError(
+                f"The file holds a comment, a text or a tag longer than {self.max_token:,} bytes "
+                f"(near byte {max(self.last_seen, 0):,}); an XES import refuses such tokens."
+            )
 
 
-def open_maybe_gzip(open_binary: OpenBinary, stack: ExitStack) -> IO[bytes]:
+class _BoundedGzip(io.RawIOBase):
+    """A gzip stream that refuses to expand beyond the bounds above (checked on every read)."""
+
+    def __init__(self, raw: IO[bytes], *, ratio: int, ratio_from: int, limit: int) -> None:
+        self.raw = raw
+        self.inflated = gzip.GzipFile(fileobj=raw, mode="rb")
+        self.out = 0
+        self.ratio, self.ratio_from, self.limit = ratio, ratio_from, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.inflated.read(size)
+        self.out += len(data)
+        if self.out > self.limit:
+            raise SourceError(f"The file expands to more than {self.limit:,} bytes; it is refused.")
+        if self.out > self.ratio_from and self.out > self.ratio * max(self.raw.tell(), 1):
+            raise SourceError(
+                f"The compressed file expands more than {self.ratio} times (a compression bomb?); "
+                "it is refused."
+            )
+        return data
+
+    def close(self) -> None:
+        self.inflated.close()
+        super().close()
+
+
+def open_maybe_gzip(
+    open_binary: OpenBinary,
+    stack: ExitStack,
+    *,
+    ratio: int = MAX_GZIP_RATIO,
+    ratio_from: int = GZIP_RATIO_FROM,
+    limit: int = MAX_UNCOMPRESSED_BYTES,
+) -> IO[bytes]:
     raw = stack.enter_context(open_binary())
     head = raw.read(2)
     raw.seek(0)
     if head == b"\x1f\x8b":
-        return stack.enter_context(gzip.GzipFile(fileobj=raw, mode="rb"))
+        return stack.enter_context(_BoundedGzip(raw, ratio=ratio, ratio_from=ratio_from, limit=limit))
     return raw
 
 

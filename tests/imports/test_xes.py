@@ -191,3 +191,58 @@ def test_a_file_that_is_not_xes_fails_the_job_clearly(tmp_path, content, message
     assert job.status == JobStatus.FAILED
     assert message in job.error
     assert not Case.objects.exists()
+
+
+def _gzipped(tmp_path, name: str, content: bytes):
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(content, compresslevel=6))
+    return path
+
+
+def test_a_huge_comment_is_refused_without_reading_it_all(tmp_path):
+    # expat re-scans an unfinished comment on every block fed (quadratic): the import refuses the
+    # comment once it passes the token bound.
+    path = tmp_path / "comment.xes"
+    path.write_bytes(b"<?xml version='1.0'?><log><!--" + b"x" * (8 << 20) + b"--><trace/></log>")
+    job = run(path, format="xes")
+    assert job.status == JobStatus.FAILED
+    assert "longer than 1,048,576 bytes" in job.error
+    assert not Case.objects.exists()
+
+
+def test_a_small_gzip_holding_a_huge_comment_is_refused(tmp_path):
+    # The review's file: a few hundred KB of gzip around a comment of hundreds of MB.
+    content = b"<?xml version='1.0'?><log><!--" + b"x" * (64 << 20) + b"--><trace/></log>"
+    job = run(_gzipped(tmp_path, "comment.xes.gz", content), format="xes")
+    assert job.status == JobStatus.FAILED
+    assert "refused" in job.error
+    assert not Case.objects.exists()
+
+
+def test_a_huge_attribute_value_is_refused(tmp_path):
+    content = b"<log><trace><string key='concept:name' value='" + b"a" * (3 << 20) + b"'/></trace></log>"
+    path = tmp_path / "attribute.xes"
+    path.write_bytes(content)
+    job = run(path, format="xes")
+    assert job.status == JobStatus.FAILED
+    assert "a comment, a text or a tag longer than" in job.error
+
+
+def test_a_compression_bomb_is_refused(tmp_path):
+    # Valid, tiny elements (so no single token is long) that expand a thousandfold.
+    content = b"<log>" + b"<x/>" * (12 << 20) + b"</log>"
+    job = run(_gzipped(tmp_path, "bomb.xes.gz", content), format="xes")
+    assert job.status == JobStatus.FAILED
+    assert "expands more than 100 times" in job.error
+    assert not Case.objects.exists()
+
+
+def test_a_trace_with_too_many_events_is_refused(tmp_path):
+    from imports.sources import MAX_TRACE_EVENTS
+
+    events = b"<event><string key='concept:name' value='Open'/></event>" * (MAX_TRACE_EVENTS + 1)
+    path = tmp_path / "long-trace.xes"
+    path.write_bytes(b"<log><trace><string key='concept:name' value='T-1'/>" + events + b"</trace></log>")
+    job = run(path, format="xes")
+    assert job.status == JobStatus.FAILED
+    assert "more than 200,000 events" in job.error
