@@ -30,7 +30,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
@@ -40,6 +40,7 @@ from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.models import MailStatus, validate_time_zone
+from supportdesk.core.parsers import BoundedJSONParser
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
@@ -963,7 +964,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         detail=True,
         methods=["post"],
         filter_backends=[],
-        parser_classes=[JSONParser, MultiPartParser, FormParser],
+        parser_classes=[BoundedJSONParser, MultiPartParser, FormParser],
     )
     def replies(self, request, key: str | None = None):
         case = self.get_object()
@@ -995,7 +996,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         detail=True,
         methods=["post"],
         filter_backends=[],
-        parser_classes=[JSONParser, MultiPartParser, FormParser],
+        parser_classes=[BoundedJSONParser, MultiPartParser, FormParser],
     )
     def notes(self, request, key: str | None = None):
         case = self.get_object()

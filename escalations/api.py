@@ -25,13 +25,14 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
 from supportdesk.core.files import download_response
+from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.roles import is_agent, is_engineer
 
 from . import selectors, services
@@ -495,7 +496,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
     filterset_class = EscalationFilter
     serializer_class = EscalationDetailSerializer
     lookup_value_regex = r"\d+"
-    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    parser_classes = [BoundedJSONParser, FormParser, MultiPartParser]
 
     def get_queryset(self) -> QuerySet[Escalation]:
         return selectors.escalation_list(self.request.user)
