@@ -5,6 +5,8 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from supportdesk.core import bounds
+
 from .models import OPEN_Q, Case, Organisation, Severity, Status, Team, Tier
 
 
@@ -47,8 +49,8 @@ class CaseFilter(django_filters.FilterSet):
     tag = django_filters.CharFilter(field_name="tags__name", label="Tag")
     product_area = django_filters.CharFilter(field_name="product_area", label="Product area")
     q = django_filters.CharFilter(method="filter_text", label="Search")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = bounds.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = bounds.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Case

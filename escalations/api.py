@@ -31,6 +31,7 @@ from rest_framework.response import Response
 
 from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
+from supportdesk.core import bounds
 from supportdesk.core.files import download_response
 from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.roles import is_agent, is_engineer
@@ -326,8 +327,8 @@ class EscalationFilter(django_filters.FilterSet):
         field_name="case__organisation", queryset=Organisation.objects.all(), label="Organisation id"
     )
     case = django_filters.CharFilter(method="filter_case", label="Case key, e.g. CASE-12")
-    submitted_after = django_filters.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="gte")
-    submitted_before = django_filters.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="lt")
+    submitted_after = bounds.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="gte")
+    submitted_before = bounds.IsoDateTimeFilter(field_name="submitted_at", lookup_expr="lt")
     has_external_key = django_filters.BooleanFilter(
         method="filter_has_external_key", label="Has an external key"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
+from supportdesk.core import bounds
 
 from .models import EngineeringTeam, Escalation
 from .services import PACKAGE_FIELDS
@@ -52,7 +53,7 @@ def _text(label: str, *, rows: int = 3, help_text: str = "", placeholder: str = 
 
 
 def _datetime(label: str, help_text: str = "") -> forms.DateTimeField:
-    return forms.DateTimeField(
+    return bounds.FormDateTimeField(
         label=label,
         required=False,
         input_formats=[DATETIME_FORMAT, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],

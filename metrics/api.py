@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from cases.models import Severity, Tier
 from sla.models import Target
 from supportdesk.core import api as core_api
+from supportdesk.core import bounds
 from supportdesk.core.db_router import reads_from_replica
 
 from . import selectors
@@ -45,11 +46,11 @@ def _validate_tz(value: str) -> str:
 class PeriodInput(serializers.Serializer):
     """``start`` and ``end`` are local dates (end inclusive) in ``tz``; filters are optional."""
 
-    start = serializers.DateField()
-    end = serializers.DateField()
+    start = bounds.DateField()
+    end = bounds.DateField()
     tz = serializers.CharField(default="UTC", max_length=64)
     team = serializers.IntegerField(required=False, min_value=1)
-    organisation = serializers.IntegerField(required=False, min_value=1)
+    organisation = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     assignee = serializers.IntegerField(required=False, min_value=1)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
@@ -126,7 +127,7 @@ class SummaryView(APIView):
 
 class FilterInput(serializers.Serializer):
     team = serializers.IntegerField(required=False, min_value=1)
-    organisation = serializers.IntegerField(required=False, min_value=1)
+    organisation = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
     assignee = serializers.IntegerField(required=False, min_value=1)
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
@@ -156,7 +157,7 @@ class BacklogView(APIView):
 class TrendsInput(FilterInput):
     """The weekly series end with the local week holding ``end`` (default: today)."""
 
-    end = serializers.DateField(required=False)
+    end = bounds.DateField(required=False)
     tz = serializers.CharField(default="UTC", max_length=64)
     weeks = serializers.IntegerField(default=12, min_value=1, max_value=104)
 
@@ -204,8 +205,8 @@ class DrilldownInput(PeriodInput):
     part = serializers.CharField(required=False, allow_blank=True, max_length=20)
     target = serializers.ChoiceField(choices=Target.choices, required=False)
     bucket = serializers.ChoiceField(choices=[b[0] for b in selectors.AGE_BUCKETS], required=False)
-    start = serializers.DateField(required=False)
-    end = serializers.DateField(required=False)
+    start = bounds.DateField(required=False)
+    end = bounds.DateField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         metric, part = attrs["metric"], attrs.get("part") or None

@@ -18,6 +18,7 @@ from cases.forms import staff_label
 from cases.models import Organisation, Severity, Team, Tier
 from cases.selectors import assignable_users
 from sla.models import Target
+from supportdesk.core import bounds
 
 from . import selectors
 
@@ -55,8 +56,8 @@ class PeriodForm(forms.Form):
     """
 
     preset = forms.ChoiceField(choices=[("", "Custom"), *PRESETS.items()], required=False)
-    start = forms.DateField(label="From", required=False, widget=DateInput())
-    end = forms.DateField(label="To (inclusive)", required=False, widget=DateInput())
+    start = bounds.FormDateField(label="From", required=False, widget=DateInput())
+    end = bounds.FormDateField(label="To (inclusive)", required=False, widget=DateInput())
     tz = forms.CharField(required=False, max_length=64, widget=forms.HiddenInput)
     team = forms.ModelChoiceField(queryset=Team.objects.order_by("name"), required=False, empty_label="Any")
     tier = forms.ChoiceField(choices=[("", "Any"), *Tier.choices], required=False)

@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.models import Case, Organisation, Severity, Tier
+from supportdesk.core import bounds
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 
 from . import selectors, services
@@ -161,7 +162,7 @@ class OpeningRangeSerializer(serializers.Serializer):
 
 
 class CustomHolidaySerializer(serializers.Serializer):
-    date = serializers.DateField()
+    date = bounds.DateField()
     name = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
 
 
@@ -389,6 +390,8 @@ class PreviewInputSerializer(serializers.Serializer):
             start = dt.datetime.fromisoformat(attrs["start"].strip().replace("Z", "+00:00"))
         except ValueError as exc:
             raise serializers.ValidationError({"start": ["Give an ISO 8601 date and time."]}) from exc
+        if not bounds.in_range(start):
+            raise serializers.ValidationError({"start": [bounds.OUT_OF_RANGE]})
         if start.tzinfo is None:
             from . import calendars
 
@@ -396,6 +399,8 @@ class PreviewInputSerializer(serializers.Serializer):
                 calendar or calendars.calendar_for_organisation(organisation.pk) or BusinessCalendar()
             ).time_zone
             start = start.replace(tzinfo=ZoneInfo(zone or "UTC"))
+            if not bounds.in_range(start):
+                raise serializers.ValidationError({"start": [bounds.OUT_OF_RANGE]})
         attrs["start"] = start
         return attrs
 
