@@ -216,6 +216,11 @@ class Case(models.Model):
                 fields=["organisation", "created_at", "id"], name="case_open_org_idx", condition=OPEN_Q
             ),
             models.Index(fields=["next_due_at", "id"], name="case_open_due_idx", condition=OPEN_Q),
+            # The API's urgency order over all cases: only open cases have a due instant, so the
+            # valued part is as small as the open backlog (the NULL part is read by the pkey).
+            models.Index(
+                fields=["next_due_at", "id"], name="case_due_idx", condition=Q(next_due_at__isnull=False)
+            ),
             models.Index(fields=["status", "created_at", "id"], name="case_status_created_idx"),
             # The API lists all cases (not only open ones) in the same orders.
             models.Index(fields=["severity", "created_at", "id"], name="case_sev_created_idx"),
