@@ -7,6 +7,8 @@ filesystem Celery broker under ``var/``. Production sets the variables documente
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import ipaddress
 import os
 import sys
 from pathlib import Path
@@ -92,6 +94,7 @@ INSTALLED_APPS = [
     "imports",
     "inbound",
     "anymail",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +111,8 @@ MIDDLEWARE = [
     "supportdesk.core.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: refuses a login from a locked-out account or address (django-axes).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "supportdesk.urls"
@@ -188,6 +193,35 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
+
+# --- Outbound webhooks ----------------------------------------------------------------------------
+# Webhooks go to public addresses only (supportdesk.core.netguard); networks listed here (CIDR,
+# comma-separated, e.g. "10.20.0.0/16,fd00:1::/64") may be reached too, for receivers inside the
+# operator's own network.
+WEBHOOK_ALLOWED_NETWORKS = env_list("WEBHOOK_ALLOWED_NETWORKS")
+for _network in WEBHOOK_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as _exc:
+        raise RuntimeError(f"WEBHOOK_ALLOWED_NETWORKS: {_network!r} is not a network ({_exc}).") from None
+
+# --- Login throttling (django-axes) ------------------------------------------------------------
+# Failed logins are counted per account and, separately, per client address (REMOTE_ADDR; gunicorn
+# is the first hop in the shipped install). After AXES_FAILURE_LIMIT failures that account (or
+# that address) is refused with a 429 page until AXES_COOLOFF_MINUTES have passed since the last
+# failure; a successful login resets the count. Attempts are kept in the database, which every
+# web process shares, and shown to admins in the Django admin.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
+AXES_COOLOFF_TIME = dt.timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "supportdesk.core.lockout.locked_out"  # the page, a 429 and Retry-After
+AXES_ENABLE_ADMIN = True
+AXES_VERBOSE = False
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-gb"
@@ -398,12 +432,32 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "supportdesk.core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Request rates on the shared cache (Redis in production, so every web process counts the
+    # same requests): anonymous callers per address, signed-in people and tokens per user. Over
+    # the rate is a 429 with Retry-After.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        # The test suite makes thousands of requests as the same few users: its default is high,
+        # and the throttling tests set their own rates.
+        "anon": os.environ.get("API_THROTTLE_ANON", "100000/min" if TESTING else "60/min"),
+        "user": os.environ.get("API_THROTTLE_USER", "100000/min" if TESTING else "1200/min"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "SupportDesk API",
     "DESCRIPTION": "Cases, SLA clocks, escalation packages, knowledge and metrics.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and the docs page are for the install's own people; API_SCHEMA_PUBLIC=true
+    # opens them to anyone (still under the anonymous rate).
+    "SERVE_PERMISSIONS": (
+        ["rest_framework.permissions.AllowAny"]
+        if env_bool("API_SCHEMA_PUBLIC", False)
+        else ["supportdesk.core.api.HasRole"]
+    ),
     # Swagger UI served from our own static files: no CDN needed.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

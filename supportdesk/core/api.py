@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import DomainError
-from .roles import is_agent, is_manager
+from .roles import is_agent, is_manager, roles_of
 
 
 def exception_handler(exc, context):
@@ -31,6 +31,15 @@ class IsSupportStaff(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_agent(request.user)
+
+
+class HasRole(BasePermission):
+    """Anyone holding a role (agent, manager, engineer, admin): the people of this install."""
+
+    message = "Only SupportDesk staff (agents, managers, engineers) can use this endpoint."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(roles_of(request.user))
 
 
 class IsManager(BasePermission):
