@@ -6,6 +6,7 @@ and every write in ``escalations/services.py``; this module holds tables and one
 
 from __future__ import annotations
 
+import base64
 import secrets
 import uuid
 
@@ -214,7 +215,8 @@ class WebhookEvent(models.TextChoices):
 
 
 def _new_secret() -> str:
-    return secrets.token_urlsafe(32)
+    # A Standard Webhooks secret ("whsec_" + base64 of 32 random bytes), see escalations.webhooks.
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 class WebhookSubscription(models.Model):

@@ -1,30 +1,40 @@
 """Signing and sending one webhook request. No ORM here: services.py decides what and when.
 
-A receiver verifies a delivery by computing ``HMAC-SHA256(secret, raw body)`` and comparing it,
-in constant time, with the hex digest in ``X-SupportDesk-Signature: sha256=<hex>``. The same
-delivery is always sent with the same ``X-SupportDesk-Delivery`` id and body, so a receiver that
-sees an id twice knows it is a retry of something it may already have processed.
+Deliveries follow the Standard Webhooks scheme (https://www.standardwebhooks.com/), signed with
+its reference library: ``webhook-id`` (the delivery id, the same on every retry, so a receiver
+that sees an id twice knows it is a retry), ``webhook-timestamp`` (Unix seconds of this attempt)
+and ``webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{timestamp}.{body}")>``. The timestamp is
+signed, so a receiver that refuses timestamps outside a tolerance window (the library's is five
+minutes) cannot be fed a replayed request. The key is the base64 part of a ``whsec_`` secret;
+a subscription created before the scheme has a plain secret whose UTF-8 bytes are the key.
+``X-SupportDesk-Event`` names the event. See docs/webhooks.md for the receiver's side.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import base64
+import datetime as dt
+import http.client
 import json
-import urllib.request
+import secrets
+import socket
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from .validators import validate_webhook_url
+from supportdesk.core import netguard
 
-SIGNATURE_HEADER = "X-SupportDesk-Signature"
-DELIVERY_HEADER = "X-SupportDesk-Delivery"
+from .validators import validate_webhook_url_syntax
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 EVENT_HEADER = "X-SupportDesk-Event"
-TIMESTAMP_HEADER = "X-SupportDesk-Timestamp"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the scheme's marker, not a secret
 DEFAULT_TIMEOUT_SECONDS = 5.0
 MAX_ERROR_LENGTH = 1000
 
@@ -38,13 +48,31 @@ def encode(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"), sort_keys=True).encode()
 
 
-def sign(body: bytes, secret: str) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def new_secret() -> str:
+    """A Standard Webhooks secret: ``whsec_`` and 32 random bytes in base64."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
-def verify(body: bytes, secret: str, signature: str | None) -> bool:
-    """What a receiver does (and what our tests do): constant-time comparison of the signature."""
-    return bool(signature) and hmac.compare_digest(sign(body, secret), signature)
+def signing_key(secret: str) -> bytes:
+    if secret.startswith(SECRET_PREFIX):
+        return base64.b64decode(secret[len(SECRET_PREFIX) :] + "==")
+    return secret.encode()
+
+
+def sign(*, delivery_id: str, timestamp: int, body: bytes, secret: str) -> str:
+    """The ``webhook-signature`` value of one attempt."""
+    when = dt.datetime.fromtimestamp(timestamp, tz=dt.UTC)
+    return Webhook(signing_key(secret)).sign(delivery_id, when, body.decode())
+
+
+def verify(body: bytes, secret: str, headers: dict[str, str]) -> bool:
+    """What a receiver does (and what our tests do): the signature over id, timestamp and body,
+    and the timestamp within the library's tolerance of now."""
+    try:
+        Webhook(signing_key(secret)).verify(body, headers, json_parse=False)
+    except (WebhookVerificationError, ValueError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -57,48 +85,48 @@ class Result:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    # Only HTTP(S) handlers: no file:, ftp: or data:, no proxies from the environment. Without an
-    # error processor every response comes back as it is: a redirect (which could lead to another
-    # scheme or an internal host) is not followed but counted as a failed attempt, like a 500.
-    opener = urllib.request.OpenerDirector()
-    opener.add_handler(urllib.request.HTTPHandler())
-    opener.add_handler(urllib.request.HTTPSHandler())
-    return opener
-
-
 def post(*, url: str, body: bytes, secret: str, delivery_id: str, event: str, timestamp: int) -> Result:
-    """POST ``body`` once; never raises for network trouble, which is reported in the result."""
+    """POST ``body`` once to the checked address of the URL's host; never raises for network
+    trouble, which is reported in the result. A redirect is not followed (it could lead to an
+    internal host): it counts as a failed attempt, like a 500."""
     try:
-        validate_webhook_url(url)
+        parts = validate_webhook_url_syntax(url)
     except ValidationError as exc:
         return Result(None, "; ".join(exc.messages))
-    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above: http(s) only
-        url,
-        data=body,
-        method="POST",
-        headers={
-            "Content-Type": "application/json",
-            "User-Agent": "SupportDesk-Webhooks/1",
-            DELIVERY_HEADER: delivery_id,
-            EVENT_HEADER: event,
-            TIMESTAMP_HEADER: str(timestamp),
-            SIGNATURE_HEADER: sign(body, secret),
-        },
-    )
+    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    host = parts.hostname or ""
     try:
-        with _opener().open(request, timeout=timeout_seconds()) as response:
-            status = response.status
-            response.read(4096)
+        address = netguard.checked_address(host, port)
+    except netguard.Refused as exc:
+        return Result(None, str(exc)[:MAX_ERROR_LENGTH])
+    except (socket.gaierror, UnicodeError) as exc:
+        return Result(None, f"{host} cannot be resolved: {exc}"[:MAX_ERROR_LENGTH])
+    connection_class = (
+        netguard.GuardedHTTPSConnection if parts.scheme.lower() == "https" else netguard.GuardedHTTPConnection
+    )
+    connection = connection_class(host, port, address=address, timeout=timeout_seconds())
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "SupportDesk-Webhooks/2",
+        ID_HEADER: delivery_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(delivery_id=delivery_id, timestamp=timestamp, body=body, secret=secret),
+        EVENT_HEADER: event,
+    }
+    try:
+        connection.request("POST", target, body=body, headers=headers)
+        response = connection.getresponse()
+        status = response.status
+        response.read(4096)
     except TimeoutError:
         return Result(None, f"Timed out after {timeout_seconds():g} s")
-    except OSError as exc:  # URLError, connection refused, TLS errors, resets
-        reason = getattr(exc, "reason", None) or exc
-        if isinstance(reason, TimeoutError):
-            return Result(None, f"Timed out after {timeout_seconds():g} s")
-        return Result(None, f"{type(exc).__name__}: {reason}"[:MAX_ERROR_LENGTH])
-    except ValueError as exc:  # a malformed URL that slipped through (e.g. a bad port)
-        return Result(None, f"Invalid URL: {exc}"[:MAX_ERROR_LENGTH])
+    except OSError as exc:  # connection refused, TLS errors, resets
+        return Result(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH])
+    except (http.client.HTTPException, ValueError) as exc:  # a malformed answer or request
+        return Result(None, f"{type(exc).__name__}: {exc}"[:MAX_ERROR_LENGTH])
+    finally:
+        connection.close()
     if 200 <= status < 300:
         return Result(status, "")
     return Result(status, f"HTTP {status}")

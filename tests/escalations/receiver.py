@@ -1,8 +1,10 @@
-"""A real HTTP receiver on 127.0.0.1 for webhook tests: it checks signatures with its own HMAC code,
-answers with scripted status codes, and can hold a request until the test releases it."""
+"""A real HTTP receiver on 127.0.0.1 for webhook tests: it checks Standard Webhooks signatures with
+its own HMAC code (not the sender's library), answers with scripted status codes, and can hold a
+request until the test releases it."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import hmac
@@ -23,7 +25,7 @@ class Received:
 
     @property
     def delivery_id(self) -> str:
-        return self.header("X-SupportDesk-Delivery")
+        return self.header("webhook-id")
 
     @property
     def json(self) -> dict:
@@ -46,15 +48,17 @@ class Receiver:
             def do_POST(self):  # noqa: N802 - the http.server API
                 length = int(self.headers.get("Content-Length", "0"))
                 body = self.rfile.read(length)
-                expected = "sha256=" + hmac.new(receiver.secret.encode(), body, hashlib.sha256).hexdigest()
-                given = self.headers.get("X-SupportDesk-Signature", "")
+                delivery_id = self.headers.get("webhook-id", "")
+                signed = f"{delivery_id}.{self.headers.get('webhook-timestamp', '')}.".encode() + body
+                digest = hmac.new(receiver.key, signed, hashlib.sha256).digest()
+                expected = "v1," + base64.b64encode(digest).decode()
+                given = self.headers.get("webhook-signature", "").split(" ")
                 item = Received(
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
-                    hmac.compare_digest(expected, given),
+                    any(hmac.compare_digest(expected, one) for one in given),
                 )
                 receiver.received.append(item)
-                delivery_id = self.headers.get("X-SupportDesk-Delivery", "")
                 # What a real receiver does to be idempotent: remember the ids it has processed.
                 if delivery_id in receiver.seen_ids:
                     receiver.duplicates.append(delivery_id)
@@ -80,6 +84,13 @@ class Receiver:
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
+
+    @property
+    def key(self) -> bytes:
+        """The HMAC key: the base64 part of a ``whsec_`` secret, else the secret's bytes."""
+        if self.secret.startswith("whsec_"):
+            return base64.b64decode(self.secret[len("whsec_") :])
+        return self.secret.encode()
 
     @property
     def url(self) -> str:

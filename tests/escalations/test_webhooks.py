@@ -3,7 +3,10 @@ at least once under one delivery id. A real HTTP server on 127.0.0.1 plays the r
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import hmac
 import json
 import socket
 import threading
@@ -24,6 +27,13 @@ from tests.escalations.receiver import Receiver
 S = EscalationState
 pytestmark = pytest.mark.django_db
 SECRET = "s3cret-shared-with-engineering"
+
+
+@pytest.fixture(autouse=True)
+def _local_receivers_allowed(settings):
+    """The receiver runs on 127.0.0.1, which webhooks may reach only when the operator allows it
+    (tests/security/test_ssrf.py covers the refusal)."""
+    settings.WEBHOOK_ALLOWED_NETWORKS = ["127.0.0.1/32"]
 
 
 @pytest.fixture
@@ -138,11 +148,11 @@ def test_a_delivery_is_signed_and_the_receiver_verifies_it(
     assert tasks.deliver_webhook.apply(args=[delivery_id]).get() == "succeeded"
     [request] = receiver.received
     assert request.signature_valid
-    assert request.header("X-SupportDesk-Signature").startswith("sha256=")
+    assert request.header("webhook-signature").startswith("v1,")
     assert request.delivery_id == delivery_id
     assert request.header("X-SupportDesk-Event") == "escalation.submitted"
     assert request.header("Content-Type") == "application/json"
-    assert abs(int(request.header("X-SupportDesk-Timestamp")) - int(now.timestamp())) < 60
+    assert abs(int(request.header("webhook-timestamp")) - int(now.timestamp())) < 60
     body = request.json
     assert body["delivery_id"] == delivery_id
     assert body["event"] == "escalation.submitted"
@@ -167,13 +177,40 @@ def test_a_receiver_with_another_secret_rejects_the_signature(
     assert _only_delivery().last_error == "HTTP 401"
 
 
-def test_signature_helpers_agree_with_an_independent_hmac():
+def test_the_signature_covers_id_timestamp_and_body_and_expires():
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
     body = json.dumps({"a": 1}).encode()
-    signature = webhooks.sign(body, "k")
-    assert webhooks.verify(body, "k", signature)
-    assert not webhooks.verify(body + b" ", "k", signature)
-    assert not webhooks.verify(body, "other", signature)
-    assert not webhooks.verify(body, "k", None)
+    sent_at = dt.datetime(2026, 12, 3, 9, 0, tzinfo=dt.UTC)
+    stamp = int(sent_at.timestamp())
+
+    def headers(**changes):
+        values = {
+            "webhook-id": "d-1",
+            "webhook-timestamp": str(stamp),
+            "webhook-signature": webhooks.sign(delivery_id="d-1", timestamp=stamp, body=body, secret=secret),
+        }
+        return {**values, **changes}
+
+    # The scheme's own arithmetic, computed here by hand.
+    expected = hmac.new(b"k" * 32, f"d-1.{stamp}.".encode() + body, hashlib.sha256).digest()
+    assert headers()["webhook-signature"] == "v1," + base64.b64encode(expected).decode()
+    with time_machine.travel(sent_at + dt.timedelta(minutes=1), tick=False):
+        assert webhooks.verify(body, secret, headers())
+        assert not webhooks.verify(body + b" ", secret, headers())
+        assert not webhooks.verify(body, "whsec_" + base64.b64encode(b"x" * 32).decode(), headers())
+        assert not webhooks.verify(body, secret, headers(**{"webhook-id": "d-2"}))
+        # Replaying the request with a fresh timestamp breaks the signature.
+        assert not webhooks.verify(body, secret, headers(**{"webhook-timestamp": str(stamp + 60)}))
+        assert not webhooks.verify(body, secret, {"webhook-id": "d-1"})
+    # A replay of the very same request later than the tolerance window is refused.
+    with time_machine.travel(sent_at + dt.timedelta(minutes=6), tick=False):
+        assert not webhooks.verify(body, secret, headers())
+
+
+def test_a_new_subscription_gets_a_standard_webhooks_secret(payments):
+    subscription = WebhookSubscription.objects.create(team=payments, url="https://hooks.example.com/x")
+    assert subscription.secret.startswith("whsec_")
+    assert len(base64.b64decode(subscription.secret[len("whsec_") :])) == 32
 
 
 # --- Failures, retries and backoff --------------------------------------------------------------
