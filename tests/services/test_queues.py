@@ -84,7 +84,12 @@ def test_sla_sweep_breaches_on_time_while_an_import_runs_and_other_queues_are_bu
     processes, receiver, tmp_path, big_export, organisation, contact, agent
 ):
     env = service_env(
-        tmp_path, SLA_SWEEP_SECONDS=str(SWEEP_SECONDS), HEARTBEAT_SECONDS="1", DATABASE_CONN_MAX_AGE="0"
+        tmp_path,
+        SLA_SWEEP_SECONDS=str(SWEEP_SECONDS),
+        HEARTBEAT_SECONDS="1",
+        DATABASE_CONN_MAX_AGE="0",
+        # The receiver listens on 127.0.0.1, which webhooks reach only when the operator allows it.
+        WEBHOOK_ALLOWED_NETWORKS="127.0.0.1/32",
     )
     workers = worker_services()
     assert {"worker-sla", "worker", "worker-imports"} <= set(workers)
