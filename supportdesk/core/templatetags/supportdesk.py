@@ -5,8 +5,9 @@ import datetime as dt
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
+
+from supportdesk.core.instants import DAY_FORMAT, WHEN_DAY_FORMAT, WHEN_FORMAT, format_instant
 
 register = template.Library()
 
@@ -45,16 +46,23 @@ def age(value: dt.datetime | None) -> str:
     return duration(timezone.now() - value)
 
 
-#: The one format every instant is shown in, in the viewer's zone (the zone named).
-WHEN_FORMAT = "j M Y H:i T"
-
-
 @register.filter
-def when(value: dt.datetime | None) -> str:
+def when(value: dt.datetime | None, style: str = "") -> str:
     """An instant as every page shows it: ``<time>`` with the ISO instant, read in the viewer's zone
-    ("2 Dec 2026 21:44 CET"); "—" for none."""
+    ("2 Dec 2026 21:44 CET"; with ``when:"day"`` the weekday first); "—" for none."""
     if value is None:
         return "—"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
-    iso = local.isoformat()
-    return format_html('<time datetime="{}">{}</time>', iso, date_format(local, WHEN_FORMAT))
+    fmt = WHEN_DAY_FORMAT if style == "day" else WHEN_FORMAT
+    return format_html('<time datetime="{}">{}</time>', local.isoformat(), format_instant(local, fmt=fmt))
+
+
+@register.filter
+def day(value: dt.datetime | None) -> str:
+    """The day of an instant that only means a date (a review due on ...), in the viewer's zone."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}">{}</time>', local.isoformat(), format_instant(local, fmt=DAY_FORMAT)
+    )
