@@ -138,3 +138,83 @@ def test_text_built_without_a_request_uses_the_recipients_zone(agent, other_agen
     assert format_instant(NOON_ISH, zone_of(agent)) == "15 Jan 2025 10:30 CET"
     assert format_instant(NOON_ISH, zone_of(manager)) == "15 Jan 2025 09:30 UTC"
     assert format_instant(None, zone_of(agent)) == "—"
+
+
+# --- text built by a worker: in each recipient's zone, and their notification choices -------------
+
+# A Wednesday, 10:00 UTC. An enterprise P1's first response is due 15 min later (24x7): 10:15 UTC,
+# 11:15 in Berlin, 19:15 in Tokyo.
+T0 = dt.datetime(2026, 3, 4, 10, 0, tzinfo=dt.UTC)
+
+
+def _p1(organisation, contact, agent, assignee):
+    from cases import services as cases
+
+    return cases.create_case(
+        title="Checkout down",
+        organisation=organisation,
+        requester=contact,
+        severity="P1",
+        assignee=assignee,
+        actor=agent,
+        now=T0,
+    )
+
+
+def test_an_sla_breach_reads_in_each_recipients_zone(organisation, contact, agent, manager):
+    from sla import services as sla
+    from supportdesk.core.models import Notification, OutboundMessage
+
+    services.save_preferences(agent, time_zone="Asia/Tokyo", email_notifications=True, sla_warnings=True)
+    services.save_preferences(manager, time_zone="Europe/Berlin", email_notifications=True, sla_warnings=True)
+    case = _p1(organisation, contact, agent, agent)
+
+    sla.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=16))
+
+    notes = {n.recipient_id: n.body for n in Notification.objects.filter(dedupe_key__endswith=":breach")}
+    assert "it was due 4 Mar 2026 19:15 JST." in notes[agent.pk]
+    assert "it was due 4 Mar 2026 11:15 CET." in notes[manager.pk]
+    # The timeline is read by everyone: the same format, in UTC, the zone named.
+    event = case.events.get(kind="sla_breached")
+    assert "it was due 4 Mar 2026 10:15 UTC." in event.body
+    # One mail to two people in two zones: the site's zone, named.
+    mail = OutboundMessage.objects.get(dedupe_key__endswith=":breach")
+    assert sorted(mail.to) == sorted([agent.email, manager.email])
+    assert "it was due 4 Mar 2026 10:15 UTC." in mail.body
+
+
+def test_a_mail_to_one_person_reads_in_their_zone(organisation, contact, agent, other_agent):
+    from sla import services as sla
+    from supportdesk.core.models import OutboundMessage
+
+    services.save_preferences(
+        other_agent, time_zone="America/New_York", email_notifications=True, sla_warnings=True
+    )
+    _p1(organisation, contact, agent, other_agent)  # no managers exist: the assignee alone is told
+    sla.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=12))  # the P1 warning (75 %)
+
+    mail = OutboundMessage.objects.get(dedupe_key__endswith=":warning")
+    assert mail.to == [other_agent.email]
+    assert "due 4 Mar 2026 05:15 EST" in mail.body
+
+
+def test_people_who_opt_out_get_no_mail_and_no_warnings(organisation, contact, agent, manager):
+    from sla import services as sla
+    from supportdesk.core.models import Notification, OutboundMessage
+
+    services.save_preferences(agent, time_zone="", email_notifications=False, sla_warnings=False)
+    _p1(organisation, contact, agent, agent)
+
+    sla.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=12))  # warning
+    warned = set(
+        Notification.objects.filter(dedupe_key__endswith=":warning").values_list("recipient_id", flat=True)
+    )
+    assert warned == {manager.pk}
+    assert OutboundMessage.objects.get(dedupe_key__endswith=":warning").to == [manager.email]
+
+    sla.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=16))  # breach: always told in the app
+    breached = set(
+        Notification.objects.filter(dedupe_key__endswith=":breach").values_list("recipient_id", flat=True)
+    )
+    assert breached == {agent.pk, manager.pk}
+    assert OutboundMessage.objects.get(dedupe_key__endswith=":breach").to == [manager.email]
