@@ -162,7 +162,10 @@ def test_the_query_count_does_not_grow_with_the_agents(dataset, organisation, co
         )
         cases.add_public_reply(case, body="Hello", actor=person, now=at(2025, 3, 4, 10, i))
     assert len(m.agent_figures(**PERIOD)) == 5
-    assert queries() == before == 5
+    assert queries() == before
+    # Five reads (handled, two duration groupings, compliance, the users); PostgreSQL adds the
+    # savepoint and work_mem setting around the figures.
+    assert before == (8 if connection.vendor == "postgresql" else 5)
 
 
 def _api(user) -> APIClient:
