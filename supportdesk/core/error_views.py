@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template import loader
 from django.urls import Resolver404
@@ -65,5 +66,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if wants_json(request):
         body = {"detail": "Internal server error.", "request_id": request_id}
         return JsonResponse(body, status=500)
-    html = loader.get_template("500.html").render({"request_id": request_id})
+    try:
+        # The stylesheet by its plain name: the static manifest may be what is missing.
+        html = loader.get_template("500.html").render(
+            {"request_id": request_id, "stylesheet": f"{settings.STATIC_URL}supportdesk/app.css"}
+        )
+    except Exception:  # the error page must never fail in turn
+        logger.exception("The 500 page could not be rendered")
+        html = "<!doctype html><title>Server error</title><h1>Server error</h1><p><a href='/'>Home</a></p>"
     return HttpResponse(html, status=500)
