@@ -23,8 +23,10 @@ from cases.models import Status as CaseStatus
 from cases.services import record_event
 from supportdesk.core import outbox
 from supportdesk.core.errors import Conflict, DomainError
+from supportdesk.core.instants import DAY_FORMAT, format_instant, zones_of
 from supportdesk.core.models import MailKind
 from supportdesk.core.roles import active_managers, is_agent, is_manager
+from supportdesk.core.selectors import email_opt_outs
 from supportdesk.core.services import notify
 
 from .models import (
@@ -603,11 +605,15 @@ def flag_stale(*, now: dt.datetime, batch: int = 500) -> int:
 def _tell_review_due(article: Article, *, cycle: int, now: dt.datetime) -> None:
     url = article.get_absolute_url()
     title = f"Review due: “{article.title}”"
-    body = (
-        f"The {article.get_kind_display().lower()} “{article.title}” was due for review on "
-        f"{article.review_due_at:%Y-%m-%d}. Check it is still right, then update it or confirm the review."
-    )
-    for recipient in _stale_recipients(article):
+    recipients = _stale_recipients(article)
+    zones = zones_of(recipients)  # each person reads the date in their own zone
+    no_mail = email_opt_outs(user_ids=[r.pk for r in recipients])
+    for recipient in recipients:
+        due = format_instant(article.review_due_at, zones[recipient.pk], fmt=DAY_FORMAT)
+        body = (
+            f"The {article.get_kind_display().lower()} “{article.title}” was due for review on "
+            f"{due}. Check it is still right, then update it or confirm the review."
+        )
         created = notify(
             recipient=recipient,
             kind=STALE_NOTIFICATION,
@@ -617,7 +623,7 @@ def _tell_review_due(article: Article, *, cycle: int, now: dt.datetime) -> None:
             now=now,
             dedupe_key=f"kb-review:{article.pk}:{cycle}",
         )
-        if created is not None and recipient.email:
+        if created is not None and recipient.email and recipient.pk not in no_mail:
             outbox.enqueue(
                 kind=MailKind.NOTIFICATION,
                 subject=f"[SupportDesk] {title}",

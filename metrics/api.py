@@ -260,3 +260,64 @@ class DrilldownView(APIView):
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request, view=self)
         return paginator.get_paginated_response(DrilldownCase(page, many=True).data)
+
+
+class DurationStatsOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    median = serializers.FloatField(allow_null=True, help_text="Seconds")
+    p90 = serializers.FloatField(allow_null=True, help_text="Seconds")
+    mean = serializers.FloatField(allow_null=True, help_text="Seconds")
+
+
+class RatioOutput(serializers.Serializer):
+    numerator = serializers.IntegerField()
+    denominator = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class AgentOutput(serializers.Serializer):
+    id = serializers.IntegerField(source="user.pk")
+    username = serializers.CharField(source="user.get_username")
+    name = serializers.SerializerMethodField()
+    handled = serializers.IntegerField(help_text="Cases first answered or first resolved in the period.")
+    first_response_time = DurationStatsOutput()
+    time_to_resolve = DurationStatsOutput()
+    sla_compliance = RatioOutput(help_text="SLA clocks of their cases met on time / completed in the period.")
+    breached = serializers.IntegerField(help_text="SLA clocks of their cases breached in the period.")
+
+    def get_name(self, row) -> str:
+        return row.user.get_full_name() or row.user.get_username()
+
+
+class AgentsOutput(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    tz = serializers.CharField()
+    agents = AgentOutput(many=True)
+
+
+class AgentsView(APIView):
+    """Per assignee: cases handled, first response and resolution times, SLA compliance (cases
+    count for their current assignee), most cases handled first."""
+
+    permission_classes = [IsManager]
+
+    @extend_schema(
+        operation_id="metrics_agents",
+        parameters=[PeriodInput],
+        responses={**RESPONSES, 200: AgentsOutput},
+    )
+    @reads_from_replica()
+    def get(self, request):
+        data = PeriodInput(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        period, filters = _period(data.validated_data)
+        rows = selectors.agent_figures(**period, **filters)
+        return Response(
+            {
+                "start": period["start"].isoformat(),
+                "end": period["end"].isoformat(),
+                "tz": period["tz"],
+                "agents": AgentOutput(rows, many=True).data,
+            }
+        )

@@ -11,4 +11,5 @@ urlpatterns = [
     path("metrics/backlog/", api.BacklogView.as_view(), name="backlog"),
     path("metrics/trends/", api.TrendsView.as_view(), name="trends"),
     path("metrics/cases/", api.DrilldownView.as_view(), name="cases"),
+    path("metrics/agents/", api.AgentsView.as_view(), name="agents"),
 ]

@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.models import (
     Count,
@@ -159,7 +160,7 @@ def _check_period(start: dt.datetime, end: dt.datetime) -> None:
 
 
 #: The keys durations can be grouped by (annotations or fields of the queryset).
-_DURATION_KEYS = ("period", "severity")
+_DURATION_KEYS = ("period", "severity", "assignee_id")
 
 
 def _run_all(calls: list) -> list:
@@ -1051,6 +1052,79 @@ def _backlog_cases(*, now: dt.datetime | None, bucket: str | None, **filters: An
         if high is not None:
             qs = qs.filter(created_at__gt=now - dt.timedelta(days=high))
     return qs.annotate(counted=Value(1, output_field=IntegerField()))
+
+
+# --- per agent -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AgentFigures:
+    """One assignee's figures in a period: the cases they handled (first answered or first resolved
+    in the period), their first response and resolution times, and their cases' SLA clocks met on
+    time / completed in the period. Cases count for their current assignee."""
+
+    user: Any
+    handled: int
+    first_response_time: DurationStats
+    time_to_resolve: DurationStats
+    sla_compliance: Ratio
+
+    @property
+    def breached(self) -> int:
+        return self.sla_compliance.denominator - self.sla_compliance.numerator
+
+
+def agent_figures(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> list[AgentFigures]:
+    """Per assignee with anything in the period, most cases handled first. Five queries whatever
+    the number of agents: handled counts, the two duration groupings, compliance, the users."""
+    _check_period(start, end)
+    period = _one(start, end)
+    assigned = Q(assignee__isnull=False)
+
+    def handled():
+        rows = (
+            _cases(**filters)
+            .filter(assigned)
+            .filter(period.range("first_response_at") | period.range("first_resolved_at"))
+            .values("assignee_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        return {row["assignee_id"]: row["n"] for row in rows}
+
+    def durations(instant: str):
+        rows = _duration_rows(instant, period, **filters).filter(assigned)
+        return {key[0]: stats for key, stats in _duration_stats(rows, group_by=("assignee_id",)).items()}
+
+    def compliance():
+        rows = (
+            _completed_clocks(period, **filters)
+            .filter(case__assignee__isnull=False)
+            .values("case__assignee_id")
+            .annotate(total=Count("id"), on_time=Count("id", filter=Q(state=ClockState.MET)))
+            .order_by()
+        )
+        return {row["case__assignee_id"]: Ratio(row["on_time"], row["total"]) for row in rows}
+
+    counts, frt, mttr, clocks = _run_all(
+        [handled, lambda: durations("first_response_at"), lambda: durations("first_resolved_at"), compliance]
+    )
+    ids = set(counts) | set(frt) | set(mttr) | set(clocks)
+    users = get_user_model().objects.in_bulk(ids)
+    rows = [
+        AgentFigures(
+            user=users[pk],
+            handled=counts.get(pk, 0),
+            first_response_time=frt.get(pk, _EMPTY),
+            time_to_resolve=mttr.get(pk, _EMPTY),
+            sla_compliance=clocks.get(pk, Ratio(0, 0)),
+        )
+        for pk in ids
+        if pk in users
+    ]
+    return sorted(rows, key=lambda r: (-r.handled, (r.user.get_full_name() or r.user.get_username()).lower()))
 
 
 # --- an agent's own figures -------------------------------------------------------------------------

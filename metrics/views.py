@@ -97,13 +97,17 @@ class Links:
         merged = {**self.params, **{k: v for k, v in changes.items() if v not in (None, "")}}
         return urlencode(merged)
 
-    def cases(self, metric: str, *, part=None, target=None, bucket=None, severity=None) -> str | None:
+    def cases(
+        self, metric: str, *, part=None, target=None, bucket=None, severity=None, assignee=None
+    ) -> str | None:
         """The drill-down of a figure. A severity cell under a different severity filter counts
         nothing (the filter already excluded it), so it gets no link."""
         current = self.params.get("severity")
         if severity and current and severity != current:
             return None
         extra = {"metric": metric, "part": part, "target": target, "bucket": bucket, "severity": severity}
+        if assignee is not None:
+            extra["assignee"] = str(assignee)
         return f"{reverse('metrics:cases')}?{self.query(**extra)}"
 
     def export(self, table: str, **extra: Any) -> str:
@@ -122,6 +126,13 @@ def _target_tier(filters: dict[str, Any]) -> tuple[str, bool]:
     return Tier.ENTERPRISE.value, False
 
 
+VERDICT_WORDS = {
+    "better": "better than the previous period",
+    "worse": "worse than the previous period",
+    "same": "no change",
+}
+
+
 def _kpi_cards(figures: list[exports.Figure], links: Links) -> list[dict[str, Any]]:
     cards = []
     for f in figures:
@@ -131,8 +142,9 @@ def _kpi_cards(figures: list[exports.Figure], links: Links) -> list[dict[str, An
             "value": fmt_value(kpi.kind, f.value),
             "previous": fmt_value(kpi.kind, f.previous),
             "change": fmt_change(kpi.kind, f.change),
-            # The arrow says which way the figure moved; the colour (verdict) whether that is good.
-            "arrow": "" if f.change is None else "▲" if f.change > 0 else "▼" if f.change < 0 else "=",
+            # The arrow says which way the figure moved; the words (and the colour) whether that is good.
+            "arrow": "" if f.change is None else "up" if f.change > 0 else "down" if f.change < 0 else "same",
+            "verdict_words": VERDICT_WORDS.get(f.verdict, ""),
             "count_url": links.cases(kpi.metric, target=kpi.target),
         }
         if kpi.kind == "ratio":
@@ -186,9 +198,43 @@ def _compliance_rows(current: dict[str, Any], links: Links) -> list[dict[str, An
                     "rate": fmt_rate(ratio.rate),
                     "met_url": links.cases("sla_compliance", target=target, part="met", severity=sev),
                     "all_url": links.cases("sla_compliance", target=target, severity=sev),
+                    "breached": ratio.denominator - ratio.numerator,
+                    "breached_url": links.cases(
+                        "sla_compliance", target=target, part="breached", severity=sev
+                    ),
                 }
             )
         rows.append({"target": target, "label": exports.TARGET_LABELS[target], "cells": cells})
+    return rows
+
+
+def _breaches(current: dict[str, Any]) -> int:
+    """SLA clocks breached in the period, all targets and severities."""
+    return sum(per["all"].denominator - per["all"].numerator for per in current["sla_compliance"].values())
+
+
+def _agent_rows(agents: list[selectors.AgentFigures], links: Links) -> list[dict[str, Any]]:
+    rows = []
+    for a in agents:
+        pk = a.user.pk
+        rows.append(
+            {
+                "name": a.user.get_full_name() or a.user.get_username(),
+                "username": a.user.get_username(),
+                "handled": a.handled,
+                "frt": fmt_seconds(a.first_response_time.median),
+                "frt_count": a.first_response_time.count,
+                "frt_url": links.cases("first_response_time", assignee=pk),
+                "mttr": fmt_seconds(a.time_to_resolve.median),
+                "mttr_count": a.time_to_resolve.count,
+                "mttr_url": links.cases("time_to_resolve", assignee=pk),
+                "compliance": a.sla_compliance,
+                "rate": fmt_rate(a.sla_compliance.rate),
+                "compliance_url": links.cases("sla_compliance", assignee=pk),
+                "breached": a.breached,
+                "breached_url": links.cases("sla_compliance", part="breached", assignee=pk),
+            }
+        )
     return rows
 
 
@@ -235,6 +281,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     current, previous = selectors.compared_metrics(data["period"], data["previous"], **filters)
     aging = selectors.backlog_aging(now=now, **filters)
+    agents = selectors.agent_figures(**data["period"], **filters)
     tier, tier_chosen = _target_tier(filters)
     tier_targets = exports.targets_for(selectors.sla_targets(), tier)
     figures = exports.headline(current, previous)
@@ -255,6 +302,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "kpis": _kpi_cards(figures, links),
             "durations": _duration_tables(current, tier_targets, links),
             "compliance": _compliance_rows(current, links),
+            "breaches": _breaches(current),
+            "breaches_url": links.cases("sla_compliance", part="breached"),
+            "agents": _agent_rows(agents, links),
             "severities": exports.SEVERITIES,
             "backlog": backlog_rows,
             "backlog_totals": backlog_totals,

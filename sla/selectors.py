@@ -23,14 +23,15 @@ from cases.models import Organisation, Severity, Tier
 from . import calendars, clock
 from .models import BusinessCalendar, ClockState, SlaClock, SlaPolicy, Target
 
-# How a clock looks to a person; every state has a word and a symbol, never colour alone.
+# How a clock looks to a person; every state has a word and an icon (the ``icon`` template tag's
+# inline SVG, which renders in any font), never colour alone.
 DISPLAY = {
-    "on_track": ("On track", "⏱", "good"),
-    "at_risk": ("At risk", "⚠", "warn"),
-    "breached": ("Breached", "✕", "bad"),
-    "paused": ("Paused", "⏸", ""),
-    "met": ("Met", "✓", "good"),
-    "cancelled": ("Stopped", "–", ""),
+    "on_track": ("On track", "clock", "good"),
+    "at_risk": ("At risk", "warning", "warn"),
+    "breached": ("Breached", "cross", "bad"),
+    "paused": ("Paused", "pause", ""),
+    "met": ("Met", "check", "good"),
+    "cancelled": ("Stopped", "dash", ""),
 }
 TARGET_SHORT = {
     Target.FIRST_RESPONSE: "First response",

@@ -60,7 +60,8 @@ from cases.models import (
 )
 from cases.services import record_event
 from supportdesk.core import outbox
-from supportdesk.core.models import MailKind, Notification, OutboundMessage, validate_time_zone
+from supportdesk.core.instants import as_zone, default_zone, format_instant
+from supportdesk.core.models import MailKind, Notification, OutboundMessage, StaffProfile, validate_time_zone
 from supportdesk.core.roles import active_managers
 
 from . import calendars, clock, urgency
@@ -569,10 +570,12 @@ def _event_kind(clk: SlaClock, *, breach: bool) -> str:
     return SlaEventKind.BREACHED if breach else SlaEventKind.WARNING
 
 
-def _describe(clk: SlaClock, *, breach: bool, late_meet: bool = False) -> str:
+def _describe(clk: SlaClock, *, breach: bool, late_meet: bool = False, zone: dt.tzinfo = dt.UTC) -> str:
+    """The sentence of an SLA event. The timeline's copy (read by everyone) names the due time in
+    UTC; a person's notification in their own zone; both in the one format of every page."""
     label = _target_label(clk.target)
     terms = f"{_duration_text(clk.target_minutes)} {'business time' if clk.business_time else '24x7'}"
-    due = f"{clk.due_at.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+    due = format_instant(clk.due_at, zone)
     if clk.target == Target.UPDATE_CADENCE:
         if breach:
             return f"Customer update missed: none sent within {terms} (was due {due})."
@@ -598,12 +601,37 @@ def _record_clock_event(
     )
 
 
+@dataclass(frozen=True)
+class _Preferences:
+    zone: dt.tzinfo
+    email: bool = True
+    sla_warnings: bool = True
+
+
 class _Recipients:
-    """Who hears about a case's SLA events; managers and team members loaded once per sweep."""
+    """Who hears about a case's SLA events; managers, team members and everyone's preferences
+    loaded once per sweep."""
 
     def __init__(self) -> None:
         self._managers: list | None = None
         self._team_members: dict[int, list] = {}
+        self._preferences: dict[int, _Preferences] = {}
+
+    def preferences(self, people: Iterable) -> dict[int, _Preferences]:
+        """Each person's zone and notification choices (one query for those not seen yet)."""
+        missing = [p.pk for p in people if p.pk not in self._preferences]
+        if missing:
+            rows = {row.user_id: row for row in StaffProfile.objects.filter(user_id__in=missing)}
+            for pk in missing:
+                row = rows.get(pk)
+                self._preferences[pk] = (
+                    _Preferences(default_zone())
+                    if row is None
+                    else _Preferences(
+                        as_zone(row.time_zone) or default_zone(), row.email_notifications, row.sla_warnings
+                    )
+                )
+        return {p.pk: self._preferences[p.pk] for p in people}
 
     @property
     def managers(self) -> list:
@@ -666,28 +694,42 @@ def _notify(
     else:
         headline = f"{case.severity}: {_target_label(clk.target)} {'breached' if breach else 'at risk'}"
     title = f"{case.key} {headline}"
-    body = f"{case.title}\n{_describe(clk, breach=breach)}"
     url = _case_url(case)
     suffix = "breach" if breach else "warning"
     people = recipients.for_event(case, clk, breach=breach)
+    prefs = recipients.preferences(people)
+    if not breach:  # warnings are optional; breaches always reach everyone
+        people = [p for p in people if prefs[p.pk].sla_warnings]
+
+    def body_in(zone: dt.tzinfo) -> str:
+        return f"{case.title}\n{_describe(clk, breach=breach, zone=zone)}"
+
     notes.extend(
         Notification(
             recipient=person,
             kind=kind,
             title=title[:300],
-            body=body,
+            body=body_in(prefs[person.pk].zone),
             url=url,
             created_at=now,
             dedupe_key=f"sla:{clk.pk}:{suffix}",
         )
         for person in people
     )
-    addresses = [p.email for p in people if p.email]
+    mailed = [p for p in people if p.email and prefs[p.pk].email]
+    addresses = [p.email for p in mailed]
     if case.assignee_id is None and case.team_id is not None and case.team.email:
         owners = {p.pk for p in recipients.owners(case)}
-        addresses = [case.team.email] + [p.email for p in people if p.email and p.pk not in owners]
+        mailed = [p for p in mailed if p.pk not in owners]
+        addresses = [case.team.email] + [p.email for p in mailed]
     if not addresses:
         return []
+    # One mail for all its readers: in their zone when they share one, else the site's.
+    zones = {str(prefs[p.pk].zone) for p in mailed}
+    mail_zone = (
+        prefs[mailed[0].pk].zone if len(zones) == 1 and len(mailed) == len(addresses) else default_zone()
+    )
+    body = body_in(mail_zone)
     key = f"sla:{clk.pk}:{suffix}"
     return [
         outbox.build(

@@ -35,3 +35,8 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# Styled error pages with the server's reason; JSON for the API (supportdesk/core/error_views.py).
+handler403 = "supportdesk.core.error_views.permission_denied"
+handler404 = "supportdesk.core.error_views.page_not_found"
+handler500 = "supportdesk.core.error_views.server_error"

@@ -1,32 +1,42 @@
 from __future__ import annotations
 
-import zoneinfo
-
+from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
+
+from .instants import as_zone
 
 
 class ViewerTimezoneMiddleware:
-    """Show times in the viewer's time zone: their profile's, else the browser's (cookie ``tz``)."""
+    """Show times in the viewer's time zone: the one chosen on the preferences page, else the
+    browser's (cookie ``tz``, set by app.js), else settings.TIME_ZONE.
+
+    Stateless and cache-free: one query of its own per signed-in request (the viewer's
+    preferences row), none for anonymous ones.
+    """
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        name = None
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            profile = getattr(user, "profile", None) if hasattr(user, "profile") else None
-            if profile is not None and profile.time_zone != "UTC":
-                name = profile.time_zone
-        name = name or request.COOKIES.get("tz")
-        try:
-            timezone.activate(zoneinfo.ZoneInfo(name)) if name else timezone.deactivate()
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = _chosen_zone(getattr(request, "user", None)) or as_zone(request.COOKIES.get("tz"))
+        if zone is not None:
+            timezone.activate(zone)
+        else:
             timezone.deactivate()
         try:
             return self.get_response(request)
         finally:
             timezone.deactivate()
+
+
+def _chosen_zone(user):
+    if user is None or not user.is_authenticated:
+        return None
+    try:
+        profile = user.profile
+    except ObjectDoesNotExist:
+        return None
+    return as_zone(profile.time_zone)
 
 
 class HealthCheckMiddleware:

@@ -13,13 +13,30 @@ def validate_time_zone(value: str) -> None:
 
 
 class StaffProfile(models.Model):
-    """Per-user preferences. Times are shown in ``time_zone``."""
+    """A person's preferences (the preferences page): the time zone every page, notification and
+    e-mail shows them times in, and which notifications they get.
+
+    ``time_zone`` empty means "not chosen": pages then follow the browser's zone and text built
+    without a request (a worker's notification) uses settings.TIME_ZONE.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="profile")
-    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    time_zone = models.CharField(max_length=64, blank=True, default="", validators=[validate_time_zone])
+    email_notifications = models.BooleanField(
+        default=True,
+        help_text="E-mail me the notifications addressed to me (a team's mailbox still gets its own).",
+    )
+    sla_warnings = models.BooleanField(
+        default=True,
+        help_text="Tell me when an SLA target is at risk; breaches are always notified.",
+    )
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.time_zone})"
+        return f"{self.user} ({self.time_zone or 'zone not chosen'})"
+
+
+#: The preferences by their everyday name (one row per person, ``user.profile``).
+UserPreference = StaffProfile
 
 
 class Notification(models.Model):

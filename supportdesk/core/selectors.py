@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .models import OutboundMessage
+from .models import OutboundMessage, StaffProfile
 
 DELIVERY_FIELDS = (
     "id",
@@ -31,3 +31,16 @@ def deliveries_by_event(*, event_ids: Iterable[int]) -> dict[int, OutboundMessag
         .order_by("event_id", "id")
     )
     return {row.event_id: row for row in rows}
+
+
+def email_opt_outs(*, user_ids: Iterable[int]) -> set[int]:
+    """The ids among ``user_ids`` of people who asked (preferences page) not to be e-mailed their
+    notifications; one query."""
+    ids = [pk for pk in user_ids if pk is not None]
+    if not ids:
+        return set()
+    return set(
+        StaffProfile.objects.filter(user_id__in=ids, email_notifications=False).values_list(
+            "user_id", flat=True
+        )
+    )

@@ -5,7 +5,7 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from .models import Heartbeat, Notification, WorkerPing
+from .models import Heartbeat, Notification, StaffProfile, WorkerPing, validate_time_zone
 
 logger = logging.getLogger(__name__)
 
@@ -46,3 +46,19 @@ def notify(
             )
     except IntegrityError:
         return None
+
+
+def save_preferences(user, *, time_zone: str, email_notifications: bool, sla_warnings: bool) -> StaffProfile:
+    """Store ``user``'s preferences (their one row, created on first save); an unknown zone raises
+    ValidationError."""
+    if time_zone:
+        validate_time_zone(time_zone)
+    profile, _ = StaffProfile.objects.update_or_create(
+        user=user,
+        defaults={
+            "time_zone": time_zone,
+            "email_notifications": email_notifications,
+            "sla_warnings": sla_warnings,
+        },
+    )
+    return profile

@@ -10,4 +10,5 @@ urlpatterns = [
     path("status/ping/<str:nonce>/", views.ping_detail, name="ping-detail"),
     path("notifications/", views.notifications, name="notifications"),
     path("notifications/read/", views.notifications_mark_read, name="notifications-read"),
+    path("preferences/", views.preferences, name="preferences"),
 ]

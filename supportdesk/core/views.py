@@ -12,8 +12,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from . import services
+from .forms import PreferencesForm, zone_names
 from .health import readiness
-from .models import Notification, WorkerPing
+from .instants import as_zone
+from .models import Notification, StaffProfile, WorkerPing
 from .roles import is_agent, is_engineer, is_manager
 from .tasks import ping
 
@@ -86,3 +89,41 @@ def notifications(request):
 def notifications_mark_read(request):
     Notification.objects.filter(recipient=request.user, read_at__isnull=True).update(read_at=timezone.now())
     return redirect("core:notifications")
+
+
+@login_required
+def preferences(request):
+    """The viewer's own time zone and notification choices."""
+    profile = StaffProfile.objects.filter(user=request.user).first()
+    browser_zone = request.COOKIES.get("tz") if as_zone(request.COOKIES.get("tz")) else ""
+    status = 200
+    if request.method == "POST":
+        form = PreferencesForm(request.POST)
+        if form.is_valid():
+            services.save_preferences(request.user, **form.cleaned_data)
+            messages.success(request, "Preferences saved.")
+            return redirect("core:preferences")
+        status = 400
+    elif profile is None:
+        form = PreferencesForm(initial={"time_zone": "", "email_notifications": True, "sla_warnings": True})
+    else:
+        form = PreferencesForm(
+            initial={
+                "time_zone": profile.time_zone,
+                "email_notifications": profile.email_notifications,
+                "sla_warnings": profile.sla_warnings,
+            }
+        )
+    return render(
+        request,
+        "core/preferences.html",
+        {
+            "form": form,
+            "zone_names": zone_names(),
+            "chosen_zone": profile.time_zone if profile else "",
+            "browser_zone": browser_zone,
+            "shown_zone": timezone.get_current_timezone_name(),
+            "now": timezone.now(),
+        },
+        status=status,
+    )

@@ -195,7 +195,7 @@ def test_the_badges_say_each_state_in_words(organisation, contact, agent):
     assert "Triage: <strong>Breached</strong> · overdue by 40 min" in html
     assert "Next update: <strong>At risk</strong> · due in 25 min" in html  # 95 of 120 min used
     assert "Resolution: <strong>On track</strong> · due in 22 h 20 min" in html
-    assert 'aria-hidden="true">⚠' in html  # a symbol besides the colour
+    assert '<svg class="icon icon-warning"' in html  # an icon besides the colour, in any font
 
 
 def test_a_list_page_gets_every_cases_badges_in_one_query(

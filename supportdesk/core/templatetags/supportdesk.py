@@ -5,8 +5,10 @@ import datetime as dt
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.html import format_html
+from django.utils.safestring import mark_safe
+
+from supportdesk.core.instants import DAY_FORMAT, WHEN_DAY_FORMAT, WHEN_FORMAT, format_instant
 
 register = template.Library()
 
@@ -45,16 +47,63 @@ def age(value: dt.datetime | None) -> str:
     return duration(timezone.now() - value)
 
 
-#: The one format every instant is shown in, in the viewer's zone (the zone named).
-WHEN_FORMAT = "j M Y H:i T"
-
-
 @register.filter
-def when(value: dt.datetime | None) -> str:
+def when(value: dt.datetime | None, style: str = "") -> str:
     """An instant as every page shows it: ``<time>`` with the ISO instant, read in the viewer's zone
-    ("2 Dec 2026 21:44 CET"); "—" for none."""
+    ("2 Dec 2026 21:44 CET"; with ``when:"day"`` the weekday first); "—" for none."""
     if value is None:
         return "—"
     local = timezone.localtime(value) if timezone.is_aware(value) else value
-    iso = local.isoformat()
-    return format_html('<time datetime="{}">{}</time>', iso, date_format(local, WHEN_FORMAT))
+    fmt = WHEN_DAY_FORMAT if style == "day" else WHEN_FORMAT
+    return format_html('<time datetime="{}">{}</time>', local.isoformat(), format_instant(local, fmt=fmt))
+
+
+@register.filter
+def day(value: dt.datetime | None) -> str:
+    """The day of an instant that only means a date (a review due on ...), in the viewer's zone."""
+    if value is None:
+        return "—"
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return format_html(
+        '<time datetime="{}">{}</time>', local.isoformat(), format_instant(local, fmt=DAY_FORMAT)
+    )
+
+
+#: Inline SVG icons (16x16, drawn in the text colour): they render in every browser and font,
+#: unlike symbol characters (⏱, ⏸) that many fonts lack.
+ICONS = {
+    "clock": '<circle cx="8" cy="9" r="5.5"/><path d="M8 6v3.2l2.2 1.6M6 1.8h4"/>',
+    "warning": '<path d="M8 1.8 15.2 14.2H.8z" stroke-linejoin="round"/><path d="M8 6.2v3.8M8 11.6v.6"/>',
+    "cross": '<path d="M4 4l8 8M12 4l-8 8"/>',
+    "pause": '<path d="M5.5 3.5v9M10.5 3.5v9" stroke-width="2.4"/>',
+    "check": '<path d="M2.8 8.6l3.4 3.4L13.2 4.6"/>',
+    "dash": '<path d="M4 8h8"/>',
+    "up": '<path d="M8 3.2 13.6 12H2.4z" fill="currentColor" stroke-linejoin="round"/>',
+    "down": '<path d="M8 12.8 13.6 4H2.4z" fill="currentColor" stroke-linejoin="round"/>',
+    "same": '<path d="M3.5 6h9M3.5 10h9"/>',
+}
+
+
+@register.simple_tag
+def icon(name: str, label: str = "") -> str:
+    """An inline SVG icon. With ``label`` it is an image with that name (``role="img"``, a title for
+    the tooltip); without, it is decoration next to words that say the same (hidden from readers)."""
+    shape = ICONS.get(name)
+    if shape is None:
+        return ""
+    if label:
+        a11y, title = (
+            format_html('role="img" aria-label="{}"', label),
+            format_html("<title>{}</title>", label),
+        )
+    else:
+        a11y, title = mark_safe('aria-hidden="true" focusable="false"'), ""
+    return format_html(
+        '<svg class="icon icon-{}" viewBox="0 0 16 16" width="1em" height="1em" fill="none" '
+        'stroke="currentColor" stroke-width="1.8" stroke-linecap="round" '
+        'style="vertical-align:-0.125em;flex:none" {}>{}{}</svg>',
+        name,
+        a11y,
+        title,
+        mark_safe(shape),  # noqa: S308 - the constant shapes above, no input
+    )
