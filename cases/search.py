@@ -18,8 +18,8 @@ migration's backfill) runs the same statement over id ranges.
 
 ``search(queryset, text, staff=...)`` narrows a case queryset (already filtered like the queue) to
 the matches, best first. On PostgreSQL: ``websearch_to_tsquery`` against the vectors, or every
-partial word found in ``names_text``; ranked with ``ts_rank`` (plus trigram word similarity to the
-names and an exact key first); the highlighted snippet is ``ts_headline`` of the matched document,
+partial word found in ``names_text``; ranked with ``ts_rank`` (plus a bonus when every word is in the
+names, and an exact key first); the highlighted snippet is ``ts_headline`` of the matched document,
 evaluated only for the rows of the page. A query matching a large share of a big history (a common
 word) ranks the ``SEARCH_LIMIT`` newest matching cases, which keeps every search cheap; filters or
 more words reach older ones. On SQLite every word must occur in one of the texts (``LIKE``); title
@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, TrigramWordSimilarity
+from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.core.paginator import Paginator
 from django.db import connection, models, transaction
 from django.db.models import F, FloatField, Q, QuerySet, Value, When
@@ -378,49 +378,91 @@ def _key_pk(text: str) -> int | None:
     return Case.pk_from_key(text)
 
 
-def _match(text: str, *, staff: bool) -> Q:
-    """Cases whose document matches ``text`` (the document's fields, through the reverse one-to-one,
-    so the join stays an inner join the planner may start from either side)."""
+def _match(text: str, *, staff: bool, via: str = "search_document__") -> Q:
+    """Documents that match ``text``; ``via`` is the path from the queried model to the document
+    (a reverse one-to-one from cases: the join stays an inner join)."""
     if is_postgresql():
         query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
-        match = Q(search_document__public_vector=query)
+        match = Q(**{f"{via}public_vector": query})
         if staff:
-            match |= Q(search_document__staff_vector=query)
+            match |= Q(**{f"{via}staff_vector": query})
         partial = _partial_words(text)
         if partial:
-            names = Q()
-            for word in partial:
-                names &= Q(search_document__names_text__contains=word)
-            match |= names
+            match |= _all_in_names(partial, via=via)
         return match
     words = query_words(text)
     if not words:
         return Q(pk__in=[])
     match = Q()
     for word in words:
-        one = Q(search_document__names_text__contains=word) | Q(search_document__public_text__icontains=word)
+        one = Q(**{f"{via}names_text__contains": word}) | Q(**{f"{via}public_text__icontains": word})
         if staff:
-            one |= Q(search_document__staff_text__icontains=word)
+            one |= Q(**{f"{via}staff_text__icontains": word})
         match &= one
     return match
 
 
+def _all_in_names(words: list[str], *, via: str) -> Q:
+    names = Q()
+    for word in words:
+        # names_text is lower case: a plain LIKE, which the trigram index serves.
+        names &= Q(**{f"{via}names_text__contains": word})
+    return names
+
+
 def _rank(text: str, *, staff: bool) -> Any:
     pk = _key_pk(text)
-    exact = models.Case(When(pk=pk, then=Value(10.0)), default=Value(0.0), output_field=FloatField())
+    exact: Any = Value(0.0)
+    if pk is not None:
+        exact = models.Case(When(pk=pk, then=Value(10.0)), default=Value(0.0), output_field=FloatField())
     if is_postgresql():
         query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
         rank: Any = SearchRank(F("search_document__public_vector"), query)
         if staff:
             rank = rank + SearchRank(F("search_document__staff_vector"), query)
-        names = TrigramWordSimilarity(Value(text.lower()), "search_document__names_text")
-        return rank + names * Value(0.5) + exact
+        partial = _partial_words(text)
+        if partial:
+            # Every word in a name (organisation, contact, tag, key): as much as a title word. A LIKE
+            # per row, not a trigram similarity, which costs more than the rest of the rank together.
+            rank = rank + models.Case(
+                When(_all_in_names(partial, via="search_document__"), then=Value(0.5)),
+                default=Value(0.0),
+                output_field=FloatField(),
+            )
+        return rank + exact
     hits: Any = Value(0.0)
     for word in query_words(text):
         hits = hits + models.Case(
             When(title__icontains=word, then=Value(1.0)), default=Value(0.0), output_field=FloatField()
         )
     return hits + exact
+
+
+def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
+    """The newest ``SEARCH_LIMIT + 1`` matches among ``queryset``'s cases, newest first."""
+    if not queryset.query.where and not queryset.query.distinct:
+        # No filter: the documents alone say it (no join to the cases).
+        from .models import CaseSearchDocument
+
+        documents = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))
+        return list(documents.order_by("-case_id").values_list("case_id", flat=True)[: SEARCH_LIMIT + 1])
+    matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
+    return list(matching.values_list("pk", flat=True)[: SEARCH_LIMIT + 1])
+
+
+class InArray(models.Func):
+    """``<expression> = ANY(%s)`` with the values as one array parameter (PostgreSQL): a thousand ids
+    as a thousand placeholders cost more to bind and plan than the search itself."""
+
+    output_field = models.BooleanField()
+
+    def __init__(self, expression: Any, values: list[int]) -> None:
+        super().__init__(F(expression) if isinstance(expression, str) else expression)
+        self.values = list(values)
+
+    def as_sql(self, compiler, connection, **extra_context):
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"{sql} = ANY(%s)", [*params, self.values]
 
 
 def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
@@ -436,11 +478,15 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
     text = clean_query(text)
     if not text:
         return queryset.none()
-    matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
-    ids = list(matching.values_list("pk", flat=True)[: SEARCH_LIMIT + 1])
+    ids = _matching_ids(queryset, text, staff=staff)
     # The filters were applied above: the page query starts afresh from the ids (no DISTINCT a tag
     # filter may have added, which would compute every snippet), with the caller's joins.
-    results = queryset.model._default_manager.filter(pk__in=ids)
+    # The ids on both sides of the join, so either table is read by its primary key.
+    results = queryset.model._default_manager.all()
+    if is_postgresql():
+        results = results.filter(InArray("pk", ids), InArray("search_document__pk", ids))
+    else:
+        results = results.filter(pk__in=ids, search_document__in=ids)
     results.query.select_related = queryset.query.select_related
     results._prefetch_related_lookups = queryset._prefetch_related_lookups
     annotations: dict[str, Any] = {"search_rank": _rank(text, staff=staff)}
@@ -468,7 +514,11 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
         annotations["search_public_text"] = F("search_document__public_text")
         if staff:
             annotations["search_staff_text"] = F("search_document__staff_text")
-    return results.annotate(**annotations).order_by("-search_rank", "-pk")
+    results = results.annotate(**annotations).order_by("-search_rank", "-pk")
+    # How many matched, known from the query above: SearchPaginator reads it instead of counting
+    # again (an attribute of this queryset object only; a clone of it counts).
+    results.search_matched = len(ids)
+    return results
 
 
 class SearchPaginator(Paginator):
@@ -477,6 +527,9 @@ class SearchPaginator(Paginator):
 
     @cached_property
     def _counted(self) -> int:
+        known = getattr(self.object_list, "search_matched", None)
+        if known is not None:
+            return known
         return self.object_list.order_by().values("pk").count()
 
     @cached_property

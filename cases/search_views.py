@@ -72,6 +72,22 @@ class Result:
     snippet_html: SafeString
 
 
+@dataclass(frozen=True)
+class Select:
+    """A filter's <select>, rendered by a plain loop: a few hundred organisations through the form
+    widget's per-option templates would cost more than the search itself."""
+
+    field: object
+    options: list[tuple[str, str, bool]]
+
+
+def _select(form, name: str) -> Select:
+    bound = form[name]
+    current = form.data.get(name) or ""
+    options = [(str(value), str(label), str(value) == current) for value, label in bound.field.choices]
+    return Select(field=bound, options=options)
+
+
 def _page_size(raw: str | None) -> int:
     try:
         size = int(raw or SEARCH_PAGE_SIZE)
@@ -121,11 +137,13 @@ def search(request: HttpRequest) -> HttpResponse:
         form.is_valid()
         form.add_error("q", problem)
     data = form.data
+    selects = {name: _select(form, name) for name in ("organisation", "assignee", "team")}
     return render(
         request,
         "cases/search.html",
         {
             "filter_form": form,
+            "selects": selects,
             "q": q,
             "page": page,
             "results": results,
