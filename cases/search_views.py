@@ -23,7 +23,7 @@ from supportdesk.core.roles import is_agent
 from . import search as case_search
 from . import selectors
 from .filters import CaseFilter
-from .models import Case, Severity, Tier
+from .models import Case, Organisation, Severity, Team, Tier
 
 SEARCH_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -81,11 +81,22 @@ class Select:
     options: list[tuple[str, str, bool]]
 
 
+def _choices(name: str) -> list[tuple[str, str]]:
+    """A select's (value, label) pairs from plain rows (no model instance per option)."""
+    if name == "organisation":
+        rows = Organisation.objects.order_by("name").values_list("pk", "name")
+        return [(str(pk), label) for pk, label in rows]
+    if name == "team":
+        return list(Team.objects.order_by("name").values_list("slug", "name"))
+    people = selectors.assignable_users().values_list("username", "first_name", "last_name")
+    return [(username, f"{first} {last}".strip() or username) for username, first, last in people]
+
+
 def _select(form, name: str) -> Select:
-    bound = form[name]
     current = form.data.get(name) or ""
-    options = [(str(value), str(label), str(value) == current) for value, label in bound.field.choices]
-    return Select(field=bound, options=options)
+    options = [("", "Any", not current)]
+    options += [(value, label, value == current) for value, label in _choices(name)]
+    return Select(field=form[name], options=options)
 
 
 def _page_size(raw: str | None) -> int:
