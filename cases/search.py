@@ -481,12 +481,10 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
     ids = _matching_ids(queryset, text, staff=staff)
     # The filters were applied above: the page query starts afresh from the ids (no DISTINCT a tag
     # filter may have added, which would compute every snippet), with the caller's joins.
-    # The ids on both sides of the join, so either table is read by its primary key.
+    # The ids as one array, on one side of the join only (on both, the planner multiplies the two
+    # selectivities and expects a handful of rows).
     results = queryset.model._default_manager.all()
-    if is_postgresql():
-        results = results.filter(InArray("pk", ids), InArray("search_document__pk", ids))
-    else:
-        results = results.filter(pk__in=ids, search_document__in=ids)
+    results = results.filter(InArray("pk", ids)) if is_postgresql() else results.filter(pk__in=ids)
     results.query.select_related = queryset.query.select_related
     results._prefetch_related_lookups = queryset._prefetch_related_lookups
     annotations: dict[str, Any] = {"search_rank": _rank(text, staff=staff)}
