@@ -577,6 +577,9 @@ def _excerpt(text: str, words: list[str]) -> str:
     lowered = flat.lower()
     positions = [p for p in (lowered.find(w) for w in words) if p >= 0]
     start = max(0, min(positions) - SNIPPET_CHARS // 3) if positions else 0
+    if start > 0:  # begin with a whole word
+        space = flat.find(" ", start, min(positions))
+        start = space + 1 if space >= 0 else min(positions)
     piece = flat[start : start + SNIPPET_CHARS]
     prefix = "… " if start > 0 else ""
     suffix = " …" if start + SNIPPET_CHARS < len(flat) else ""

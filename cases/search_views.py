@@ -118,7 +118,8 @@ def search(request: HttpRequest) -> HttpResponse:
     form.fields["severity"].widget.choices = [(s.value, s.value) for s in Severity]
     for name in ("organisation", "assignee", "team"):
         form.fields[name].empty_label = "Any"
-    form.fields["tier"].choices = [("", "Any"), *Tier.choices]
+    form.fields["tier"].empty_label = "Any"
+    form.fields["tier"].choices = Tier.choices  # the field's choices iterator adds the empty label
     form.fields["q"].widget = forms.TextInput(
         attrs={"type": "search", "maxlength": case_search.MAX_QUERY_CHARS, "autofocus": True}
     )
