@@ -248,7 +248,7 @@ def _write_sql(where: str, params: dict[str, Any], m: _Models) -> int:
 
 
 def _write_python(ids: list[int], m: _Models) -> int:
-    """Any database: five reads and one upsert per batch."""
+    """Any database: four reads and one upsert per batch."""
     rows = m.case.objects.filter(pk__in=ids).values_list(
         "pk",
         "title",
