@@ -8,6 +8,7 @@ class CasesConfig(AppConfig):
     def ready(self) -> None:
         from supportdesk.core import outbox
 
-        from . import delivery
+        from . import delivery, search
 
         outbox.delivery_failed.connect(delivery.on_delivery_failed, dispatch_uid="cases.delivery_failed")
+        search.connect_signals()

@@ -10,6 +10,7 @@ import re
 import uuid
 
 from django.conf import settings
+from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 
@@ -406,3 +407,28 @@ class CaseAttachment(models.Model):
     @property
     def is_public(self) -> bool:
         return self.event.is_public
+
+
+class CaseSearchDocument(models.Model):
+    """What case search reads for one case, kept by ``cases.search.reindex`` in the transaction that
+    changes the case's words (see cases/search.py).
+
+    ``names_text`` (lower case: key, organisation, contacts, tags, product area) serves substring
+    matches for partial words; ``public_text`` is what the customer may see (title, description,
+    customer mails, public replies) and ``staff_text`` the internal notes, which only staff search.
+    On PostgreSQL the two vectors are the weighted full-text documents; their GIN indexes and the
+    trigram index on ``names_text`` are created by a PostgreSQL-only migration step (0009).
+    """
+
+    case = models.OneToOneField(
+        Case, on_delete=models.CASCADE, primary_key=True, related_name="search_document"
+    )
+    names_text = models.TextField(blank=True)
+    public_text = models.TextField(blank=True)
+    staff_text = models.TextField(blank=True)
+    public_vector = SearchVectorField(null=True, editable=False)
+    staff_vector = SearchVectorField(null=True, editable=False)
+    indexed_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"Search document of case {self.case_id}"

@@ -23,7 +23,7 @@ from supportdesk.core.files import CheckedUpload, check_upload, removed_on_error
 from supportdesk.core.models import MailKind
 from supportdesk.core.roles import is_agent, is_manager
 
-from . import lifecycle
+from . import lifecycle, search
 from .models import (
     Case,
     CaseAttachment,
@@ -168,6 +168,7 @@ def create_case(
                 "tags": tag_names,
             },
         )
+        search.reindex([case.pk])
     return case
 
 
@@ -300,6 +301,7 @@ def update_case(
         if case.status == Status.CLOSED:
             raise DomainError(f"{case.key} is closed and can no longer be changed.")
         changed = False
+        words_changed = False  # what case search finds the case by
         if severity is not _UNSET and severity != case.severity:
             _set_severity(case, severity, actor=actor, now=now)
             changed = True
@@ -318,7 +320,7 @@ def update_case(
             setattr(case, field, value)
             case.save(update_fields=[field])
             record_event(case, EventKind.FIELD_CHANGED, actor=actor, now=now, field=field, old=old, new=value)
-            changed = True
+            changed = words_changed = True
         if tags is not _UNSET:
             new_names = _tag_names(tags)
             old_names = sorted(case.tags.values_list("name", flat=True))
@@ -333,11 +335,13 @@ def update_case(
                     old=old_names,
                     new=new_names,
                 )
-                changed = True
+                changed = words_changed = True
         if changed:
             case.version += 1
             case.updated_at = now
             case.save(update_fields=["version", "updated_at"])
+        if words_changed:
+            search.reindex([case.pk])
     return case
 
 
@@ -425,6 +429,7 @@ def add_public_reply(
                 case, EventKind.PUBLIC_REPLY, actor=actor, now=now, body=body, is_public=True
             )
             files = _attach(event, rows)
+            search.reindex([case.pk])
             outbox.enqueue(
                 kind=MailKind.REPLY,
                 to=[case.requester.email],
@@ -486,6 +491,7 @@ def add_customer_message(
             _add_cc(case, [sender])
         case.updated_at = now
         case.save(update_fields=["updated_at"])
+        search.reindex([case.pk])
         if case.status == Status.WAITING_ON_CUSTOMER:
             case = transition(case, Status.IN_PROGRESS, actor=None, now=now)
         elif case.status == Status.RESOLVED:
@@ -553,6 +559,7 @@ def add_internal_note(
                 case, EventKind.INTERNAL_NOTE, actor=actor, now=now, body=body, is_public=False
             )
             _attach(event, rows)
+            search.reindex([case.pk])
     return event
 
 

@@ -1,12 +1,13 @@
 from django.urls import path
 
-from . import views
+from . import search_views, views
 
 app_name = "cases"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.create, name="create"),
+    path("search/", search_views.search, name="search"),
     path("<str:key>/", views.detail, name="detail"),
     path("<str:key>/reply/", views.reply, name="reply"),
     path("<str:key>/note/", views.note, name="note"),

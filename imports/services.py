@@ -45,6 +45,7 @@ from django.db import IntegrityError, connection, connections, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from cases import search as case_search
 from cases.models import Case, CaseEvent, Contact, Organisation, Team
 from metrics import rollup
 from sla import calendars, urgency
@@ -531,6 +532,8 @@ class _Pass:
                 # case keeps its empty columns: no second write of it).
                 urgency.refresh([i.case_id for i in new], open_only=True)
                 urgency.refresh([case.pk for _, case, _ in appended])
+                # What case search finds them by, from the rows just written (one statement set).
+                case_search.reindex([i.case_id for i in new] + [case.pk for _, case, _ in appended])
                 # Historical rows land on days the metrics rollup may hold: mark them dirty in the
                 # same transaction (every instant of a case is between its creation and now).
                 firsts = [i.plan.created_at for i in new] + [case.created_at for _, case, _ in appended]
