@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     # Built concurrently on PostgreSQL (no write lock on the cases table).
     atomic = False
 
-    dependencies = [("cases", "0008_case_next_due")]
+    dependencies = [("cases", "0009_case_search")]
 
     operations = [
         migration_ops.AddIndexConcurrently(
