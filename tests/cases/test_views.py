@@ -32,7 +32,7 @@ def agent_client(client, agent):
 def _keys(response) -> list[str]:
     """The case keys of the queue's rows, in order."""
     html = response.content.decode()
-    return re.findall(r'<td class="nowrap"><a href="/cases/(CASE-\d+)/">', html)
+    return re.findall(r'<td class="q-key nowrap"><a href="/cases/(CASE-\d+)/">', html)
 
 
 def _messages(response) -> list[str]:
@@ -106,9 +106,7 @@ def test_queue_row_shows_what_an_agent_needs_without_database_ids(
     case = _case(organisation, contact, actor=agent, now=now, severity="P1", team=team, title="Checkout down")
     response = agent_client.get(reverse("cases:queue"))
     html = response.content.decode()
-    row = re.search(
-        rf"<tr>\s*<td class=\"nowrap\"><a href=\"/cases/{case.key}/\">.*?</tr>", html, re.S
-    ).group(0)
+    row = re.search(rf"<tr class=\"q-row\" data-key=\"{case.key}\".*?</tr>", html, re.S).group(0)
     assert "Checkout down" in row
     assert "Acme Corp" in row
     assert "Enterprise" in row
