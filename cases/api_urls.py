@@ -2,7 +2,7 @@
 
 from rest_framework.routers import SimpleRouter
 
-from . import api
+from . import api, queue_api
 
 app_name = "cases_api"
 
@@ -12,5 +12,6 @@ router.register("organisations", api.OrganisationViewSet, basename="organisation
 router.register("contacts", api.ContactViewSet, basename="contact")
 router.register("teams", api.TeamViewSet, basename="team")
 router.register("staff", api.StaffViewSet, basename="staff")
+router.register("saved-views", queue_api.SavedViewViewSet, basename="saved-view")
 
 urlpatterns = router.urls

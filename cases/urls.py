@@ -1,12 +1,18 @@
 from django.urls import path
 
-from . import views
+from . import queue_actions, views
 
 app_name = "cases"
 
 urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.create, name="create"),
+    # Before "<str:key>/": these words are not case keys.
+    path("views/", queue_actions.saved_view_list, name="saved_views"),
+    path("views/new/", queue_actions.saved_view_create, name="saved_view_create"),
+    path("views/<int:pk>/", queue_actions.saved_view_update, name="saved_view_update"),
+    path("views/<int:pk>/filters/", queue_actions.saved_view_filters, name="saved_view_filters"),
+    path("views/<int:pk>/delete/", queue_actions.saved_view_delete, name="saved_view_delete"),
     path("<str:key>/", views.detail, name="detail"),
     path("<str:key>/reply/", views.reply, name="reply"),
     path("<str:key>/note/", views.note, name="note"),

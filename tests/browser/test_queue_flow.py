@@ -11,7 +11,7 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
-from cases import services
+from cases import saved_views, services
 from cases.models import Case
 from sla.services import record_due_warnings_and_breaches
 from tests import factories
@@ -58,6 +58,9 @@ def _backlog(n: int, *, agent, now: dt.datetime) -> list[Case]:
             )
         cases.append(case)
     record_due_warnings_and_breaches(now=now)
+    saved_views.create_view(owner=agent, name="P1 and P2", query="severity=P1&severity=P2", now=now)
+    team.members.add(agent)
+    saved_views.create_view(owner=agent, name="Tier 2 backlog", query="team=tier-2", team=team, now=now)
     return cases
 
 

@@ -159,7 +159,7 @@ def test_queue_filters(agent_client, organisation, contact, agent, other_agent, 
 def test_queue_filter_form_is_a_shareable_get_form_with_quick_links(agent_client):
     html = agent_client.get(reverse("cases:queue"), {"mine": "true"}).content.decode()
     assert re.search(r'<form method="get" action="/cases/"', html)
-    assert 'href="/cases/?mine=true" aria-current="page">Mine</a>' in html
+    assert re.search(r'href="/cases/\?mine=true" aria-current="page">Mine <', html)
     assert 'href="/cases/?unassigned=true"' in html
     assert 'name="mine" value="true" checked' in html
     for name in ("q", "state", "organisation", "tier", "assignee", "team", "tag", "sort"):
