@@ -1,5 +1,6 @@
 """REST API routes of the cases app, mounted under /api/ (see supportdesk/urls.py)."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from . import api, queue_api
@@ -14,4 +15,7 @@ router.register("teams", api.TeamViewSet, basename="team")
 router.register("staff", api.StaffViewSet, basename="staff")
 router.register("saved-views", queue_api.SavedViewViewSet, basename="saved-view")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path("cases/bulk/", queue_api.BulkChangeView.as_view(), name="case-bulk"),
+    *router.urls,
+]

@@ -17,10 +17,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
 from supportdesk.core.decorators import role_required
+from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent
 
-from . import saved_views
-from .models import SavedView, Team
+from . import bulk, saved_views
+from .models import SavedView, Status, Team
 from .queue_views import DEFAULT_COLUMNS, QUEUE_COLUMNS
 
 agent_required = role_required(is_agent, "The queue is for support agents and managers.")
@@ -199,3 +200,61 @@ def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
     saved_views.delete_view(view, actor=request.user)
     messages.success(request, f"Deleted the view “{name}”.")
     return redirect(_next(request, reverse("cases:saved_views")))
+
+
+# --- Bulk changes ------------------------------------------------------------------------------------
+
+#: The form field holding each action's value (the bar shows the one for the chosen action).
+BULK_VALUE_FIELDS = {
+    "assign": "assignee",
+    "team": "team",
+    "status": "status",
+    "severity": "severity",
+    "add_tags": "tags",
+    "remove_tags": "tags",
+}
+
+
+def _bulk_label(action: str, value) -> str:
+    spec = bulk.ACTIONS[action]
+    if action == "assign":
+        shown = "nobody (unassigned)" if value is None else (value.get_full_name() or value.get_username())
+    elif action == "team":
+        shown = value.name if value else "no team"
+    elif action == "status":
+        shown = Status(value).label
+    elif isinstance(value, list):
+        shown = ", ".join(value)
+    else:
+        shown = str(value)
+    return f"{spec.label} {shown}"
+
+
+@agent_required
+@require_POST
+def bulk_change(request: HttpRequest) -> HttpResponse:
+    """Apply one action to the ticked cases (or to every case matching the queue's filters) and show,
+    per case, what changed and what was refused and why."""
+    filter_query = request.POST.get("filter_query", "")
+    back = saved_views.queue_url(saved_views.normalise_query(filter_query))
+    action = request.POST.get("action", "")
+    context = {"back": back, "result": None, "error": None}
+    try:
+        if action not in bulk.ACTIONS:
+            raise bulk.BulkRefused("Choose what to change.", field="action")
+        raw = request.POST.get(BULK_VALUE_FIELDS.get(action, "value"), "")
+        value = bulk.parse_value(action, raw, actor=request.user)
+        if request.POST.get("all_matching"):
+            if errors := saved_views.query_errors(filter_query):
+                raise bulk.BulkRefused("The filters were not understood: " + " ".join(errors), field="filter")
+            targets = bulk.targets_from_filter(filter_query, request=request)
+        else:
+            targets = bulk.targets_from_keys(request.POST.getlist("keys"))
+    except DomainError as exc:
+        context["error"] = exc.message
+        messages.error(request, f"Nothing was changed: {exc.message}")
+        return render(request, "cases/bulk_result.html", context, status=400)
+    context["result"] = bulk.apply(
+        targets, action, value, actor=request.user, now=timezone.now(), label=_bulk_label(action, value)
+    )
+    return render(request, "cases/bulk_result.html", context)

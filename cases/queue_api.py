@@ -9,8 +9,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
-from . import saved_views
+from supportdesk.core.api import IsSupportStaff
+from supportdesk.core.errors import DomainError
+
+from . import bulk, saved_views
 from .api import (
     AUTH_ERRORS,
     NOT_FOUND,
@@ -240,3 +244,122 @@ class SavedViewViewSet(
 
     def perform_destroy(self, instance):
         saved_views.delete_view(instance, actor=self.request.user)
+
+
+# --- Bulk changes -----------------------------------------------------------------------------------
+
+
+class BulkRequestSerializer(serializers.Serializer):
+    keys = serializers.ListField(
+        child=StrictCharField(max_length=40),
+        required=False,
+        max_length=bulk.MAX_CASES,
+        help_text=f"The cases to change, by key (at most {bulk.MAX_CASES}). Give `keys` or `filter`.",
+    )
+    versions = serializers.DictField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text="Optional: the version you saw per key; a case changed since is refused, not overwritten.",
+    )
+    filter = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text="Instead of `keys`: every case matching this queue query string (as `/api/cases/` "
+        f"takes it), at most {bulk.MAX_CASES}; more is refused as a whole.",
+    )
+    action = serializers.ChoiceField(choices=[(name, a.label) for name, a in bulk.ACTIONS.items()])
+    value = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="assign: a username, `me`, or null to unassign; team: a slug or null; status and "
+        "severity: the code; add_tags / remove_tags: a list of tags (or a comma-separated string).",
+    )
+
+    def validate_filter(self, value: str) -> str:
+        errors = saved_views.query_errors(value)
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+    def validate(self, attrs):
+        if ("keys" in attrs) == ("filter" in attrs):
+            raise ValidationError({"keys": ["Give either `keys` or `filter`."]})
+        try:
+            attrs["parsed"] = bulk.parse_value(
+                attrs["action"], attrs.get("value"), actor=self.context["request"].user
+            )
+        except DomainError as exc:
+            raise ValidationError({"value": [exc.message]}) from exc
+        return attrs
+
+
+class BulkChangeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    change = serializers.CharField(help_text="What changed, in words.")
+
+
+class BulkReasonSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    reason = serializers.CharField(help_text="Why nothing changed.")
+
+
+class BulkResultSerializer(serializers.Serializer):
+    action = serializers.CharField()
+    changed = BulkChangeSerializer(many=True)
+    unchanged = BulkReasonSerializer(many=True, help_text="Cases that already were so.")
+    refused = BulkReasonSerializer(many=True, help_text="Cases the rules refused, and why.")
+
+
+BulkError = _validation_error("BulkRequest", ["keys", "versions", "filter", "action", "value"])
+
+
+class BulkChangeView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(
+        summary="Change many cases at once",
+        description=(
+            "Applies one action to each case through the same rules as one by one (lifecycle, "
+            "assignment, version checks), each case in its own transaction with its own timeline "
+            "events. One case's refusal does not stop the others: the answer lists what changed, "
+            "what already was so and what was refused, with the reason."
+        ),
+        request=BulkRequestSerializer,
+        responses={200: BulkResultSerializer, **_bad_request(BulkError), **AUTH_ERRORS},
+        examples=[
+            OpenApiExample(
+                "Take three cases",
+                request_only=True,
+                value={"keys": ["CASE-7", "CASE-8", "CASE-9"], "action": "assign", "value": "me"},
+            ),
+            OpenApiExample(
+                "Result",
+                response_only=True,
+                value={
+                    "action": "status",
+                    "changed": [{"key": "CASE-7", "change": "status Triaged → In progress"}],
+                    "unchanged": [],
+                    "refused": [
+                        {
+                            "key": "CASE-9",
+                            "reason": "A case cannot go from “closed” to “in_progress”. Allowed next: none.",
+                        }
+                    ],
+                },
+            ),
+        ],
+    )
+    def post(self, request):
+        serializer = BulkRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            if "filter" in data:
+                targets = bulk.targets_from_filter(data["filter"], request=request)
+            else:
+                targets = bulk.targets_from_keys(data["keys"], versions=data.get("versions"))
+        except DomainError as exc:
+            raise ValidationError({exc.field or "detail": [exc.message]}) from exc
+        result = bulk.apply(targets, data["action"], data["parsed"], actor=request.user, now=timezone.now())
+        return Response(result.as_dict())

@@ -13,6 +13,7 @@ urlpatterns = [
     path("views/<int:pk>/", queue_actions.saved_view_update, name="saved_view_update"),
     path("views/<int:pk>/filters/", queue_actions.saved_view_filters, name="saved_view_filters"),
     path("views/<int:pk>/delete/", queue_actions.saved_view_delete, name="saved_view_delete"),
+    path("bulk/", queue_actions.bulk_change, name="bulk"),
     path("<str:key>/", views.detail, name="detail"),
     path("<str:key>/reply/", views.reply, name="reply"),
     path("<str:key>/note/", views.note, name="note"),

@@ -27,7 +27,7 @@ from supportdesk.core.files import download_response
 from supportdesk.core.models import OutboundMessage
 from supportdesk.core.roles import is_agent
 
-from . import extensions, queue_views, saved_views, selectors, services
+from . import bulk, extensions, queue_views, saved_views, selectors, services
 from .filters import CaseFilter
 from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
 from .models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
@@ -129,6 +129,13 @@ def queue(request: HttpRequest) -> HttpResponse:
             "saved_view_changed": bool(current_view and current_view.query != query),
             "current_query": query,
             "shareable_teams": list(saved_views.shareable_teams(request.user)),
+            # The bulk action bar.
+            "bulk_actions": bulk.ACTIONS,
+            "bulk_max": bulk.MAX_CASES,
+            "assignable": list(selectors.assignable_users()),
+            "teams": list(Team.objects.order_by("name")),
+            "statuses": Status.choices,
+            "severities": [(s.value, s.value) for s in Severity],
             "paged": bool(cursor),
             # Other apps' columns (the SLA clocks) are shown on demand inside the "next due" cell,
             # each loaded once for the page.

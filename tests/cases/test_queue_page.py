@@ -132,7 +132,7 @@ def test_one_dense_line_per_case_with_the_full_title_on_hover(agent_client, orga
     case.tags.add(*services._tags(["billing"]))
     row = _row(_get(agent_client), case.key)
     cells = re.findall(r'<td class="q-([a-z]+)', row)
-    assert cells == ["key", "title", "organisation", "severity", "status", "assignee", "due", "age"]
+    assert cells == ["pick", "key", "title", "organisation", "severity", "status", "assignee", "due", "age"]
     assert f'title="{long_title.replace(chr(39), "&#x27;")}"' in row
     text = _text(row)
     for expected in (case.key, "Acme Corp", "Enterprise", "P1", "New", "Alice Agent", "Tier 2", "#billing"):

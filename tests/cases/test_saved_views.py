@@ -77,7 +77,7 @@ def test_an_agent_saves_the_queue_they_see_and_finds_it_with_its_count(client, a
     assert re.search(rf'aria-current="page" class="q-saved" data-view="{view.pk}"', html)
     # The view's columns: key, title, then only the chosen ones.
     row = re.search(r'<tr class="q-row".*?</tr>', html, re.S).group(0)
-    assert re.findall(r'<td class="q-([a-z]+)', row) == ["key", "title", "severity", "due"]
+    assert re.findall(r'<td class="q-([a-z]+)', row) == ["pick", "key", "title", "severity", "due"]
 
 
 def test_counts_are_live_and_capped(client, agent, organisation, monkeypatch):
