@@ -107,14 +107,15 @@ def sort_names() -> list[str]:
 
 def normalise_query(params: Mapping | str) -> str:
     """The view's query string from the queue's URL parameters: positions (``cursor``) and the view
-    itself left out, empty values dropped, keys in a stable order."""
+    itself left out, empty values and the default state dropped, keys in a stable order."""
     data = QueryDict(params) if isinstance(params, str) else params
     pairs = []
     for key in sorted(data.keys()):
         if key in IGNORED_PARAMS:
             continue
         values = data.getlist(key) if hasattr(data, "getlist") else [data[key]]
-        pairs += [(key, v) for v in values if v not in (None, "")]
+        # "Open" is the queue's default state: a query without it means the same.
+        pairs += [(key, v) for v in values if v not in (None, "") and (key, v) != ("state", "open")]
     return urlencode(pairs)
 
 

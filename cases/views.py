@@ -157,7 +157,11 @@ def _current_saved_view(request: HttpRequest):
 
 def _quick_view(request: HttpRequest) -> str:
     """Which quick link the current URL is, for aria-current."""
-    keys = {k for k, v in request.GET.items() if v and k not in ("sort", "cursor", "view")}
+    keys = {
+        k
+        for k, v in request.GET.items()
+        if v and k not in ("sort", "cursor", "view") and (k, v) != ("state", "open")
+    }
     if not keys:
         return "open"
     if keys == {"mine"} and request.GET.get("mine") == "true":

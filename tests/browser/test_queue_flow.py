@@ -153,3 +153,81 @@ def test_a_phone_shows_the_queue_as_cards_that_fit_the_screen(live_server, page)
     assert box["x"] + box["width"] <= width
     # A card still says what is due, in words.
     assert card.locator(".due-state").inner_text() in {"Breached", "At risk", "On track"}
+    # Ticking a case brings the action bar, which fits too.
+    card.locator("input[name='keys']").check()
+    assert page.locator("form#bulk-form").is_visible()
+    scroll_width, width = _fits_the_screen(page)
+    assert scroll_width <= width, (scroll_width, width)
+    page.screenshot(path=str(SCREENSHOTS / "queue-390x844-ticked.png"))
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_assignment_changes_two_cases_and_says_why_the_third_was_refused(live_server, page):
+    agent = factories.AgentFactory(username="alice", first_name="Alice", last_name="Agent")
+    bob = factories.AgentFactory(username="bob", first_name="Bob", last_name="Builder")
+    cases = _backlog(5, agent=agent, now=timezone.now())
+    chosen = cases[:3]
+    page.set_viewport_size({"width": 1440, "height": 900})
+    log_in(page, live_server.url, "alice")
+
+    bar = page.locator("form#bulk-form")
+    assert not bar.is_visible()  # nothing ticked yet
+    for case in chosen:
+        page.get_by_label(f"Tick {case.key}").check()
+    assert bar.is_visible()
+    assert bar.locator(".q-bulk-count").inner_text() == "3 cases ticked"
+    bar.get_by_label("Change").select_option("assign")
+    bar.get_by_label("Assignee").select_option("me")
+    page.screenshot(path=str(SCREENSHOTS / "queue-bulk-bar.png"))
+
+    # Meanwhile Bob takes one of them: the page still shows the version Alice saw.
+    taken = chosen[1]
+    services.update_case(taken, assignee=bob, actor=bob, now=timezone.now())
+
+    bar.get_by_role("button", name="Apply").click()
+    page.get_by_role("heading", name="Assign to Alice Agent").wait_for()
+    assert page.locator(".bulk-summary").inner_text() == "2 changed, 0 already so, 1 refused."
+    refused = page.locator(".bulk-refused li")
+    assert refused.count() == 1
+    assert refused.first.get_attribute("data-key") == taken.key
+    assert "was changed by someone else since you loaded it" in refused.first.inner_text()
+    changed = page.locator(".bulk-changed li")
+    assert [changed.nth(i).get_attribute("data-key") for i in range(changed.count())] == [
+        chosen[0].key,
+        chosen[2].key,
+    ]
+    page.screenshot(path=str(SCREENSHOTS / "queue-bulk-result.png"))
+    assert Case.objects.get(pk=taken.pk).assignee == bob
+    assert {Case.objects.get(pk=c.pk).assignee for c in (chosen[0], chosen[2])} == {agent}
+
+    # Back to the queue, where the two are now Alice's.
+    page.get_by_role("link", name="Back to the queue").first.click()
+    mine = page.locator("tr.q-row", has_text="Alice Agent")
+    assert mine.count() == 2
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_an_agent_saves_a_filtered_queue_as_a_team_view(live_server, page):
+    agent = factories.AgentFactory(username="alice", first_name="Alice", last_name="Agent")
+    _backlog(8, agent=agent, now=timezone.now())
+    page.set_viewport_size({"width": 1440, "height": 900})
+    log_in(page, live_server.url, "alice")
+    page.locator(".q-filters").get_by_label("P1", exact=True).check()
+    page.locator(".q-filters").get_by_role("button", name="Apply").click()
+    page.wait_for_url("**severity=P1**")
+    p1_rows = page.locator("tr.q-row").count()
+
+    page.get_by_text("Save this view").click()
+    form = page.locator("form.q-save-form")
+    form.get_by_label("Name").fill("Our P1s")
+    form.get_by_label("Share with").select_option(label="Tier 2")
+    page.screenshot(path=str(SCREENSHOTS / "queue-save-view.png"))
+    form.get_by_role("button", name="Save view").click()
+    page.locator(".messages").get_by_text("Saved the view “Our P1s”, shared with Tier 2.").wait_for()
+    current = page.locator('.q-views a[aria-current="page"]')
+    assert current.inner_text().startswith("Our P1s")
+    assert current.locator(".q-team").inner_text() == "· Tier 2"
+    assert current.locator(".q-count").inner_text().startswith(str(p1_rows))
+    assert page.locator("tr.q-row").count() == p1_rows

@@ -304,3 +304,10 @@ def test_api_patch_refuses_fields_it_cannot_change(client, agent):
     )
     assert response.status_code == 400
     assert set(response.json()) == {"owner", "colour"}
+
+
+def test_the_default_state_and_positions_are_not_part_of_a_view():
+    assert saved_views.normalise_query("state=open&sort=due&q=&cursor=abc&view=3&severity=P1") == (
+        "severity=P1&sort=due"
+    )
+    assert saved_views.normalise_query("state=all&status=closed") == "state=all&status=closed"
