@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 
 from supportdesk.core.errors import DomainError
@@ -73,13 +73,13 @@ def can_edit(user, view: SavedView) -> bool:
 
 
 def visible_views(user) -> QuerySet[SavedView]:
-    """The views ``user`` sees: their own first, then the teams' (by team), each in their order."""
+    """The views ``user`` sees: personal ones first, then the teams' (by team), each in their order."""
     shared = Q(team__isnull=False) if is_manager(user) else Q(team__members=user)
     return (
         SavedView.objects.filter(Q(owner=user) | shared)
         .select_related("team", "owner")
         .distinct()
-        .order_by("team__name", "position", "name", "id")
+        .order_by(F("team__name").asc(nulls_first=True), "position", "name", "id")
     )
 
 
