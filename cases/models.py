@@ -432,3 +432,46 @@ class CaseSearchDocument(models.Model):
 
     def __str__(self) -> str:
         return f"Search document of case {self.case_id}"
+
+
+class SavedView(models.Model):
+    """A queue a person keeps: its filters and sort order (a query string of the queue page) and the
+    columns to show, personal or shared with a team (see ``cases.saved_views`` for who may do what)."""
+
+    # SET_NULL: a view shared with a team stays with the team when its author's account is removed
+    # (a personal view is then nobody's and no longer shown).
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="saved_views"
+    )
+    team = models.ForeignKey(
+        Team,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="saved_views",
+        help_text="Shared with this team's members; empty for a personal view.",
+    )
+    name = models.CharField(max_length=80)
+    query = models.CharField(
+        max_length=2000,
+        blank=True,
+        help_text="The queue's filters and sort, e.g. status=new&severity=P1&sort=due.",
+    )
+    columns = models.JSONField(default=list, blank=True, help_text="The optional columns shown, in order.")
+    position = models.PositiveIntegerField(
+        default=0, help_text="Where the view comes in the queue's navigation."
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["position", "name", "id"]
+        indexes = [
+            models.Index(fields=["owner", "position"], name="savedview_owner_idx"),
+            models.Index(
+                fields=["team", "position"], name="savedview_team_idx", condition=Q(team__isnull=False)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import search_views, views
+from . import queue_actions, search_views, views
 
 app_name = "cases"
 
@@ -8,6 +8,13 @@ urlpatterns = [
     path("", views.queue, name="queue"),
     path("new/", views.create, name="create"),
     path("search/", search_views.search, name="search"),
+    # Before "<str:key>/": these words are not case keys.
+    path("views/", queue_actions.saved_view_list, name="saved_views"),
+    path("views/new/", queue_actions.saved_view_create, name="saved_view_create"),
+    path("views/<int:pk>/", queue_actions.saved_view_update, name="saved_view_update"),
+    path("views/<int:pk>/filters/", queue_actions.saved_view_filters, name="saved_view_filters"),
+    path("views/<int:pk>/delete/", queue_actions.saved_view_delete, name="saved_view_delete"),
+    path("bulk/", queue_actions.bulk_change, name="bulk"),
     path("<str:key>/", views.detail, name="detail"),
     path("<str:key>/reply/", views.reply, name="reply"),
     path("<str:key>/note/", views.note, name="note"),

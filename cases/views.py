@@ -27,7 +27,7 @@ from supportdesk.core.files import download_response
 from supportdesk.core.models import OutboundMessage
 from supportdesk.core.roles import is_agent
 
-from . import extensions, selectors, services
+from . import bulk, extensions, queue_views, saved_views, selectors, services
 from .filters import CaseFilter
 from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
 from .models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
@@ -47,12 +47,7 @@ agent_required = role_required(is_agent, "Cases are for support agents and manag
 
 
 def _queue_filter(request: HttpRequest) -> CaseFilter:
-    data = request.GET.copy()
-    if data.get("status"):
-        # Ticked statuses are more specific than "open or closed" (and dashboard links use them).
-        data["state"] = "all"
-    elif not data.get("state"):
-        data["state"] = "open"
+    data = saved_views.filter_data(request.GET)
     case_filter = CaseFilter(data, queryset=selectors.case_list(), request=request)
     form = case_filter.form
     for name in ("status", "severity"):
@@ -106,6 +101,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         cursor = None
         page = _queue_page(queryset, ordering=ordering, cursor=None, datetime_fields=datetime_fields)
     data = form.data
+    now = timezone.now()
+    current_view = _current_saved_view(request)
+    quick = _quick_view(request)
+    query = saved_views.normalise_query(request.GET)
     return render(
         request,
         "cases/queue.html",
@@ -113,24 +112,56 @@ def queue(request: HttpRequest) -> HttpResponse:
             "filter_form": form,
             "page": page,
             "cases": page.items,
+            "rows": queue_views.queue_rows(page.items, now=now),
+            "columns": queue_views.shown_columns(current_view.columns if current_view else None),
+            "column_labels": queue_views.QUEUE_COLUMNS,
+            "more_filters_active": queue_views.more_filters_active(request.GET),
             "sort": sort,
             "sort_choices": [(o.name, o.label) for o in extra_orderings.values()]
             + [(name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()],
             "mine_checked": data.get("mine") in _TRUE,
             "unassigned_checked": data.get("unassigned") in _TRUE,
-            "quick": _quick_view(request),
+            "quick": quick,
+            # Quick and saved views with their live counts (one query for all of them).
+            "nav": saved_views.navigation(request, quick=quick, current=current_view),
+            "saved_view": current_view,
+            "saved_view_editable": bool(current_view and saved_views.can_edit(request.user, current_view)),
+            "saved_view_changed": bool(current_view and current_view.query != query),
+            "current_query": query,
+            "shareable_teams": list(saved_views.shareable_teams(request.user)),
+            # The bulk action bar.
+            "bulk_actions": bulk.ACTIONS,
+            "bulk_max": bulk.MAX_CASES,
+            "assignable": list(selectors.assignable_users()),
+            "teams": list(Team.objects.order_by("name")),
+            "statuses": Status.choices,
+            "severities": [(s.value, s.value) for s in Severity],
             "paged": bool(cursor),
-            "extra_columns": [
-                (column, column.load(page.items) if column.load else None)
-                for column in extensions.queue_columns()
-            ],
+            # Other apps' columns (the SLA clocks) are shown on demand inside the "next due" cell,
+            # each loaded once for the page.
+            "extra_columns": queue_views.extra_column_data(extensions.queue_columns(), page.items),
         },
     )
 
 
+def _current_saved_view(request: HttpRequest):
+    """The saved view the URL names (``view=<id>``) when the user may see it, else None."""
+    raw = request.GET.get("view", "")
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
+        return None
+    view = saved_views.views_by_id(request.user, [int(raw)]).get(int(raw))
+    if view is None:
+        messages.info(request, "That saved view is not there any more (or not shared with you).")
+    return view
+
+
 def _quick_view(request: HttpRequest) -> str:
     """Which quick link the current URL is, for aria-current."""
-    keys = {k for k, v in request.GET.items() if v and k not in ("sort", "cursor")}
+    keys = {
+        k
+        for k, v in request.GET.items()
+        if v and k not in ("sort", "cursor", "view") and (k, v) != ("state", "open")
+    }
     if not keys:
         return "open"
     if keys == {"mine"} and request.GET.get("mine") == "true":

@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
     # Built concurrently on PostgreSQL (no write lock on the cases table).
     atomic = False
 
-    dependencies = [("cases", "0009_case_search")]
+    dependencies = [("cases", "0011_saved_views")]
 
     operations = [
         migration_ops.AddIndexConcurrently(

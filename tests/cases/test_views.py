@@ -32,7 +32,7 @@ def agent_client(client, agent):
 def _keys(response) -> list[str]:
     """The case keys of the queue's rows, in order."""
     html = response.content.decode()
-    return re.findall(r'<td class="nowrap"><a href="/cases/(CASE-\d+)/">', html)
+    return re.findall(r'<td class="q-key nowrap"><a href="/cases/(CASE-\d+)/">', html)
 
 
 def _messages(response) -> list[str]:
@@ -106,9 +106,7 @@ def test_queue_row_shows_what_an_agent_needs_without_database_ids(
     case = _case(organisation, contact, actor=agent, now=now, severity="P1", team=team, title="Checkout down")
     response = agent_client.get(reverse("cases:queue"))
     html = response.content.decode()
-    row = re.search(
-        rf"<tr>\s*<td class=\"nowrap\"><a href=\"/cases/{case.key}/\">.*?</tr>", html, re.S
-    ).group(0)
+    row = re.search(rf"<tr class=\"q-row\" data-key=\"{case.key}\".*?</tr>", html, re.S).group(0)
     assert "Checkout down" in row
     assert "Acme Corp" in row
     assert "Enterprise" in row
@@ -161,7 +159,7 @@ def test_queue_filters(agent_client, organisation, contact, agent, other_agent, 
 def test_queue_filter_form_is_a_shareable_get_form_with_quick_links(agent_client):
     html = agent_client.get(reverse("cases:queue"), {"mine": "true"}).content.decode()
     assert re.search(r'<form method="get" action="/cases/"', html)
-    assert 'href="/cases/?mine=true" aria-current="page">Mine</a>' in html
+    assert re.search(r'href="/cases/\?mine=true" aria-current="page">Mine <', html)
     assert 'href="/cases/?unassigned=true"' in html
     assert 'name="mine" value="true" checked' in html
     for name in ("q", "state", "organisation", "tier", "assignee", "team", "tag", "sort"):
