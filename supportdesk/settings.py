@@ -14,6 +14,9 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONCE as CSP_NONCE
+from csp.constants import NONE as CSP_NONE
+from csp.constants import SELF as CSP_SELF
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
@@ -95,6 +98,7 @@ INSTALLED_APPS = [
     "inbound",
     "anymail",
     "axes",
+    "csp",
 ]
 
 MIDDLEWARE = [
@@ -111,6 +115,7 @@ MIDDLEWARE = [
     "supportdesk.core.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Last: refuses a login from a locked-out account or address (django-axes).
     "axes.middleware.AxesMiddleware",
 ]
@@ -394,6 +399,29 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", Fals
 SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp): scripts and styles from this site only, an inline <script>
+# or <style> only with the request's nonce (templates write nonce="{{ request.csp_nonce }}"), no
+# style="" attributes, no plugins, no framing, forms post to this site. CSP_REPORT_ONLY=true sends
+# the same policy as Content-Security-Policy-Report-Only (to try a change without breaking pages).
+_CSP_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [CSP_SELF],
+        "script-src": [CSP_SELF, CSP_NONCE],
+        "style-src": [CSP_SELF, CSP_NONCE],
+        "img-src": [CSP_SELF, "data:"],
+        "font-src": [CSP_SELF],
+        "connect-src": [CSP_SELF],
+        "object-src": [CSP_NONE],
+        "base-uri": [CSP_SELF],
+        "form-action": [CSP_SELF],
+        "frame-ancestors": [CSP_NONE],
+    }
+}
+if env_bool("CSP_REPORT_ONLY", False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP_POLICY
+else:
+    CONTENT_SECURITY_POLICY = _CSP_POLICY
 # /healthz is answered before host checks and HTTPS redirects (core.middleware.HealthCheckMiddleware).
 
 # --- Health (/healthz/live, /healthz/ready; supportdesk.core.health) ----------------------------

@@ -1,7 +1,9 @@
+from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from supportdesk.core import health, prometheus
 from supportdesk.core import views as core_views
@@ -33,7 +35,13 @@ urlpatterns = [
     path("inbound/", include("inbound.urls")),
     path("api/", include("inbound.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # The split view serves Swagger UI's start-up script as a file: no inline script under the CSP.
+    # Swagger UI writes inline styles as it builds the page: this page alone allows those.
+    path(
+        "api/docs/",
+        csp_update({"style-src": [CSP_UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]
 
 # Styled error pages with the server's reason; JSON for the API (supportdesk/core/error_views.py).

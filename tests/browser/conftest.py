@@ -59,8 +59,34 @@ def browser():
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        new_context = chromium.new_context
+
+        def watched_context(*args, **kwargs):
+            """Every context reports what the Content-Security-Policy refused (see below)."""
+            context = new_context(*args, **kwargs)
+            context.on("console", _record_csp_violation)
+            return context
+
+        chromium.new_context = watched_context
         yield chromium
         chromium.close()
+
+
+CSP_VIOLATIONS: list[str] = []
+
+
+def _record_csp_violation(message) -> None:
+    if message.type == "error" and "Content Security Policy" in message.text:
+        CSP_VIOLATIONS.append(f"{message.location.get('url', '')}: {message.text}")
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violations():
+    """The pages work under the shipped Content-Security-Policy: a browser test fails when the
+    browser refused a script, a style or a style attribute of the page."""
+    CSP_VIOLATIONS.clear()
+    yield
+    assert not CSP_VIOLATIONS, "Content-Security-Policy violations:\n" + "\n".join(CSP_VIOLATIONS)
 
 
 @pytest.fixture

@@ -100,8 +100,7 @@ def icon(name: str, label: str = "") -> str:
         a11y, title = mark_safe('aria-hidden="true" focusable="false"'), ""
     return format_html(
         '<svg class="icon icon-{}" viewBox="0 0 16 16" width="1em" height="1em" fill="none" '
-        'stroke="currentColor" stroke-width="1.8" stroke-linecap="round" '
-        'style="vertical-align:-0.125em;flex:none" {}>{}{}</svg>',
+        'stroke="currentColor" stroke-width="1.8" stroke-linecap="round" {}>{}{}</svg>',
         name,
         a11y,
         title,
