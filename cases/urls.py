@@ -16,6 +16,7 @@ urlpatterns = [
     path("views/<int:pk>/delete/", queue_actions.saved_view_delete, name="saved_view_delete"),
     path("bulk/", queue_actions.bulk_change, name="bulk"),
     path("<str:key>/", views.detail, name="detail"),
+    path("<str:key>/clocks/", views.queue_clocks, name="queue_clocks"),
     path("<str:key>/reply/", views.reply, name="reply"),
     path("<str:key>/note/", views.note, name="note"),
     path("<str:key>/transition/", views.transition, name="transition"),

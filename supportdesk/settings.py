@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from csp.constants import NONCE as CSP_NONCE
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
-from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 

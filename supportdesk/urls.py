@@ -39,7 +39,9 @@ urlpatterns = [
     # Swagger UI writes inline styles as it builds the page: this page alone allows those.
     path(
         "api/docs/",
-        csp_update({"style-src": [CSP_UNSAFE_INLINE]})(SpectacularSwaggerSplitView.as_view(url_name="api-schema")),
+        csp_update({"style-src": [CSP_UNSAFE_INLINE]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
         name="api-docs",
     ),
 ]

@@ -7,6 +7,19 @@
   }
 
   ready(function () {
+    // The other clocks of a case load when its "next due" cell is opened (once).
+    document.querySelectorAll("details.due-more[data-clocks-url]").forEach(function (cell) {
+      cell.addEventListener("toggle", function () {
+        if (!cell.open || cell.dataset.loaded) { return; }
+        cell.dataset.loaded = "1";
+        var body = cell.querySelector(".due-clocks");
+        fetch(cell.dataset.clocksUrl, { credentials: "same-origin", headers: { "Accept": "text/html" } })
+          .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+          .then(function (html) { body.innerHTML = html; })
+          .catch(function () { delete cell.dataset.loaded; });
+      });
+    });
+
     var filters = document.querySelector("form.q-filters");
     // A changed sort order applies at once (the Apply button stays for everything else).
     var sort = filters && filters.querySelector("select[name='sort']");

@@ -5,7 +5,7 @@ import datetime as dt
 from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from supportdesk.core.instants import DAY_FORMAT, WHEN_DAY_FORMAT, WHEN_FORMAT, format_instant
@@ -105,4 +105,27 @@ def icon(name: str, label: str = "") -> str:
         a11y,
         title,
         mark_safe(shape),  # noqa: S308 - the constant shapes above, no input
+    )
+
+
+@register.simple_tag
+def select_field(field, css_class: str = "") -> str:
+    """A filter ``<select>`` with its label, written directly rather than through the widget's
+    templates: Django renders each ``<option>`` through a template, which costs more than the
+    page's queries for a list of hundreds of organisations. Same markup as cases/_field.html."""
+    current = field.value()
+    current = "" if current is None else str(current)
+    options = []
+    for value, label in field.field.choices:
+        value = "" if value is None else str(value)
+        selected = " selected" if value == current else ""
+        options.append(f'<option value="{escape(value)}"{selected}>{escape(label)}</option>')
+    classes = (
+        "field" + (" has-error" if field.errors else "") + (f" {escape(css_class)}" if css_class else "")
+    )
+    errors = str(field.errors) if field.errors else ""
+    return mark_safe(  # noqa: S308 - every value is escaped above
+        f'<div class="{classes}"><label for="{escape(field.id_for_label)}">{escape(field.label)}</label>'
+        f'<select name="{escape(field.html_name)}" id="{escape(field.auto_id)}">{"".join(options)}</select>'
+        f"{errors}</div>"
     )
