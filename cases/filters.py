@@ -40,7 +40,9 @@ class CaseFilter(django_filters.FilterSet):
     # distinct=False: a plain IN list needs no DISTINCT (which would sort every column at scale).
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, label="Status", distinct=False)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, label="Severity", distinct=False)
-    organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all(), label="Organisation")
+    organisation = django_filters.ModelChoiceFilter(
+        queryset=Organisation.objects.only("id", "name").order_by("name"), label="Organisation"
+    )
     tier = django_filters.ChoiceFilter(field_name="organisation__tier", choices=Tier.choices, label="Tier")
     assignee = StaffChoiceFilter(queryset=_assignable, label="Assignee")
     team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", label="Team")

@@ -22,9 +22,14 @@ from django.utils.safestring import SafeString, mark_safe
 from supportdesk.core.instants import format_instant
 from supportdesk.core.templatetags.supportdesk import when
 
+from .models import Severity, Status, Tier
 from .queue_views import QueueRow
 
 _SEVERITY_TONE = {"P1": " bad", "P2": " warn"}
+# The choices' labels, looked up once (``get_FOO_display`` rebuilds its mapping on every call).
+_TIER_LABELS = dict(Tier.choices)
+_SEVERITY_LABELS = dict(Severity.choices)
+_STATUS_LABELS = dict(Status.choices)
 _STATUS_TONE = {"resolved": " good", "closed": " good", "new": " warn", "reopened": " warn"}
 
 
@@ -37,24 +42,26 @@ def _cell(name: str, row: QueueRow, urls: dict[str, str]) -> str:
     case = row.case
     if name == "organisation":
         org = case.organisation
-        label = f"{escape(org.name)} · {escape(org.get_tier_display())}"
+        label = f"{escape(org.name)} · {escape(_TIER_LABELS.get(org.tier, org.tier))}"
         return (
             f'<td class="q-organisation" title="{label}">{escape(org.name)} '
-            f'<span class="muted">· {escape(org.get_tier_display())}</span></td>'
+            f'<span class="muted">· {escape(_TIER_LABELS.get(org.tier, org.tier))}</span></td>'
         )
     if name == "severity":
         unconfirmed = not case.severity_confirmed
         return (
             f'<td class="q-severity{" unconfirmed" if unconfirmed else ""}">'
             f'<span class="pill sev sev-{escape(case.severity)}{_SEVERITY_TONE.get(case.severity, "")}" '
-            f'title="{escape(case.get_severity_display())}">{escape(case.severity)}</span>'
+            f'title="{escape(_SEVERITY_LABELS.get(case.severity, case.severity))}">'
+            f"{escape(case.severity)}</span>"
             + ('<span class="visually-hidden"> (not confirmed yet)</span>' if unconfirmed else "")
             + "</td>"
         )
     if name == "status":
         return (
             f'<td class="q-status"><span class="pill status status-{escape(case.status)}'
-            f'{_STATUS_TONE.get(case.status, "")}">{escape(case.get_status_display())}</span></td>'
+            f'{_STATUS_TONE.get(case.status, "")}">'
+            f"{escape(_STATUS_LABELS.get(case.status, case.status))}</span></td>"
         )
     if name == "assignee":
         if case.assignee_id:
