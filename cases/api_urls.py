@@ -1,8 +1,9 @@
 """REST API routes of the cases app, mounted under /api/ (see supportdesk/urls.py)."""
 
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from . import api
+from . import api, macro_api
 
 app_name = "cases_api"
 
@@ -12,5 +13,13 @@ router.register("organisations", api.OrganisationViewSet, basename="organisation
 router.register("contacts", api.ContactViewSet, basename="contact")
 router.register("teams", api.TeamViewSet, basename="team")
 router.register("staff", api.StaffViewSet, basename="staff")
+router.register("macros", macro_api.MacroViewSet, basename="macro")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "cases/<str:key>/apply-macro/",
+        macro_api.ApplyMacroView.as_view(),
+        name="case-apply-macro",
+    ),
+    *router.urls,
+]

@@ -297,14 +297,14 @@ def _apply_fields(case: Case, macro: Macro, *, actor, now, result: MacroResult) 
     try:
         services.update_case(case, actor=actor, now=now, **kwargs)
     except DomainError as exc:
-        for action in ("tags", "team"):
+        for action in ("team", "tags"):
             if action in kwargs:
                 result.refused.append(MacroRefusal(action, exc.message))
         return
-    if new_tags:
-        result.changed.append(MacroChange("tags", "tags added: " + ", ".join(new_tags)))
     if "team" in kwargs:
         result.changed.append(MacroChange("team", f"team set to {macro.set_team.name}"))
+    if new_tags:
+        result.changed.append(MacroChange("tags", "tags added: " + ", ".join(new_tags)))
 
 
 def _apply_status(case: Case, status: str, *, actor, now, result: MacroResult) -> None:
