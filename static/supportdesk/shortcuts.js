@@ -70,6 +70,9 @@
       box.id = "shortcut-toast";
       box.className = "shortcut-toast";
       box.setAttribute("role", "status");
+      // Styled by composer.css where it is loaded; readable without it too.
+      box.style.cssText = "position:fixed;bottom:16px;left:50%;transform:translateX(-50%);z-index:10;" +
+        "background:#1c2330;color:#fff;padding:8px 14px;border-radius:6px;max-width:92vw";
       document.body.appendChild(box);
     }
     box.textContent = text;
@@ -140,6 +143,7 @@
     title.textContent = "Keyboard shortcuts";
     dialog.appendChild(title);
     var list = document.createElement("dl");
+    list.style.cssText = "display:grid;grid-template-columns:max-content 1fr;gap:6px 14px";
     SHORTCUTS.forEach(function (row) {
       var dt = document.createElement("dt");
       var k = document.createElement("kbd");
