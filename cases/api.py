@@ -439,6 +439,12 @@ class CaseTransitionSerializer(serializers.Serializer):
     )
     assignee = UsernameField(required=False, help_text="Sets the owner when triaging.")
     team = TeamSlugField(required=False, help_text="Sets the owning team when triaging.")
+    reason = StrictCharField(
+        required=False,
+        allow_blank=True,
+        max_length=5_000,
+        help_text="Why the case is reopened: required with `to: reopened`, kept on the timeline.",
+    )
     version = serializers.IntegerField(
         min_value=1, required=False, help_text="The version you loaded; a stale one is refused with 409."
     )
@@ -447,6 +453,14 @@ class CaseTransitionSerializer(serializers.Serializer):
         if value not in Status.values:
             raise ValidationError(f"“{value}” is not a case status; use one of {', '.join(Status.values)}.")
         return value
+
+    def validate(self, attrs):
+        if lifecycle.needs_reason(attrs.get("to", "")):
+            if not attrs.get("reason", "").strip():
+                raise ValidationError({"reason": [lifecycle.REASON_MISSING]})
+        else:
+            attrs.pop("reason", None)
+        return attrs
 
 
 class CaseMessageSerializer(serializers.Serializer):

@@ -98,6 +98,11 @@ def _attachments_help() -> str:
 class ReplyForm(forms.Form):
     body = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=50_000)
     attachments = MultipleFileField(label="Attach files — sent with the reply")
+    # "Send reply and set status": the reply is sent, then the case moves (if the lifecycle allows).
+    # Any status is accepted so an illegal one reaches the lifecycle and gets its reason.
+    status = forms.ChoiceField(label="Then set status", choices=[("", ""), *Status.choices], required=False)
+    # The macro whose text was inserted (by the picker's script): its tags and team are applied too.
+    macro = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=1)
 
     def __init__(self, *args, case: Case, **kwargs):
         kwargs.setdefault("auto_id", "reply_%s")
@@ -105,6 +110,15 @@ class ReplyForm(forms.Form):
         self.fields["body"].label = f"Public reply — e-mailed to {case.requester.email}"
         self.fields["body"].error_messages["required"] = "A reply cannot be empty."
         self.fields["attachments"].help_text = _attachments_help()
+        labels = dict(Status.choices)
+        # Reopening needs a reason (the status form asks for it), so it is not offered here.
+        self.quick_statuses = [
+            s for s in lifecycle.allowed_next(case.status) if not lifecycle.needs_reason(s)
+        ]
+        self.fields["status"].widget.choices = [
+            ("", "— keep the status —"),
+            *((s, labels[s]) for s in self.quick_statuses),
+        ]
 
 
 class NoteForm(forms.Form):
@@ -135,6 +149,13 @@ class TransitionForm(forms.Form):
     )
     assignee = StaffChoiceField(label="Assignee", empty_label="— keep —")
     team = TeamChoiceField(label="Team", empty_label="— keep —")
+    reason = forms.CharField(
+        label="Why is it reopened?",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        max_length=5_000,
+        help_text="Recorded on the timeline with the reopen (internal).",
+    )
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
 
     def __init__(self, *args, case: Case, **kwargs):
@@ -154,14 +175,24 @@ class TransitionForm(forms.Form):
         # No status is preselected: changing the status is always a deliberate choice.
         self.fields["to"].widget.choices = [("", "— choose —"), *((s, labels[s]) for s in self.allowed)]
         self.offers_triage = Status.TRIAGED in self.allowed
+        self.offers_reopen = Status.REOPENED in self.allowed
         if not self.offers_triage:
             for name in ("severity", "assignee", "team"):
                 del self.fields[name]
 
+    def clean(self):
+        data = super().clean()
+        if lifecycle.needs_reason(data.get("to", "")) and not data.get("reason", "").strip():
+            self.add_error("reason", lifecycle.REASON_MISSING)
+        return data
+
     def service_kwargs(self) -> dict:
-        """The arguments for services.transition: triage details only when triaging."""
+        """The arguments for services.transition: triage details only when triaging, the reason
+        only when reopening."""
         data = self.cleaned_data
         kwargs: dict = {"expected_version": data["version"]}
+        if lifecycle.needs_reason(data["to"]):
+            kwargs["reason"] = data["reason"].strip()
         if data["to"] == Status.TRIAGED and self.offers_triage:
             kwargs["severity"] = data.get("severity") or None
             kwargs["assignee"] = data.get("assignee")
@@ -277,4 +308,54 @@ class CaseCreateForm(forms.Form):
                 "requester",
                 f"{requester.name} belongs to {requester.organisation.name}, not {organisation.name}.",
             )
+        return data
+
+
+class MacroForm(forms.Form):
+    """A macro's text and actions; saved through ``cases.macros.save_macro`` (which checks again)."""
+
+    name = forms.CharField(label="Name", max_length=100)
+    body = forms.CharField(
+        label="Reply text",
+        widget=forms.Textarea(attrs={"rows": 8}),
+        required=False,
+        max_length=50_000,
+        help_text="Sent to the customer as a public reply. Leave it empty for a macro of actions only.",
+    )
+    shared = forms.BooleanField(
+        label="Shared with every agent",
+        required=False,
+        help_text="Only managers create and change shared macros.",
+    )
+    set_status = forms.ChoiceField(label="Then set status", required=False)
+    add_tags = TagsField(label="Add tags")
+    set_team = TeamChoiceField(label="Set team", empty_label="— keep —")
+
+    def __init__(self, *args, can_share: bool, **kwargs):
+        kwargs.setdefault("auto_id", "macro_%s")
+        super().__init__(*args, **kwargs)
+        from .models import MACRO_STATUSES
+
+        self.fields["set_status"].choices = [("", "— keep the status —"), *MACRO_STATUSES]
+        if not can_share:
+            self.fields["shared"].disabled = True
+            self.fields["shared"].help_text = "Only managers create and change shared macros."
+
+    def clean_body(self) -> str:
+        from .macros import check_placeholders
+
+        body = self.cleaned_data.get("body", "")
+        check_placeholders(body)
+        return body
+
+    def clean(self):
+        data = super().clean()
+        has_content = (
+            data.get("body", "").strip()
+            or data.get("set_status")
+            or data.get("add_tags")
+            or data.get("set_team")
+        )
+        if not has_content and "body" not in self.errors:
+            self.add_error("body", "Write the reply, or choose at least one action.")
         return data

@@ -55,3 +55,14 @@ def check_transition(current: str, to: str, *, system: bool = False) -> None:
         raise IllegalTransition(
             current, to, "Cases close automatically after the configured days in “resolved”."
         )
+
+
+# A person who reopens a case says why (the customer's mail is the reason when the customer's
+# mail reopens it): the reason goes on the timeline with the reopen.
+REASON_REQUIRED: frozenset[str] = frozenset({Status.REOPENED})
+REASON_MISSING = "Say why the case is reopened (what the customer reported)."
+
+
+def needs_reason(to: str) -> bool:
+    """Whether a person moving a case to ``to`` must give a reason."""
+    return to in REASON_REQUIRED

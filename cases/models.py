@@ -475,3 +475,66 @@ class SavedView(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+# --- Macros ---------------------------------------------------------------------------------------
+
+
+def validate_macro_body(value: str) -> None:
+    """Every ``{{placeholder}}`` of a macro's text is one ``cases.macros`` knows how to fill."""
+    from .macros import check_placeholders
+
+    check_placeholders(value)
+
+
+#: The statuses a macro may set: those a person moves a case to (never back to new, and closing
+#: happens only automatically).
+MACRO_STATUSES = [(s.value, s.label) for s in Status if s not in (Status.NEW, Status.CLOSED, Status.REOPENED)]
+
+
+class Macro(models.Model):
+    """A reusable reply (with placeholders such as ``{{requester_first_name}}``) and optional
+    actions applied with it: set a status, add tags, set the team. Personal (``owner``) or shared
+    (no owner, managed by managers). Applied through ``cases.macros.apply_macro``."""
+
+    name = models.CharField(max_length=100)
+    body = models.TextField(
+        blank=True,
+        max_length=50_000,
+        validators=[validate_macro_body],
+        help_text="The public reply; may use placeholders.",
+    )
+    set_status = models.CharField(max_length=32, choices=MACRO_STATUSES, blank=True, default="")
+    add_tags = models.JSONField(default=list, blank=True, help_text="Tag names added to the case.")
+    set_team = models.ForeignKey(Team, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # A personal macro goes with its owner; a shared one (no owner) stays when its author leaves.
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, null=True, blank=True, related_name="macros"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["owner", "name"], name="macro_name_unique_per_owner", condition=Q(owner__isnull=False)
+            ),
+            models.UniqueConstraint(
+                fields=["name"], name="macro_shared_name_unique", condition=Q(owner__isnull=True)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_shared(self) -> bool:
+        return self.owner_id is None
+
+    @property
+    def has_actions(self) -> bool:
+        return bool(self.set_status or self.add_tags or self.set_team_id)

@@ -195,11 +195,14 @@ def transition(
     severity: str | None = None,
     assignee: AbstractBaseUser | None = None,
     team: Team | None = None,
+    reason: str = "",
 ) -> Case:
     """Move ``case`` to status ``to`` or raise IllegalTransition / Conflict.
 
     Triaging confirms the severity (``severity`` may be given) and needs an owner (``assignee``
-    or ``team`` may be given). Records the lifecycle timestamps the metrics use.
+    or ``team`` may be given). Records the lifecycle timestamps the metrics use. ``reason`` (why
+    a person reopens the case; the forms and the API require it, see ``lifecycle.needs_reason``)
+    is kept on the reopen event.
     """
     with transaction.atomic():
         case = _lock(case, expected_version=expected_version)
@@ -237,7 +240,9 @@ def transition(
         if to == Status.REOPENED:
             case.reopen_count += 1
             case.save(update_fields=["reopen_count"])
-            record_event(case, EventKind.REOPENED, actor=actor, now=now, old=old, new=to)
+            record_event(
+                case, EventKind.REOPENED, actor=actor, now=now, old=old, new=to, body=(reason or "").strip()
+            )
         record_event(case, EventKind.STATUS_CHANGED, actor=actor, now=now, field="status", old=old, new=to)
     return case
 

@@ -25,9 +25,9 @@ from supportdesk.core.decorators import role_required
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import download_response
 from supportdesk.core.models import OutboundMessage
-from supportdesk.core.roles import is_agent
+from supportdesk.core.roles import is_agent, is_manager
 
-from . import bulk, extensions, queue_render, queue_views, saved_views, selectors, services
+from . import bulk, extensions, macros, queue_render, queue_views, saved_views, selectors, services
 from .filters import CaseFilter
 from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
 from .models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
@@ -287,7 +287,14 @@ class _Describer:
             else:
                 summary = f"{name} changed"
         elif kind == EventKind.REOPENED:
-            summary = "Reopened the case: the customer says it is not fixed"
+            # The reason is the event's body (required from a person since it was asked for);
+            # a customer's mail that reopens the case is the entry just before it.
+            if body:
+                summary = "Reopened the case. Reason:"
+            elif event.actor_id is None and not event.imported:
+                summary = "Reopened the case: the customer wrote again after it was resolved"
+            else:
+                summary = "Reopened the case (no reason recorded)"
         elif kind == EventKind.CUSTOMER_MESSAGE:
             return TimelineEntry(
                 event=event, label="Customer", summary="", body=body, mail=_mail_details(event)
@@ -382,11 +389,49 @@ def _render_case(
         "note_form": note_form or NoteForm(),
         "transition_form": transition_form or TransitionForm(case=case),
         "fields_form": fields_form or CaseFieldsForm(case=case),
+        "macro_picker": _macro_picker(request, case),
+        "can_assign_me": can_assign_me(request.user, case),
         "head_panels": extensions.case_panels("head"),
         "main_panels": extensions.case_panels("main"),
         "side_panels": extensions.case_panels("side"),
     }
     return render(request, "cases/detail.html", context, status=status)
+
+
+@dataclass
+class PickerMacro:
+    """A macro as the case page's picker offers it: its text already filled in for this case."""
+
+    macro: Any
+    text: str
+    status: str
+    status_label: str
+    tags: list[str]
+    team: str
+
+
+def _macro_picker(request: HttpRequest, case: Case) -> list[PickerMacro]:
+    if case.status == Status.CLOSED:
+        return []
+    labels = dict(Status.choices)
+    return [
+        PickerMacro(
+            macro=m,
+            text=macros.render_macro(m, case, agent=request.user),
+            status=m.set_status,
+            status_label=labels.get(m.set_status, ""),
+            tags=list(m.add_tags or []),
+            team=m.set_team.name if m.set_team_id else "",
+        )
+        for m in macros.visible_macros(request.user)
+    ]
+
+
+def can_assign_me(user, case: Case) -> bool:
+    """Whether the page offers "Assign to me" (the service decides again when it is pressed)."""
+    if case.status == Status.CLOSED or case.assignee_id == user.pk:
+        return False
+    return case.assignee_id is None or is_manager(user)
 
 
 @agent_required
@@ -431,21 +476,62 @@ def _refused(
 @agent_required
 @require_POST
 def reply(request: HttpRequest, key: str) -> HttpResponse:
+    """Send the reply; then, when chosen, move the case to the chosen status (a refused move leaves
+    the reply sent and says why). With the picker's macro, its tags and team are applied too."""
     case = _case_or_404(request, key)
     form = ReplyForm(request.POST, request.FILES, case=case)
     what = "The reply was not sent"
     if not form.is_valid():
         return _refused(request, key, form_name="reply_form", what=what)
+    data = form.cleaned_data
+    now = timezone.now()
+    if data["macro"]:
+        macro = macros.visible_macros(request.user).filter(pk=data["macro"]).first()
+        if macro is None:
+            error = DomainError("That macro does not exist or is not yours to use.", field="macro")
+            return _refused(request, key, form_name="reply_form", what=what, error=error)
+        result = macros.apply_macro_parts(
+            case,
+            macro,
+            actor=request.user,
+            now=now,
+            body=data["body"],
+            status=data["status"],
+            attachments=data["attachments"],
+        )
+        if result.reply is None:
+            reason = result.refused[0].reason if result.refused else "The reply is empty."
+            return _refused(request, key, form_name="reply_form", what=what, error=DomainError(reason))
+        _reply_sent(request, case, len(data["attachments"]), macro=macro.name)
+        for change in result.changed:
+            if change.action != "reply":
+                messages.success(request, f"Macro “{macro.name}”: {change.detail}.")
+        for refusal in result.refused:
+            messages.error(request, f"The {refusal.action} was not changed: {refusal.reason}")
+        return redirect(case)
     try:
-        data = form.cleaned_data
         services.add_public_reply(
-            case, body=data["body"], attachments=data["attachments"], actor=request.user, now=timezone.now()
+            case, body=data["body"], attachments=data["attachments"], actor=request.user, now=now
         )
     except DomainError as exc:
         return _refused(request, key, form_name="reply_form", what=what, error=exc)
-    files = _files_phrase(len(data["attachments"]))
-    messages.success(request, f"Reply{files} recorded and queued for delivery to {case.requester.email}.")
+    _reply_sent(request, case, len(data["attachments"]))
+    if data["status"]:
+        try:
+            case = services.transition(case, data["status"], actor=request.user, now=now)
+        except DomainError as exc:
+            messages.error(request, f"The reply was sent, but the status was not changed: {exc.message}")
+        else:
+            messages.success(request, f"{case.key} is now {case.get_status_display().lower()}.")
     return redirect(case)
+
+
+def _reply_sent(request: HttpRequest, case: Case, files: int, *, macro: str = "") -> None:
+    source = f" (macro “{macro}”)" if macro else ""
+    messages.success(
+        request,
+        f"Reply{_files_phrase(files)}{source} recorded and queued for delivery to {case.requester.email}.",
+    )
 
 
 @agent_required
@@ -519,6 +605,27 @@ def update(request: HttpRequest, key: str) -> HttpResponse:
         messages.info(request, "Nothing changed.")
     else:
         messages.success(request, f"{case.key} updated.")
+    return redirect(case)
+
+
+@agent_required
+@require_POST
+def assign_me(request: HttpRequest, key: str) -> HttpResponse:
+    """Take the case: the assign service decides (an agent takes an unassigned case; a manager any)."""
+    case = _case_or_404(request, key)
+    version = request.POST.get("version", "")
+    expected = int(version) if version.isascii() and version.isdigit() else None
+    if case.assignee_id == request.user.pk:
+        messages.info(request, f"{case.key} is already yours.")
+        return redirect(case)
+    try:
+        case = services.update_case(
+            case, assignee=request.user, actor=request.user, now=timezone.now(), expected_version=expected
+        )
+    except DomainError as exc:
+        messages.error(request, f"{case.key} was not assigned to you: {exc.message}")
+        return _render_case(request, _case_or_404(request, key), status=exc.status_code)
+    messages.success(request, f"{case.key} is now assigned to you.")
     return redirect(case)
 
 

@@ -27,6 +27,7 @@ from . import selectors, services
 from .forms import ArticleForm, CreateFromCaseForm, LinkForm, SearchForm, VoteForm
 from .models import Article, ArticleStatus, Kind
 from .pagination import CappedCountPaginator
+from .plaintext import markdown_to_plain
 from .rendering import diff_lines, render_markdown
 
 PAGE_SIZE = 20
@@ -213,12 +214,13 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
 @staff_required
 @require_GET
 def customer_text(request: HttpRequest, slug: str) -> HttpResponse:
-    """The published text of a customer-facing article, as plain text to paste into a reply."""
+    """The published text of a customer-facing article, as plain text to paste into a reply (its
+    Markdown converted: no markup, links as "text (url)")."""
     article = _article_or_404(slug)
     if article.kind != Kind.ARTICLE or article.status != ArticleStatus.PUBLISHED:
         raise Http404("Only a published customer-facing article has text for customers.")
     response = HttpResponse(
-        article.published_revision.body_markdown, content_type="text/plain; charset=utf-8"
+        markdown_to_plain(article.published_revision.body_markdown), content_type="text/plain; charset=utf-8"
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("cases", "0009_case_search"),
+        ("cases", "0010_macros"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -10,6 +10,7 @@ from cases.models import Case
 
 from .. import selectors
 from ..models import Article, ArticleCaseLink, Kind
+from ..plaintext import markdown_to_plain
 
 register = template.Library()
 
@@ -32,7 +33,8 @@ def knowledge_for_case(case: Case, limit: int = 5) -> CaseKnowledge:
 
 @register.filter
 def customer_text(article: Article) -> str:
-    """The published text of a customer-facing article ("" for runbooks: they never go to customers)."""
+    """The published text of a customer-facing article as plain text for a reply e-mail ("" for
+    runbooks: they never go to customers)."""
     if article.kind != Kind.ARTICLE or article.status != "published" or article.published_revision is None:
         return ""
-    return article.published_revision.body_markdown
+    return markdown_to_plain(article.published_revision.body_markdown)

@@ -11,12 +11,18 @@
     var invalid = document.querySelector("[aria-invalid='true']");
     if (invalid) { invalid.focus(); }
 
-    // Status form: the triage fields matter only when the chosen status is "triaged".
+    // Status form: the triage fields matter only when the chosen status is "triaged", the
+    // reopen reason only when it is "reopened" (a fieldset with an error stays visible).
     document.querySelectorAll("form.transition-form").forEach(function (form) {
       var to = form.querySelector("select[name='to']");
-      var triage = form.querySelector("fieldset[data-when]");
-      if (!to || !triage) { return; }
-      function sync() { triage.hidden = to.value !== triage.getAttribute("data-when"); }
+      var sets = form.querySelectorAll("fieldset[data-when]");
+      if (!to || !sets.length) { return; }
+      function sync() {
+        sets.forEach(function (set) {
+          var invalid = set.querySelector("[aria-invalid='true']");
+          set.hidden = to.value !== set.getAttribute("data-when") && !invalid;
+        });
+      }
       to.addEventListener("change", sync);
       sync();
     });

@@ -762,7 +762,9 @@ def test_closing_by_hand_is_refused(api, new_case, agent, now):
 
 def test_reopen_counts(api, new_case, agent, now):
     services.transition(new_case, "resolved", actor=agent, now=now)
-    response = send(api, "POST", url_of(new_case, "transition/"), {"to": "reopened"})
+    response = send(
+        api, "POST", url_of(new_case, "transition/"), {"to": "reopened", "reason": "Still failing"}
+    )
     assert response.status_code == 200
     assert response.json()["reopen_count"] == 1
     assert response.json()["allowed_transitions"] == ["in_progress", "resolved"]
@@ -780,7 +782,7 @@ def test_transition_with_stale_version_is_409(api, new_case, agent, now):
 def test_transition_on_a_closed_case_is_400(api, new_case, agent, now):
     services.transition(new_case, "resolved", actor=agent, now=now)
     services.auto_close_resolved(now=now + dt.timedelta(days=8))
-    response = send(api, "POST", url_of(new_case, "transition/"), {"to": "reopened"})
+    response = send(api, "POST", url_of(new_case, "transition/"), {"to": "reopened", "reason": "Back"})
     assert response.status_code == 400
     patch = send(api, "PATCH", url_of(new_case), {"title": "Too late"})
     assert patch.status_code == 400

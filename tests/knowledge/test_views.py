@@ -301,8 +301,8 @@ def test_case_box_offers_link_and_insert_for_suggestions(make_article, case_for_
     assert f'action="{reverse("knowledge:link-case", args=[case_for_sso.key])}"' in html
     assert f'name="article" value="{article.slug}"' in html
     assert f'name="article" value="{runbook.slug}"' in html
-    # Only customer-facing text can be inserted into a reply; a runbook is internal.
-    assert 'data-insert-text="Upload the **new** certificate &amp; retry."' in html
+    # Only customer-facing text can be inserted into a reply (as plain text); a runbook is internal.
+    assert 'data-insert-text="Upload the new certificate &amp; retry."' in html
     assert html.count("data-insert-text=") == 1
     assert f'href="{reverse("knowledge:customer-text", args=[article.slug])}"' in html
     assert reverse("knowledge:create-from-case", args=[case_for_sso.key]) in html
