@@ -8,10 +8,9 @@ bulk change can do nothing that the same person could not do one case at a time.
 per case, what changed, what was already so, and what was refused and why; one refusal never
 stops the others.
 
-The actions are a table, ``ACTIONS`` (name -> ``Action``), so another one is a single entry; the
-macros of ``cases.macros`` plug in the same way::
-
-    ACTIONS["macro"] = Action("Apply a macro", _apply_macro, parse=_macro_from_value)
+The actions are a table, ``ACTIONS`` (name -> ``Action``), so another one is a single entry
+(applying a macro is one: ``cases.macros.apply_macro`` per case). Reopening is not a bulk action:
+it asks for the customer's reason case by case.
 
 A selection is a list of keys (with the versions the person saw) or "every case matching this
 filter", at most ``MAX_CASES`` at once: a larger selection is refused as a whole, with the number,
@@ -28,10 +27,10 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 
-from supportdesk.core.errors import DomainError
+from supportdesk.core.errors import Conflict, DomainError
 
-from . import saved_views, selectors, services
-from .models import Case, Severity, Status, Team
+from . import lifecycle, macros, saved_views, selectors, services
+from .models import Case, Macro, Severity, Status, Team
 from .permissions import can_see_case
 
 MAX_CASES = 500
@@ -105,6 +104,11 @@ def _parse_status(raw, *, actor):
         raise DomainError(
             f"“{raw}” is not a case status; use one of {', '.join(Status.values)}.", field="value"
         )
+    if lifecycle.needs_reason(raw):
+        raise DomainError(
+            "Reopening needs the customer's reason for each case: reopen it from the case page.",
+            field="value",
+        )
     return raw
 
 
@@ -166,6 +170,28 @@ def _remove_tags(case, names, **kwargs) -> str | None:
     return _change_tags(case, names, add=False, **kwargs)
 
 
+def _parse_macro(raw, *, actor) -> Macro:
+    pk = str(raw or "").strip()
+    macro = macros.visible_macros(actor).filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 12 else None
+    if macro is None:
+        raise DomainError("Choose one of your macros or a shared one.", field="value")
+    return macro
+
+
+def _apply_macro(case: Case, macro: Macro, *, actor, now, version) -> str | None:
+    if case.version != version:
+        raise Conflict(
+            f"{case.key} was changed by someone else since you loaded it "
+            f"(your version {version}, now {case.version}). Reload and try again."
+        )
+    result = macros.apply_macro(case, macro, actor=actor, now=now)
+    refused = "; ".join(f"{r.action}: {r.reason}" for r in result.refused)
+    if not result.changed:
+        raise DomainError(refused or f"the macro {macro.name} changed nothing")
+    done = "; ".join(c.detail for c in result.changed)
+    return f"{done} (not done: {refused})" if refused else done
+
+
 ACTIONS: dict[str, Action] = {
     "assign": Action("Assign to", _assign, parse=_parse_assignee, unchanged="already assigned so"),
     "team": Action("Move to team", _set_team, parse=_parse_team, unchanged="already in that team"),
@@ -177,6 +203,7 @@ ACTIONS: dict[str, Action] = {
     ),
     "add_tags": Action("Add tags", _add_tags, parse=_parse_tags, unchanged="already has these tags"),
     "remove_tags": Action("Remove tags", _remove_tags, parse=_parse_tags, unchanged="has none of these tags"),
+    "macro": Action("Apply a macro", _apply_macro, parse=_parse_macro, unchanged="nothing to change"),
 }
 
 

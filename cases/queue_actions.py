@@ -212,6 +212,7 @@ BULK_VALUE_FIELDS = {
     "severity": "severity",
     "add_tags": "tags",
     "remove_tags": "tags",
+    "macro": "macro",
 }
 
 
@@ -223,6 +224,8 @@ def _bulk_label(action: str, value) -> str:
         shown = value.name if value else "no team"
     elif action == "status":
         shown = Status(value).label
+    elif action == "macro":
+        shown = f"“{value.name}”"
     elif isinstance(value, list):
         shown = ", ".join(value)
     else:

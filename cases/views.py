@@ -138,6 +138,7 @@ def queue(request: HttpRequest) -> HttpResponse:
             # The bulk action bar.
             "bulk_actions": bulk.ACTIONS,
             "bulk_max": bulk.MAX_CASES,
+            "bulk_macros": list(macros.visible_macros(request.user)),
             "assignable": list(selectors.assignable_users()),
             "teams": list(Team.objects.order_by("name")),
             "statuses": Status.choices,

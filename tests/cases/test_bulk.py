@@ -142,20 +142,35 @@ def test_bad_values_and_keys_are_refused_before_anything_changes(agent, monkeypa
         bulk.targets_from_keys(["CASE-1", "CASE-2", "case-3", "CASE-1"])
 
 
-def test_a_macro_is_one_more_entry_in_the_action_table(make_case, agent, monkeypatch):
-    case = make_case("Macro target")
-    calls = []
-    monkeypatch.setitem(
-        bulk.ACTIONS,
-        "macro",
-        bulk.Action(
-            "Apply a macro",
-            lambda c, macro, *, actor, now, version: calls.append((c.key, macro)) or "applied",
-        ),
+def test_a_macro_is_applied_to_each_case_through_the_macro_service(make_case, agent, other_agent):
+    from cases import macros
+    from cases.models import CaseEvent, EventKind, Macro
+
+    greeting = macros.save_macro(
+        Macro(),
+        actor=agent,
+        now=T0,
+        name="Looking into it",
+        body="Hello {{requester_first_name}}, we are on {{case_key}}.",
+        shared=False,
+        add_tags=["triaged-in-bulk"],
     )
-    result = _run([case], "macro", "greeting", actor=agent)
-    assert calls == [(case.key, "greeting")]
-    assert [o.text for o in result.changed] == ["applied"]
+    first, second = make_case("One"), make_case("Two")
+    result = _run([first, second], "macro", str(greeting.pk), actor=agent)
+    assert [o.key for o in result.changed] == [first.key, second.key]
+    for case in (first, second):
+        case.refresh_from_db()
+        reply = CaseEvent.objects.filter(case=case, kind=EventKind.PUBLIC_REPLY).get()
+        assert f"we are on {case.key}." in reply.body
+        assert "triaged-in-bulk" in {t.name for t in case.tags.all()}
+    # Another agent's personal macro is not theirs to apply.
+    with pytest.raises(DomainError, match="Choose one of your macros"):
+        bulk.parse_value("macro", str(greeting.pk), actor=other_agent)
+
+
+def test_reopening_is_not_a_bulk_change(agent):
+    with pytest.raises(DomainError, match="Reopening needs the customer's reason"):
+        bulk.parse_value("status", "reopened", actor=agent)
 
 
 # --- The browser ----------------------------------------------------------------------------------------
