@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django import forms
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
@@ -171,3 +173,93 @@ class AttachmentForm(forms.Form):
     file = forms.FileField(
         label="Attach a file", help_text="Logs (text, JSON, gzip, zip), screenshots (PNG, JPEG) or PDF."
     )
+
+
+# --- Engineering's actions on the engineer's page ------------------------------------------------
+
+
+class EngineeringActionForm(forms.Form):
+    """An engineering action; ``seen`` carries the version (``updated_at``) the page showed."""
+
+    seen = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, escalation: Escalation | None = None, **kwargs):
+        if escalation is not None and not args and "data" not in kwargs:
+            kwargs.setdefault("initial", {"seen": escalation.updated_at.isoformat()})
+        super().__init__(*args, **kwargs)
+
+    def clean_seen(self) -> dt.datetime | None:
+        value = (self.cleaned_data.get("seen") or "").strip()
+        if not value:
+            return None
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise forms.ValidationError("The page was out of date: reload it and try again.") from None
+        return parsed if parsed.tzinfo else None
+
+    def service_kwargs(self) -> dict:
+        data = {k: v for k, v in self.cleaned_data.items() if k != "seen"}
+        data["expected_updated_at"] = self.cleaned_data.get("seen")
+        return data
+
+
+class AcknowledgeForm(EngineeringActionForm):
+    pass
+
+
+class StartForm(EngineeringActionForm):
+    pass
+
+
+class QuestionsForm(EngineeringActionForm):
+    questions = forms.CharField(
+        label="Questions for support",
+        max_length=50_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": "Write the questions for support."},
+    )
+
+
+class LinkForm(EngineeringActionForm):
+    external_key = forms.CharField(
+        label="Ticket key", max_length=100, required=False, help_text="E.g. a Jira key: PAY-123."
+    )
+    external_url = forms.CharField(label="Ticket URL", max_length=500, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if not (data.get("external_key") or "").strip() and not (data.get("external_url") or "").strip():
+            raise forms.ValidationError("Give the engineering ticket's key or URL.")
+        return data
+
+
+class ResolveForm(EngineeringActionForm):
+    resolution = forms.CharField(
+        label="Resolution",
+        max_length=50_000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="What was wrong and what was done.",
+        error_messages={"required": "Describe the resolution."},
+    )
+    fix_version = forms.CharField(label="Fixed in version", max_length=100, required=False)
+
+
+class DeclineForm(EngineeringActionForm):
+    reason = forms.CharField(
+        label="Why decline?",
+        max_length=5_000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        error_messages={"required": "Say why the escalation is declined."},
+    )
+
+
+# The engineer page's forms by action name (as in ``states.ACTIONS``), with their form prefix.
+ENGINEERING_FORMS: dict[str, type[EngineeringActionForm]] = {
+    "acknowledge": AcknowledgeForm,
+    "request_info": QuestionsForm,
+    "start": StartForm,
+    "link": LinkForm,
+    "resolve": ResolveForm,
+    "decline": DeclineForm,
+}

@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
@@ -29,9 +29,9 @@ from cases.models import Case, CaseEvent, Status
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import check_upload, removed_on_error
-from supportdesk.core.roles import is_agent, is_engineer, is_manager
+from supportdesk.core.roles import is_manager
 
-from . import quality, selectors, webhooks
+from . import permissions, quality, webhooks
 from .models import (
     DeliveryStatus,
     EngineeringTeam,
@@ -41,7 +41,7 @@ from .models import (
     WebhookDelivery,
     WebhookEvent,
 )
-from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, check_action
+from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, Side, check_action
 from .validators import MAX_ATTACHMENTS_PER_ESCALATION
 
 logger = logging.getLogger(__name__)
@@ -83,15 +83,11 @@ _UNSET: Any = object()
 
 
 def _require_support(actor: AbstractBaseUser | None) -> None:
-    if not is_agent(actor):
-        raise PermissionDenied("Only support agents and managers can do this.")
+    permissions.require(actor, side=Side.SUPPORT)
 
 
 def _require_engineer(actor: AbstractBaseUser | None, escalation: Escalation) -> None:
-    if not is_engineer(actor):
-        raise PermissionDenied("Only engineers can do this.")
-    if not selectors.engineer_may_see_team(actor, escalation.team_id):
-        raise PermissionDenied(f"{escalation.key} is for a team outside your scope.")
+    permissions.require(actor, escalation, side=Side.ENGINEERING)
 
 
 # --- Helpers ---------------------------------------------------------------------------------------
@@ -503,12 +499,26 @@ def withdraw(
 
 
 def _engineering_move(
-    escalation: Escalation, action: str, *, actor, now: dt.datetime
+    escalation: Escalation,
+    action: str,
+    *,
+    actor,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
 ) -> tuple[Escalation, str]:
-    """Lock, check who and whether, and move to the action's target state (not yet saved)."""
+    """Lock, check who and whether, and move to the action's target state (not yet saved).
+
+    With ``expected_updated_at`` (the version the engineer's page showed) the action is refused
+    with Conflict when the escalation changed since: the engineer acts on what they read.
+    """
     escalation = _lock(escalation)
     _require_engineer(actor, escalation)
     target = check_action(escalation.key, escalation.state, action).target
+    if expected_updated_at is not None and escalation.updated_at != expected_updated_at:
+        raise Conflict(
+            f"{escalation.key} changed since you opened it (it is now "
+            f"{escalation.get_state_display().lower()}): read it again and retry."
+        )
     old = escalation.state
     if target is not None:
         escalation.state = target
@@ -516,10 +526,18 @@ def _engineering_move(
     return escalation, old
 
 
-def acknowledge(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def acknowledge(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering has seen the package and owns it."""
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "acknowledge", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "acknowledge", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.acknowledged_at = escalation.acknowledged_at or now
         escalation.save()
         _record(escalation, "escalation_acknowledged", actor=actor, now=now, old=old, new=escalation.state)
@@ -528,12 +546,19 @@ def acknowledge(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.date
 
 
 def request_info(
-    escalation: Escalation, *, questions: str, actor: AbstractBaseUser, now: dt.datetime
+    escalation: Escalation,
+    *,
+    questions: str,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """A bounce: engineering's questions go to support, who answer before engineering continues."""
     questions = _required_text(questions, field="questions", message="Write the questions for support.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "request_info", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "request_info", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.bounce_count += 1
         escalation.save()
         request = InfoRequest.objects.create(
@@ -560,10 +585,18 @@ def request_info(
     return escalation
 
 
-def start(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def start(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering is working on it."""
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "start", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "start", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.save()
         _record(escalation, "escalation_started", actor=actor, now=now, old=old, new=escalation.state)
         _emit(escalation, WebhookEvent.STARTED, now=now)
@@ -577,11 +610,14 @@ def resolve(
     actor: AbstractBaseUser,
     now: dt.datetime,
     fix_version: str = "",
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """Engineering fixed it; the case goes back to support (in progress) and its owner is told."""
     resolution = _required_text(resolution, field="resolution", message="Describe the resolution.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "resolve", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "resolve", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.resolution = resolution
         escalation.fix_version = (fix_version or "").strip()
         escalation.finished_at = now
@@ -609,11 +645,20 @@ def resolve(
     return escalation
 
 
-def decline(escalation: Escalation, *, reason: str, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def decline(
+    escalation: Escalation,
+    *,
+    reason: str,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering will not act on it (not a bug, wrong team, won't fix), and says why."""
     reason = _required_text(reason, field="reason", message="Say why the escalation is declined.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "decline", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "decline", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.decline_reason = reason
         escalation.finished_at = now
         escalation.save()
@@ -641,6 +686,7 @@ def link(
     now: dt.datetime,
     external_key: str = "",
     external_url: str = "",
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """Record engineering's own ticket (e.g. a Jira key and its URL)."""
     external_key = (external_key or "").strip()
@@ -653,7 +699,9 @@ def link(
         except ValidationError as exc:
             raise DomainError("Give an http:// or https:// URL.", field="external_url") from exc
     with transaction.atomic():
-        escalation, _old = _engineering_move(escalation, "link", actor=actor, now=now)
+        escalation, _old = _engineering_move(
+            escalation, "link", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         old_key = escalation.external_key or None
         escalation.external_key = external_key
         escalation.external_url = external_url

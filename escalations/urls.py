@@ -18,4 +18,5 @@ urlpatterns = [
     path("<int:pk>/attachments/", views.upload, name="upload"),
     path("<int:pk>/attachments/<int:attachment_id>/", views.attachment, name="attachment"),
     path("<int:pk>/view/", views.engineer_view, name="engineer-view"),
+    path("<int:pk>/view/<slug:action>/", views.engineer_action, name="engineer-action"),
 ]
