@@ -82,6 +82,9 @@ class Escalation(models.Model):
     product_version = models.CharField(max_length=100, blank=True)
     region = models.CharField(max_length=100, blank=True)
     tenant = models.CharField(max_length=200, blank=True)
+    environment = models.TextField(
+        blank=True, help_text="Other environment facts (deployment, OS, browser, ...), one per line."
+    )
     request_ids = models.TextField(blank=True, help_text="Request or correlation IDs, one per line.")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -123,6 +126,8 @@ class Escalation(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="First submission.")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True, help_text="Resolved, declined or withdrawn.")
+    # Claimed (conditional UPDATE) by the sweep that told the team it is not acknowledged in time.
+    ack_overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

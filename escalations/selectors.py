@@ -36,6 +36,21 @@ def engineer_may_see_team(user, team_id: int) -> bool:
     return ids is None or team_id in ids
 
 
+def team_engineers(team_id: int) -> list:
+    """The active engineers of a team: those whose scope names it (engineers without a scope, who see
+    every team, are nobody's members and are not notified)."""
+    from django.contrib.auth import get_user_model
+
+    from supportdesk.core.roles import Role
+
+    return list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.ENGINEER, engineer_scope__teams__id=team_id)
+        .distinct()
+        .order_by("username")
+    )
+
+
 def visible_escalations(user) -> QuerySet[Escalation]:
     qs = Escalation.objects.all()
     if is_agent(user):

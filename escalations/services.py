@@ -21,17 +21,20 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
 
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
+from supportdesk.core import outbox
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import check_upload, removed_on_error
+from supportdesk.core.models import MailKind, Notification
 from supportdesk.core.roles import is_manager
 
-from . import permissions, quality, webhooks
+from . import permissions, quality, selectors, webhooks
 from .models import (
     DeliveryStatus,
     EngineeringTeam,
@@ -59,6 +62,7 @@ PACKAGE_FIELDS: tuple[str, ...] = (
     "product_version",
     "region",
     "tenant",
+    "environment",
     "request_ids",
     "first_seen_at",
     "last_seen_at",
@@ -205,6 +209,58 @@ def _tell_case_owner(
         url=_path("escalations:detail", escalation.pk, fallback=f"/escalations/{escalation.pk}/"),
         now=now,
         dedupe_key=f"escalation:{escalation.pk}:{key}",
+    )
+
+
+def _tell_engineers(escalation: Escalation, *, what: str, title: str, body: str, now: dt.datetime) -> int:
+    """Tell the engineers of the escalation's team: in-app, and one e-mail to them (after commit).
+
+    Once per escalation and ``what``: the notifications' and the outbox's unique dedupe keys decide,
+    so a retried or concurrent caller writes nothing twice. Returns how many engineers were told.
+    """
+    people = selectors.team_engineers(escalation.team_id)
+    if not people:
+        return 0
+    key = f"escalation:{escalation.pk}:engineering:{what}"
+    url = _path("escalations:engineer-view", escalation.pk, fallback=f"/escalations/{escalation.pk}/view/")
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient=person,
+                kind=f"escalation_{what.split(':', 1)[0]}",
+                title=title[:300],
+                body=body,
+                url=url,
+                created_at=now,
+                dedupe_key=key,
+            )
+            for person in people
+        ],
+        ignore_conflicts=True,
+    )
+    addresses = sorted({person.email for person in people if person.email})
+    if addresses:
+        outbox.enqueue_many(
+            [
+                outbox.build(
+                    kind=MailKind.ESCALATION_NOTICE,
+                    to=addresses,
+                    subject=f"[{escalation.key}] {title}",
+                    body=f"{body}\n\n{settings.SITE_URL}{url}\n",
+                    headers={"X-SupportDesk-Escalation": escalation.key, "X-SupportDesk-Notification": key},
+                    dedupe_key=key,
+                    now=now,
+                )
+            ]
+        )
+    return len(people)
+
+
+def _headline(escalation: Escalation) -> str:
+    case = escalation.case
+    return (
+        f"{case.key} · {case.organisation.name} ({case.organisation.get_tier_display()}) · "
+        f"{escalation.severity} · quality {escalation.quality_score}/{quality.MAX_SCORE}"
     )
 
 
@@ -429,6 +485,13 @@ def submit(
         )
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.SUBMITTED, now=now)
+        _tell_engineers(
+            escalation,
+            what="submitted",
+            title=f"{escalation.key} submitted to {escalation.team.name}: {escalation.summary}",
+            body=_headline(escalation),
+            now=now,
+        )
     return escalation
 
 
@@ -462,6 +525,13 @@ def answer_info_request(
         )
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.INFO_PROVIDED, now=now)
+        _tell_engineers(
+            escalation,
+            what=f"answered:{request.pk if request is not None else escalation.bounce_count}",
+            title=f"{escalation.key}: support answered your questions",
+            body=answer,
+            now=now,
+        )
     return escalation
 
 
@@ -717,6 +787,55 @@ def link(
         )
         _emit(escalation, WebhookEvent.LINKED, now=now)
     return escalation
+
+
+# --- Acknowledgement overdue ---------------------------------------------------------------------
+
+
+def ack_overdue_after() -> dt.timedelta:
+    """How long a submitted escalation may wait for engineering's acknowledgement."""
+    return dt.timedelta(minutes=settings.ESCALATION_ACK_OVERDUE_MINUTES)
+
+
+def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> int:
+    """Tell each team about its escalations waiting for acknowledgement longer than the target.
+
+    The wait counts from the submission, or from support's last answer after a bounce (time in
+    ``needs_info`` is support's). Each escalation is told once: a conditional UPDATE of
+    ``ack_overdue_notified_at`` claims it, so two sweeps on two workers never both tell; the
+    dedupe keys of the notifications and the e-mail are a second guard. Returns how many were told.
+    """
+    cutoff = now - ack_overdue_after()
+    unclaimed = Q(state=S.SUBMITTED, acknowledged_at__isnull=True, ack_overdue_notified_at__isnull=True)
+    told = 0
+    while True:
+        due = list(
+            Escalation.objects.filter(unclaimed, submitted_at__lte=cutoff)
+            .annotate(waiting_since=Coalesce(Max("info_requests__answered_at"), F("submitted_at")))
+            .filter(waiting_since__lte=cutoff)
+            .order_by("submitted_at", "id")
+            .values_list("pk", flat=True)[:batch]
+        )
+        claimed_any = False
+        for pk in due:
+            with transaction.atomic():
+                if not Escalation.objects.filter(unclaimed, pk=pk).update(ack_overdue_notified_at=now):
+                    continue  # acknowledged meanwhile, or another sweep claimed it
+                claimed_any = True
+                escalation = Escalation.objects.select_related("team", "case", "case__organisation").get(
+                    pk=pk
+                )
+                minutes = settings.ESCALATION_ACK_OVERDUE_MINUTES
+                _tell_engineers(
+                    escalation,
+                    what="ack_overdue",
+                    title=f"{escalation.key} not acknowledged within {minutes} min: {escalation.summary}",
+                    body=_headline(escalation),
+                    now=now,
+                )
+                told += 1
+        if len(due) < batch or not claimed_any:
+            return told
 
 
 # --- Webhooks -------------------------------------------------------------------------------------
