@@ -5,10 +5,14 @@ from __future__ import annotations
 import datetime as dt
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
+from supportdesk.core.roles import Role
 
-from .models import EngineeringTeam, Escalation
+from .models import EngineeringTeam, EngineerScope, Escalation
+from .quality import MAX_SCORE
 from .services import PACKAGE_FIELDS
 
 DATETIME_FORMAT = "%Y-%m-%dT%H:%M"
@@ -263,3 +267,71 @@ ENGINEERING_FORMS: dict[str, type[EngineeringActionForm]] = {
     "resolve": ResolveForm,
     "decline": DeclineForm,
 }
+
+
+# --- Engineering teams (managers) ------------------------------------------------------------------
+
+
+class EngineerChoiceField(forms.ModelMultipleChoiceField):
+    widget = forms.CheckboxSelectMultiple
+
+    def label_from_instance(self, obj) -> str:
+        name = obj.get_full_name() or obj.get_username()
+        label = f"{name} ({obj.get_username()})" if name != obj.get_username() else name
+        return label if obj.is_active else f"{label} — inactive"
+
+
+class TeamForm(forms.ModelForm):
+    """An engineering team as a manager edits it; saved through ``services.save_team``."""
+
+    members = EngineerChoiceField(
+        label="Engineers",
+        queryset=get_user_model().objects.none(),
+        required=False,
+        help_text=(
+            "They see, act on and are told about this team's escalations. An engineer in no team "
+            "sees every team's escalations; once in a team, only their teams'."
+        ),
+    )
+
+    class Meta:
+        model = EngineeringTeam
+        fields = ["name", "slug", "components", "min_quality_score"]
+        labels = {"min_quality_score": "Minimum quality score", "components": "Scope: components"}
+        widgets = {"components": forms.Textarea(attrs={"rows": 4, "placeholder": "checkout-api\nbilling"})}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["members"].queryset = (
+            get_user_model()
+            .objects.filter(groups__name=Role.ENGINEER)
+            .distinct()
+            .order_by("-is_active", "username")
+        )
+        self.fields["min_quality_score"].widget.attrs.update({"min": 0, "max": MAX_SCORE})
+        if self.instance.pk:
+            # The API filters and webhooks name teams by slug: it stays once the team exists.
+            self.fields["slug"].disabled = True
+            self.fields["slug"].help_text = "Used by the API and webhooks; it cannot change."
+            self.initial.setdefault(
+                "members",
+                list(EngineerScope.objects.filter(teams=self.instance).values_list("user_id", flat=True)),
+            )
+        else:
+            self.fields["slug"].required = False
+            self.fields["slug"].help_text = "Used by the API and webhooks; from the name when left empty."
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and not data.get("slug") and data.get("name"):
+            data["slug"] = slugify(data["name"])
+            if not data["slug"]:
+                self.add_error("slug", "Give a slug: the name has no letters or digits to make one from.")
+        return data
+
+    def service_kwargs(self) -> dict:
+        data = {name: self.cleaned_data[name] for name in ("name", "components", "min_quality_score")}
+        if not self.instance.pk:
+            data["slug"] = self.cleaned_data["slug"]
+        data["members"] = list(self.cleaned_data["members"])
+        return data

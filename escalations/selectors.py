@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from cases.models import Case, CaseEvent
 from supportdesk.core.roles import is_agent, is_engineer
@@ -161,3 +161,20 @@ def board(user, *, team: EngineeringTeam | None = None, state: str | None = None
 def age(escalation: Escalation, *, now: dt.datetime) -> dt.timedelta:
     """How long the escalation has been with engineering (or, as a draft, since it was started)."""
     return now - (escalation.submitted_at or escalation.created_at)
+
+
+def teams_overview() -> list[EngineeringTeam]:
+    """Every engineering team with ``open_count`` (open escalations) and ``member_list`` (engineers)."""
+    teams = list(
+        EngineeringTeam.objects.annotate(
+            open_count=Count("escalations", filter=Q(escalations__state__in=OPEN_STATES), distinct=True)
+        ).prefetch_related(
+            Prefetch(
+                "engineer_scopes",
+                queryset=EngineerScope.objects.select_related("user").order_by("user__username"),
+            )
+        )
+    )
+    for team in teams:
+        team.member_list = [scope.user for scope in team.engineer_scopes.all()]
+    return teams

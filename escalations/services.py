@@ -17,13 +17,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q
 from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import slugify
 
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
@@ -32,12 +33,13 @@ from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import check_upload, removed_on_error
 from supportdesk.core.models import MailKind, Notification
-from supportdesk.core.roles import is_manager
+from supportdesk.core.roles import is_engineer, is_manager
 
 from . import permissions, quality, selectors, webhooks
 from .models import (
     DeliveryStatus,
     EngineeringTeam,
+    EngineerScope,
     Escalation,
     EscalationAttachment,
     InfoRequest,
@@ -269,6 +271,63 @@ def _path(name: str, *args, fallback: str) -> str:
         return reverse(name, args=args)
     except NoReverseMatch:
         return fallback
+
+
+# --- Engineering teams (managers) ------------------------------------------------------------------
+
+TEAM_FIELDS = ("name", "slug", "components", "min_quality_score")
+
+
+def save_team(
+    *,
+    actor: AbstractBaseUser,
+    team: EngineeringTeam | None = None,
+    members: Iterable[AbstractBaseUser] | None = None,
+    **fields: Any,
+) -> EngineeringTeam:
+    """Create (``team`` None) or change an engineering team and, with ``members``, who works on it.
+
+    A member is an engineer whose scope names the team: they see, act on and are told about its
+    escalations. Adding an engineer who had no scope (and saw every team) limits them to their teams.
+    """
+    if not is_manager(actor):
+        raise PermissionDenied("Only managers manage engineering teams.")
+    unknown = set(fields) - set(TEAM_FIELDS)
+    if unknown:
+        raise TypeError(f"Not team fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        team = EngineeringTeam.objects.select_for_update().get(pk=team.pk) if team else EngineeringTeam()
+        for name, value in fields.items():
+            setattr(team, name, value.strip() if isinstance(value, str) else value)
+        if not team.slug:
+            team.slug = slugify(team.name)
+        try:
+            team.full_clean()
+        except ValidationError as exc:
+            errors = exc.message_dict
+            field = next(iter(errors))
+            raise DomainError(" ".join(errors[field]), field=None if field == "__all__" else field) from exc
+        try:
+            with transaction.atomic():
+                team.save()
+        except IntegrityError as exc:
+            raise Conflict(f"Another team is already called “{team.name}” or “{team.slug}”.") from exc
+        if members is not None:
+            _set_team_members(team, members)
+    return team
+
+
+def _set_team_members(team: EngineeringTeam, members: Iterable[AbstractBaseUser]) -> None:
+    wanted = {user.pk: user for user in members}
+    for user in wanted.values():
+        if not is_engineer(user):
+            raise DomainError(f"{user.get_username()} is not an engineer.", field="members")
+    current = set(EngineerScope.objects.filter(teams=team).values_list("user_id", flat=True))
+    for user_id in wanted.keys() - current:
+        scope, _ = EngineerScope.objects.get_or_create(user=wanted[user_id])
+        scope.teams.add(team)
+    for scope in EngineerScope.objects.filter(teams=team, user_id__in=current - wanted.keys()):
+        scope.teams.remove(team)
 
 
 # --- Support: the package ------------------------------------------------------------------------

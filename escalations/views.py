@@ -29,6 +29,7 @@ from .forms import (
     AttachmentForm,
     PackageForm,
     SubmitForm,
+    TeamForm,
     WithdrawForm,
 )
 from .models import EngineeringTeam, Escalation
@@ -317,6 +318,7 @@ def board(request: HttpRequest) -> HttpResponse:
             "chosen_state": state,
             "all_teams": EngineeringTeam.objects.all(),
             "is_support": is_agent(request.user),
+            "can_manage_teams": is_manager(request.user),
         },
     )
 
@@ -427,3 +429,43 @@ def engineer_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         status = 400
     escalation = _escalation_or_404(request, pk)  # fresh: the refused action may have raced another
     return _render_engineer_view(request, escalation, status=status, bound=form)
+
+
+# --- Engineering teams (managers) -----------------------------------------------------------------
+
+manager_required = role_required(is_manager, "Engineering teams are managed by managers.")
+
+
+@manager_required
+@require_GET
+def team_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "escalations/teams.html", {"teams": selectors.teams_overview()})
+
+
+def _team_form(request: HttpRequest, *, team: EngineeringTeam | None) -> HttpResponse:
+    if request.method != "POST":
+        form = TeamForm(instance=team)
+        return render(request, "escalations/team_form.html", {"form": form, "team": team})
+    form = TeamForm(request.POST, instance=team or EngineeringTeam())
+    if form.is_valid():
+        try:
+            saved = services.save_team(actor=request.user, team=team, **form.service_kwargs())
+        except DomainError as exc:
+            _apply_error(form, exc)
+        else:
+            messages.success(request, f"{saved.name} {'saved' if team else 'created'}.")
+            return redirect("escalations:teams")
+    messages.error(request, "The team was not saved: please correct the marked fields.")
+    return render(request, "escalations/team_form.html", {"form": form, "team": team}, status=400)
+
+
+@manager_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_create(request: HttpRequest) -> HttpResponse:
+    return _team_form(request, team=None)
+
+
+@manager_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    return _team_form(request, team=get_object_or_404(EngineeringTeam, slug=slug))
