@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
 from supportdesk.core.roles import Role
 
+from . import prefill
 from .models import EngineeringTeam, EngineerScope, Escalation
 from .quality import MAX_SCORE
 from .services import PACKAGE_FIELDS
@@ -31,13 +32,20 @@ class TeamChoiceField(forms.ModelChoiceField):
         return f"{obj.name} (minimum quality {obj.min_quality_score})"
 
 
+# The timeline entries an agent may share with engineering: the conversation and the notes.
+SHAREABLE_KINDS = (EventKind.CUSTOMER_MESSAGE, EventKind.PUBLIC_REPLY, EventKind.INTERNAL_NOTE)
+EVENT_LABELS = {
+    EventKind.CUSTOMER_MESSAGE: "Customer message",
+    EventKind.INTERNAL_NOTE: "Internal note",
+    EventKind.PUBLIC_REPLY: "Public reply",
+}
+
+
 class EventChoiceField(forms.ModelMultipleChoiceField):
     widget = forms.CheckboxSelectMultiple
 
     def label_from_instance(self, obj: CaseEvent) -> str:
-        what = {EventKind.INTERNAL_NOTE: "Internal note", EventKind.PUBLIC_REPLY: "Public reply"}.get(
-            obj.kind, obj.kind.replace("_", " ").capitalize()
-        )
+        what = EVENT_LABELS.get(obj.kind, obj.kind.replace("_", " ").capitalize())
         text = " ".join(obj.body.split())
         if len(text) > 120:
             text = text[:119] + "…"
@@ -81,6 +89,9 @@ class PackageForm(forms.Form):
     product_version = forms.CharField(label="Product version", max_length=100, required=False)
     region = forms.CharField(label="Region", max_length=100, required=False)
     tenant = forms.CharField(label="Tenant", max_length=200, required=False)
+    environment = _text(
+        "Other environment facts", rows=3, help_text="Deployment, OS, browser, … one per line."
+    )
     request_ids = _text("Request / correlation IDs", help_text="One per line.")
     first_seen_at = _datetime("First seen", "In your time zone.")
     last_seen_at = _datetime("Last seen")
@@ -107,33 +118,47 @@ class PackageForm(forms.Form):
         label="Timeline entries to show engineering",
         queryset=CaseEvent.objects.none(),
         required=False,
-        help_text="Engineering sees only the entries you tick (internal notes included only if ticked).",
+        help_text=(
+            "Pick the customer's messages and the replies or notes that show the problem: engineering "
+            "sees only the entries you tick (an internal note only if ticked)."
+        ),
     )
 
     def __init__(self, *args, case: Case, escalation: Escalation | None = None, **kwargs):
         kwargs.setdefault("auto_id", "esc_%s")
+        # What the form filled in from the case (field names), for the page to say so.
+        self.prefilled: list[str] = []
+        events = CaseEvent.objects.filter(case=case, kind__in=SHAREABLE_KINDS).order_by("created_at", "id")
         if escalation is not None:
             kwargs.setdefault("initial", _initial_from(escalation))
-        else:
-            kwargs.setdefault(
-                "initial",
-                {"summary": case.title, "tier": case.organisation.tier, "severity": case.severity},
-            )
+        elif not args and kwargs.get("data") is None and "initial" not in kwargs:
+            messages = events.filter(kind=EventKind.CUSTOMER_MESSAGE).values_list("body", flat=True)
+            found = prefill.parse([case.description, *messages]).as_initial()
+            if "tenant" not in found:
+                found["tenant"] = case.organisation.name
+            self.prefilled = list(found)
+            kwargs["initial"] = {
+                "summary": case.title,
+                "tier": case.organisation.tier,
+                "severity": case.severity,
+                **found,
+            }
         super().__init__(*args, **kwargs)
         self.case = case
         self.escalation = escalation
-        events = CaseEvent.objects.filter(
-            case=case, kind__in=[EventKind.PUBLIC_REPLY, EventKind.INTERNAL_NOTE]
-        ).order_by("created_at", "id")
         self.fields["attached_events"].queryset = events
         if escalation is not None and escalation.state != "draft":
             # Engineering already has it: the team cannot change any more.
             self.fields["team"].disabled = True
         self.fields["component"].widget.attrs["list"] = "esc-components"
 
+    @property
+    def prefilled_labels(self) -> list[str]:
+        return [str(self.fields[name].label) for name in self.prefilled if name in self.fields]
+
     def service_kwargs(self) -> dict:
         data = dict(self.cleaned_data)
-        for name in ("component", "product_version", "region", "tenant", "summary"):
+        for name in ("component", "product_version", "region", "tenant", "environment", "summary"):
             data[name] = (data.get(name) or "").strip()
         return data
 
