@@ -6,10 +6,13 @@ import datetime as dt
 
 from django import forms
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
 from supportdesk.core.roles import Role
+from supportdesk.core.templatetags.supportdesk import WHEN_FORMAT
 
 from . import prefill
 from .models import EngineeringTeam, EngineerScope, Escalation
@@ -49,7 +52,8 @@ class EventChoiceField(forms.ModelMultipleChoiceField):
         text = " ".join(obj.body.split())
         if len(text) > 120:
             text = text[:119] + "…"
-        return f"{obj.created_at:%d %b %H:%M} · {what} · {obj.actor_name}: {text}"
+        when = date_format(timezone.localtime(obj.created_at), WHEN_FORMAT)  # the viewer's zone
+        return f"{when} · {what} · {obj.actor_name}: {text}"
 
 
 def _text(label: str, *, rows: int = 3, help_text: str = "", placeholder: str = "") -> forms.CharField:
