@@ -34,36 +34,25 @@ from cases.models import Case, CaseEvent, Organisation, Severity, Tier
 from supportdesk.core import bounds
 from supportdesk.core.files import download_response
 from supportdesk.core.parsers import BoundedJSONParser
-from supportdesk.core.roles import is_agent, is_engineer
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .models import EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
-from .states import ACTIONS, EscalationState, Side, allowed_actions
+from .states import EscalationState, Side
 
 # --- Permissions ------------------------------------------------------------------------------------
 
 
 class EscalationAccess(BasePermission):
-    """Support staff and engineers read; each side takes only its own actions."""
+    """Support staff and engineers read; each side takes only its own actions (``permissions``)."""
 
     message = "Only support staff and engineers can use the escalations API."
 
     def has_permission(self, request, view) -> bool:
-        user = request.user
-        side = _side_of(view.action)
-        if side == Side.ENGINEERING:
-            self.message = "Only engineers can take this action."
-            return is_engineer(user)
-        if side == Side.SUPPORT:
-            self.message = "Only support agents and managers can take this action."
-            return is_agent(user)
-        return is_agent(user) or is_engineer(user)
-
-
-def _side_of(view_action: str | None) -> str | None:
-    """The side an action belongs to; None for reads (and files, where the method decides)."""
-    found = ACTIONS.get(view_action or "")
-    return found.side if found else None
+        side = permissions.side_of_action(view.action)
+        if side is None:
+            return permissions.may_read(request.user)
+        self.message = permissions.refusal(side)
+        return permissions.has_side(request.user, side)
 
 
 # --- Output serializers -----------------------------------------------------------------------------
@@ -243,11 +232,8 @@ class EscalationDetailSerializer(EscalationListSerializer):
     def get_allowed_actions(self, escalation: Escalation) -> list[str]:
         request = self.context.get("request")
         user = getattr(request, "user", None)
-        if is_agent(user):
-            return allowed_actions(escalation.state, side=Side.SUPPORT)
-        if is_engineer(user):
-            return allowed_actions(escalation.state, side=Side.ENGINEERING)
-        return []
+        side = permissions.side_of_user(user)
+        return permissions.actions_for(user, escalation, side=side) if side else []
 
 
 # --- Input serializers ------------------------------------------------------------------------------
@@ -714,7 +700,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
     )
     @action(detail=True, methods=["post"], filter_backends=[], parser_classes=[MultiPartParser, FormParser])
     def attachments(self, request, pk: str | None = None):
-        if not is_agent(request.user):
+        if not permissions.has_side(request.user, Side.SUPPORT):
             self.permission_denied(request, message="Only support agents and managers can attach files.")
         data = self._input(AttachmentUploadSerializer)
         attachment = services.add_attachment(

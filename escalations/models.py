@@ -83,6 +83,9 @@ class Escalation(models.Model):
     product_version = models.CharField(max_length=100, blank=True)
     region = models.CharField(max_length=100, blank=True)
     tenant = models.CharField(max_length=200, blank=True)
+    environment = models.TextField(
+        blank=True, help_text="Other environment facts (deployment, OS, browser, ...), one per line."
+    )
     request_ids = models.TextField(blank=True, help_text="Request or correlation IDs, one per line.")
     first_seen_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
@@ -124,6 +127,8 @@ class Escalation(models.Model):
     submitted_at = models.DateTimeField(null=True, blank=True, help_text="First submission.")
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True, help_text="Resolved, declined or withdrawn.")
+    # Claimed (conditional UPDATE) by the sweep that told the team it is not acknowledged in time.
+    ack_overdue_notified_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -227,7 +232,9 @@ class WebhookSubscription(models.Model):
         max_length=500, validators=[validate_webhook_url], help_text="http:// or https:// only."
     )
     secret = models.CharField(
-        max_length=200, default=_new_secret, help_text="Shared secret for the X-SupportDesk-Signature HMAC."
+        max_length=200,
+        default=_new_secret,
+        help_text="Signing secret (Standard Webhooks: whsec_ and base64), see docs/security.md.",
     )
     events = models.JSONField(
         default=list, blank=True, help_text="Event names to send; empty sends every event."

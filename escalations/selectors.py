@@ -11,7 +11,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Prefetch, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
 from cases.models import Case, CaseEvent
 from supportdesk.core.roles import is_agent, is_engineer
@@ -34,6 +34,21 @@ def engineer_team_ids(user) -> set[int] | None:
 def engineer_may_see_team(user, team_id: int) -> bool:
     ids = engineer_team_ids(user)
     return ids is None or team_id in ids
+
+
+def team_engineers(team_id: int) -> list:
+    """The active engineers of a team: those whose scope names it (engineers without a scope, who see
+    every team, are nobody's members and are not notified)."""
+    from django.contrib.auth import get_user_model
+
+    from supportdesk.core.roles import Role
+
+    return list(
+        get_user_model()
+        .objects.filter(is_active=True, groups__name=Role.ENGINEER, engineer_scope__teams__id=team_id)
+        .distinct()
+        .order_by("username")
+    )
 
 
 def visible_escalations(user) -> QuerySet[Escalation]:
@@ -146,3 +161,20 @@ def board(user, *, team: EngineeringTeam | None = None, state: str | None = None
 def age(escalation: Escalation, *, now: dt.datetime) -> dt.timedelta:
     """How long the escalation has been with engineering (or, as a draft, since it was started)."""
     return now - (escalation.submitted_at or escalation.created_at)
+
+
+def teams_overview() -> list[EngineeringTeam]:
+    """Every engineering team with ``open_count`` (open escalations) and ``member_list`` (engineers)."""
+    teams = list(
+        EngineeringTeam.objects.annotate(
+            open_count=Count("escalations", filter=Q(escalations__state__in=OPEN_STATES), distinct=True)
+        ).prefetch_related(
+            Prefetch(
+                "engineer_scopes",
+                queryset=EngineerScope.objects.select_related("user").order_by("user__username"),
+            )
+        )
+    )
+    for team in teams:
+        team.member_list = [scope.user for scope in team.engineer_scopes.all()]
+    return teams

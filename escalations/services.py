@@ -21,27 +21,32 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
+from django.db.models.functions import Coalesce
 from django.urls import NoReverseMatch, reverse
+from django.utils.text import slugify
 
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
+from supportdesk.core import outbox
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import check_upload, removed_on_error
-from supportdesk.core.roles import is_agent, is_engineer, is_manager
+from supportdesk.core.models import MailKind, Notification
+from supportdesk.core.roles import is_engineer, is_manager
 
-from . import quality, selectors, webhooks
+from . import permissions, quality, selectors, webhooks
 from .models import (
     DeliveryStatus,
     EngineeringTeam,
+    EngineerScope,
     Escalation,
     EscalationAttachment,
     InfoRequest,
     WebhookDelivery,
     WebhookEvent,
 )
-from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, check_action
+from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, Side, check_action
 from .validators import MAX_ATTACHMENTS_PER_ESCALATION
 
 logger = logging.getLogger(__name__)
@@ -59,6 +64,7 @@ PACKAGE_FIELDS: tuple[str, ...] = (
     "product_version",
     "region",
     "tenant",
+    "environment",
     "request_ids",
     "first_seen_at",
     "last_seen_at",
@@ -83,15 +89,11 @@ _UNSET: Any = object()
 
 
 def _require_support(actor: AbstractBaseUser | None) -> None:
-    if not is_agent(actor):
-        raise PermissionDenied("Only support agents and managers can do this.")
+    permissions.require(actor, side=Side.SUPPORT)
 
 
 def _require_engineer(actor: AbstractBaseUser | None, escalation: Escalation) -> None:
-    if not is_engineer(actor):
-        raise PermissionDenied("Only engineers can do this.")
-    if not selectors.engineer_may_see_team(actor, escalation.team_id):
-        raise PermissionDenied(f"{escalation.key} is for a team outside your scope.")
+    permissions.require(actor, escalation, side=Side.ENGINEERING)
 
 
 # --- Helpers ---------------------------------------------------------------------------------------
@@ -212,11 +214,120 @@ def _tell_case_owner(
     )
 
 
+def _tell_engineers(escalation: Escalation, *, what: str, title: str, body: str, now: dt.datetime) -> int:
+    """Tell the engineers of the escalation's team: in-app, and one e-mail to them (after commit).
+
+    Once per escalation and ``what``: the notifications' and the outbox's unique dedupe keys decide,
+    so a retried or concurrent caller writes nothing twice. Returns how many engineers were told.
+    """
+    people = selectors.team_engineers(escalation.team_id)
+    if not people:
+        return 0
+    key = f"escalation:{escalation.pk}:engineering:{what}"
+    url = _path("escalations:engineer-view", escalation.pk, fallback=f"/escalations/{escalation.pk}/view/")
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient=person,
+                kind=f"escalation_{what.split(':', 1)[0]}",
+                title=title[:300],
+                body=body,
+                url=url,
+                created_at=now,
+                dedupe_key=key,
+            )
+            for person in people
+        ],
+        ignore_conflicts=True,
+    )
+    addresses = sorted({person.email for person in people if person.email})
+    if addresses:
+        outbox.enqueue_many(
+            [
+                outbox.build(
+                    kind=MailKind.ESCALATION_NOTICE,
+                    to=addresses,
+                    subject=f"[{escalation.key}] {title}",
+                    body=f"{body}\n\n{settings.SITE_URL}{url}\n",
+                    headers={"X-SupportDesk-Escalation": escalation.key, "X-SupportDesk-Notification": key},
+                    dedupe_key=key,
+                    now=now,
+                )
+            ]
+        )
+    return len(people)
+
+
+def _headline(escalation: Escalation) -> str:
+    case = escalation.case
+    return (
+        f"{case.key} · {case.organisation.name} ({case.organisation.get_tier_display()}) · "
+        f"{escalation.severity} · quality {escalation.quality_score}/{quality.MAX_SCORE}"
+    )
+
+
 def _path(name: str, *args, fallback: str) -> str:
     try:
         return reverse(name, args=args)
     except NoReverseMatch:
         return fallback
+
+
+# --- Engineering teams (managers) ------------------------------------------------------------------
+
+TEAM_FIELDS = ("name", "slug", "components", "min_quality_score")
+
+
+def save_team(
+    *,
+    actor: AbstractBaseUser,
+    team: EngineeringTeam | None = None,
+    members: Iterable[AbstractBaseUser] | None = None,
+    **fields: Any,
+) -> EngineeringTeam:
+    """Create (``team`` None) or change an engineering team and, with ``members``, who works on it.
+
+    A member is an engineer whose scope names the team: they see, act on and are told about its
+    escalations. Adding an engineer who had no scope (and saw every team) limits them to their teams.
+    """
+    if not is_manager(actor):
+        raise PermissionDenied("Only managers manage engineering teams.")
+    unknown = set(fields) - set(TEAM_FIELDS)
+    if unknown:
+        raise TypeError(f"Not team fields: {', '.join(sorted(unknown))}")
+    with transaction.atomic():
+        team = EngineeringTeam.objects.select_for_update().get(pk=team.pk) if team else EngineeringTeam()
+        for name, value in fields.items():
+            setattr(team, name, value.strip() if isinstance(value, str) else value)
+        if not team.slug:
+            team.slug = slugify(team.name)
+        try:
+            team.full_clean()
+        except ValidationError as exc:
+            errors = exc.message_dict
+            field = next(iter(errors))
+            raise DomainError(" ".join(errors[field]), field=None if field == "__all__" else field) from exc
+        try:
+            with transaction.atomic():
+                team.save()
+        except IntegrityError as exc:
+            raise Conflict(f"Another team is already called “{team.name}” or “{team.slug}”.") from exc
+        if members is not None:
+            _set_team_members(team, members)
+    return team
+
+
+def _set_team_members(team: EngineeringTeam, members: Iterable[AbstractBaseUser]) -> None:
+    wanted = {user.pk: user for user in members}
+    for user in wanted.values():
+        if not is_engineer(user):
+            raise DomainError(f"{user.get_username()} is not an engineer.", field="members")
+    current = set(EngineerScope.objects.filter(teams=team).values_list("user_id", flat=True))
+    for user_id in wanted.keys() - current:
+        scope, _ = EngineerScope.objects.get_or_create(user=wanted[user_id])
+        scope.teams.add(team)
+    for scope in EngineerScope.objects.filter(teams=team, user_id__in=current - wanted.keys()):
+        scope.teams.remove(team)
 
 
 # --- Support: the package ------------------------------------------------------------------------
@@ -433,6 +544,13 @@ def submit(
         )
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.SUBMITTED, now=now)
+        _tell_engineers(
+            escalation,
+            what="submitted",
+            title=f"{escalation.key} submitted to {escalation.team.name}: {escalation.summary}",
+            body=_headline(escalation),
+            now=now,
+        )
     return escalation
 
 
@@ -466,6 +584,13 @@ def answer_info_request(
         )
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.INFO_PROVIDED, now=now)
+        _tell_engineers(
+            escalation,
+            what=f"answered:{request.pk if request is not None else escalation.bounce_count}",
+            title=f"{escalation.key}: support answered your questions",
+            body=answer,
+            now=now,
+        )
     return escalation
 
 
@@ -503,12 +628,26 @@ def withdraw(
 
 
 def _engineering_move(
-    escalation: Escalation, action: str, *, actor, now: dt.datetime
+    escalation: Escalation,
+    action: str,
+    *,
+    actor,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
 ) -> tuple[Escalation, str]:
-    """Lock, check who and whether, and move to the action's target state (not yet saved)."""
+    """Lock, check who and whether, and move to the action's target state (not yet saved).
+
+    With ``expected_updated_at`` (the version the engineer's page showed) the action is refused
+    with Conflict when the escalation changed since: the engineer acts on what they read.
+    """
     escalation = _lock(escalation)
     _require_engineer(actor, escalation)
     target = check_action(escalation.key, escalation.state, action).target
+    if expected_updated_at is not None and escalation.updated_at != expected_updated_at:
+        raise Conflict(
+            f"{escalation.key} changed since you opened it (it is now "
+            f"{escalation.get_state_display().lower()}): read it again and retry."
+        )
     old = escalation.state
     if target is not None:
         escalation.state = target
@@ -516,10 +655,18 @@ def _engineering_move(
     return escalation, old
 
 
-def acknowledge(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def acknowledge(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering has seen the package and owns it."""
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "acknowledge", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "acknowledge", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.acknowledged_at = escalation.acknowledged_at or now
         escalation.save()
         _record(escalation, "escalation_acknowledged", actor=actor, now=now, old=old, new=escalation.state)
@@ -528,12 +675,19 @@ def acknowledge(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.date
 
 
 def request_info(
-    escalation: Escalation, *, questions: str, actor: AbstractBaseUser, now: dt.datetime
+    escalation: Escalation,
+    *,
+    questions: str,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """A bounce: engineering's questions go to support, who answer before engineering continues."""
     questions = _required_text(questions, field="questions", message="Write the questions for support.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "request_info", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "request_info", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.bounce_count += 1
         escalation.save()
         request = InfoRequest.objects.create(
@@ -560,10 +714,18 @@ def request_info(
     return escalation
 
 
-def start(escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def start(
+    escalation: Escalation,
+    *,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering is working on it."""
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "start", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "start", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.save()
         _record(escalation, "escalation_started", actor=actor, now=now, old=old, new=escalation.state)
         _emit(escalation, WebhookEvent.STARTED, now=now)
@@ -577,11 +739,14 @@ def resolve(
     actor: AbstractBaseUser,
     now: dt.datetime,
     fix_version: str = "",
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """Engineering fixed it; the case goes back to support (in progress) and its owner is told."""
     resolution = _required_text(resolution, field="resolution", message="Describe the resolution.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "resolve", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "resolve", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.resolution = resolution
         escalation.fix_version = (fix_version or "").strip()
         escalation.finished_at = now
@@ -609,11 +774,20 @@ def resolve(
     return escalation
 
 
-def decline(escalation: Escalation, *, reason: str, actor: AbstractBaseUser, now: dt.datetime) -> Escalation:
+def decline(
+    escalation: Escalation,
+    *,
+    reason: str,
+    actor: AbstractBaseUser,
+    now: dt.datetime,
+    expected_updated_at: dt.datetime | None = None,
+) -> Escalation:
     """Engineering will not act on it (not a bug, wrong team, won't fix), and says why."""
     reason = _required_text(reason, field="reason", message="Say why the escalation is declined.")
     with transaction.atomic():
-        escalation, old = _engineering_move(escalation, "decline", actor=actor, now=now)
+        escalation, old = _engineering_move(
+            escalation, "decline", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         escalation.decline_reason = reason
         escalation.finished_at = now
         escalation.save()
@@ -641,6 +815,7 @@ def link(
     now: dt.datetime,
     external_key: str = "",
     external_url: str = "",
+    expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
     """Record engineering's own ticket (e.g. a Jira key and its URL)."""
     external_key = (external_key or "").strip()
@@ -653,7 +828,9 @@ def link(
         except ValidationError as exc:
             raise DomainError("Give an http:// or https:// URL.", field="external_url") from exc
     with transaction.atomic():
-        escalation, _old = _engineering_move(escalation, "link", actor=actor, now=now)
+        escalation, _old = _engineering_move(
+            escalation, "link", actor=actor, now=now, expected_updated_at=expected_updated_at
+        )
         old_key = escalation.external_key or None
         escalation.external_key = external_key
         escalation.external_url = external_url
@@ -669,6 +846,55 @@ def link(
         )
         _emit(escalation, WebhookEvent.LINKED, now=now)
     return escalation
+
+
+# --- Acknowledgement overdue ---------------------------------------------------------------------
+
+
+def ack_overdue_after() -> dt.timedelta:
+    """How long a submitted escalation may wait for engineering's acknowledgement."""
+    return dt.timedelta(minutes=settings.ESCALATION_ACK_OVERDUE_MINUTES)
+
+
+def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> int:
+    """Tell each team about its escalations waiting for acknowledgement longer than the target.
+
+    The wait counts from the submission, or from support's last answer after a bounce (time in
+    ``needs_info`` is support's). Each escalation is told once: a conditional UPDATE of
+    ``ack_overdue_notified_at`` claims it, so two sweeps on two workers never both tell; the
+    dedupe keys of the notifications and the e-mail are a second guard. Returns how many were told.
+    """
+    cutoff = now - ack_overdue_after()
+    unclaimed = Q(state=S.SUBMITTED, acknowledged_at__isnull=True, ack_overdue_notified_at__isnull=True)
+    told = 0
+    while True:
+        due = list(
+            Escalation.objects.filter(unclaimed, submitted_at__lte=cutoff)
+            .annotate(waiting_since=Coalesce(Max("info_requests__answered_at"), F("submitted_at")))
+            .filter(waiting_since__lte=cutoff)
+            .order_by("submitted_at", "id")
+            .values_list("pk", flat=True)[:batch]
+        )
+        claimed_any = False
+        for pk in due:
+            with transaction.atomic():
+                if not Escalation.objects.filter(unclaimed, pk=pk).update(ack_overdue_notified_at=now):
+                    continue  # acknowledged meanwhile, or another sweep claimed it
+                claimed_any = True
+                escalation = Escalation.objects.select_related("team", "case", "case__organisation").get(
+                    pk=pk
+                )
+                minutes = settings.ESCALATION_ACK_OVERDUE_MINUTES
+                _tell_engineers(
+                    escalation,
+                    what="ack_overdue",
+                    title=f"{escalation.key} not acknowledged within {minutes} min: {escalation.summary}",
+                    body=_headline(escalation),
+                    now=now,
+                )
+                told += 1
+        if len(due) < batch or not claimed_any:
+            return told
 
 
 # --- Webhooks -------------------------------------------------------------------------------------

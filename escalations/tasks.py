@@ -34,3 +34,9 @@ def deliver_webhook(self, delivery_id: str) -> str:
 def redeliver_due() -> int:
     """Re-enqueue pending deliveries whose task was lost (e.g. the broker was down at commit)."""
     return services.redeliver_due(now=timezone.now())
+
+
+@shared_task(name="escalations.notify_ack_overdue", acks_late=True, ignore_result=True, time_limit=300)
+def notify_ack_overdue() -> int:
+    """Tell teams about submitted escalations not acknowledged in time (each once; safe on two workers)."""
+    return services.notify_overdue_acknowledgements(now=timezone.now())

@@ -9,6 +9,9 @@ app_name = "escalations"
 urlpatterns = [
     path("", views.board, name="board"),
     path("score/", views.score, name="score"),
+    path("teams/", views.team_list, name="teams"),
+    path("teams/new/", views.team_create, name="team-create"),
+    path("teams/<slug:slug>/", views.team_edit, name="team-edit"),
     path("new/<str:key>/", views.create, name="create"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),
@@ -18,4 +21,5 @@ urlpatterns = [
     path("<int:pk>/attachments/", views.upload, name="upload"),
     path("<int:pk>/attachments/<int:attachment_id>/", views.attachment, name="attachment"),
     path("<int:pk>/view/", views.engineer_view, name="engineer-view"),
+    path("<int:pk>/view/<slug:action>/", views.engineer_action, name="engineer-action"),
 ]

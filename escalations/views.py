@@ -8,6 +8,7 @@ Views read through escalations.selectors and write through escalations.services 
 from __future__ import annotations
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -21,15 +22,21 @@ from supportdesk.core.errors import DomainError
 from supportdesk.core.files import download_response
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
-from . import quality, selectors, services
-from .forms import AnswerForm, AttachmentForm, PackageForm, SubmitForm, WithdrawForm
+from . import permissions, quality, selectors, services
+from .forms import (
+    ENGINEERING_FORMS,
+    AnswerForm,
+    AttachmentForm,
+    PackageForm,
+    SubmitForm,
+    TeamForm,
+    WithdrawForm,
+)
 from .models import EngineeringTeam, Escalation
 from .states import EDITABLE_STATES, OPEN_STATES, EscalationState, Side, allowed_actions
 
 # Support staff and engineers (each sees what selectors allow): anonymous -> login, others -> 403.
-staff_required = role_required(
-    lambda user: is_agent(user) or is_engineer(user), "Escalations are for support staff and engineers."
-)
+staff_required = role_required(permissions.may_read, "Escalations are for support staff and engineers.")
 
 
 def _case_or_404(key: str) -> Case:
@@ -311,15 +318,25 @@ def board(request: HttpRequest) -> HttpResponse:
             "chosen_state": state,
             "all_teams": EngineeringTeam.objects.all(),
             "is_support": is_agent(request.user),
+            "can_manage_teams": is_manager(request.user),
         },
     )
 
 
-@staff_required
-@require_GET
-def engineer_view(request: HttpRequest, pk: int) -> HttpResponse:
-    """Read-only: the package and the case summary as engineering sees them (the API's actions act)."""
-    escalation = _escalation_or_404(request, pk)
+def _engineering_forms(escalation: Escalation, actions: list[str], bound=None) -> dict:
+    """One form per engineering action the state allows, keyed by action; ``bound`` replaces its own."""
+    forms = {
+        name: ENGINEERING_FORMS[name](prefix=name, escalation=escalation)
+        for name in actions
+        if name in ENGINEERING_FORMS
+    }
+    if bound is not None and bound.prefix in forms:
+        forms[bound.prefix] = bound
+    return forms
+
+
+def _render_engineer_view(request: HttpRequest, escalation: Escalation, *, status: int = 200, bound=None):
+    actions = permissions.actions_for(request.user, escalation, side=Side.ENGINEERING)
     return render(
         request,
         "escalations/engineer_view.html",
@@ -329,5 +346,126 @@ def engineer_view(request: HttpRequest, pk: int) -> HttpResponse:
             "events": escalation.attached_event_list,
             "open_question": selectors.open_info_request(escalation),
             "is_support": is_agent(request.user),
+            "is_engineer": is_engineer(request.user),
+            "actions": actions,
+            "action_forms": _engineering_forms(escalation, actions, bound),
+            "max_score": quality.MAX_SCORE,
         },
+        status=status,
     )
+
+
+@staff_required
+@require_GET
+def engineer_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """The package and the case summary as engineering sees them, with the actions the state allows."""
+    return _render_engineer_view(request, _escalation_or_404(request, pk))
+
+
+def _acknowledge(escalation, data, *, actor, now):
+    escalation = services.acknowledge(escalation, actor=actor, now=now, **data)
+    return f"{escalation.key} acknowledged: {escalation.team.name} owns it."
+
+
+def _request_info(escalation, data, *, actor, now):
+    escalation = services.request_info(escalation, actor=actor, now=now, **data)
+    return f"{escalation.key} sent back to support with your questions."
+
+
+def _start(escalation, data, *, actor, now):
+    escalation = services.start(escalation, actor=actor, now=now, **data)
+    return f"Work on {escalation.key} started."
+
+
+def _link(escalation, data, *, actor, now):
+    escalation = services.link(escalation, actor=actor, now=now, **data)
+    return f"{escalation.key} linked to {escalation.external_key or escalation.external_url}."
+
+
+def _resolve(escalation, data, *, actor, now):
+    escalation = services.resolve(escalation, actor=actor, now=now, **data)
+    return f"{escalation.key} resolved; the case is back with support."
+
+
+def _decline(escalation, data, *, actor, now):
+    escalation = services.decline(escalation, actor=actor, now=now, **data)
+    return f"{escalation.key} declined; the case is back with support."
+
+
+# The engineer page's actions: URL segment -> (action name, the service call, what a refusal says).
+ENGINEERING_ACTIONS = {
+    "acknowledge": ("acknowledge", _acknowledge, "Not acknowledged"),
+    "request-info": ("request_info", _request_info, "The questions were not sent"),
+    "start": ("start", _start, "Not started"),
+    "link": ("link", _link, "Not linked"),
+    "resolve": ("resolve", _resolve, "Not resolved"),
+    "decline": ("decline", _decline, "Not declined"),
+}
+
+
+@staff_required
+@require_POST
+def engineer_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """One engineering action from the engineer's page, through the same service (and rules) as the API."""
+    if action not in ENGINEERING_ACTIONS:
+        raise Http404(f"No action {action}.")
+    name, perform, what = ENGINEERING_ACTIONS[action]
+    if not permissions.has_side(request.user, Side.ENGINEERING):
+        raise PermissionDenied(permissions.refusal(Side.ENGINEERING))
+    escalation = _escalation_or_404(request, pk)
+    form = ENGINEERING_FORMS[name](request.POST, prefix=name)
+    if form.is_valid():
+        try:
+            message = perform(escalation, form.service_kwargs(), actor=request.user, now=timezone.now())
+        except DomainError as exc:
+            _apply_error(form, exc)
+            messages.error(request, f"{what}: {exc.message}")
+            status = exc.status_code
+        else:
+            messages.success(request, message)
+            return redirect("escalations:engineer-view", pk=escalation.pk)
+    else:
+        messages.error(request, f"{what}: please correct the marked fields.")
+        status = 400
+    escalation = _escalation_or_404(request, pk)  # fresh: the refused action may have raced another
+    return _render_engineer_view(request, escalation, status=status, bound=form)
+
+
+# --- Engineering teams (managers) -----------------------------------------------------------------
+
+manager_required = role_required(is_manager, "Engineering teams are managed by managers.")
+
+
+@manager_required
+@require_GET
+def team_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "escalations/teams.html", {"teams": selectors.teams_overview()})
+
+
+def _team_form(request: HttpRequest, *, team: EngineeringTeam | None) -> HttpResponse:
+    if request.method != "POST":
+        form = TeamForm(instance=team)
+        return render(request, "escalations/team_form.html", {"form": form, "team": team})
+    form = TeamForm(request.POST, instance=team or EngineeringTeam())
+    if form.is_valid():
+        try:
+            saved = services.save_team(actor=request.user, team=team, **form.service_kwargs())
+        except DomainError as exc:
+            _apply_error(form, exc)
+        else:
+            messages.success(request, f"{saved.name} {'saved' if team else 'created'}.")
+            return redirect("escalations:teams")
+    messages.error(request, "The team was not saved: please correct the marked fields.")
+    return render(request, "escalations/team_form.html", {"form": form, "team": team}, status=400)
+
+
+@manager_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_create(request: HttpRequest) -> HttpResponse:
+    return _team_form(request, team=None)
+
+
+@manager_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
+    return _team_form(request, team=get_object_or_404(EngineeringTeam, slug=slug))

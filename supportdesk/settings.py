@@ -559,6 +559,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CASES_AUTO_CLOSE_DAYS = int(os.environ.get("CASES_AUTO_CLOSE_DAYS", "7"))
 SLA_SWEEP_SECONDS = int(os.environ.get("SLA_SWEEP_SECONDS", "60"))
 KNOWLEDGE_REVIEW_DAYS = int(os.environ.get("KNOWLEDGE_REVIEW_DAYS", "180"))
+# A submitted escalation not acknowledged within this many minutes is announced to its team as overdue.
+ESCALATION_ACK_OVERDUE_MINUTES = int(os.environ.get("ESCALATION_ACK_OVERDUE_MINUTES", "60"))
 
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "core-heartbeat": {
@@ -572,6 +574,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "options": {"expires": float(SLA_SWEEP_SECONDS)},
     },
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
+    "escalations-ack-overdue": {
+        "task": "escalations.notify_ack_overdue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
     "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
     "mail-poll-mailboxes": {
