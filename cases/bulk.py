@@ -205,6 +205,7 @@ ACTIONS: dict[str, Action] = {
     "remove_tags": Action("Remove tags", _remove_tags, parse=_parse_tags, unchanged="has none of these tags"),
     "macro": Action("Apply a macro", _apply_macro, parse=_parse_macro, unchanged="nothing to change"),
 }
+ACTION_CHOICES = [(name, spec.label) for name, spec in ACTIONS.items()]
 
 
 # --- Which cases -------------------------------------------------------------------------------------

@@ -141,12 +141,12 @@ class ApplyMacroSerializer(serializers.Serializer):
 
 
 class MacroChangeSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["reply", "tags", "team", "status"])
+    action = serializers.ChoiceField(choices=macros.PART_CHOICES)
     detail = serializers.CharField()
 
 
 class MacroRefusalSerializer(serializers.Serializer):
-    action = serializers.ChoiceField(choices=["reply", "tags", "team", "status"])
+    action = serializers.ChoiceField(choices=macros.PART_CHOICES)
     reason = serializers.CharField()
 
 

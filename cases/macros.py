@@ -204,6 +204,10 @@ def delete_macro(macro: Macro, *, actor: AbstractBaseUser) -> None:
 # --- Applying a macro to a case --------------------------------------------------------------------
 
 
+#: The parts of applying a macro that a change or a refusal names.
+PART_CHOICES = [("reply", "reply"), ("tags", "tags"), ("team", "team"), ("status", "status")]
+
+
 @dataclass
 class MacroChange:
     action: str  # "reply", "tags", "team" or "status"

@@ -268,7 +268,7 @@ class BulkRequestSerializer(serializers.Serializer):
         help_text="Instead of `keys`: every case matching this queue query string (as `/api/cases/` "
         f"takes it), at most {bulk.MAX_CASES}; more is refused as a whole.",
     )
-    action = serializers.ChoiceField(choices=[(name, a.label) for name, a in bulk.ACTIONS.items()])
+    action = serializers.ChoiceField(choices=bulk.ACTION_CHOICES)
     value = serializers.JSONField(
         required=False,
         allow_null=True,

@@ -492,7 +492,13 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     # One name per choice set: a mailbox's default_severity is a case severity (SeverityEnum).
-    "ENUM_NAME_OVERRIDES": {"CaseStatusEnum": "cases.models.Status", "SeverityEnum": "cases.models.Severity"},
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "cases.models.Status",
+        "SeverityEnum": "cases.models.Severity",
+        # Two fields named "action": what a bulk change does, and which part of a macro a line is.
+        "BulkActionEnum": "cases.bulk.ACTION_CHOICES",
+        "MacroPartEnum": "cases.macros.PART_CHOICES",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------------
