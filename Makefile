@@ -28,6 +28,10 @@ migrate: $(STAMP)
 
 demo: migrate
 	DEBUG=true $(PY) manage.py load_demo_data
+	DEBUG=true $(PY) manage.py load_demo_escalations
+	DEBUG=true $(PY) manage.py load_demo_knowledge
+	DEBUG=true $(PY) manage.py load_demo_csat
+	DEBUG=true $(PY) manage.py load_demo_workspace
 	DEBUG=true $(PY) manage.py load_demo_mailbox
 
 # A realistic customer mail into the demo's Maildir mailbox (var/mailboxes/support); beat ingests it.
