@@ -12,12 +12,11 @@ import datetime as dt
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
-
-from supportdesk.core.models import OutboundMessage
 from django.utils import timezone
 
 from knowledge import services
 from knowledge.models import Article, Kind
+from supportdesk.core.models import OutboundMessage
 
 # (slug, kind, title, product area, tags, state, body)
 ARTICLES = [

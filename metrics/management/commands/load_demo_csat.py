@@ -13,10 +13,9 @@ import random
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from supportdesk.core.models import OutboundMessage
-
 from metrics import surveys
 from metrics.models import SurveyResponse
+from supportdesk.core.models import OutboundMessage
 
 RATINGS = {5: 45, 4: 30, 3: 12, 2: 8, 1: 5}
 COMMENTS = {
