@@ -12,9 +12,11 @@ batch, an import's batch); the backfill migration uses the same function with hi
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
-from django.db import models
+from django.db import connections, models, router
+from django.db.models.sql import UpdateQuery
 from django.db.models import Exists, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
 
@@ -75,9 +77,27 @@ def refresh(case_ids: Iterable[int], *, open_only: bool = False, case_model=None
 
         case_model, clock_model = Case, SlaClock
     ids = sorted(set(case_ids))
-    values = columns(clock_model)
     updated = 0
-    rows = case_model.objects.filter(OPEN_Q) if open_only else case_model.objects.all()
     for start in range(0, len(ids), _BATCH):
-        updated += rows.filter(pk__in=ids[start : start + _BATCH]).update(**values)
+        chunk = ids[start : start + _BATCH]
+        sql, params = _update_sql(case_model, clock_model, open_only, len(chunk))
+        with connections[router.db_for_write(case_model)].cursor() as cursor:
+            cursor.execute(sql, [*params[: -len(chunk)], *chunk])
+            updated += cursor.rowcount
     return updated
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(case_model, clock_model, open_only: bool, count: int) -> tuple[str, tuple]:
+    """The UPDATE for ``count`` case ids, compiled once: the statement is the same every time but
+    for the ids, which are its last parameters (compiling the subqueries costs ~4 ms, running the
+    statement for one case 0.05 ms). Keyed by the models, so migrations' historical models get
+    their own."""
+    rows = case_model.objects.filter(OPEN_Q) if open_only else case_model.objects.all()
+    placeholder = list(range(-count, 0))  # ids no row has: only their number matters here
+    query = rows.filter(pk__in=placeholder).query.chain(UpdateQuery)
+    query.add_update_values(columns(clock_model))
+    sql, params = query.get_compiler(router.db_for_write(case_model)).as_sql()
+    if tuple(params[-count:]) != tuple(placeholder):  # pragma: no cover - Django changed its SQL
+        raise RuntimeError("The urgency UPDATE no longer ends with the case ids.")
+    return sql, tuple(params)
