@@ -19,6 +19,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from knox import auth as knox_auth
 from knox.crypto import hash_token
 from knox.settings import CONSTANTS, knox_settings
@@ -84,6 +86,16 @@ class TokenAuthentication(knox_auth.TokenAuthentication):
         user, token = self.authenticate_credentials(parts[1])
         record_use(token, now=timezone.now())
         return user, token
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """In the schema as DRF's token was (``tokenAuth``): clients generated from it keep working."""
+
+    target_class = TokenAuthentication
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return build_bearer_security_scheme_object(header_name="Authorization", token_prefix="Token")  # noqa: S106
 
 
 # --- Revocation ----------------------------------------------------------------------------------
