@@ -16,9 +16,9 @@ import functools
 from collections.abc import Iterable
 
 from django.db import connections, models, router
-from django.db.models.sql import UpdateQuery
 from django.db.models import Exists, OuterRef, Q, Subquery, Value, When
 from django.db.models.functions import Coalesce
+from django.db.models.sql import UpdateQuery
 
 from cases.models import OPEN_Q, DueState
 

@@ -110,3 +110,11 @@ def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: str 
     from zoneinfo import ZoneInfo
 
     return dt.datetime(year, month, day, hour, minute, tzinfo=ZoneInfo(tz))
+
+
+def api_token_key(user, *, name: str = "tests") -> str:
+    """A new REST API token of ``user`` (hashed at rest); its key, what a client sends."""
+    from supportdesk.core.models import ApiToken
+
+    _token, key = ApiToken.objects.create(user=user, name=name)
+    return key

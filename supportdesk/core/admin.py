@@ -1,8 +1,9 @@
 from django.contrib import admin, messages
 from django.utils import timezone
+from rest_framework.authtoken.models import TokenProxy
 
 from . import outbox
-from .models import Heartbeat, MailStatus, Notification, OutboundMessage, StaffProfile, WorkerPing
+from .models import ApiToken, Heartbeat, MailStatus, Notification, OutboundMessage, StaffProfile, WorkerPing
 
 
 @admin.register(StaffProfile)
@@ -55,3 +56,28 @@ class OutboundMessageAdmin(admin.ModelAdmin):
 
 admin.site.register(WorkerPing)
 admin.site.register(Heartbeat)
+
+
+# The old plaintext tokens (converted by core migration 0006) are no longer used: not in the admin.
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Everyone's API tokens: seen and revoked (deleted) here, made on the tokens page or with
+    ``manage.py create_api_token`` (a key is shown once, to whoever makes it). The digest is never
+    shown; the first characters of the key tell the tokens apart."""
+
+    list_display = ("user", "name", "token_key", "created", "expiry", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "name", "token_key")
+    list_filter = ("expiry",)
+    fields = ("user", "name", "token_key", "created", "expiry", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -8,3 +8,6 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401 - registers the deployment checks
+        from .tokens import connect_signals
+
+        connect_signals()  # a password change or deactivation revokes the API tokens

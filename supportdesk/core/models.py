@@ -5,6 +5,8 @@ import zoneinfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS
 
 
 def validate_time_zone(value: str) -> None:
@@ -162,3 +164,22 @@ class OutboundMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {', '.join(self.to)}: {self.subject}"
+
+
+class ApiToken(AbstractAuthToken):
+    """A REST API token (knox): only a hash of the key is stored, so a key is shown once, when
+    it is made. Several per person, each named, each expiring; ``last_used_at`` is refreshed at
+    most once a minute by ``supportdesk.core.tokens.TokenAuthentication``."""
+
+    # A number for pages, URLs and the admin: the digest (knox's primary key) is never shown.
+    id = models.BigAutoField(primary_key=True)
+    digest = models.CharField(max_length=CONSTANTS.DIGEST_LENGTH, unique=True)
+    name = models.CharField(max_length=100)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.token_key}…) of {self.user}"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from rest_framework.authtoken.models import Token
 
 from cases import services as case_services
 from cases.models import Status
@@ -45,7 +44,7 @@ def _engineering(
 def test_agent_escalates_engineering_bounces_agent_answers_engineering_resolves(live_server, page):
     agent = factories.AgentFactory(username="alice", first_name="Alice", last_name="Agent")
     engineer = factories.EngineerFactory(username="erik", first_name="Erik", last_name="Engineer")
-    token = Token.objects.create(user=engineer).key
+    token = factories.api_token_key(engineer)
     organisation = factories.OrganisationFactory(name="Acme Corp", tier="enterprise")
     contact = factories.ContactFactory(organisation=organisation, name="Carla Customer")
     EngineeringTeam.objects.create(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from io import StringIO
 
@@ -9,11 +10,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.crypto import hash_token
 from rest_framework.test import APIClient
 
 from cases import services
 from cases.models import Case, Contact, Organisation
+from supportdesk.core.models import ApiToken
 from supportdesk.core.roles import Role, roles_of
 from tests import factories
 
@@ -92,7 +95,7 @@ def _authenticated(role: str, auth: str) -> APIClient:
     user = ROLE_FACTORIES[role]()
     client = APIClient()
     if auth == "token":
-        client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(user)}")
     else:
         client.force_login(user)
     return client
@@ -126,9 +129,8 @@ def test_anonymous_is_told_to_authenticate(world, method, path, payload, as_agen
 
 def test_engineer_token_cannot_list_cases(world):
     engineer = factories.EngineerFactory(username="erik")
-    token = Token.objects.create(user=engineer)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(engineer)}")
 
     response = client.get("/api/cases/")
 
@@ -145,9 +147,8 @@ def test_wrong_token_is_401(world):
 
 def test_token_of_deactivated_agent_stops_working(world):
     agent = factories.AgentFactory(username="alice")
-    token = Token.objects.create(user=agent)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(agent)}")
     assert client.get("/api/cases/").status_code == 200
 
     agent.is_active = False
@@ -172,7 +173,7 @@ def test_session_writes_need_csrf(world):
 def test_token_writes_need_no_csrf(world):
     agent = factories.AgentFactory(username="alice")
     client = APIClient(enforce_csrf_checks=True)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(agent)}")
     response = client.patch(f"/api/cases/{world['case'].key}/", {"title": "By token"}, format="json")
     assert response.status_code == 200
 
@@ -208,7 +209,9 @@ def test_create_api_token_creates_user_with_role_and_prints_token(db):
     key = _run("erika", "--role", "engineer")
 
     user = get_user_model().objects.get(username="erika")
-    assert Token.objects.get(user=user).key == key
+    [token] = ApiToken.objects.filter(user=user)
+    assert token.digest == hash_token(key) != key  # only the hash is stored
+    assert token.name == "command line"
     assert roles_of(user) == frozenset({Role.ENGINEER})
     assert not user.has_usable_password()
 
@@ -218,20 +221,37 @@ def test_create_api_token_defaults_new_users_to_engineer(db):
     assert roles_of(get_user_model().objects.get(username="svc-ci")) == frozenset({Role.ENGINEER})
 
 
-def test_create_api_token_prints_the_same_token_again_and_rotate_replaces_it(db):
+def test_create_api_token_adds_a_named_token_each_run_and_rotate_revokes_the_others(db):
     first = _run("erika", "--role", "engineer")
-    assert _run("erika") == first
+    second = _run("erika", "--name", "CI deploy", "--days", "30")
+
+    assert second != first  # a hashed token cannot be printed again: a second one is made
+    assert sorted(ApiToken.objects.values_list("name", flat=True)) == ["CI deploy", "command line"]
+    ci = ApiToken.objects.get(name="CI deploy")
+    assert abs(ci.expiry - (timezone.now() + dt.timedelta(days=30))) < dt.timedelta(minutes=1)
 
     rotated = _run("erika", "--rotate")
 
-    assert rotated != first
-    assert list(Token.objects.values_list("key", flat=True)) == [rotated]
+    assert list(ApiToken.objects.values_list("digest", flat=True)) == [hash_token(rotated)]
+
+
+def test_create_api_token_expires_after_api_token_days_by_default(db):
+    _run("erika")
+    token = ApiToken.objects.get()
+    assert abs(token.expiry - (timezone.now() + dt.timedelta(days=90))) < dt.timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("args", [("--days", "0"), ("--days", "366"), ("--name", " "), ("--name", "x" * 101)])
+def test_create_api_token_refuses_bad_expiry_and_name(db, args):
+    with pytest.raises(CommandError):
+        _run("erika", *args)
+    assert not ApiToken.objects.exists()
 
 
 def test_create_api_token_adds_role_to_existing_user(db):
     user = factories.UserFactory(username="pat")
     key = _run("pat", "--role", "agent")
-    assert Token.objects.get(user=user).key == key
+    assert ApiToken.objects.get(user=user).digest == hash_token(key)
     assert roles_of(get_user_model().objects.get(pk=user.pk)) == frozenset({Role.AGENT})
 
 

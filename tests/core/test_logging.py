@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from supportdesk.celery import app as celery_app
@@ -104,7 +103,7 @@ def test_records_logged_inside_a_view_carry_the_request_context(client, agent, l
 def test_an_api_request_with_a_token_logs_the_token_user_and_case(agent, log_lines):
     case = factories.CaseFactory()
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(agent)}")
 
     response = api.get(f"/api/cases/{case.key}/")
 

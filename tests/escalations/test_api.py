@@ -10,7 +10,6 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from cases import services as case_services
@@ -158,9 +157,8 @@ def test_engineers_still_get_403_from_every_cases_endpoint(escalation_in, engine
 
 def test_an_engineer_token_works_for_the_api(escalation_in, engineer):
     escalation = escalation_in(S.SUBMITTED)
-    token = Token.objects.create(user=engineer)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(engineer)}")
     assert _ids(client.get("/api/escalations/")) == [escalation.pk]
     assert client.get("/api/cases/").status_code == 403
 
@@ -305,9 +303,8 @@ def test_attachment_links_download_with_the_same_credentials(draft, agent, engin
         draft, upload=SimpleUploadedFile("app.log", b"ERROR timeout\n", "text/plain"), actor=agent, now=now
     )
     services.submit(draft, actor=agent, now=now)
-    token = Token.objects.create(user=engineer)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(engineer)}")
     [item] = client.get(f"/api/escalations/{draft.pk}/").json()["attachments"]
     assert (item["name"], item["content_type"], item["size"]) == ("app.log", "text/plain", 14)
     response = client.get(item["download_url"])

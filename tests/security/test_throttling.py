@@ -8,10 +8,11 @@ import pytest
 import time_machine
 from django.core.cache import cache
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
 from rest_framework.test import APIClient
 from rest_framework.throttling import SimpleRateThrottle
+
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -87,7 +88,7 @@ def rates(monkeypatch):
 
 def test_a_token_over_its_rate_gets_429_with_retry_after(rates, agent):
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=agent).key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {factories.api_token_key(agent)}")
     with time_machine.travel(START, tick=False) as clock:
         assert [api.get("/api/cases/").status_code for _ in range(5)] == [200] * 5
         refused = api.get("/api/cases/")
