@@ -37,7 +37,7 @@ from rest_framework.utils.urls import replace_query_param
 
 from supportdesk.core import logcontext
 from supportdesk.core import selectors as core_selectors
-from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
+from supportdesk.core.api import IsSupportStaff, ManagerCanWrite, RejectUnexpectedFields
 from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.models import MailStatus, validate_time_zone
 from supportdesk.core.parsers import BoundedJSONParser
@@ -385,7 +385,14 @@ def _deliveries(events) -> dict:
 # --- Input serializers ----------------------------------------------------------------------------
 
 
-class CaseCreateSerializer(serializers.Serializer):
+_CASE_FIELD_HINTS = {
+    "status": "The status changes with POST /api/cases/{key}/transition/ (its lifecycle rules apply).",
+}
+
+
+class CaseCreateSerializer(RejectUnexpectedFields, serializers.Serializer):
+    represented_fields = CaseSerializer.Meta.fields
+    field_hints = _CASE_FIELD_HINTS
     title = StrictCharField(max_length=300)
     description = StrictCharField(required=False, allow_blank=True, default="", max_length=100_000)
     organisation = StrictPrimaryKeyRelatedField(queryset=Organisation.objects.all())
@@ -414,8 +421,12 @@ class CaseCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class CaseUpdateSerializer(serializers.Serializer):
-    """Only the fields sent change; ``version`` (or the If-Match header) guards against lost updates."""
+class CaseUpdateSerializer(RejectUnexpectedFields, serializers.Serializer):
+    """Only the fields sent change; ``version`` (or the If-Match header) guards against lost updates.
+    Any other key (read-only, such as ``organisation``, or unknown) is a 400 naming it."""
+
+    represented_fields = CaseSerializer.Meta.fields
+    field_hints = _CASE_FIELD_HINTS
 
     title = StrictCharField(max_length=300)
     description = StrictCharField(allow_blank=True, max_length=100_000)
@@ -507,7 +518,7 @@ class CaseMessageUploadSerializer(CaseMessageSerializer):
 # --- Organisations and contacts -------------------------------------------------------------------
 
 
-class OrganisationSerializer(serializers.ModelSerializer):
+class OrganisationSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
     name = StrictCharField(max_length=200)
     time_zone = StrictCharField(max_length=64, required=False)
 
@@ -539,7 +550,7 @@ class OrganisationSerializer(serializers.ModelSerializer):
             raise ValidationError({"name": ["There is already an organisation with this name."]}) from exc
 
 
-class ContactSerializer(serializers.ModelSerializer):
+class ContactSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
     organisation = StrictPrimaryKeyRelatedField(
         queryset=Organisation.objects.all(), help_text="Set when the contact is created; it cannot move."
     )
@@ -899,7 +910,9 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         data = CaseSerializer(case, context=self.get_serializer_context()).data
         headers = {"ETag": f'"{case.version}"'}
         if status_code == status.HTTP_201_CREATED:
-            headers["Location"] = data["url"]
+            # str(): the serializer's url is DRF's Hyperlink, a str subclass that WSGI servers
+            # checking header types strictly (wsgiref, so runserver) refuse with a 500.
+            headers["Location"] = str(data["url"])
         return Response(data, status=status_code, headers=headers)
 
     def list(self, request):

@@ -390,7 +390,14 @@ def _check_slug(value: str) -> str:
     return value
 
 
-class ArticleCreateSerializer(serializers.Serializer):
+_ARTICLE_FIELD_HINTS = {
+    "status": "The status changes with the submit, publish and retire actions.",
+}
+
+
+class ArticleCreateSerializer(core_api.RejectUnexpectedFields, serializers.Serializer):
+    represented_fields = ArticleSerializer.Meta.fields
+    field_hints = _ARTICLE_FIELD_HINTS
     kind = kind_field(default=Kind.ARTICLE)
     title = StrictCharField(max_length=services.MAX_TITLE)
     slug = StrictCharField(
@@ -408,8 +415,12 @@ class ArticleCreateSerializer(serializers.Serializer):
         return _check_slug(value)
 
 
-class ArticleUpdateSerializer(serializers.Serializer):
-    """Only the fields sent change; a change of title, body or product area is a new revision."""
+class ArticleUpdateSerializer(core_api.RejectUnexpectedFields, serializers.Serializer):
+    """Only the fields sent change; a change of title, body or product area is a new revision.
+    Any other key (read-only, such as ``slug``, or unknown) is a 400 naming it."""
+
+    represented_fields = ArticleSerializer.Meta.fields
+    field_hints = _ARTICLE_FIELD_HINTS
 
     title = StrictCharField(max_length=services.MAX_TITLE)
     body_markdown = StrictCharField(allow_blank=True, max_length=services.MAX_BODY, trim_whitespace=False)

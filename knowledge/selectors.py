@@ -23,9 +23,11 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils.safestring import SafeString
 
 from cases.models import Case
@@ -61,13 +63,36 @@ STOPWORDS = frozenset(
 _WORD_RE = re.compile(r"[^\W_]+", re.UNICODE)
 
 
+def _published(field: str) -> Any:
+    """The published revision's ``field`` for an UPDATE of articles (a join is not allowed there)."""
+    revision = ArticleRevision.objects.filter(pk=OuterRef("published_revision_id")).values(field)[:1]
+    return Subquery(revision, output_field=models.TextField())
+
+
 def search_vector_expression() -> Any:
-    """The weighted document stored in ``Article.search_vector`` (PostgreSQL)."""
+    """The weighted document stored in ``Article.search_vector`` (PostgreSQL): the text readers see,
+    i.e. the published revision once there is one (a pending draft edit is not searched), else the
+    working copy (a draft that was never published)."""
+
+    def seen(field: str) -> Any:
+        return Coalesce(_published(field), F(field), output_field=models.TextField())
+
     return (
-        SearchVector("title", weight="A", config=SEARCH_CONFIG)
-        + SearchVector("product_area", weight="C", config=SEARCH_CONFIG)
-        + SearchVector("body_markdown", weight="B", config=SEARCH_CONFIG)
+        SearchVector(seen("title"), weight="A", config=SEARCH_CONFIG)
+        + SearchVector(seen("product_area"), weight="C", config=SEARCH_CONFIG)
+        + SearchVector(seen("body_markdown"), weight="B", config=SEARCH_CONFIG)
     )
+
+
+def _reader_field(field: str) -> Any:
+    """``field`` as readers see it, for a read (the published revision is joined)."""
+    return Coalesce(F(f"published_revision__{field}"), F(field), output_field=models.TextField())
+
+
+def reader_text(article: Article) -> tuple[str, str, str]:
+    """(title, body, product area) as readers see them: the published revision once there is one."""
+    source: Any = article.published_revision if article.published_revision_id else article
+    return source.title, source.body_markdown, source.product_area
 
 
 def is_postgresql() -> bool:
@@ -132,7 +157,7 @@ def search_articles(
             .annotate(
                 search_rank=SearchRank(F("search_vector"), query),
                 search_title=SearchHeadline(
-                    "title",
+                    _reader_field("title"),
                     query,
                     config=SEARCH_CONFIG,
                     start_sel=MARK_START,
@@ -140,7 +165,7 @@ def search_articles(
                     highlight_all=True,
                 ),
                 search_snippet=SearchHeadline(
-                    "body_markdown",
+                    _reader_field("body_markdown"),
                     query,
                     config=SEARCH_CONFIG,
                     start_sel=MARK_START,
@@ -156,12 +181,15 @@ def search_articles(
     words = query_words(q)
     if not words:
         return qs.none()
+    qs = qs.annotate(reader_title=_reader_field("title"), reader_body=_reader_field("body_markdown"))
     for word in words:
-        qs = qs.filter(Q(title__icontains=word) | Q(body_markdown__icontains=word))
+        qs = qs.filter(Q(reader_title__icontains=word) | Q(reader_body__icontains=word))
     title_hits = sum(
         (
             models.Case(
-                When(title__icontains=w, then=Value(1)), default=Value(0), output_field=IntegerField()
+                When(reader_title__icontains=w, then=Value(1)),
+                default=Value(0),
+                output_field=IntegerField(),
             )
             for w in words
         ),
@@ -195,12 +223,14 @@ class Snippet:
 
 
 def snippet_html(article: Article, q: str = "") -> Snippet:
-    """The article's title and a short excerpt, HTML-escaped, with the query's words in <mark>."""
+    """The article's title and a short excerpt as readers see them (the published revision once
+    there is one), HTML-escaped, with the query's words in <mark>."""
     words = query_words(q)
     pg_title = getattr(article, "search_title", None)
     pg_body = getattr(article, "search_snippet", None)
-    title = pg_title if pg_title is not None else _mark_words(article.title, words)
-    body = plain_text(pg_body) if pg_body is not None else _fallback_snippet(article.body_markdown, words)
+    reader_title, reader_body, _area = reader_text(article)
+    title = pg_title if pg_title is not None else _mark_words(reader_title, words)
+    body = plain_text(pg_body) if pg_body is not None else _fallback_snippet(reader_body, words)
     return Snippet(title=highlight_markers_to_html(title), body=highlight_markers_to_html(body))
 
 
@@ -249,13 +279,14 @@ def suggest_for_case(case: Case, *, limit: int = 5) -> list[Article]:
         )
     any_word = Q()
     for word in words:
-        any_word |= Q(title__icontains=word) | Q(body_markdown__icontains=word)
+        any_word |= Q(reader_title__icontains=word) | Q(reader_body__icontains=word)
+    qs = qs.annotate(reader_title=_reader_field("title"), reader_body=_reader_field("body_markdown"))
     candidates = list(qs.filter(any_word).order_by("-updated_at", "-id")[:200])
 
     def score(article: Article) -> float:
-        title, body = article.title.lower(), article.body_markdown.lower()
+        title, body, product_area = (text.lower() for text in reader_text(article))
         points = sum(3 for w in words if w in title) + sum(1 for w in words if w in body)
-        if area and article.product_area.lower() == area.lower():
+        if area and product_area == area.lower():
             points += 2
         return points
 

@@ -80,7 +80,8 @@ def _lock(article: Article) -> Article:
 
 
 def _refresh_search_vector(article_pk: int) -> None:
-    """Keep the stored tsvector in step with the working copy (PostgreSQL only)."""
+    """Keep the stored tsvector in step with what readers see (PostgreSQL only): called on every
+    change of the working copy and on publishing (see ``selectors.search_vector_expression``)."""
     if connection.vendor == "postgresql":
         Article.objects.filter(pk=article_pk).update(search_vector=search_vector_expression())
 
@@ -392,6 +393,8 @@ def publish(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> A
                 "stale_flagged_at",
             ]
         )
+        # What readers see changed: from now on search finds (and quotes) this revision.
+        _refresh_search_vector(article.pk)
     return article
 
 

@@ -7,6 +7,7 @@ import datetime as dt
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -15,7 +16,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.models import Severity, Tier
+from cases.models import Severity, Team, Tier
 from sla.models import Target
 from supportdesk.core import api as core_api
 from supportdesk.core import bounds
@@ -43,15 +44,66 @@ def _validate_tz(value: str) -> str:
     return value
 
 
+class _ReferenceField(serializers.CharField):
+    """A team or a person as the rest of the API names them (a slug, a username), or their id;
+    resolved to the id the selectors take. Digits are tried as an id first. Unknown is a 400."""
+
+    noun = ""
+    key = ""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("required", False)
+        super().__init__(**kwargs)
+
+    def queryset(self):
+        raise NotImplementedError
+
+    def to_internal_value(self, data):
+        text = super().to_internal_value(data).strip()
+        if len(text) > 150:  # checked here: the validators run on the id this returns
+            raise serializers.ValidationError(f"There is no {self.noun} “{text[:150]}…”.")
+        rows = self.queryset()
+        if text.isascii() and text.isdigit() and len(text) <= 18:
+            pk = rows.filter(pk=int(text)).values_list("pk", flat=True).first()
+            if pk is not None:
+                return pk
+        pk = rows.filter(**{self.key: text}).values_list("pk", flat=True).first()
+        if pk is None:
+            raise serializers.ValidationError(f"There is no {self.noun} “{text}”.")
+        return pk
+
+
+class TeamReference(_ReferenceField):
+    noun, key = "team with the slug or id", "slug"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "A team's slug (as /api/teams/ lists it) or its id.")
+        super().__init__(**kwargs)
+
+    def queryset(self):
+        return Team.objects.all()
+
+
+class StaffReference(_ReferenceField):
+    noun, key = "staff member with the username or id", "username"
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("help_text", "A staff member's username (as /api/staff/ lists it) or their id.")
+        super().__init__(**kwargs)
+
+    def queryset(self):
+        return get_user_model().objects.all()
+
+
 class PeriodInput(serializers.Serializer):
     """``start`` and ``end`` are local dates (end inclusive) in ``tz``; filters are optional."""
 
     start = bounds.DateField()
     end = bounds.DateField()
     tz = serializers.CharField(default="UTC", max_length=64)
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = TeamReference()
     organisation = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    assignee = serializers.IntegerField(required=False, min_value=1)
+    assignee = StaffReference()
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
 
@@ -126,9 +178,9 @@ class SummaryView(APIView):
 
 
 class FilterInput(serializers.Serializer):
-    team = serializers.IntegerField(required=False, min_value=1)
+    team = TeamReference()
     organisation = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
-    assignee = serializers.IntegerField(required=False, min_value=1)
+    assignee = StaffReference()
     tier = serializers.ChoiceField(choices=Tier.choices, required=False)
     severity = serializers.ChoiceField(choices=Severity.choices, required=False)
 

@@ -28,7 +28,10 @@ source entirely.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
@@ -86,11 +89,38 @@ def _live_from(now: dt.datetime | None = None) -> dt.date:
 # --- marking days dirty -----------------------------------------------------------------------------
 
 
+@dataclass
+class _Pending:
+    days: set[dt.date] = field(default_factory=set)
+    case_ids: set[int] = field(default_factory=set)
+
+
+_deferred: ContextVar[_Pending | None] = ContextVar("rollup_deferred", default=None)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside, the marks are collected; leaving the block writes them at once (one INSERT, the
+    instants of the cases whose dimensions changed read once). For a bulk writer (the demo load);
+    use it inside the writing transaction so the marks commit with the rows."""
+    pending = _Pending()
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    touch([*(_midnight(d) for d in pending.days), *case_instants(pending.case_ids)])
+
+
 def touch(instants: Iterable[dt.datetime | None]) -> None:
     """Mark the UTC days of ``instants`` dirty if they may be rolled up (call inside the writing
     transaction). Recent days are always read from the source and need no mark."""
-    live = _live_from()
     days = {_utc_day(i) for i in instants if i is not None}
+    pending = _deferred.get()
+    if pending is not None:
+        pending.days |= days
+        return
+    live = _live_from()
     RollupDirtyDay.objects.bulk_create([RollupDirtyDay(day=d) for d in sorted(days) if d < live])
 
 
@@ -430,7 +460,10 @@ def on_case_saved(sender, instance: Case, created: bool, raw: bool = False, **kw
     if created:
         touch([instance.created_at])
     elif before is not None and before != dims:
-        touch(case_instants([instance.pk]))
+        if (pending := _deferred.get()) is not None:
+            pending.case_ids.add(instance.pk)
+        else:
+            touch(case_instants([instance.pk]))
 
 
 def _remember_tier(sender, instance, **kwargs) -> None:

@@ -3,9 +3,12 @@
 Sending rule: when a case is resolved, the requester gets one e-mail with the survey link, written
 to the outbox in the resolving transaction and sent by a worker after it commits. The first
 resolution creates the survey; a later resolution after a reopen sends the same link again only
-while the survey is unanswered (the rating then reflects the final outcome), and never once
-answered: one answer per case. Imported history never sends a survey (the
-customer was asked, or not, by the system it came from). Only the requester is asked, not the CCs.
+while the survey is unanswered (the rating then reflects the final outcome) and its last sending is
+at least ``SURVEY_RESEND_AFTER`` old, and never once answered: one answer per case. A resolve ->
+reopen -> resolve within that window (a quick "not fixed" and its fix) sends nothing more: the
+customer's first mail is still in their inbox and its link still works. Imported history never
+sends a survey (the customer was asked, or not, by the system it came from). Only the requester
+is asked, not the CCs.
 
 The link carries a random token, the only credential a customer has. It stays open for
 ``SURVEY_OPEN_DAYS`` after the last sending; after that the page says so. The token is never shown
@@ -18,7 +21,7 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -34,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 CSAT_ANSWERED = "csat_answered"
 SURVEY_OPEN_DAYS = 90
+SURVEY_RESEND_AFTER = dt.timedelta(hours=24)
 RATING_LABELS = {
     1: "Very dissatisfied",
     2: "Dissatisfied",
@@ -76,23 +80,26 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
 
 
 def send_survey(case: Case, *, now: dt.datetime) -> SurveyResponse | None:
-    """Create (or re-arm, while unanswered) the case's survey and e-mail it to the requester on commit.
+    """Create (or re-arm, while unanswered and not sent within ``SURVEY_RESEND_AFTER``) the case's
+    survey and e-mail it to the requester on commit; returns None when nothing is sent.
 
-    Runs inside the caller's transaction with the case locked; returns None when nothing is sent.
+    Runs inside the caller's transaction. Safe against a second resolution racing this one: the
+    one-survey-per-case constraint decides the first sending, a conditional UPDATE each re-sending.
     """
     email = case.requester.email
     if not email:
         return None
     with transaction.atomic():
-        survey = SurveyResponse.objects.select_for_update().filter(case=case).first()
-        if survey is None:
-            survey = SurveyResponse.objects.create(case=case, sent_to=email, sent_at=now)
-        elif survey.is_answered:
-            return None
-        else:
-            survey.sent_to = email
-            survey.sent_at = now
-            survey.save(update_fields=["sent_to", "sent_at"])
+        try:
+            with transaction.atomic():
+                survey = SurveyResponse.objects.create(case=case, sent_to=email, sent_at=now)
+        except IntegrityError:  # the case has its survey: re-send it only if the rule allows
+            rearmed = SurveyResponse.objects.filter(
+                case=case, answered_at__isnull=True, sent_at__lte=now - SURVEY_RESEND_AFTER
+            ).update(sent_to=email, sent_at=now)
+            if not rearmed:
+                return None
+            survey = SurveyResponse.objects.get(case=case)
         _invitation(case, survey, now=now)
     return survey
 

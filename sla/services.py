@@ -38,8 +38,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -127,6 +130,30 @@ def _deadlines(clk: SlaClock, cal: clock.Calendar) -> tuple[dt.datetime, dt.date
     return warn_at, due_at
 
 
+# Policies and calendars by (organisation, severity) / organisation, while ``fixed_configuration()``.
+_configuration: ContextVar[dict[tuple, Any] | None] = ContextVar("sla_configuration", default=None)
+
+
+@contextmanager
+def fixed_configuration() -> Iterator[None]:
+    """Inside, each organisation's policy per severity and its calendar are read once, not per
+    event: for a bulk writer during which nobody edits policies or calendars (the demo load)."""
+    token = _configuration.set({})
+    try:
+        yield
+    finally:
+        _configuration.reset(token)
+
+
+def _configured(key: tuple, load: Callable[[], Any]) -> Any:
+    memo = _configuration.get()
+    if memo is None:
+        return load()
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
+
+
 @dataclass
 class _CaseContext:
     """What the reactions to one case event need, each loaded at most once."""
@@ -140,7 +167,11 @@ class _CaseContext:
     @property
     def policy(self) -> SlaPolicy | None:
         if not self._policy_loaded:
-            self._policy = policy_for(organisation_id=self.case.organisation_id, severity=self.case.severity)
+            org, severity = self.case.organisation_id, self.case.severity
+            self._policy = _configured(
+                ("policy", org, severity),
+                lambda: policy_for(organisation_id=org, severity=severity),
+            )
             self._policy_loaded = True
         return self._policy
 
@@ -148,7 +179,8 @@ class _CaseContext:
         if not business_time:
             return calendars.TWENTY_FOUR_SEVEN
         if not self._calendar_loaded:
-            self._calendar = calendars.calendar_for_organisation(self.case.organisation_id)
+            org = self.case.organisation_id
+            self._calendar = _configured(("calendar", org), lambda: calendars.calendar_for_organisation(org))
             self._calendar_loaded = True
         return calendars.clock_calendar(self._calendar, business_time=True, since=since, until=until)
 

@@ -13,7 +13,9 @@ batch, an import's batch); the backfill migration uses the same function with hi
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import connections, models, router
 from django.db.models import Exists, OuterRef, Q, Subquery, Value, When
@@ -24,6 +26,25 @@ from cases.models import OPEN_Q, DueState
 
 FIELDS = ("next_due_at", "next_due_target", "next_due_state")
 _BATCH = 1000
+# The cases whose refresh waits for the end of a ``deferred()`` block (None: refresh at once).
+_deferred: ContextVar[set[int] | None] = ContextVar("urgency_deferred", default=None)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Inside, ``refresh`` only notes its cases; leaving the block refreshes them all at once.
+
+    For a bulk writer whose cases nobody reads until it ends (the demo load replays thousands of
+    events): the same columns from the same clocks, one UPDATE per batch instead of one per event.
+    Use it inside the writing transaction, so the urgency still commits with the clocks.
+    """
+    pending: set[int] = set()
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    refresh(pending)
 
 
 def pending_q() -> Q:
@@ -70,6 +91,11 @@ def refresh(case_ids: Iterable[int], *, open_only: bool = False, case_model=None
     """Recompute the urgency of these cases (the caller holds their locks or writes them in the same
     transaction). ``open_only`` skips the cases that are not open (for new rows whose columns are
     still empty). Returns how many rows were updated."""
+    pending = _deferred.get()
+    if pending is not None and case_model is None:
+        # A new row's columns are computed as for any other: not open means none (see columns()).
+        pending.update(case_ids)
+        return 0
     if case_model is None or clock_model is None:
         from cases.models import Case
 

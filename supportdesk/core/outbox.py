@@ -26,7 +26,9 @@ import logging
 import re
 import smtplib
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from email.utils import make_msgid, parseaddr
 
@@ -107,6 +109,20 @@ ThreadSource = Callable[[int], Thread | None]
 _preferred_sources: list[ThreadSource] = []
 
 
+_discarding: ContextVar[bool] = ContextVar("outbox_discarding", default=False)
+
+
+@contextmanager
+def discarding() -> Iterator[None]:
+    """Write no mail inside the block: ``enqueue`` answers None (as for a duplicate) and
+    ``enqueue_many`` 0. For the demo load, whose customers are made up and must never get mail."""
+    token = _discarding.set(True)
+    try:
+        yield
+    finally:
+        _discarding.reset(token)
+
+
 def register_thread_source(source: ThreadSource) -> None:
     """Let another part of the product (inbound mail: "the customer's last mail") decide first."""
     if source not in _preferred_sources:
@@ -128,7 +144,10 @@ def _last_outbound_reply(case_id: int) -> Thread | None:
 
 def reply_thread(*, case_id: int) -> Thread:
     """What a new reply on a case answers: the first registered source that knows (the customer's
-    last mail, once inbound mail exists), else SupportDesk's previous reply on the case, else none."""
+    last mail, once inbound mail exists), else SupportDesk's previous reply on the case, else none
+    (also inside ``discarding()``, where no mail is written)."""
+    if _discarding.get():
+        return Thread()
     for source in (*_preferred_sources, _last_outbound_reply):
         thread = source(case_id)
         if thread is not None:
@@ -233,8 +252,11 @@ def enqueue(*, now: dt.datetime, **fields) -> OutboundMessage | None:
     """Write one mail to the outbox in the caller's transaction and send it after commit.
 
     Takes ``build``'s arguments. With a ``dedupe_key`` the mail is written at most once: a second
-    enqueue with the same key returns None and sends nothing.
+    enqueue with the same key returns None and sends nothing. Inside ``discarding()`` nothing is
+    written.
     """
+    if _discarding.get():
+        return None
     message = build(now=now, **fields)
     if message.dedupe_key is None:
         message.save()
@@ -252,7 +274,7 @@ def enqueue(*, now: dt.datetime, **fields) -> OutboundMessage | None:
 
 def enqueue_many(messages: Sequence[OutboundMessage]) -> int:
     """Write ``build``'s rows in one INSERT (those whose dedupe key exists are skipped); send on commit."""
-    if not messages:
+    if not messages or _discarding.get():
         return 0
     keys = [m.dedupe_key for m in messages if m.dedupe_key is not None]
     existing = set(
