@@ -438,35 +438,12 @@ def _rank(text: str, *, staff: bool) -> Any:
     return hits + exact
 
 
-def _newest_matching_documents(text: str, *, staff: bool) -> list[int]:
-    """The newest ``SEARCH_LIMIT + 1`` documents matching ``text`` on PostgreSQL, as the union of
-    each way to match, newest first. One OR over the three makes the planner walk the documents
-    newest first testing each (cheap for a common word, 300,000 rows for an organisation's name);
-    apart, each part picks its own plan (the trigram index for a name, a backward walk for a
-    common word) and the union of a few thousand ids is sorted once."""
-    from .models import CaseSearchDocument
-
-    query = SearchQuery(text, search_type="websearch", config=SEARCH_CONFIG)
-    documents = CaseSearchDocument.objects.order_by("-case_id").values_list("case_id", flat=True)
-    parts = [documents.filter(public_vector=query)[: SEARCH_LIMIT + 1]]
-    if staff:
-        parts.append(documents.filter(staff_vector=query)[: SEARCH_LIMIT + 1])
-    partial = _partial_words(text)
-    if partial:
-        parts.append(documents.filter(_all_in_names(partial, via=""))[: SEARCH_LIMIT + 1])
-    first, *others = parts
-    union = first.union(*others) if others else first
-    return sorted(set(union), reverse=True)[: SEARCH_LIMIT + 1]
-
-
 def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
     """The newest ``SEARCH_LIMIT + 1`` matches among ``queryset``'s cases, newest first."""
     if not queryset.query.where and not queryset.query.distinct:
         # No filter: the documents alone say it (no join to the cases).
         from .models import CaseSearchDocument
 
-        if is_postgresql():
-            return _newest_matching_documents(text, staff=staff)
         documents = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))
         return list(documents.order_by("-case_id").values_list("case_id", flat=True)[: SEARCH_LIMIT + 1])
     matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
