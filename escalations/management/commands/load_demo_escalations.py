@@ -83,7 +83,7 @@ class Command(BaseCommand):
             cases = list(
                 Case.objects.filter(OPEN_Q)
                 .filter(status__in=[Status.TRIAGED, Status.IN_PROGRESS])
-                .order_by("-severity", "id")[: len(STORIES)]
+                .order_by("severity", "id")[: len(STORIES)]
             )
             if len(cases) < len(STORIES):
                 raise CommandError("Not enough open triaged cases to escalate; load more demo cases.")
