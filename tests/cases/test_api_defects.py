@@ -12,10 +12,10 @@ import pytest
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_started
 from django.db import close_old_connections
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from cases.models import Case, CaseEvent
+from tests import factories
 
 # --- POST /api/cases/ under a strict WSGI server -----------------------------------------------------
 
@@ -55,7 +55,7 @@ def _wsgi_post(path: str, payload: dict, *, token: str) -> tuple[str, list[tuple
 
 
 def test_create_case_passes_the_wsgi_header_checks_of_the_development_server(agent, organisation, contact):
-    token = Token.objects.create(user=agent).key
+    token = factories.api_token_key(agent)
     status, headers, content = _wsgi_post(
         "/api/cases/",
         {"title": "Export hangs", "organisation": organisation.pk, "requester": contact.pk},
