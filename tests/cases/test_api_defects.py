@@ -10,7 +10,7 @@ from wsgiref.validate import validator
 
 import pytest
 from django.core.handlers.wsgi import WSGIHandler
-from django.core.signals import request_started
+from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from rest_framework.test import APIClient
 
@@ -43,14 +43,18 @@ def _wsgi_post(path: str, payload: dict, *, token: str) -> tuple[str, list[tuple
         seen["status"], seen["headers"] = status, headers
         return lambda data: None
 
-    # The test runs inside a transaction: the handler must not close the connection on request start.
+    # The test runs inside a transaction: the handler must not close the connection when the request
+    # starts or finishes (on PostgreSQL without persistent connections it would, as the test client
+    # also prevents).
     request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
     try:
         result = validator(WSGIHandler())(environ, start_response)
         content = b"".join(result)
         result.close()
     finally:
         request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
     return seen["status"], seen["headers"], content
 
 
