@@ -16,13 +16,16 @@ def validate_webhook_url(value: str) -> None:
     public address (supportdesk.core.netguard; checked again at send time)."""
     parts = validate_webhook_url_syntax(value)
     try:
-        netguard.check_host_now(
-            parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80)
-        )
+        netguard.check_host_now(parts.hostname, webhook_port(parts))
     except netguard.Refused as exc:
         raise ValidationError(str(exc), code="address") from exc
     except UnicodeError as exc:
         raise ValidationError("The host name of a webhook URL is not valid.", code="host") from exc
+
+
+def webhook_port(parts) -> int:
+    """The port a checked webhook URL's parts connect to (the scheme's default when none is given)."""
+    return parts.port or (443 if parts.scheme.lower() == "https" else 80)
 
 
 def validate_webhook_url_syntax(value: str):

@@ -28,7 +28,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from supportdesk.core import netguard
 
-from .validators import validate_webhook_url_syntax
+from .validators import validate_webhook_url_syntax, webhook_port
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -93,7 +93,7 @@ def post(*, url: str, body: bytes, secret: str, delivery_id: str, event: str, ti
         parts = validate_webhook_url_syntax(url)
     except ValidationError as exc:
         return Result(None, "; ".join(exc.messages))
-    port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    port = webhook_port(parts)
     host = parts.hostname or ""
     try:
         address = netguard.checked_address(host, port)
