@@ -15,7 +15,7 @@ from django.db import transaction
 
 from metrics import surveys
 from metrics.models import SurveyResponse
-from supportdesk.core.models import OutboundMessage
+from supportdesk.core import outbox
 
 RATINGS = {5: 45, 4: 30, 3: 12, 2: 8, 1: 5}
 COMMENTS = {
@@ -36,8 +36,8 @@ class Command(BaseCommand):
             return
         rng = random.Random(15)
         answered = 0
-        before = OutboundMessage.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
-        with transaction.atomic():
+        # Demo people never get mail from a demo load.
+        with transaction.atomic(), outbox.discarding():
             for survey in SurveyResponse.objects.order_by("id"):
                 if rng.random() > 0.66:
                     continue
@@ -47,6 +47,4 @@ class Command(BaseCommand):
                     survey, rating=rating, comment=comment, now=survey.sent_at + dt.timedelta(hours=20)
                 )
                 answered += 1
-            # Demo people never get mail from a demo load.
-            OutboundMessage.objects.filter(pk__gt=before).delete()
         self.stdout.write(self.style.SUCCESS(f"Answered {answered} CSAT surveys."))
