@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from supportdesk.core import bounds
@@ -10,11 +11,57 @@ from supportdesk.core import bounds
 from .models import OPEN_Q, Case, Organisation, Severity, Status, Team, Tier
 
 
+class EvaluatedChoiceIterator(forms.models.ModelChoiceIterator):
+    """The choices from the field's queryset as evaluated once (its result cache), not through
+    ``QuerySet.iterator()``, which on PostgreSQL opens a server-side cursor (three round trips) every
+    time the options are listed; the view reuses the same rows for its other lists."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        for obj in self.queryset:
+            yield self.choice(obj)
+
+
+class EvaluatedChoiceField(forms.ModelChoiceField):
+    iterator = EvaluatedChoiceIterator
+
+
+class ModelChoiceFilter(django_filters.ModelChoiceFilter):
+    field_class = EvaluatedChoiceField
+
+
+class NameChoiceIterator(forms.models.ModelChoiceIterator):
+    """(pk, name) pairs read as values, once per field: a choice list of hundreds of organisations
+    without building (and signalling) a model instance for each."""
+
+    def __iter__(self):
+        if self.field.empty_label is not None:
+            yield ("", self.field.empty_label)
+        if self.field.listed is None:
+            self.field.listed = list(self.queryset.values_list("pk", "name"))
+        yield from self.field.listed
+
+    def __len__(self):
+        return len(list(iter(self)))
+
+
+class NameChoiceField(forms.ModelChoiceField):
+    iterator = NameChoiceIterator
+    listed: list[tuple[int, str]] | None = None
+
+
+class NameChoiceFilter(django_filters.ModelChoiceFilter):
+    """A model filter whose options are the objects' names (``str(obj)`` is the name)."""
+
+    field_class = NameChoiceField
+
+
 def _staff_label(user) -> str:
     return user.get_full_name() or user.get_username()
 
 
-class StaffChoiceFilter(django_filters.ModelChoiceFilter):
+class StaffChoiceFilter(ModelChoiceFilter):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, to_field_name="username", **kwargs)
 
@@ -40,12 +87,10 @@ class CaseFilter(django_filters.FilterSet):
     # distinct=False: a plain IN list needs no DISTINCT (which would sort every column at scale).
     status = django_filters.MultipleChoiceFilter(choices=Status.choices, label="Status", distinct=False)
     severity = django_filters.MultipleChoiceFilter(choices=Severity.choices, label="Severity", distinct=False)
-    organisation = django_filters.ModelChoiceFilter(
-        queryset=Organisation.objects.only("id", "name").order_by("name"), label="Organisation"
-    )
+    organisation = NameChoiceFilter(queryset=Organisation.objects.order_by("name"), label="Organisation")
     tier = django_filters.ChoiceFilter(field_name="organisation__tier", choices=Tier.choices, label="Tier")
     assignee = StaffChoiceFilter(queryset=_assignable, label="Assignee")
-    team = django_filters.ModelChoiceFilter(queryset=Team.objects.all(), to_field_name="slug", label="Team")
+    team = ModelChoiceFilter(queryset=Team.objects.order_by("name"), to_field_name="slug", label="Team")
     mine = django_filters.BooleanFilter(method="filter_mine", label="Assigned to me")
     unassigned = django_filters.BooleanFilter(method="filter_unassigned", label="Unassigned")
     tag = django_filters.CharFilter(field_name="tags__name", label="Tag")

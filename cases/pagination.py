@@ -132,9 +132,20 @@ def _reverse(ordering: list[str]) -> list[str]:
 
 def _part(queryset: QuerySet, ordering: list[str], values: list[Any] | None, *, backwards: bool, limit: int):
     """Up to ``limit`` rows after (before) ``values`` in ``ordering``, in the reading direction."""
-    if values is not None:
-        queryset = _filter_after(queryset, ordering, values, backwards=backwards)
-    return list(queryset.order_by(*(_reverse(ordering) if backwards else ordering))[:limit])
+    order = _reverse(ordering) if backwards else ordering
+    ordered = queryset.order_by(*order)
+    if values is None:
+        return list(ordered[:limit])
+    # After a cursor: the page's ids first (one index range scan, no joins), then its rows with
+    # their joins. In one query PostgreSQL estimates the rows after the row comparison (beside the
+    # open-status list) as a handful, and joined every remaining open case before sorting.
+    ids = list(
+        _filter_after(ordered, ordering, values, backwards=backwards).values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return []
+    rows = {row.pk: row for row in queryset.filter(pk__in=ids).order_by(*order)}
+    return [rows[pk] for pk in ids if pk in rows]
 
 
 def _rows(

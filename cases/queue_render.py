@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from django.urls import reverse
-from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from supportdesk.core.instants import format_instant
+from supportdesk.core.markup import escape_text as escape
 from supportdesk.core.templatetags.supportdesk import when
 
 from .models import Severity, Status, Tier

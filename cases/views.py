@@ -139,8 +139,9 @@ def queue(request: HttpRequest) -> HttpResponse:
             "bulk_actions": bulk.ACTIONS,
             "bulk_max": bulk.MAX_CASES,
             "bulk_macros": list(macros.visible_macros(request.user)),
-            "assignable": list(selectors.assignable_users()),
-            "teams": list(Team.objects.order_by("name")),
+            # The filter's own rows (evaluated once for its options and these lists).
+            "assignable": form.fields["assignee"].queryset,
+            "teams": form.fields["team"].queryset,
             "statuses": Status.choices,
             "severities": [(s.value, s.value) for s in Severity],
             "paged": bool(cursor),

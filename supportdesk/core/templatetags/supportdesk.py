@@ -9,6 +9,7 @@ from django.utils.html import escape, format_html
 from django.utils.safestring import mark_safe
 
 from supportdesk.core.instants import DAY_FORMAT, WHEN_DAY_FORMAT, WHEN_FORMAT, format_instant
+from supportdesk.core.markup import escape_text
 
 register = template.Library()
 
@@ -119,9 +120,9 @@ def select_field(field, css_class: str = "") -> str:
     for value, label in field.field.choices:
         value = "" if value is None else str(value)
         selected = " selected" if value == current else ""
-        options.append(f'<option value="{escape(value)}"{selected}>{escape(label)}</option>')
+        options.append(f'<option value="{escape_text(value)}"{selected}>{escape_text(label)}</option>')
     classes = (
-        "field" + (" has-error" if field.errors else "") + (f" {escape(css_class)}" if css_class else "")
+        "field" + (" has-error" if field.errors else "") + (f" {escape_text(css_class)}" if css_class else "")
     )
     errors = str(field.errors) if field.errors else ""
     return mark_safe(  # noqa: S308 - every value is escaped above
