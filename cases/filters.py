@@ -103,6 +103,18 @@ class CaseFilter(django_filters.FilterSet):
         model = Case
         fields: list[str] = []
 
+    def get_form_class(self):
+        """The form class, built once per filter set class: its fields are the same for every
+        request (each form deep-copies them, querysets included, so no rows are shared), and
+        building them cost more than the rest of a filter set's work. So no field may depend on
+        the request (a queryset callable gets the first request)."""
+        cls = type(self)
+        form_class = cls.__dict__.get("_form_class")
+        if form_class is None:
+            form_class = super().get_form_class()
+            cls._form_class = form_class
+        return form_class
+
     def filter_state(self, queryset, name, value):
         if value == "open":
             return queryset.filter(OPEN_Q)

@@ -19,13 +19,16 @@ At most ``MAX_NAV_VIEWS`` views are shown (and counted) in the navigation.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import EmptyResultSet
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
 from django.http import QueryDict
 
@@ -298,26 +301,59 @@ def matching(params: Mapping, *, request) -> QuerySet[Case]:
     return CaseFilter(filter_data(params), queryset=Case.objects.all(), request=request).qs
 
 
+#: How long the SQL of a view's count is reused, per (user, query string), in one process.
+COUNT_SQL_SECONDS = 60.0
+_COUNT_SQL_ENTRIES = 2048
+_count_sql: OrderedDict[tuple[int | None, str], tuple[float, tuple[str, tuple] | None]] = OrderedDict()
+_count_sql_lock = threading.Lock()
+
+
+def _count_statement(query: Mapping | str, *, request) -> tuple[str, tuple] | None:
+    """The SQL (and parameters) counting a view's cases, or None when it can match nothing.
+
+    Building it runs the queue's filter set (its form, its validation), several milliseconds a
+    view on every queue page; the same query string for the same user gives the same statement,
+    so it is kept for ``COUNT_SQL_SECONDS`` (a filter naming an object that was deleted since is
+    noticed after that)."""
+    key = (getattr(request.user, "pk", None), query) if isinstance(query, str) else None
+    now = time.monotonic()
+    if key is not None:
+        with _count_sql_lock:
+            cached = _count_sql.get(key)
+            if cached is not None and now - cached[0] < COUNT_SQL_SECONDS:
+                _count_sql.move_to_end(key)
+                return cached[1]
+    data = QueryDict(query) if isinstance(query, str) else query
+    qs = matching(data, request=request).order_by().values("pk")[: COUNT_CAP + 1]
+    try:
+        statement: tuple[str, tuple] | None = qs.query.sql_with_params()
+    except EmptyResultSet:
+        statement = None
+    if key is not None:
+        with _count_sql_lock:
+            _count_sql[key] = (now, statement)
+            _count_sql.move_to_end(key)
+            while len(_count_sql) > _COUNT_SQL_ENTRIES:
+                _count_sql.popitem(last=False)
+    return statement
+
+
 def counts(queries: Mapping[str, Mapping | str], *, request) -> dict[str, Count]:
     """How many cases each named query matches now (capped at COUNT_CAP + 1), in ONE query."""
     parts, params, names = [], [], []
     result: dict[str, Count] = {}
-    alias = None
     for name, query in queries.items():
-        data = QueryDict(query) if isinstance(query, str) else query
-        qs = matching(data, request=request).order_by().values("pk")[: COUNT_CAP + 1]
-        try:
-            sql, sql_params = qs.query.sql_with_params()
-        except EmptyResultSet:
+        statement = _count_statement(query, request=request)
+        if statement is None:
             result[name] = Count(0)
             continue
-        alias = alias or qs.db
+        sql, sql_params = statement
         # The ORM's own SQL with its parameters kept apart: nothing typed is pasted into the string.
         parts.append(f"(SELECT COUNT(*) FROM ({sql}) AS view_{len(names)})")  # noqa: S608
         params.extend(sql_params)
         names.append(name)
     if parts:
-        with connections[alias].cursor() as cursor:
+        with connections[router.db_for_read(Case)].cursor() as cursor:
             cursor.execute("SELECT " + ", ".join(parts), params)
             row = cursor.fetchone()
         result.update({name: Count(int(value)) for name, value in zip(names, row, strict=True)})
