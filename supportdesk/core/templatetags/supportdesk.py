@@ -110,6 +110,25 @@ def icon(name: str, label: str = "") -> str:
 
 
 @register.simple_tag
+def check_chips(field) -> str:
+    """The ticks of a multiple-choice filter as ``<label class="chip">`` elements, written
+    directly for the same reason as ``select_field`` (each option's widget templates cost more
+    than the page's queries). Same markup as iterating the field's subwidgets."""
+    current = {str(v) for v in (field.value() or [])}
+    prefix = field.auto_id
+    name = escape_text(field.html_name)
+    chips = []
+    for index, (value, label) in enumerate(field.field.widget.choices):
+        value = str(value)
+        checked = " checked" if value in current else ""
+        chips.append(
+            f'<label class="chip"><input type="checkbox" name="{name}" value="{escape_text(value)}" '
+            f'id="{escape_text(prefix)}_{index}"{checked}> {escape_text(label)}</label>'
+        )
+    return mark_safe("".join(chips))  # noqa: S308 - every value is escaped above
+
+
+@register.simple_tag
 def select_field(field, css_class: str = "") -> str:
     """A filter ``<select>`` with its label, written directly rather than through the widget's
     templates: Django renders each ``<option>`` through a template, which costs more than the
