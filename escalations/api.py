@@ -33,6 +33,7 @@ from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
 from supportdesk.core import bounds
 from supportdesk.core.files import download_response
+from supportdesk.core.idempotency import idempotent
 from supportdesk.core.parsers import BoundedJSONParser
 
 from . import permissions, selectors, services
@@ -698,6 +699,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
             **NOT_FOUND,
         },
     )
+    @idempotent
     @action(detail=True, methods=["post"], filter_backends=[], parser_classes=[MultiPartParser, FormParser])
     def attachments(self, request, pk: str | None = None):
         if not permissions.has_side(request.user, Side.SUPPORT):
