@@ -207,7 +207,9 @@ def purge_expired(*, now: dt.datetime, batch: int = 5000) -> int:
 
 class IdempotencyErrorSerializer(serializers.Serializer):
     detail = serializers.CharField(help_text="What went wrong with the key.")
-    code = serializers.ChoiceField(choices=[KeyReused.default_code, KeyInProgress.default_code])
+    code = serializers.CharField(
+        help_text=f"`{KeyReused.default_code}` (422) or `{KeyInProgress.default_code}` (409)."
+    )
 
 
 KEY_PARAMETER = OpenApiParameter(

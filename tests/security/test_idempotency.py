@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 from cases import services as case_services
 from cases.models import Case, CaseEvent, EventKind, SavedView, Status
 from escalations import services as escalation_services
-from escalations.models import EngineeringTeam, EscalationAttachment
+from escalations.models import EngineeringTeam, Escalation, EscalationAttachment
 from knowledge.models import Article
 from supportdesk.core import idempotency
 from supportdesk.core.models import IdempotencyRecord, OutboundMessage
@@ -237,6 +237,25 @@ def test_a_retried_multipart_reply_keeps_one_copy_of_its_files_and_another_file_
     assert other.status_code == 422
     assert new_case.events.filter(kind=EventKind.PUBLIC_REPLY).count() == 1
     assert new_case.attachments.count() == 1
+
+
+def test_a_retried_escalation_draft_creates_one_escalation(api, new_case, agent, now):
+    case = case_services.transition(
+        new_case, Status.TRIAGED, actor=agent, now=now, severity="P2", assignee=agent
+    )
+    EngineeringTeam.objects.create(name="Payments", slug="payments", components="checkout-api")
+    body = {"case": case.key, "team": "payments", "summary": "Checkout returns 502 for EU tenants"}
+
+    first = post(api, "/api/escalations/", body)
+    second = post(api, "/api/escalations/", body)
+    other = post(api, "/api/escalations/", {**body, "summary": "Something else"})
+
+    assert first.status_code == 201, first.json()
+    assert second.json() == first.json()
+    assert second["Location"] == first["Location"]
+    assert second["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422
+    assert Escalation.objects.count() == 1
 
 
 def test_a_retried_escalation_file_upload_is_stored_once(api, new_case, agent, now):
