@@ -39,6 +39,7 @@ from supportdesk.core import logcontext
 from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite, RejectUnexpectedFields
 from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
+from supportdesk.core.idempotency import idempotent
 from supportdesk.core.models import MailStatus, validate_time_zone
 from supportdesk.core.parsers import BoundedJSONParser
 
@@ -924,6 +925,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
             CaseSerializer(page, many=True, context=self.get_serializer_context()).data
         )
 
+    @idempotent
     def create(self, request):
         data = self._input(CaseCreateSerializer)
         case = services.create_case(actor=request.user, now=timezone.now(), **data)
@@ -987,6 +989,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         },
         responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
     )
+    @idempotent
     @action(
         detail=True,
         methods=["post"],
@@ -1019,6 +1022,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         },
         responses={201: CaseEventSerializer, **_bad_request(MessageError), **AUTH_ERRORS, **NOT_FOUND},
     )
+    @idempotent
     @action(
         detail=True,
         methods=["post"],

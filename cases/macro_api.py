@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from supportdesk.core import logcontext
 from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff
+from supportdesk.core.idempotency import idempotent
 
 from . import macros, selectors
 from .api import (
@@ -185,6 +186,7 @@ class ApplyMacroView(APIView):
         examples=[OpenApiExample("The macro as written", request_only=True, value={"macro": 3})],
         tags=["cases"],
     )
+    @idempotent
     def post(self, request, key: str):
         case = _visible_case(request, key)
         serializer = ApplyMacroSerializer(data=request.data)

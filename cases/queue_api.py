@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from supportdesk.core.api import IsSupportStaff
 from supportdesk.core.errors import DomainError
+from supportdesk.core.idempotency import idempotent
 
 from . import bulk, saved_views
 from .api import (
@@ -203,6 +204,7 @@ class SavedViewViewSet(
         view = self.get_object()
         return Response(SavedViewSerializer(view, context=self._with_counts([view])).data)
 
+    @idempotent
     def create(self, request):
         serializer = SavedViewSerializer(data=request.data, context=self.get_serializer_context())
         serializer.is_valid(raise_exception=True)

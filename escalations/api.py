@@ -29,10 +29,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
+from cases import selectors as case_selectors
 from cases.api import KeysetPagination, StrictCharField
 from cases.models import Case, CaseEvent, Organisation, Severity, Tier
+from cases.permissions import can_see_case
 from supportdesk.core import bounds
+from supportdesk.core.api import RejectUnexpectedFields
 from supportdesk.core.files import download_response
+from supportdesk.core.idempotency import idempotent
 from supportdesk.core.parsers import BoundedJSONParser
 
 from . import permissions, selectors, services
@@ -294,6 +298,37 @@ class LinkSerializer(serializers.Serializer):
         return attrs
 
 
+class EscalationCreateSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
+    """A new draft: the case, the engineering team and whatever of the package is known yet."""
+
+    case = StrictCharField(max_length=40, help_text="The case key, e.g. CASE-12.")
+    team = serializers.SlugRelatedField(
+        slug_field="slug", queryset=EngineeringTeam.objects.all(), help_text="The engineering team's slug."
+    )
+    first_seen_at = bounds.DateTimeField(required=False, allow_null=True)
+    last_seen_at = bounds.DateTimeField(required=False, allow_null=True)
+    attached_events = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=2**31 - 1),
+        required=False,
+        max_length=200,
+        help_text="Ids of the case's timeline entries to share with engineering.",
+    )
+
+    class Meta:
+        model = Escalation
+        fields = ["case", "team", *services.PACKAGE_FIELDS, "attached_events"]
+        # Defaults to the case's tier and severity; the one open escalation per team is the service's rule.
+        extra_kwargs = {"tier": {"required": False}, "severity": {"required": False}}
+        validators: list = []
+
+    def validate_case(self, value: str) -> Case:
+        case = case_selectors.case_by_key(value)
+        request = self.context.get("request")
+        if case is None or (request is not None and not can_see_case(request.user, case)):
+            raise ValidationError(f"There is no case {value}.")
+        return case
+
+
 class AttachmentUploadSerializer(serializers.Serializer):
     file = serializers.FileField(help_text="Text, JSON, PNG, JPEG, PDF, zip or gzip; checked by content.")
 
@@ -380,6 +415,9 @@ ResolveError = _validation_error("EscalationResolve", ["state", "resolution", "f
 DeclineError = _validation_error("EscalationDecline", ["state", "reason"])
 LinkError = _validation_error("EscalationLink", ["state", "external_key", "external_url"])
 UploadError = _validation_error("EscalationUpload", ["state", "file"])
+CreateError = _validation_error(
+    "EscalationCreate", ["case", "team", *services.PACKAGE_FIELDS, "attached_events"]
+)
 
 AUTH = {
     401: OpenApiResponse(
@@ -507,6 +545,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
             "decline": DeclineSerializer,
             "link": LinkSerializer,
             "attachments": AttachmentUploadSerializer,
+            "create": EscalationCreateSerializer,
         }.get(self.action, EscalationDetailSerializer)
 
     def get_object(self) -> Escalation:
@@ -533,6 +572,40 @@ class EscalationViewSet(viewsets.GenericViewSet):
         return self.get_paginated_response(
             EscalationListSerializer(page, many=True, context=self.get_serializer_context()).data
         )
+
+    @extend_schema(
+        summary="Draft an escalation (support)",
+        description=(
+            "A draft package for `team` on `case`, scored against the rubric; tier and severity default "
+            "to the case's. Submit it with `submit` once it is complete enough. A case that is resolved "
+            "or closed, or that already has an open escalation to the team, is a 400."
+        ),
+        request=EscalationCreateSerializer,
+        responses={
+            201: EscalationDetailSerializer,
+            **_bad_request(
+                CreateError, "Invalid input, an unknown case or team, or the case cannot escalate."
+            ),
+            **AUTH,
+            **FORBIDDEN_SUPPORT,
+        },
+    )
+    @idempotent
+    def create(self, request):
+        if not permissions.has_side(request.user, Side.SUPPORT):
+            self.permission_denied(request, message="Only support agents and managers can draft escalations.")
+        data = self._input(EscalationCreateSerializer)
+        escalation = services.create_draft(
+            case=data.pop("case"),
+            team=data.pop("team"),
+            attached_events=data.pop("attached_events", ()),
+            actor=request.user,
+            now=timezone.now(),
+            **data,
+        )
+        response = self._detail(escalation, status_code=status.HTTP_201_CREATED)
+        response["Location"] = str(response.data["url"])
+        return response
 
     def retrieve(self, request, pk: str | None = None):
         return Response(
@@ -698,6 +771,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
             **NOT_FOUND,
         },
     )
+    @idempotent
     @action(detail=True, methods=["post"], filter_backends=[], parser_classes=[MultiPartParser, FormParser])
     def attachments(self, request, pk: str | None = None):
         if not permissions.has_side(request.user, Side.SUPPORT):

@@ -32,6 +32,7 @@ from rest_framework.views import APIView
 from cases.models import Case
 from cases.selectors import case_by_key
 from supportdesk.core import api as core_api
+from supportdesk.core.idempotency import idempotent
 from supportdesk.core.roles import Role
 
 from . import selectors, services
@@ -618,6 +619,7 @@ class ArticleViewSet(viewsets.GenericViewSet):
         data = ArticleSummarySerializer(page, many=True, context=context).data
         return self.get_paginated_response(data)
 
+    @idempotent
     def create(self, request):
         data = _input(ArticleCreateSerializer, request.data)
         article = services.create_draft(actor=request.user, now=timezone.now(), **data)

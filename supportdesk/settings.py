@@ -603,6 +603,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
     "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
+    # Idempotency-Key records past their 24 h (supportdesk.core.idempotency); a lookup ignores them.
+    "core-purge-idempotency-records": {
+        "task": "core.purge_idempotency_records",
+        "schedule": crontab(minute=23),
+        "options": {"expires": 3600.0},
+    },
     "mail-poll-mailboxes": {
         "task": "mail.poll_mailboxes",
         "schedule": float(INBOUND_POLL_SECONDS),

@@ -4,6 +4,7 @@ import zoneinfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS
@@ -183,3 +184,38 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.token_key}…) of {self.user}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a creating API request sent with an ``Idempotency-Key``
+    (see ``supportdesk.core.idempotency``), replayed to the same person's retries until ``expires_at``.
+
+    A row is written in the transaction that did the work, so it is never seen half done; the
+    unique constraint is what lets only one of two simultaneous requests with the same key run.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=1000, help_text="The request path, percent-encoded.")
+    request_fingerprint = models.CharField(
+        max_length=64, help_text="SHA-256 of the request body in a canonical form."
+    )
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.JSONField(null=True, blank=True, encoder=DjangoJSONEncoder)
+    response_headers = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "idempotency record"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "key", "method", "path"], name="idempotency_once_per_user_key_endpoint"
+            )
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="idempotency_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} [{self.key}] by {self.user_id}"

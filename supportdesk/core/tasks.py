@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from . import outbox, services
+from . import idempotency, outbox, services
 
 
 @shared_task(name="core.ping", acks_late=True, ignore_result=True, time_limit=30)
@@ -31,3 +31,15 @@ def send_outbound(outbound_id: int) -> str:
 def send_due() -> int:
     """Every minute: send what is due (retries, mails whose dispatch was lost, expired claims)."""
     return outbox.send_due(now=timezone.now())
+
+
+@shared_task(
+    name="core.purge_idempotency_records",
+    acks_late=True,
+    ignore_result=True,
+    soft_time_limit=240,
+    time_limit=300,
+)
+def purge_idempotency_records() -> int:
+    """Hourly: delete the Idempotency-Key records past their 24 h (a lookup ignores them anyway)."""
+    return idempotency.purge_expired(now=timezone.now())
