@@ -438,16 +438,49 @@ def _rank(text: str, *, staff: bool) -> Any:
     return hits + exact
 
 
+#: The newest cases searched first, as a multiple of SEARCH_LIMIT; each further try looks at
+#: WINDOW_GROWTH times as many, the last at all of them.
+FIRST_WINDOW = 100
+WINDOW_GROWTH = 4
+
+
+def _windows(newest: int | None) -> list[int | None]:
+    """The lowest case id of each try (None: every case), for ids up to ``newest``."""
+    if newest is None:
+        return [None]
+    lows: list[int | None] = []
+    span = FIRST_WINDOW * SEARCH_LIMIT
+    while newest - span > 0:
+        lows.append(newest - span)
+        span *= WINDOW_GROWTH
+    return [*lows, None]
+
+
 def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
-    """The newest ``SEARCH_LIMIT + 1`` matches among ``queryset``'s cases, newest first."""
+    """The newest ``SEARCH_LIMIT + 1`` matches among ``queryset``'s cases, newest first.
+
+    The indexes say which documents match but not in which order, so every match is read to find
+    the newest: for a word in a sixtieth of a million cases, sixteen thousand table pages. So the
+    newest cases are searched first (the newest ``FIRST_WINDOW * SEARCH_LIMIT``, then four times as
+    many, ..., then all): once a window holds ``SEARCH_LIMIT + 1`` matches they are the newest of
+    all, and a window that holds fewer had few to read. A rare word costs a few index lookups more.
+    """
+    from .models import CaseSearchDocument
+
     if not queryset.query.where and not queryset.query.distinct:
         # No filter: the documents alone say it (no join to the cases).
-        from .models import CaseSearchDocument
-
-        documents = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))
-        return list(documents.order_by("-case_id").values_list("case_id", flat=True)[: SEARCH_LIMIT + 1])
-    matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
-    return list(matching.values_list("pk", flat=True)[: SEARCH_LIMIT + 1])
+        matching = CaseSearchDocument.objects.filter(_match(text, staff=staff, via="")).order_by("-case_id")
+        id_field = "case_id"
+    else:
+        matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
+        id_field = "pk"
+    newest = CaseSearchDocument.objects.aggregate(newest=models.Max("case_id"))["newest"]
+    for low in _windows(newest):
+        window = matching if low is None else matching.filter(**{f"{id_field}__gt": low})
+        ids = list(window.values_list(id_field, flat=True)[: SEARCH_LIMIT + 1])
+        if len(ids) > SEARCH_LIMIT:
+            return ids
+    return ids
 
 
 class InArray(models.Func):

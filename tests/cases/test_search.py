@@ -183,6 +183,40 @@ def test_a_title_match_ranks_above_a_body_only_match(ingrid, agent):
 # --- Kept current -----------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("matching_every", [1, 3, 7])
+def test_searching_the_newest_cases_first_finds_the_newest_matches(
+    ingrid, agent, monkeypatch, matching_every
+):
+    """Newest windows first (small here: 2, then 4, ... cases): the same newest matches as one
+    search over every case, whether the matches are dense or sparse."""
+    monkeypatch.setattr(search, "SEARCH_LIMIT", 3)
+    monkeypatch.setattr(search, "FIRST_WINDOW", 1)
+    monkeypatch.setattr(search, "WINDOW_GROWTH", 2)
+    matches = []
+    for i in range(24):
+        word = "quokka" if i % matching_every == 0 else "wombat"
+        case = services.create_case(
+            title=f"Sync problem {i} {word}",
+            description="-",
+            organisation=ingrid.organisation,
+            requester=ingrid,
+            actor=agent,
+            now=T0 + i * HOUR,
+        )
+        if word == "quokka":
+            matches.append(case.key)
+    newest_first = list(reversed(matches))
+    # SEARCH_LIMIT + 1 matches are ranked (the last tells the paginator that more matched).
+    found = search.search(selectors.case_list(), "quokka", staff=True)
+    assert sorted(keys(found), key=lambda k: -Case.pk_from_key(k)) == newest_first[:4]
+    assert found.search_matched == 4
+    # With a filter (the join to the cases) too.
+    filtered = search.search(
+        selectors.case_list().filter(organisation=ingrid.organisation), "quokka", staff=True
+    )
+    assert set(keys(filtered)) == set(newest_first[:4])
+
+
 def test_changes_are_searchable_at_once(export_case, agent):
     services.update_case(export_case, actor=agent, now=T0 + 3 * HOUR, title="Export hangs", tags=["exports"])
     assert find("eighty") == []
