@@ -102,6 +102,8 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
+    # The configuration audit trail (supportdesk.core.audit): a history table per tracked model.
+    "simple_history",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the configuration audit trail name who changed a setting (after authentication).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "supportdesk.core.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
