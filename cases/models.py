@@ -73,7 +73,9 @@ class OrganisationDomain(models.Model):
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="email_domains")
     domain = models.CharField(max_length=253, unique=True, help_text="e.g. example.com (lower case).")
-    history = AuditedHistory(kind_label="Organisation e-mail domains")
+    history = AuditedHistory(
+        kind_label="Organisation e-mail domains", describe=lambda row: f"{row.organisation} · {row}"
+    )
 
     class Meta:
         ordering = ["domain"]

@@ -245,7 +245,7 @@ class WebhookSubscription(models.Model):
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # The signing secret never reaches the history: only that a save changed it.
-    history = AuditedHistory(kind_label="Webhook subscriptions", secret_field="secret")
+    history = AuditedHistory(kind_label="Webhook subscriptions", confidential_field="secret")
 
     class Meta:
         ordering = ["team__name", "id"]

@@ -91,7 +91,7 @@ class OpeningHours(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField(help_text="00:00 means midnight at the end of the day (24:00).")
-    history = AuditedHistory(kind_label="Opening hours")
+    history = AuditedHistory(kind_label="Opening hours", describe=lambda row: f"{row.calendar} · {row}")
 
     class Meta:
         ordering = ["weekday", "start"]
@@ -108,7 +108,7 @@ class CustomHoliday(models.Model):
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="custom_holidays")
     date = models.DateField()
     name = models.CharField(max_length=100, blank=True)
-    history = AuditedHistory(kind_label="Holidays")
+    history = AuditedHistory(kind_label="Holidays", describe=lambda row: f"{row.calendar} · {row}")
 
     class Meta:
         ordering = ["date"]
@@ -123,7 +123,9 @@ class OrganisationCalendar(models.Model):
 
     organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="sla_calendar")
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT, related_name="organisations")
-    history = AuditedHistory(kind_label="Organisation calendars")
+    history = AuditedHistory(
+        kind_label="Organisation calendars", describe=lambda row: f"{row.organisation} → {row.calendar}"
+    )
 
     def __str__(self) -> str:
         return f"{self.organisation_id} -> {self.calendar_id}"

@@ -2,96 +2,206 @@
 
 import django.core.validators
 import django.db.models.deletion
-import escalations.validators
 import simple_history.models
 from django.conf import settings
 from django.db import migrations, models
 
+import escalations.validators
+
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('escalations', '0003_webhook_secret_help'),
+        ("escalations", "0003_webhook_secret_help"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalEngineeringTeam',
+            name="HistoricalEngineeringTeam",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=100)),
-                ('slug', models.SlugField(max_length=100)),
-                ('components', models.TextField(blank=True, help_text='The components this team owns, one per line (e.g. checkout-api).')),
-                ('min_quality_score', models.PositiveSmallIntegerField(default=3, help_text="Packages scoring below this (0–5) need a manager's override to be submitted.", validators=[django.core.validators.MinValueValidator(0), django.core.validators.MaxValueValidator(5)])),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("name", models.CharField(db_index=True, max_length=100)),
+                ("slug", models.SlugField(max_length=100)),
+                (
+                    "components",
+                    models.TextField(
+                        blank=True,
+                        help_text="The components this team owns, one per line (e.g. checkout-api).",
+                    ),
+                ),
+                (
+                    "min_quality_score",
+                    models.PositiveSmallIntegerField(
+                        default=3,
+                        help_text="Packages scoring below this (0–5) need a manager's override to be submitted.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0),
+                            django.core.validators.MaxValueValidator(5),
+                        ],
+                    ),
+                ),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical engineering team',
-                'verbose_name_plural': 'historical engineering teams',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical engineering team",
+                "verbose_name_plural": "historical engineering teams",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalEngineerScope',
+            name="HistoricalEngineerScope",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('user', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical engineer scope',
-                'verbose_name_plural': 'historical engineer scopes',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical engineer scope",
+                "verbose_name_plural": "historical engineer scopes",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalEngineerScope_teams',
+            name="HistoricalEngineerScope_teams",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('m2m_history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('engineeringteam', models.ForeignKey(blank=True, db_constraint=False, db_tablespace='', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='escalations.engineeringteam')),
-                ('engineerscope', models.ForeignKey(blank=True, db_constraint=False, db_tablespace='', null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='escalations.engineerscope')),
-                ('history', models.ForeignKey(db_constraint=False, on_delete=django.db.models.deletion.DO_NOTHING, to='escalations.historicalengineerscope')),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("m2m_history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                (
+                    "engineeringteam",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_tablespace="",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="escalations.engineeringteam",
+                    ),
+                ),
+                (
+                    "engineerscope",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        db_tablespace="",
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="escalations.engineerscope",
+                    ),
+                ),
+                (
+                    "history",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        to="escalations.historicalengineerscope",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'HistoricalEngineerScope_teams',
+                "verbose_name": "HistoricalEngineerScope_teams",
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalWebhookSubscription',
+            name="HistoricalWebhookSubscription",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('secret_changed', models.BooleanField(default=False, help_text='The secret was changed by this save (its value is not kept).')),
-                ('url', models.URLField(help_text='http:// or https:// only.', max_length=500, validators=[escalations.validators.validate_webhook_url])),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event names to send; empty sends every event.')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(blank=True, editable=False)),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('team', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='escalations.engineeringteam')),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                (
+                    "secret_changed",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The secret was changed by this save (its value is not kept).",
+                    ),
+                ),
+                (
+                    "url",
+                    models.URLField(
+                        help_text="http:// or https:// only.",
+                        max_length=500,
+                        validators=[escalations.validators.validate_webhook_url],
+                    ),
+                ),
+                (
+                    "events",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Event names to send; empty sends every event."
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(blank=True, editable=False)),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="escalations.engineeringteam",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical webhook subscription',
-                'verbose_name_plural': 'historical webhook subscriptions',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical webhook subscription",
+                "verbose_name_plural": "historical webhook subscriptions",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),

@@ -3,128 +3,323 @@
 import django.core.validators
 import django.db.models.deletion
 import simple_history.models
-import supportdesk.core.models
 from django.db import migrations, models
+
+import supportdesk.core.models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('cases', '0013_history'),
-        ('sla', '0005_case_urgency'),
+        ("cases", "0013_history"),
+        ("sla", "0005_case_urgency"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='HistoricalBusinessCalendar',
+            name="HistoricalBusinessCalendar",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('name', models.CharField(db_index=True, max_length=100)),
-                ('time_zone', models.CharField(default='UTC', max_length=64, validators=[supportdesk.core.models.validate_time_zone])),
-                ('always_open', models.BooleanField(default=False, help_text='24x7: every hour of every day counts.')),
-                ('holiday_country', models.CharField(blank=True, help_text='ISO 3166 country code whose public holidays are closed (e.g. DE).', max_length=2)),
-                ('holiday_subdivision', models.CharField(blank=True, help_text='Optional region of that country (e.g. BY for Bavaria).', max_length=10)),
-                ('is_default', models.BooleanField(default=False, help_text='Used by organisations without a calendar.')),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("name", models.CharField(db_index=True, max_length=100)),
+                (
+                    "time_zone",
+                    models.CharField(
+                        default="UTC", max_length=64, validators=[supportdesk.core.models.validate_time_zone]
+                    ),
+                ),
+                (
+                    "always_open",
+                    models.BooleanField(default=False, help_text="24x7: every hour of every day counts."),
+                ),
+                (
+                    "holiday_country",
+                    models.CharField(
+                        blank=True,
+                        help_text="ISO 3166 country code whose public holidays are closed (e.g. DE).",
+                        max_length=2,
+                    ),
+                ),
+                (
+                    "holiday_subdivision",
+                    models.CharField(
+                        blank=True,
+                        help_text="Optional region of that country (e.g. BY for Bavaria).",
+                        max_length=10,
+                    ),
+                ),
+                (
+                    "is_default",
+                    models.BooleanField(default=False, help_text="Used by organisations without a calendar."),
+                ),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical business calendar',
-                'verbose_name_plural': 'historical business calendars',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical business calendar",
+                "verbose_name_plural": "historical business calendars",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalSlaPolicy',
+            name="HistoricalSlaPolicy",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('tier', models.CharField(choices=[('enterprise', 'Enterprise'), ('business', 'Business'), ('standard', 'Standard')], max_length=20)),
-                ('severity', models.CharField(choices=[('P1', 'P1 – production down'), ('P2', 'P2 – major function degraded'), ('P3', 'P3 – minor, workaround exists'), ('P4', 'P4 – question or request')], max_length=2)),
-                ('business_time', models.BooleanField(default=True, help_text="Count business hours of the organisation's calendar (else 24x7).")),
-                ('warning_ratio', models.FloatField(default=0.75, help_text='Warn when this share of a target has elapsed.', validators=[django.core.validators.MinValueValidator(0.01), django.core.validators.MaxValueValidator(0.99)])),
-                ('first_response_minutes', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(527040)])),
-                ('triage_minutes', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(527040)])),
-                ('update_cadence_minutes', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(527040)])),
-                ('resolution_minutes', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(527040)])),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[
+                            ("enterprise", "Enterprise"),
+                            ("business", "Business"),
+                            ("standard", "Standard"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "severity",
+                    models.CharField(
+                        choices=[
+                            ("P1", "P1 – production down"),
+                            ("P2", "P2 – major function degraded"),
+                            ("P3", "P3 – minor, workaround exists"),
+                            ("P4", "P4 – question or request"),
+                        ],
+                        max_length=2,
+                    ),
+                ),
+                (
+                    "business_time",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Count business hours of the organisation's calendar (else 24x7).",
+                    ),
+                ),
+                (
+                    "warning_ratio",
+                    models.FloatField(
+                        default=0.75,
+                        help_text="Warn when this share of a target has elapsed.",
+                        validators=[
+                            django.core.validators.MinValueValidator(0.01),
+                            django.core.validators.MaxValueValidator(0.99),
+                        ],
+                    ),
+                ),
+                (
+                    "first_response_minutes",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(527040),
+                        ],
+                    ),
+                ),
+                (
+                    "triage_minutes",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(527040),
+                        ],
+                    ),
+                ),
+                (
+                    "update_cadence_minutes",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(527040),
+                        ],
+                    ),
+                ),
+                (
+                    "resolution_minutes",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(527040),
+                        ],
+                    ),
+                ),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical sla policy',
-                'verbose_name_plural': 'historical SLA policies',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical sla policy",
+                "verbose_name_plural": "historical SLA policies",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalCustomHoliday',
+            name="HistoricalCustomHoliday",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('date', models.DateField()),
-                ('name', models.CharField(blank=True, max_length=100)),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('calendar', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='sla.businesscalendar')),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("date", models.DateField()),
+                ("name", models.CharField(blank=True, max_length=100)),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "calendar",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="sla.businesscalendar",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical custom holiday',
-                'verbose_name_plural': 'historical custom holidays',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical custom holiday",
+                "verbose_name_plural": "historical custom holidays",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalOpeningHours',
+            name="HistoricalOpeningHours",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('weekday', models.PositiveSmallIntegerField(choices=[(0, 'Monday'), (1, 'Tuesday'), (2, 'Wednesday'), (3, 'Thursday'), (4, 'Friday'), (5, 'Saturday'), (6, 'Sunday')])),
-                ('start', models.TimeField()),
-                ('end', models.TimeField(help_text='00:00 means midnight at the end of the day (24:00).')),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('calendar', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='sla.businesscalendar')),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                (
+                    "weekday",
+                    models.PositiveSmallIntegerField(
+                        choices=[
+                            (0, "Monday"),
+                            (1, "Tuesday"),
+                            (2, "Wednesday"),
+                            (3, "Thursday"),
+                            (4, "Friday"),
+                            (5, "Saturday"),
+                            (6, "Sunday"),
+                        ]
+                    ),
+                ),
+                ("start", models.TimeField()),
+                ("end", models.TimeField(help_text="00:00 means midnight at the end of the day (24:00).")),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "calendar",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="sla.businesscalendar",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical opening hours',
-                'verbose_name_plural': 'historical opening hours',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical opening hours",
+                "verbose_name_plural": "historical opening hours",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),
         migrations.CreateModel(
-            name='HistoricalOrganisationCalendar',
+            name="HistoricalOrganisationCalendar",
             fields=[
-                ('id', models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name='ID')),
-                ('history_user_id', models.BigIntegerField(blank=True, db_index=True, null=True)),
-                ('history_id', models.BigAutoField(editable=False, primary_key=True, serialize=False)),
-                ('history_date', models.DateTimeField(db_index=True)),
-                ('history_change_reason', models.CharField(max_length=100, null=True)),
-                ('history_type', models.CharField(choices=[('+', 'Created'), ('~', 'Changed'), ('-', 'Deleted')], max_length=1)),
-                ('calendar', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='sla.businesscalendar')),
-                ('organisation', models.ForeignKey(blank=True, db_constraint=False, null=True, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='cases.organisation')),
+                (
+                    "id",
+                    models.BigIntegerField(auto_created=True, blank=True, db_index=True, verbose_name="ID"),
+                ),
+                ("history_user_id", models.BigIntegerField(blank=True, db_index=True, null=True)),
+                ("history_id", models.BigAutoField(editable=False, primary_key=True, serialize=False)),
+                ("history_date", models.DateTimeField(db_index=True)),
+                ("history_change_reason", models.CharField(max_length=100, null=True)),
+                (
+                    "history_type",
+                    models.CharField(
+                        choices=[("+", "Created"), ("~", "Changed"), ("-", "Deleted")], max_length=1
+                    ),
+                ),
+                (
+                    "calendar",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="sla.businesscalendar",
+                    ),
+                ),
+                (
+                    "organisation",
+                    models.ForeignKey(
+                        blank=True,
+                        db_constraint=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="cases.organisation",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'historical organisation calendar',
-                'verbose_name_plural': 'historical organisation calendars',
-                'ordering': ('-history_date', '-history_id'),
-                'get_latest_by': ('history_date', 'history_id'),
+                "verbose_name": "historical organisation calendar",
+                "verbose_name_plural": "historical organisation calendars",
+                "ordering": ("-history_date", "-history_id"),
+                "get_latest_by": ("history_date", "history_id"),
             },
             bases=(simple_history.models.HistoricalChanges, models.Model),
         ),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from django.db import models
@@ -92,32 +92,44 @@ class SecretChangeFlag(models.Model):
 class AuditedHistory(HistoricalRecords):
     """``HistoricalRecords`` as the configuration audit trail needs it (see the module docstring).
 
-    ``kind_label`` names the tracked model on the page ("SLA policies"); ``secret_field`` is a field
+    ``kind_label`` names the tracked model on the page ("SLA policies"); ``describe`` names one
+    object there (default ``str``; its foreign keys are loaded); ``confidential_field`` is a field
     whose value must never reach the history (only ``secret_changed`` says that it changed).
     """
 
-    def __init__(self, *, kind_label: str = "", secret_field: str | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        kind_label: str = "",
+        describe: Callable[[models.Model], str] | None = None,
+        confidential_field: str | None = None,
+        **kwargs,
+    ):
         excluded = list(kwargs.pop("excluded_fields", None) or [])
-        if secret_field:
-            excluded.append(secret_field)
+        if confidential_field:
+            excluded.append(confidential_field)
             kwargs.setdefault("bases", (SecretChangeFlag,))
         kwargs.setdefault("get_user", _acting_user)
         # A plain id, not a foreign key: deleting a user keeps who made their changes (and does not
         # rewrite every history table).
-        kwargs.setdefault("history_user_id_field", models.BigIntegerField(null=True, blank=True, db_index=True))
+        kwargs.setdefault(
+            "history_user_id_field", models.BigIntegerField(null=True, blank=True, db_index=True)
+        )
         kwargs.setdefault("history_user_getter", _user_by_id)
         kwargs.setdefault("history_id_field", models.BigAutoField(primary_key=True))
         super().__init__(excluded_fields=excluded, **kwargs)
         self.kind_label = kind_label
-        self.secret_field = secret_field
+        self.describe = describe
+        self.confidential_field = confidential_field
 
     def finalize(self, sender, **kwargs):
         super().finalize(sender, **kwargs)
         if sender is not self.cls:
             return  # another model's class_prepared
         sender._meta.audit_kind_label = self.kind_label or str(sender._meta.verbose_name_plural).capitalize()
+        sender._meta.audit_records = self
         TRACKED[sender._meta.label_lower] = sender
-        if self.secret_field:
+        if self.confidential_field:
             pre_save.connect(self._note_secret_change, sender=sender, weak=False)
             history_model = getattr(sender, self.manager_name).model
             pre_create_historical_record.connect(self._flag_secret_change, sender=history_model, weak=False)
@@ -188,9 +200,13 @@ class AuditedHistory(HistoricalRecords):
         if raw or instance.pk is None:
             return
         stored = (
-            sender._default_manager.filter(pk=instance.pk).values_list(self.secret_field, flat=True).first()
+            sender._default_manager.filter(pk=instance.pk)
+            .values_list(self.confidential_field, flat=True)
+            .first()
         )
-        instance._audit_secret_changed = stored is not None and stored != getattr(instance, self.secret_field)
+        instance._audit_secret_changed = stored is not None and stored != getattr(
+            instance, self.confidential_field
+        )
 
     def _flag_secret_change(self, sender, instance, history_instance, **kwargs) -> None:
         history_instance.secret_changed = getattr(instance, "_audit_secret_changed", False)
