@@ -41,6 +41,10 @@ class _Acting:
 
 _acting: contextvars.ContextVar[_Acting | None] = contextvars.ContextVar("audit_acting", default=None)
 
+#: The reason of a row's state recorded just before its first recorded change (see
+#: ``AuditedHistory._ensure_baseline``): the "before" of that change, not a change of its own.
+BASELINE_REASON = "State before its first recorded change"
+
 #: ``app_label.model_name`` -> tracked model, filled as the models are prepared.
 TRACKED: dict[str, type[models.Model]] = {}
 
@@ -129,6 +133,7 @@ class AuditedHistory(HistoricalRecords):
         sender._meta.audit_kind_label = self.kind_label or str(sender._meta.verbose_name_plural).capitalize()
         sender._meta.audit_records = self
         TRACKED[sender._meta.label_lower] = sender
+        pre_save.connect(self._before_save, sender=sender, weak=False)
         if self.confidential_field:
             pre_save.connect(self._note_secret_change, sender=sender, weak=False)
             history_model = getattr(sender, self.manager_name).model
@@ -136,36 +141,64 @@ class AuditedHistory(HistoricalRecords):
 
     # --- what is recorded -------------------------------------------------------------------------
 
-    def _kept_names(self, model) -> set[str]:
-        return {f.name for f in self.fields_included(model)}
+    def _kept(self, update_fields) -> bool:
+        return update_fields is None or bool(
+            set(update_fields) & {f.name for f in self.fields_included(self.cls)}
+        )
 
-    def post_save(self, instance, created, using=None, **kwargs):
-        update_fields = kwargs.get("update_fields")
-        if update_fields is not None and not set(update_fields) & self._kept_names(type(instance)):
-            return  # e.g. the last login time at each login: nothing the trail keeps, no query
-        if not created and not kwargs.get("raw", False) and not self._differs_from_latest(instance):
-            return
-        super().post_save(instance, created, using=using, **kwargs)
+    def _attnames(self) -> list[str]:
+        return [f.attname for f in self.fields_included(self.cls)]
 
-    def _differs_from_latest(self, instance) -> bool:
-        if getattr(instance, "_audit_secret_changed", False):
-            return True
-        history_model = getattr(type(instance), self.manager_name).model
-        attnames = [f.attname for f in self.fields_included(type(instance))]
-        latest = (
-            history_model._default_manager.filter(**{instance._meta.pk.attname: instance.pk})
+    def _latest_values(self, pk) -> dict | None:
+        history_model = getattr(self.cls, self.manager_name).model
+        return (
+            history_model._default_manager.filter(**{self.cls._meta.pk.attname: pk})
             .order_by("-history_date", "-history_id")
-            .values(*attnames)
+            .values(*self._attnames())
             .first()
         )
-        if latest is None:
-            return True  # no baseline yet (rows from before the trail): record this state
-        return any(latest[name] != getattr(instance, name) for name in attnames)
+
+    def _ensure_baseline(self, pk) -> dict | None:
+        """The latest recorded values of row ``pk``. A row without any (written before the trail
+        began, or by a path that bypasses it) first gets its stored state recorded, so its first
+        change shows what it was before."""
+        latest = self._latest_values(pk)
+        if latest is not None:
+            return latest
+        stored = self.cls._default_manager.filter(pk=pk).first()
+        if stored is None:
+            return None
+        stored._history_user = None
+        stored._change_reason = BASELINE_REASON
+        self.create_historical_record(stored, "~")
+        return {name: getattr(stored, name) for name in self._attnames()}
+
+    def _before_save(self, sender, instance, raw=False, update_fields=None, **kwargs) -> None:
+        instance._audit_latest = None
+        if raw or instance.pk is None or instance._state.adding or not self._kept(update_fields):
+            return
+        instance._audit_latest = self._ensure_baseline(instance.pk)
+
+    def post_save(self, instance, created, using=None, **kwargs):
+        if not self._kept(kwargs.get("update_fields")):
+            return  # e.g. the last login time at each login: nothing the trail keeps, no query
+        latest = getattr(instance, "_audit_latest", None)
+        if (
+            not created
+            and latest is not None
+            and not getattr(instance, "_audit_secret_changed", False)
+            and all(latest[name] == getattr(instance, name) for name in self._attnames())
+        ):
+            return  # saved without a change the trail keeps
+        super().post_save(instance, created, using=using, **kwargs)
 
     def m2m_changed(self, instance, action, attr, pk_set, reverse, **kwargs):
-        if action in ("post_add", "post_remove") and not pk_set:
+        if action in ("pre_add", "pre_remove", "post_add", "post_remove") and not pk_set:
             return  # adding what was there already, removing what was not
         if not reverse:
+            if action.startswith("pre_"):
+                self._ensure_baseline(instance.pk)
+                return
             super().m2m_changed(instance, action, attr, pk_set, reverse, **kwargs)
             return
         # Changed from the other side (``team.engineer_scopes.add(scope)``): record each tracked
@@ -175,13 +208,14 @@ class AuditedHistory(HistoricalRecords):
         source = field.m2m_field_name()
         target = field.m2m_reverse_field_name()
         if action == "pre_clear":
-            instance._audit_cleared = list(
+            pk_set = instance._audit_cleared = list(
                 through.objects.filter(**{target: instance}).values_list(f"{source}_id", flat=True)
             )
-            return
-        if action == "post_clear":
+        elif action == "post_clear":
             pk_set = getattr(instance, "_audit_cleared", [])
-        elif action not in ("post_add", "post_remove"):
+        if action.startswith("pre_"):
+            for pk in pk_set:
+                self._ensure_baseline(pk)
             return
         for obj in self.cls._default_manager.filter(pk__in=pk_set):
             super().m2m_changed(obj, action, attr, {instance.pk}, False, **kwargs)

@@ -19,7 +19,7 @@ from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import CharField, OuterRef, Subquery, Value
 
-from .audit import TRACKED, AuditedHistory
+from .audit import BASELINE_REASON, TRACKED, AuditedHistory
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 #: The value of the "who" filter for changes nobody signed in made (commands, workers, expiry).
@@ -81,7 +81,8 @@ def change_index(*, kind: str | None = None, user: str | None = None) -> models.
     for key, model in TRACKED.items():
         if kind and key != kind:
             continue
-        rows = _history(model)._default_manager.all()
+        # A baseline is the "before" of the change after it, not a change of its own.
+        rows = _history(model)._default_manager.exclude(history_change_reason=BASELINE_REASON)
         if user == SYSTEM:
             rows = rows.filter(history_user_id__isnull=True)
         elif user:
@@ -263,8 +264,9 @@ def _change(model, kind, record, prev, m2m, related, names: _Names) -> ConfigCha
     m2m_fields = list(m2m)
     if record.history_type == "~" and prev is not None:
         for f in _shown_fields(model):
-            if getattr(prev, f.attname) != getattr(record, f.attname):
-                change.changes.append(FieldChange(f.name, _label(f), shown(prev, f), shown(record, f)))
+            before, after = shown(prev, f), shown(record, f)
+            if before != after:  # not a change at the precision shown (an admin form's seconds)
+                change.changes.append(FieldChange(f.name, _label(f), before, after))
         for m2m_field in m2m_fields:
             if m2m[m2m_field].get(prev.history_id, set()) != m2m[m2m_field].get(record.history_id, set()):
                 change.changes.append(
@@ -329,6 +331,7 @@ def _shown(f: models.Field, value, related, names: _Names) -> Shown:
     if isinstance(f, models.BooleanField):
         return Shown("yes" if value else "no")
     if isinstance(f, models.DateTimeField):
+        value = value.replace(microsecond=0)
         return Shown(value.isoformat(), instant=value)
     if isinstance(f, models.TimeField):
         return Shown(f"{value:%H:%M}")

@@ -36,7 +36,9 @@ class ChangeFilterForm(forms.Form):
 def config_changes(request):
     form = ChangeFilterForm(request.GET or None)
     if form.is_bound and not form.is_valid():
-        return render(request, "core/config_changes.html", {"form": form, "page": None, "changes": []}, status=400)
+        return render(
+            request, "core/config_changes.html", {"form": form, "page": None, "changes": []}, status=400
+        )
     data = form.cleaned_data if form.is_bound else {}
     index = audit_selectors.change_index(kind=data.get("kind") or None, user=data.get("user") or None)
     page = Paginator(index, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -107,4 +109,6 @@ class ConfigChangeList(generics.ListAPIView):
     def list(self, request, *args, **kwargs):
         index = self.get_queryset()
         rows = self.paginate_queryset(index)
-        return self.get_paginated_response(self.get_serializer(audit_selectors.describe(rows), many=True).data)
+        return self.get_paginated_response(
+            self.get_serializer(audit_selectors.describe(rows), many=True).data
+        )
