@@ -343,3 +343,20 @@ def test_the_page_costs_the_same_queries_whatever_its_size(manager, monkeypatch)
         return len(captured.captured_queries)
 
     assert queries(5) == queries(50)
+
+
+def test_the_documented_retention_command_removes_old_changes(manager, organisation, time_machine):
+    from django.core.management import call_command
+
+    time_machine.move_to(at(2024, 1, 10, 9, 0), tick=False)
+    with audit.acting_as(manager):
+        organisation.tier = "business"
+        organisation.save()
+    time_machine.move_to(at(2026, 3, 4, 10, 0), tick=False)
+    with audit.acting_as(manager):
+        organisation.tier = "standard"
+        organisation.save()
+
+    call_command("clean_old_history", "--auto", "--days", "730", stdout=open("/dev/null", "w"))  # noqa: SIM115
+    kept = describe(list(change_index(kind="cases.organisation", user=str(manager.pk))))
+    assert [c.at for c in kept] == [at(2026, 3, 4, 10, 0)]
