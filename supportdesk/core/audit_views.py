@@ -7,7 +7,7 @@ from django.core.paginator import Paginator
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, serializers
 from rest_framework.exceptions import ValidationError
 
@@ -79,6 +79,17 @@ class ConfigChangeSerializer(serializers.Serializer):
     note = serializers.CharField(allow_blank=True)
 
 
+class ConfigChangeErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What went wrong.")
+
+
+class ChangeFilterErrorSerializer(serializers.Serializer):
+    """The filter that is not one of the choices, with its message."""
+
+    kind = serializers.ListField(child=serializers.CharField(), required=False)
+    user = serializers.ListField(child=serializers.CharField(), required=False)
+
+
 @extend_schema_view(
     get=extend_schema(
         summary="Configuration changes (the audit trail), newest first",
@@ -91,7 +102,13 @@ class ConfigChangeSerializer(serializers.Serializer):
             OpenApiParameter("kind", OpenApiTypes.STR, description="Only this kind (app_label.model)."),
             OpenApiParameter("user", OpenApiTypes.STR, description="A user id, or `system`."),
         ],
-        responses={200: ConfigChangeSerializer(many=True)},
+        responses={
+            200: ConfigChangeSerializer(many=True),
+            400: OpenApiResponse(ChangeFilterErrorSerializer, description="An unknown kind or person."),
+            401: OpenApiResponse(ConfigChangeErrorSerializer, description="Not authenticated."),
+            403: OpenApiResponse(ConfigChangeErrorSerializer, description="Managers and admins only."),
+            404: OpenApiResponse(ConfigChangeErrorSerializer, description="No such page."),
+        },
     )
 )
 class ConfigChangeList(generics.ListAPIView):
