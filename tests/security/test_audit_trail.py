@@ -11,6 +11,7 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
+from cases.models import Organisation
 from escalations import services as escalation_services
 from escalations.models import EngineeringTeam, WebhookSubscription
 from sla.models import BusinessCalendar, CustomHoliday, SlaPolicy
@@ -360,3 +361,26 @@ def test_the_documented_retention_command_removes_old_changes(manager, organisat
     call_command("clean_old_history", "--auto", "--days", "730", stdout=open("/dev/null", "w"))  # noqa: SIM115
     kept = describe(list(change_index(kind="cases.organisation", user=str(manager.pk))))
     assert [c.at for c in kept] == [at(2026, 3, 4, 10, 0)]
+
+
+def test_what_an_import_creates_is_the_work_of_whoever_started_it(manager):
+    from imports import services as import_services
+    from tests.imports.conftest import DATA, IMPORTED_AT, default_mapping_text
+
+    job = import_services.create_job(
+        format="servicenow-csv",
+        mapping_text=default_mapping_text("servicenow-csv"),
+        mapping_name="test",
+        now=IMPORTED_AT,
+        path=str(DATA / "servicenow.csv"),
+        strict=False,
+        time_zone="Europe/Berlin",
+        created_by=manager,
+    )
+    import_services.run_import(job, now=IMPORTED_AT)
+    org = Organisation.objects.get(name="Imported from ServiceNow")
+    made = latest("cases.organisation", object_id=org.pk, action="created")
+    assert (made.user_id, made.reason) == (manager.pk, f"import job {job.pk}")
+    teams = describe(list(change_index(kind="cases.team")))
+    assert "Group 56" in {t.object_label for t in teams}
+    assert {(t.action, t.user_id) for t in teams} == {("created", manager.pk)}
