@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin
 from django.core.validators import DomainNameValidator
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import Case, CaseEvent, Contact, Organisation, OrganisationDomain, Tag, Team, normalise_domain
 
@@ -31,7 +32,7 @@ class OrganisationDomainInline(admin.TabularInline):
 
 
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(SimpleHistoryAdmin):
     list_display = ("name", "tier", "time_zone", "domains")
     list_filter = ("tier",)
     search_fields = ("name", "email_domains__domain")
@@ -53,7 +54,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
+class TeamAdmin(SimpleHistoryAdmin):
     list_display = ("name", "slug", "email")
     prepopulated_fields = {"slug": ("name",)}
     filter_horizontal = ("members",)

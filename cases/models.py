@@ -14,6 +14,7 @@ from django.contrib.postgres.search import SearchVectorField
 from django.db import models
 from django.db.models import Q
 
+from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
 
@@ -57,6 +58,7 @@ class Organisation(models.Model):
     tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.STANDARD)
     time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
     created_at = models.DateTimeField(auto_now_add=True)
+    history = AuditedHistory(kind_label="Organisations")
 
     class Meta:
         ordering = ["name"]
@@ -71,6 +73,9 @@ class OrganisationDomain(models.Model):
 
     organisation = models.ForeignKey(Organisation, on_delete=models.CASCADE, related_name="email_domains")
     domain = models.CharField(max_length=253, unique=True, help_text="e.g. example.com (lower case).")
+    history = AuditedHistory(
+        kind_label="Organisation e-mail domains", describe=lambda row: f"{row.organisation} · {row}"
+    )
 
     class Meta:
         ordering = ["domain"]
@@ -113,6 +118,7 @@ class Team(models.Model):
         blank=True, help_text="Where team notifications go when a case has no assignee."
     )
     members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="support_teams")
+    history = AuditedHistory(kind_label="Support teams", m2m_fields=["members"])
 
     class Meta:
         ordering = ["name"]

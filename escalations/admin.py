@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.utils import timezone
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import services
 from .models import (
@@ -13,21 +14,21 @@ from .models import (
 
 
 @admin.register(EngineeringTeam)
-class EngineeringTeamAdmin(admin.ModelAdmin):
+class EngineeringTeamAdmin(SimpleHistoryAdmin):
     list_display = ("name", "slug", "min_quality_score")
     prepopulated_fields = {"slug": ("name",)}
     search_fields = ("name", "slug")
 
 
 @admin.register(EngineerScope)
-class EngineerScopeAdmin(admin.ModelAdmin):
+class EngineerScopeAdmin(SimpleHistoryAdmin):
     list_display = ("user",)
     filter_horizontal = ("teams",)
     search_fields = ("user__username",)
 
 
 @admin.register(WebhookSubscription)
-class WebhookSubscriptionAdmin(admin.ModelAdmin):
+class WebhookSubscriptionAdmin(SimpleHistoryAdmin):
     list_display = ("team", "url", "active", "created_at")
     list_filter = ("active", "team")
 

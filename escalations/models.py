@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.urls import reverse
 
 from cases.models import Case, CaseEvent, Severity, Tier
+from supportdesk.core.audit import AuditedHistory
 
 from .quality import MAX_SCORE
 from .states import OPEN_STATES, EscalationState
@@ -38,6 +39,7 @@ class EngineeringTeam(models.Model):
         validators=[MinValueValidator(0), MaxValueValidator(MAX_SCORE)],
         help_text=f"Packages scoring below this (0–{MAX_SCORE}) need a manager's override to be submitted.",
     )
+    history = AuditedHistory(kind_label="Engineering teams")
 
     class Meta:
         ordering = ["name"]
@@ -57,6 +59,7 @@ class EngineerScope(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="engineer_scope"
     )
     teams = models.ManyToManyField(EngineeringTeam, blank=True, related_name="engineer_scopes")
+    history = AuditedHistory(kind_label="Engineer scopes", m2m_fields=["teams"])
 
     def __str__(self) -> str:
         return f"Scope of {self.user}"
@@ -241,6 +244,8 @@ class WebhookSubscription(models.Model):
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The signing secret never reaches the history: only that a save changed it.
+    history = AuditedHistory(kind_label="Webhook subscriptions", confidential_field="secret")
 
     class Meta:
         ordering = ["team__name", "id"]

@@ -28,7 +28,7 @@ from django.utils.text import slugify
 
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Status
-from supportdesk.core import outbox
+from supportdesk.core import audit, outbox
 from supportdesk.core import services as core_services
 from supportdesk.core.errors import Conflict, DomainError
 from supportdesk.core.files import check_upload, removed_on_error
@@ -295,7 +295,7 @@ def save_team(
     unknown = set(fields) - set(TEAM_FIELDS)
     if unknown:
         raise TypeError(f"Not team fields: {', '.join(sorted(unknown))}")
-    with transaction.atomic():
+    with transaction.atomic(), audit.acting_as(actor):
         team = EngineeringTeam.objects.select_for_update().get(pk=team.pk) if team else EngineeringTeam()
         for name, value in fields.items():
             setattr(team, name, value.strip() if isinstance(value, str) else value)

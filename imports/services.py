@@ -50,6 +50,7 @@ from cases.models import Case, CaseEvent, Contact, Organisation, Team
 from metrics import rollup
 from sla import calendars, urgency
 from sla.models import SlaClock, SlaPolicy, Target
+from supportdesk.core import audit
 
 from .businesstime import ROUND_THE_CLOCK, BusinessTime
 from .clocks import ClockReplay, ClockRow, Terms
@@ -192,7 +193,9 @@ def run_import(
     ``now`` is the instant of the import: clock deadlines before it are settled. Bad data is
     reported on the job, not raised; an unexpected error marks the job failed and is re-raised.
     """
-    with _rare_garbage_collection():
+    # The organisations and teams an import creates are in the configuration audit trail as the
+    # work of whoever started the import.
+    with _rare_garbage_collection(), audit.acting_as(job.created_by, reason=f"import job {job.pk}"):
         return _run_import(job, now=now, progress=progress, batch_rows=batch_rows, clock=clock)
 
 

@@ -6,6 +6,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import F
 from django.forms.models import BaseInlineFormSet
+from simple_history.admin import SimpleHistoryAdmin
 
 from .models import BusinessCalendar, CustomHoliday, OpeningHours, OrganisationCalendar, SlaClock, SlaPolicy
 from .services import OpeningRangeInput, validate_calendar
@@ -66,7 +67,7 @@ class BusinessCalendarForm(forms.ModelForm):
 
 
 @admin.register(BusinessCalendar)
-class BusinessCalendarAdmin(admin.ModelAdmin):
+class BusinessCalendarAdmin(SimpleHistoryAdmin):
     form = BusinessCalendarForm
     list_display = ("name", "time_zone", "always_open", "holiday_country", "is_default", "updated_at")
     search_fields = ("name",)
@@ -74,7 +75,10 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         if obj.is_default:
-            BusinessCalendar.objects.filter(is_default=True).exclude(pk=obj.pk).update(is_default=False)
+            # A save per row, not update(): the configuration audit trail records the change.
+            for other in BusinessCalendar.objects.filter(is_default=True).exclude(pk=obj.pk):
+                other.is_default = False
+                other.save(update_fields=["is_default", "updated_at"])
         if change:
             # Cached copies of the calendar are keyed by its version (see sla/calendars.py).
             obj.version = F("version") + 1
@@ -83,7 +87,7 @@ class BusinessCalendarAdmin(admin.ModelAdmin):
 
 
 @admin.register(SlaPolicy)
-class SlaPolicyAdmin(admin.ModelAdmin):
+class SlaPolicyAdmin(SimpleHistoryAdmin):
     list_display = (
         "tier",
         "severity",

@@ -14,6 +14,7 @@ from django.db import models
 from django.db.models import Q
 
 from cases.models import Case, Organisation, Severity, Tier
+from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
 #: A target longer than a year is a typo, not a service level.
@@ -68,6 +69,8 @@ class BusinessCalendar(models.Model):
     is_default = models.BooleanField(default=False, help_text="Used by organisations without a calendar.")
     version = models.PositiveIntegerField(default=1, editable=False)
     updated_at = models.DateTimeField(auto_now=True)
+    # ``version`` is bumped with an F() expression and ``updated_at`` is the history's own instant.
+    history = AuditedHistory(kind_label="Calendars", excluded_fields=["version", "updated_at"])
 
     class Meta:
         ordering = ["name"]
@@ -88,6 +91,7 @@ class OpeningHours(models.Model):
     weekday = models.PositiveSmallIntegerField(choices=Weekday.choices)
     start = models.TimeField()
     end = models.TimeField(help_text="00:00 means midnight at the end of the day (24:00).")
+    history = AuditedHistory(kind_label="Opening hours", describe=lambda row: f"{row.calendar} · {row}")
 
     class Meta:
         ordering = ["weekday", "start"]
@@ -104,6 +108,7 @@ class CustomHoliday(models.Model):
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.CASCADE, related_name="custom_holidays")
     date = models.DateField()
     name = models.CharField(max_length=100, blank=True)
+    history = AuditedHistory(kind_label="Holidays", describe=lambda row: f"{row.calendar} · {row}")
 
     class Meta:
         ordering = ["date"]
@@ -118,6 +123,9 @@ class OrganisationCalendar(models.Model):
 
     organisation = models.OneToOneField(Organisation, on_delete=models.CASCADE, related_name="sla_calendar")
     calendar = models.ForeignKey(BusinessCalendar, on_delete=models.PROTECT, related_name="organisations")
+    history = AuditedHistory(
+        kind_label="Organisation calendars", describe=lambda row: f"{row.organisation} → {row.calendar}"
+    )
 
     def __str__(self) -> str:
         return f"{self.organisation_id} -> {self.calendar_id}"
@@ -149,6 +157,7 @@ class SlaPolicy(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_TARGET_MINUTES)]
     )
     updated_at = models.DateTimeField(auto_now=True)
+    history = AuditedHistory(kind_label="SLA policies", excluded_fields=["updated_at"])
 
     class Meta:
         ordering = ["tier", "severity"]

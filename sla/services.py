@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -926,9 +927,7 @@ def save_calendar(
             else:
                 calendar = BusinessCalendar()
             if is_default:
-                BusinessCalendar.objects.filter(is_default=True).exclude(pk=calendar.pk).update(
-                    is_default=False
-                )
+                _unset_other_defaults(calendar)
             calendar.name = name
             calendar.time_zone = time_zone
             calendar.always_open = always_open
@@ -939,15 +938,8 @@ def save_calendar(
                 calendar.version = F("version") + 1
             calendar.save()
             calendar.refresh_from_db()
-            OpeningHours.objects.filter(calendar=calendar).delete()
-            OpeningHours.objects.bulk_create(
-                OpeningHours(calendar=calendar, weekday=h.weekday, start=h.start, end=h.end)
-                for h in opening_hours
-            )
-            CustomHoliday.objects.filter(calendar=calendar).delete()
-            CustomHoliday.objects.bulk_create(
-                CustomHoliday(calendar=calendar, date=d, name=n[:100]) for d, n in custom_holidays
-            )
+            _replace_opening_hours(calendar, opening_hours)
+            _replace_holidays(calendar, custom_holidays)
             if organisations is not None:
                 _assign_organisations(calendar, list(organisations))
     except IntegrityError as exc:  # a concurrent edit made another default or took the name
@@ -957,20 +949,57 @@ def save_calendar(
     return calendar
 
 
+# The writes below go row by row (a calendar has a few dozen rows at most), not through
+# ``update()``/``bulk_create``: each row's save or delete is what the configuration audit trail
+# records (supportdesk.core.audit), so only what really changed appears there.
+
+
+def _unset_other_defaults(calendar: BusinessCalendar) -> None:
+    for other in BusinessCalendar.objects.filter(is_default=True).exclude(pk=calendar.pk):
+        other.is_default = False
+        other.save(update_fields=["is_default", "updated_at"])
+
+
+def _replace_opening_hours(calendar: BusinessCalendar, opening_hours: Sequence[OpeningRangeInput]) -> None:
+    wanted = Counter((h.weekday, h.start, h.end) for h in opening_hours)
+    for row in OpeningHours.objects.filter(calendar=calendar):
+        key = (row.weekday, row.start, row.end)
+        if wanted[key] > 0:
+            wanted[key] -= 1  # unchanged
+        else:
+            row.delete()
+    for (weekday, start, end), count in sorted(wanted.items()):
+        for _ in range(count):
+            OpeningHours.objects.create(calendar=calendar, weekday=weekday, start=start, end=end)
+
+
+def _replace_holidays(calendar: BusinessCalendar, custom_holidays: Sequence[tuple[dt.date, str]]) -> None:
+    wanted = {day: name[:100] for day, name in custom_holidays}
+    for row in CustomHoliday.objects.filter(calendar=calendar):
+        if row.date not in wanted:
+            row.delete()
+            continue
+        name = wanted.pop(row.date)
+        if row.name != name:
+            row.name = name
+            row.save(update_fields=["name"])
+    for day, name in sorted(wanted.items()):
+        CustomHoliday.objects.create(calendar=calendar, date=day, name=name)
+
+
 def _assign_organisations(calendar: BusinessCalendar, organisations: list[Organisation]) -> None:
     wanted = {o.pk for o in organisations}
-    OrganisationCalendar.objects.filter(calendar=calendar).exclude(organisation_id__in=wanted).delete()
-    existing = dict(
-        OrganisationCalendar.objects.filter(organisation_id__in=wanted).values_list(
-            "organisation_id", "calendar_id"
-        )
-    )
-    moved = [org_id for org_id, cal_id in existing.items() if cal_id != calendar.pk]
-    if moved:
-        OrganisationCalendar.objects.filter(organisation_id__in=moved).update(calendar=calendar)
-    OrganisationCalendar.objects.bulk_create(
-        OrganisationCalendar(organisation_id=org_id, calendar=calendar) for org_id in wanted - set(existing)
-    )
+    for row in OrganisationCalendar.objects.filter(calendar=calendar).exclude(organisation_id__in=wanted):
+        row.delete()
+    existing = {
+        row.organisation_id: row for row in OrganisationCalendar.objects.filter(organisation_id__in=wanted)
+    }
+    for row in existing.values():
+        if row.calendar_id != calendar.pk:  # moved here from another calendar
+            row.calendar = calendar
+            row.save(update_fields=["calendar"])
+    for org_id in sorted(wanted - set(existing)):
+        OrganisationCalendar.objects.create(organisation_id=org_id, calendar=calendar)
 
 
 def delete_calendar(calendar: BusinessCalendar) -> None:

@@ -102,6 +102,8 @@ INSTALLED_APPS = [
     "anymail",
     "axes",
     "csp",
+    # The configuration audit trail (supportdesk.core.audit): a history table per tracked model.
+    "simple_history",
 ]
 
 MIDDLEWARE = [
@@ -115,6 +117,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Lets the configuration audit trail name who changed a setting (after authentication).
+    "simple_history.middleware.HistoryRequestMiddleware",
     "supportdesk.core.middleware.ViewerTimezoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -485,6 +489,9 @@ KNOX_TOKEN_MODEL = "core.ApiToken"  # noqa: S105 - a model, not a secret
 # foreign key to the users that also blocks flushing the test database: knox is left unmigrated.
 MIGRATION_MODULES = {"knox": None}
 API_TOKEN_DAYS = int(os.environ.get("API_TOKEN_DAYS", "90"))
+# The configuration audit trail is a record, not an undo: no "revert to this version" in the admin
+# (a reverted webhook or token would come back without its secret or digest).
+SIMPLE_HISTORY_REVERT_DISABLED = True
 REST_KNOX = {
     "TOKEN_TTL": dt.timedelta(days=API_TOKEN_DAYS),
     "AUTO_REFRESH": False,

@@ -1,6 +1,9 @@
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.utils import timezone
 from rest_framework.authtoken.models import TokenProxy
+from simple_history.admin import SimpleHistoryAdmin
 
 from . import outbox
 from .models import ApiToken, Heartbeat, MailStatus, Notification, OutboundMessage, StaffProfile, WorkerPing
@@ -64,7 +67,7 @@ if admin.site.is_registered(TokenProxy):
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(SimpleHistoryAdmin):
     """Everyone's API tokens: seen and revoked (deleted) here, made on the tokens page or with
     ``manage.py create_api_token`` (a key is shown once, to whoever makes it). The digest is never
     shown; the first characters of the key tell the tokens apart."""
@@ -81,3 +84,14 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The users' admin as Django ships it, plus the history of each person's roles (groups) and flags.
+User = get_user_model()
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class UserAdmin(SimpleHistoryAdmin, DjangoUserAdmin):
+    pass

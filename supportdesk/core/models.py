@@ -3,11 +3,14 @@ from __future__ import annotations
 import zoneinfo
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS
+
+from .audit import AuditedHistory, track
 
 
 def validate_time_zone(value: str) -> None:
@@ -177,6 +180,9 @@ class ApiToken(AbstractAuthToken):
     digest = models.CharField(max_length=CONSTANTS.DIGEST_LENGTH, unique=True)
     name = models.CharField(max_length=100)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Made and revoked (deleted), with name, owner and expiry: never the digest; the time of use
+    # is not a change.
+    history = AuditedHistory(kind_label="API tokens", excluded_fields=["digest", "last_used_at"])
 
     class Meta:
         ordering = ["-created", "-id"]
@@ -219,3 +225,14 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}] by {self.user_id}"
+
+# Roles are group memberships (supportdesk.core.roles), and a superuser is an admin: the users'
+# history keeps both (and activation), never the password hash or the time of the last login.
+track(
+    get_user_model(),
+    app_label="core",
+    module=__name__,
+    kind_label="Users and roles",
+    excluded_fields=["password", "last_login"],
+    m2m_fields=["groups"],
+)

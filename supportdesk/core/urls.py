@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import token_views, views
+from . import audit_views, token_views, views
 
 app_name = "core"
 
@@ -13,4 +13,6 @@ urlpatterns = [
     path("preferences/", views.preferences, name="preferences"),
     path("tokens/", token_views.token_list, name="tokens"),
     path("tokens/<int:pk>/revoke/", token_views.token_revoke, name="token-revoke"),
+    path("config-changes/", audit_views.config_changes, name="config-changes"),
+    path("api/config-changes/", audit_views.ConfigChangeList.as_view(), name="api-config-changes"),
 ]

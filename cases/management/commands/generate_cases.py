@@ -34,6 +34,7 @@ from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from cases.management.commands.load_demo_data import (
     ACKS,
@@ -562,8 +563,13 @@ class Command(BaseCommand):
         for prefix, suffix in combos[:organisations]:
             tier = pool_rng.choices([Tier.ENTERPRISE, Tier.BUSINESS, Tier.STANDARD], weights=[10, 30, 60])[0]
             specs.append((f"{prefix} {suffix}", tier, pool_rng.choice(TIME_ZONES)))
-        Organisation.objects.bulk_create(
-            [Organisation(name=n, tier=t, time_zone=z) for n, t, z in specs], ignore_conflicts=True
+        # Only the missing ones, with their history rows (the configuration audit trail).
+        names = [n for n, _, _ in specs]
+        known = set(Organisation.objects.filter(name__in=names).values_list("name", flat=True))
+        bulk_create_with_history(
+            [Organisation(name=n, tier=t, time_zone=z) for n, t, z in specs if n not in known],
+            Organisation,
+            default_change_reason="manage.py generate_cases",
         )
         orgs = {o.name: o for o in Organisation.objects.filter(name__in=[n for n, _, _ in specs])}
         contacts = []

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from supportdesk.core import tokens
+from supportdesk.core import audit, tokens
 from supportdesk.core.roles import Role
 
 TOKEN_ROLES = (Role.ENGINEER, Role.AGENT, Role.MANAGER)
@@ -53,7 +53,7 @@ class Command(BaseCommand):
             raise CommandError("--name must be 1 to 100 characters.")
         if days is not None and not 1 <= days <= tokens.MAX_DAYS:
             raise CommandError(f"--days must be between 1 and {tokens.MAX_DAYS}.")
-        with transaction.atomic():
+        with transaction.atomic(), audit.acting_as(None, reason="manage.py create_api_token"):
             user = user_model.objects.filter(username=username).first()
             if user is None:
                 try:

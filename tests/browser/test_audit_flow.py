@@ -1,0 +1,67 @@
+"""A manager opens "Configuration changes" from the navigation and reads who changed what, with
+the values before and after, on a laptop and on a phone."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from escalations.models import EngineeringTeam, WebhookSubscription
+from sla.models import SlaPolicy
+from supportdesk.core import audit
+from tests import factories
+from tests.browser.helpers import log_in
+
+pytestmark = pytest.mark.browser
+
+SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
+
+
+def _screenshot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1440, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
+    page.set_viewport_size({"width": 1366, "height": 768})
+
+
+def test_a_manager_reads_the_configuration_changes(live_server, page):
+    manager = factories.ManagerFactory(username="maria", first_name="Maria", last_name="Manager")
+    organisation = factories.OrganisationFactory(name="Globex Corporation", tier="standard")
+    team = EngineeringTeam.objects.create(name="Payments", slug="payments")
+    with audit.acting_as(manager):
+        policy = SlaPolicy.objects.get(tier="enterprise", severity="P1")
+        policy.first_response_minutes = 10
+        policy.save()
+        organisation.tier = "enterprise"
+        organisation.save()
+        hook = WebhookSubscription.objects.create(team=team, url="https://hooks.example.com/payments")
+        hook.url = "https://hooks.example.com/payments/v2"
+        hook.secret = "whsec_" + "B" * 43 + "="
+        hook.save()
+
+    log_in(page, live_server.url, "maria")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Configuration changes").click()
+    page.wait_for_url(re.compile(r".*/config-changes/$"))
+    assert page.get_by_role("heading", name="Configuration changes").is_visible()
+
+    row = page.locator("tr", has_text="Globex Corporation").filter(has_text="changed")
+    assert "Maria Manager" in row.inner_text()
+    assert row.locator("del").inner_text() == "Standard"
+    assert row.locator("ins").inner_text() == "Enterprise"
+    hook_row = page.locator("tr", has_text="payments/v2").first
+    assert "Signing secret" in hook_row.inner_text()
+    assert hook.secret not in page.content()
+    _screenshot(page, "config-changes")
+
+    page.get_by_label("Kind of object").select_option(label="SLA policies")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_url(re.compile(r".*kind=sla\.slapolicy.*"))
+    rows = page.locator("table.audit-changes tbody tr")
+    assert rows.count() == 1
+    assert "Enterprise P1" in rows.first.inner_text()
+    assert rows.first.locator("ins").inner_text() == "10"
