@@ -226,6 +226,7 @@ class IdempotencyRecord(models.Model):
     def __str__(self) -> str:
         return f"{self.method} {self.path} [{self.key}] by {self.user_id}"
 
+
 # Roles are group memberships (supportdesk.core.roles), and a superuser is an admin: the users'
 # history keeps both (and activation), never the password hash or the time of the last login.
 track(
