@@ -41,6 +41,7 @@ from supportdesk.core.api import IsSupportStaff, ManagerCanWrite, RejectUnexpect
 from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.models import MailStatus, validate_time_zone
 from supportdesk.core.parsers import BoundedJSONParser
+from supportdesk.core.schema import FieldErrorsField
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
@@ -614,7 +615,7 @@ def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializ
         "__doc__": f"Validation errors for {name}: each field lists its messages.",
     }
     for field in fields:
-        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+        attrs[field] = FieldErrorsField(required=False)  # a list, or per item/sub-field
     return type(f"{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
 
 
