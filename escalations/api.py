@@ -725,7 +725,8 @@ class EscalationViewSet(viewsets.GenericViewSet):
             ),
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
+            # The file's own (verified) content type: an image, a PDF, a log.
+            (200, "*/*"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The file, with its verified content type."
             ),
             **AUTH,

@@ -266,6 +266,9 @@ class DrilldownInput(PeriodInput):
             if missing:
                 raise serializers.ValidationError(missing)
             return super().validate(attrs)
+        # The backlog is now: a period sent with it (whole or half) is ignored, not half-used.
+        attrs.pop("start", None)
+        attrs.pop("end", None)
         return attrs
 
 
