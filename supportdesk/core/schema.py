@@ -4,7 +4,8 @@
 responses every operation can give, so that no view has to copy them and a generated client knows
 every status code it may see:
 
-- 400 where there is input (a request body, query parameters or headers): messages per field;
+- 400 where there is input (a request body, query parameters or headers) and on every write (a
+  delete can be refused with a reason): messages per field;
 - 401 where authentication is required; 403 where a permission can refuse (a role check, an object
   permission, or the CSRF check of a signed-in browser session on a write);
 - 404 where an object is looked up (a path parameter) or a page is asked for (``?page=`` past the
@@ -100,7 +101,10 @@ class AutoSchema(openapi.AutoSchema):
         view = self.view
         parameters = operation.get("parameters", [])
         codes = []
-        if operation.get("requestBody") or parameters and any(p["in"] != "path" for p in parameters):
+        # Input is a body, a query or a header; a write without a body (a delete) can still be
+        # refused with a reason (the default calendar cannot be deleted).
+        has_input = bool(operation.get("requestBody")) or any(p["in"] != "path" for p in parameters)
+        if has_input or self.method in UNSAFE_METHODS:
             codes.append("400")
         permission_classes = [type(p) for p in view.get_permissions()]
         needs_auth = not all(issubclass(p, OPEN_PERMISSIONS) for p in permission_classes)
