@@ -5,12 +5,13 @@ the schema documented for that code."""
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 from urllib.parse import urlsplit
 
 import jsonschema
 from drf_spectacular.generators import SchemaGenerator
-
+from drf_spectacular.renderers import OpenApiJsonRenderer
 
 # jsonschema's own checker skips "uri" without an extra package: an absolute URI has a scheme.
 FORMATS = jsonschema.FormatChecker()
@@ -24,10 +25,6 @@ def _is_uri(value: object) -> bool:
 @functools.cache
 def api_schema() -> dict[str, Any]:
     # JSON-shaped (string status codes, plain lists): what a client downloads.
-    import json
-
-    from drf_spectacular.renderers import OpenApiJsonRenderer
-
     raw = SchemaGenerator().get_schema(request=None, public=True)
     return json.loads(OpenApiJsonRenderer().render(raw, renderer_context={}))
 
