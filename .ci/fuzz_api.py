@@ -22,6 +22,11 @@ field accepts what a stricter reading would call invalid); ``use_after_free`` an
 ``ensure_resource_availability`` expect a REST shape (create -> read -> delete) that our state
 machines do not have; ``ignored_auth`` is covered by the permission tests.
 
+Besides, any ERROR line in the server's log fails the run: a 5xx outside the schema's operations
+(schemathesis probes unknown paths too) is a bug as well. Phases: examples, coverage (boundary and
+invalid values for every parameter) and fuzzing; the stateful phase is off (it needs the time of
+all three). ``--seed`` (``FUZZ_SEED``) makes a failure reproducible with the same data.
+
 Mutating operations run too (the database is thrown away). Nothing is excluded: the API has no
 operation that can revoke the fuzzer's own token or deactivate its user.
 
