@@ -42,6 +42,7 @@ from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.idempotency import idempotent
 from supportdesk.core.models import MailStatus, validate_time_zone
 from supportdesk.core.parsers import BoundedJSONParser
+from supportdesk.core.schema import FieldErrorsField
 
 from . import lifecycle, selectors, services
 from .filters import CaseFilter
@@ -615,7 +616,7 @@ def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializ
         "__doc__": f"Validation errors for {name}: each field lists its messages.",
     }
     for field in fields:
-        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+        attrs[field] = FieldErrorsField(required=False)  # a list, or per item/sub-field
     return type(f"{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
 
 
@@ -1058,7 +1059,8 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
             ),
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
+            # The file's own (verified) content type: an image, a PDF, a log.
+            (200, "*/*"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The file, with its verified content type."
             ),
             **AUTH_ERRORS,

@@ -38,9 +38,11 @@ class MacroSerializer(serializers.ModelSerializer):
     shared = serializers.BooleanField(
         source="is_shared", read_only=True, help_text="Shared with every agent (no owner)."
     )
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, help_text="null when shared.")
+    owner = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True, help_text="null when shared."
+    )
     set_team = serializers.SlugRelatedField(
-        slug_field="slug", read_only=True, help_text="A team slug, or null."
+        slug_field="slug", read_only=True, allow_null=True, help_text="A team slug, or null."
     )
     set_status = serializers.ChoiceField(
         read_only=True,

@@ -38,6 +38,7 @@ from supportdesk.core.api import RejectUnexpectedFields
 from supportdesk.core.files import download_response
 from supportdesk.core.idempotency import idempotent
 from supportdesk.core.parsers import BoundedJSONParser
+from supportdesk.core.schema import FieldErrorsField
 
 from . import permissions, selectors, services
 from .models import EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
@@ -141,6 +142,10 @@ class EscalationListSerializer(serializers.ModelSerializer):
     team = EngineeringTeamSerializer(read_only=True)
     case = serializers.CharField(source="case.key", read_only=True, help_text="The case key, e.g. CASE-12.")
     organisation = serializers.CharField(source="case.organisation.name", read_only=True)
+    # Not a URLField: "" (not linked yet) is no URI, and the schema must say what is sent.
+    external_url = serializers.CharField(
+        read_only=True, help_text="The linked ticket's http(s) URL, or an empty string while none is linked."
+    )
 
     class Meta:
         model = Escalation
@@ -399,7 +404,7 @@ def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializ
         "__doc__": f"Validation errors for {name}: each field lists its messages.",
     }
     for field in fields:
-        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+        attrs[field] = FieldErrorsField(required=False)  # a list, or per item/sub-field
     return type(f"{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
 
 
@@ -794,7 +799,8 @@ class EscalationViewSet(viewsets.GenericViewSet):
             ),
         ],
         responses={
-            (200, "application/octet-stream"): OpenApiResponse(
+            # The file's own (verified) content type: an image, a PDF, a log.
+            (200, "*/*"): OpenApiResponse(
                 OpenApiTypes.BINARY, description="The file, with its verified content type."
             ),
             **AUTH,

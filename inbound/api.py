@@ -21,6 +21,7 @@ from rest_framework.response import Response
 
 from cases.api import KeysetPagination, StrictPrimaryKeyRelatedField, TeamSlugField
 from cases.models import KEY_PREFIX, Organisation
+from supportdesk.core.schema import FieldErrorsField
 
 from . import mailboxes
 from .models import InboundMessage, InboundStatus, Mailbox, MailboxMode
@@ -154,7 +155,7 @@ def _field_errors(name: str, fields: list[str]) -> type[serializers.Serializer]:
         "__doc__": f"Validation errors for {name}: each field lists its messages.",
     }
     for field in fields:
-        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+        attrs[field] = FieldErrorsField(required=False)  # a list, or per item/sub-field
     return type(f"{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
 
 

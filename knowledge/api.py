@@ -34,6 +34,7 @@ from cases.selectors import case_by_key
 from supportdesk.core import api as core_api
 from supportdesk.core.idempotency import idempotent
 from supportdesk.core.roles import Role
+from supportdesk.core.schema import FieldErrorsField
 
 from . import selectors, services
 from .models import Article, ArticleCaseLink, ArticleRevision, ArticleStatus, Kind, LinkRelation
@@ -203,7 +204,13 @@ class ArticleSummarySerializer(serializers.ModelSerializer):
     published_revision = serializers.IntegerField(
         source="published_revision.number", read_only=True, allow_null=True, default=None
     )
-    rank = serializers.FloatField(source="search_rank", read_only=True, default=None)
+    rank = serializers.FloatField(
+        source="search_rank",
+        read_only=True,
+        default=None,
+        allow_null=True,
+        help_text="Search relevance (higher is better); null when the list is not a search.",
+    )
     title_html = serializers.SerializerMethodField(help_text="The title, escaped, with matches in <mark>.")
     snippet_html = serializers.SerializerMethodField(help_text="An escaped excerpt with matches in <mark>.")
 
@@ -489,7 +496,7 @@ def _validation_error(name: str, fields: list[str]) -> type[serializers.Serializ
         "__doc__": f"Validation errors for {name}: each field lists its messages.",
     }
     for field in fields:
-        attrs[field] = serializers.ListField(child=serializers.CharField(), required=False)
+        attrs[field] = FieldErrorsField(required=False)  # a list, or per item/sub-field
     return type(f"Knowledge{name}ValidationErrorSerializer", (serializers.Serializer,), attrs)
 
 

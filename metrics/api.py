@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
@@ -24,12 +24,9 @@ from supportdesk.core.db_router import reads_from_replica
 
 from . import selectors
 
-RESPONSES = {
-    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures"),
-    400: OpenApiResponse(OpenApiTypes.OBJECT, description="Invalid period or filters (field messages)"),
-    401: OpenApiResponse(description="Not authenticated"),
-    403: OpenApiResponse(description="Not a manager"),
-}
+# 400 (the period or a filter, per field), 401, 403 (not a manager) and 429: the standard error
+# responses (supportdesk.core.schema).
+RESPONSES = {200: OpenApiResponse(OpenApiTypes.OBJECT, description="The figures")}
 
 
 class IsManager(core_api.IsManager):
@@ -269,6 +266,9 @@ class DrilldownInput(PeriodInput):
             if missing:
                 raise serializers.ValidationError(missing)
             return super().validate(attrs)
+        # The backlog is now: a period sent with it (whole or half) is ignored, not half-used.
+        attrs.pop("start", None)
+        attrs.pop("end", None)
         return attrs
 
 
@@ -278,12 +278,21 @@ class DrilldownCase(serializers.Serializer):
     severity = serializers.CharField()
     status = serializers.CharField()
     organisation = serializers.CharField(source="organisation.name")
-    assignee = serializers.CharField(source="assignee.get_username", default=None)
+    assignee = serializers.CharField(source="assignee.get_username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
-    first_response_at = serializers.DateTimeField()
-    first_resolved_at = serializers.DateTimeField()
+    first_response_at = serializers.DateTimeField(allow_null=True)
+    first_resolved_at = serializers.DateTimeField(allow_null=True)
     counted = serializers.IntegerField(help_text="How many of the figure's items the case holds.")
     url = serializers.CharField(source="get_absolute_url")
+
+
+class DrilldownPage(serializers.Serializer):
+    """One page of ``DrilldownCase`` (limit/offset): what the endpoint sends, not a bare list."""
+
+    count = serializers.IntegerField(help_text="How many cases the figure counts in all.")
+    next = serializers.URLField(allow_null=True, help_text="The next page, or null on the last.")
+    previous = serializers.URLField(allow_null=True, help_text="The previous page, or null on the first.")
+    results = DrilldownCase(many=True)
 
 
 def drilldown_queryset(data: dict[str, Any]):
@@ -301,8 +310,12 @@ class DrilldownView(APIView):
 
     @extend_schema(
         operation_id="metrics_cases",
-        parameters=[DrilldownInput],
-        responses={**RESPONSES, 200: DrilldownCase(many=True)},
+        parameters=[
+            DrilldownInput,
+            OpenApiParameter("limit", int, description="Cases per page (default 50)."),
+            OpenApiParameter("offset", int, description="How many cases to skip."),
+        ],
+        responses={**RESPONSES, 200: DrilldownPage},
     )
     @reads_from_replica()
     def get(self, request):

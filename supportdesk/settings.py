@@ -464,7 +464,8 @@ REST_FRAMEWORK = {
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # drf-spectacular's, plus the error responses (400/401/403/404/409/429) each operation can give.
+    "DEFAULT_SCHEMA_CLASS": "supportdesk.core.schema.AutoSchema",
     "EXCEPTION_HANDLER": "supportdesk.core.api.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,

@@ -64,7 +64,7 @@ def test_every_escalation_endpoint_is_documented_with_only_its_methods(schema):
 @pytest.mark.parametrize(("name", "codes"), ACTION_PATHS.items())
 def test_every_action_documents_its_success_and_errors(schema, name, codes):
     operation = schema["paths"][f"/api/escalations/{{id}}/{name}/"]["post"]
-    assert set(operation["responses"]) == {"200", *codes}
+    assert set(operation["responses"]) == {"200", "429", *codes}  # 429: every throttled operation
     assert {"state", "detail", "code"} <= set(_body(schema, operation, "400")["properties"])
     assert "allowed_actions" in _body(schema, operation, "200")["properties"]
     assert operation.get("summary")
@@ -112,7 +112,7 @@ def test_the_list_documents_filters_ordering_and_keyset_pages(schema):
 
 def test_the_detail_documents_the_package_and_the_case_summary(schema):
     operation = schema["paths"]["/api/escalations/{id}/"]["get"]
-    assert {"200", "401", "403", "404"} == set(operation["responses"])
+    assert {"200", "401", "403", "404", "429"} == set(operation["responses"])
     detail = _body(schema, operation, "200")
     assert {"steps_to_reproduce", "case_summary", "attachments", "info_requests", "quality_missing"} <= set(
         detail["properties"]
