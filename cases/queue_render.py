@@ -33,6 +33,22 @@ _STATUS_LABELS = dict(Status.choices)
 _STATUS_TONE = {"resolved": " good", "closed": " good", "new": " warn", "reopened": " warn"}
 
 
+def severity_pill(severity: str) -> str:
+    """A case's severity as a pill (P1 in the "bad" tone, P2 "warn"), its name in the title."""
+    return (
+        f'<span class="pill sev sev-{escape(severity)}{_SEVERITY_TONE.get(severity, "")}" '
+        f'title="{escape(_SEVERITY_LABELS.get(severity, severity))}">{escape(severity)}</span>'
+    )
+
+
+def status_pill(status: str) -> str:
+    """A case's status as a pill, in words (resolved and closed "good", new and reopened "warn")."""
+    return (
+        f'<span class="pill status status-{escape(status)}{_STATUS_TONE.get(status, "")}">'
+        f"{escape(_STATUS_LABELS.get(status, status))}</span>"
+    )
+
+
 def _case_url_template() -> str:
     """The case page URL with a placeholder, so a page reverses once, not twice a row."""
     return reverse("cases:detail", args=["CASE-0"]).replace("CASE-0", "{key}")
@@ -50,19 +66,12 @@ def _cell(name: str, row: QueueRow, urls: dict[str, str]) -> str:
     if name == "severity":
         unconfirmed = not case.severity_confirmed
         return (
-            f'<td class="q-severity{" unconfirmed" if unconfirmed else ""}">'
-            f'<span class="pill sev sev-{escape(case.severity)}{_SEVERITY_TONE.get(case.severity, "")}" '
-            f'title="{escape(_SEVERITY_LABELS.get(case.severity, case.severity))}">'
-            f"{escape(case.severity)}</span>"
+            f'<td class="q-severity{" unconfirmed" if unconfirmed else ""}">{severity_pill(case.severity)}'
             + ('<span class="visually-hidden"> (not confirmed yet)</span>' if unconfirmed else "")
             + "</td>"
         )
     if name == "status":
-        return (
-            f'<td class="q-status"><span class="pill status status-{escape(case.status)}'
-            f'{_STATUS_TONE.get(case.status, "")}">'
-            f"{escape(_STATUS_LABELS.get(case.status, case.status))}</span></td>"
-        )
+        return f'<td class="q-status">{status_pill(case.status)}</td>'
     if name == "assignee":
         if case.assignee_id:
             person = escape(case.assignee.get_full_name() or case.assignee.username)

@@ -438,22 +438,8 @@ def _rank(text: str, *, staff: bool) -> Any:
     return hits + exact
 
 
-#: The newest cases searched first, as a multiple of SEARCH_LIMIT; each further try looks at
-#: WINDOW_GROWTH times as many, the last at all of them.
+#: The newest cases searched first, as a multiple of SEARCH_LIMIT (see ``_matching_ids``).
 FIRST_WINDOW = 100
-WINDOW_GROWTH = 4
-
-
-def _windows(newest: int | None) -> list[int | None]:
-    """The lowest case id of each try (None: every case), for ids up to ``newest``."""
-    if newest is None:
-        return [None]
-    lows: list[int | None] = []
-    span = FIRST_WINDOW * SEARCH_LIMIT
-    while newest - span > 0:
-        lows.append(newest - span)
-        span *= WINDOW_GROWTH
-    return [*lows, None]
 
 
 def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
@@ -461,9 +447,10 @@ def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
 
     The indexes say which documents match but not in which order, so every match is read to find
     the newest: for a word in a sixtieth of a million cases, sixteen thousand table pages. So the
-    newest cases are searched first (the newest ``FIRST_WINDOW * SEARCH_LIMIT``, then four times as
-    many, ..., then all): once a window holds ``SEARCH_LIMIT + 1`` matches they are the newest of
-    all, and a window that holds fewer had few to read. A rare word costs a few index lookups more.
+    newest ``FIRST_WINDOW * SEARCH_LIMIT`` cases are searched first. When they hold
+    ``SEARCH_LIMIT + 1`` matches, those are the newest of all; when they hold fewer, the next try
+    covers twice the span the matches found so far predict (at least twice the last one), and the
+    last try covers every case. A rare word costs one index lookup more.
     """
     from .models import CaseSearchDocument
 
@@ -474,13 +461,15 @@ def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
     else:
         matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
         id_field = "pk"
-    newest = CaseSearchDocument.objects.aggregate(newest=models.Max("case_id"))["newest"]
-    for low in _windows(newest):
+    newest = CaseSearchDocument.objects.aggregate(newest=models.Max("case_id"))["newest"] or 0
+    span = FIRST_WINDOW * SEARCH_LIMIT
+    while True:
+        low = newest - span if newest - span > 0 else None
         window = matching if low is None else matching.filter(**{f"{id_field}__gt": low})
         ids = list(window.values_list(id_field, flat=True)[: SEARCH_LIMIT + 1])
-        if len(ids) > SEARCH_LIMIT:
+        if len(ids) > SEARCH_LIMIT or low is None:
             return ids
-    return ids
+        span = max(2 * span, 2 * span * (SEARCH_LIMIT + 1) // max(len(ids), 1))
 
 
 class InArray(models.Func):

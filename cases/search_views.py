@@ -23,7 +23,7 @@ from supportdesk.core.roles import is_agent
 from . import search as case_search
 from . import selectors
 from .filters import CaseFilter
-from .models import Case, Organisation, Severity, Team, Tier
+from .models import Case, Severity, Tier
 
 SEARCH_PAGE_SIZE = 25
 MAX_PAGE_SIZE = 100
@@ -70,33 +70,6 @@ class Result:
     case: Case
     title_html: SafeString
     snippet_html: SafeString
-
-
-@dataclass(frozen=True)
-class Select:
-    """A filter's <select>, rendered by a plain loop: a few hundred organisations through the form
-    widget's per-option templates would cost more than the search itself."""
-
-    field: object
-    options: list[tuple[str, str, bool]]
-
-
-def _choices(name: str) -> list[tuple[str, str]]:
-    """A select's (value, label) pairs from plain rows (no model instance per option)."""
-    if name == "organisation":
-        rows = Organisation.objects.order_by("name").values_list("pk", "name")
-        return [(str(pk), label) for pk, label in rows]
-    if name == "team":
-        return list(Team.objects.order_by("name").values_list("slug", "name"))
-    people = selectors.assignable_users().values_list("username", "first_name", "last_name")
-    return [(username, f"{first} {last}".strip() or username) for username, first, last in people]
-
-
-def _select(form, name: str) -> Select:
-    current = form.data.get(name) or ""
-    options = [("", "Any", not current)]
-    options += [(value, label, value == current) for value, label in _choices(name)]
-    return Select(field=form[name], options=options)
 
 
 def _page_size(raw: str | None) -> int:
@@ -149,13 +122,11 @@ def search(request: HttpRequest) -> HttpResponse:
         form.is_valid()
         form.add_error("q", problem)
     data = form.data
-    selects = {name: _select(form, name) for name in ("organisation", "assignee", "team")}
     return render(
         request,
         "cases/search.html",
         {
             "filter_form": form,
-            "selects": selects,
             "q": q,
             "page": page,
             "results": results,

@@ -187,11 +187,10 @@ def test_a_title_match_ranks_above_a_body_only_match(ingrid, agent):
 def test_searching_the_newest_cases_first_finds_the_newest_matches(
     ingrid, agent, monkeypatch, matching_every
 ):
-    """Newest windows first (small here: 2, then 4, ... cases): the same newest matches as one
-    search over every case, whether the matches are dense or sparse."""
+    """The newest cases first (here the newest 3, then wider spans): the same newest matches as
+    one search over every case, whether the matches are dense or sparse."""
     monkeypatch.setattr(search, "SEARCH_LIMIT", 3)
     monkeypatch.setattr(search, "FIRST_WINDOW", 1)
-    monkeypatch.setattr(search, "WINDOW_GROWTH", 2)
     matches = []
     for i in range(24):
         word = "quokka" if i % matching_every == 0 else "wombat"

@@ -110,7 +110,7 @@ def icon(name: str, label: str = "") -> str:
 
 
 @register.simple_tag
-def check_chips(field) -> str:
+def check_chips(field, css_class: str = "chip") -> str:
     """The ticks of a multiple-choice filter as ``<label class="chip">`` elements, written
     directly for the same reason as ``select_field`` (each option's widget templates cost more
     than the page's queries). Same markup as iterating the field's subwidgets."""
@@ -122,7 +122,7 @@ def check_chips(field) -> str:
         value = str(value)
         checked = " checked" if value in current else ""
         chips.append(
-            f'<label class="chip"><input type="checkbox" name="{name}" value="{escape_text(value)}" '
+            f'<label class="{escape_text(css_class)}"><input type="checkbox" name="{name}" value="{escape_text(value)}" '
             f'id="{escape_text(prefix)}_{index}"{checked}> {escape_text(label)}</label>'
         )
     return mark_safe("".join(chips))  # noqa: S308 - every value is escaped above
