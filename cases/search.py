@@ -439,7 +439,7 @@ def _rank(text: str, *, staff: bool) -> Any:
 
 
 #: The newest cases searched first, as a multiple of SEARCH_LIMIT (see ``_matching_ids``).
-FIRST_WINDOW = 100
+FIRST_WINDOW = 10
 
 
 def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
@@ -456,16 +456,22 @@ def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
 
     if not queryset.query.where and not queryset.query.distinct:
         # No filter: the documents alone say it (no join to the cases).
-        matching = CaseSearchDocument.objects.filter(_match(text, staff=staff, via="")).order_by("-case_id")
-        id_field = "case_id"
+        matching = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))
+        id_field, window_field = "case_id", "case_id"
     else:
-        matching = queryset.filter(_match(text, staff=staff)).order_by("-pk")
-        id_field = "pk"
+        matching = queryset.filter(_match(text, staff=staff))
+        # The window bounds the documents' ids (the planner carries equalities across the join,
+        # not ranges), so their index scans read only the window.
+        id_field, window_field = "pk", "search_document__case_id"
+    # Sorted by an expression, not the column: in index order PostgreSQL would test the match on
+    # every row of the window, newest first, until enough matched (a vector test costs far more
+    # than it estimates); this way it reads the window's matches from the indexes and sorts them.
+    matching = matching.order_by((F(id_field) + Value(0)).desc())
     newest = CaseSearchDocument.objects.aggregate(newest=models.Max("case_id"))["newest"] or 0
     span = FIRST_WINDOW * SEARCH_LIMIT
     while True:
         low = newest - span if newest - span > 0 else None
-        window = matching if low is None else matching.filter(**{f"{id_field}__gt": low})
+        window = matching if low is None else matching.filter(**{f"{window_field}__gt": low})
         ids = list(window.values_list(id_field, flat=True)[: SEARCH_LIMIT + 1])
         if len(ids) > SEARCH_LIMIT or low is None:
             return ids
