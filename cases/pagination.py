@@ -134,14 +134,13 @@ def _part(queryset: QuerySet, ordering: list[str], values: list[Any] | None, *, 
     """Up to ``limit`` rows after (before) ``values`` in ``ordering``, in the reading direction."""
     order = _reverse(ordering) if backwards else ordering
     ordered = queryset.order_by(*order)
-    if values is None:
-        return list(ordered[:limit])
-    # After a cursor: the page's ids first (one index range scan, no joins), then its rows with
-    # their joins. In one query PostgreSQL estimates the rows after the row comparison (beside the
-    # open-status list) as a handful, and joined every remaining open case before sorting.
-    ids = list(
-        _filter_after(ordered, ordering, values, backwards=backwards).values_list("pk", flat=True)[:limit]
-    )
+    if values is not None:
+        ordered = _filter_after(ordered, ordering, values, backwards=backwards)
+    # The page's ids first (an index range scan, joined only where a filter needs it), then its
+    # rows with their joins. In one query PostgreSQL estimates the open cases with a due instant
+    # (or those after a row comparison) as a couple of hundred at most, and joined every one of
+    # the thousands it found to their organisation, requester, assignee and team before sorting.
+    ids = list(ordered.values_list("pk", flat=True)[:limit])
     if not ids:
         return []
     rows = {row.pk: row for row in queryset.filter(pk__in=ids).order_by(*order)}

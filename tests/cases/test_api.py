@@ -385,7 +385,8 @@ def test_list_query_count_is_the_same_for_5_and_50_cases(
     with CaptureQueriesContext(connection) as five:
         response = api.get("/api/cases/", {"page_size": 50})
     assert len(response.json()["results"]) == 5
-    assert len(five.captured_queries) <= 8
+    # Auth, the page (its ids, then its rows, per part of the urgency order), tags, cc.
+    assert len(five.captured_queries) <= 9
 
     add_cases(45)
     with django_assert_num_queries(len(five.captured_queries)):
