@@ -122,8 +122,9 @@ def check_chips(field, css_class: str = "chip") -> str:
         value = str(value)
         checked = " checked" if value in current else ""
         chips.append(
-            f'<label class="{escape_text(css_class)}"><input type="checkbox" name="{name}" value="{escape_text(value)}" '
-            f'id="{escape_text(prefix)}_{index}"{checked}> {escape_text(label)}</label>'
+            f'<label class="{escape_text(css_class)}"><input type="checkbox" name="{name}" '
+            f'value="{escape_text(value)}" id="{escape_text(prefix)}_{index}"{checked}> '
+            f"{escape_text(label)}</label>"
         )
     return mark_safe("".join(chips))  # noqa: S308 - every value is escaped above
 
