@@ -6,6 +6,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 from drf_spectacular.validation import validate_schema
+from jsonschema import ValidationError
 from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
@@ -42,7 +43,12 @@ def _body(schema: dict, operation: dict, code: str) -> dict:
 
 
 def test_the_schema_is_valid_openapi(schema):
-    validate_schema(schema)
+    assert schema["openapi"].startswith("3.")
+    assert "/api/escalations/{id}/acknowledge/" in schema["paths"]
+    validate_schema(schema)  # raises jsonschema.ValidationError on any violation of the OpenAPI 3 schema
+    broken = {**schema, "paths": {**schema["paths"], "/api/escalations/": {"get": {"responses": "none"}}}}
+    with pytest.raises(ValidationError, match="none"):  # the validation really reads the paths
+        validate_schema(broken)
 
 
 def test_every_escalation_endpoint_is_documented_with_only_its_methods(schema):
