@@ -31,7 +31,7 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -493,29 +493,74 @@ class InArray(models.Func):
         return f"{sql} = ANY(%s)", [*params, self.values]
 
 
-def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
-    """The cases of ``queryset`` that match ``text``, best first (then newest), annotated with
+class RankedCases(Sequence):
+    """The cases of a search, best first: their order is known (one query over the matching ids
+    and their documents, no other joins); a slice fetches only its cases, with the caller's joins
+    and the snippets. Each case carries ``search_rank``. Pages through ``SearchPaginator``."""
+
+    def __init__(self, ranked: list[tuple[int, float]], rows: QuerySet, *, matched: int) -> None:
+        self._ranked = ranked
+        self._rows = rows
+        self.search_matched = matched
+
+    def __len__(self) -> int:
+        return len(self._ranked)
+
+    def count(self) -> int:
+        return len(self._ranked)
+
+    def _fetch(self, ranked: list[tuple[int, float]]) -> list:
+        if not ranked:
+            return []
+        ids = [pk for pk, _ in ranked]
+        found = self._rows.filter(InArray("pk", ids)) if is_postgresql() else self._rows.filter(pk__in=ids)
+        by_id = {case.pk: case for case in found}
+        cases = []
+        for pk, rank in ranked:
+            case = by_id.get(pk)
+            if case is not None:
+                case.search_rank = rank
+                cases.append(case)
+        return cases
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return self._fetch(self._ranked[index])
+        return self._fetch([self._ranked[index]])[0]
+
+    def __iter__(self):
+        return iter(self._fetch(self._ranked))
+
+
+def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet | RankedCases:
+    """The cases of ``queryset`` that match ``text``, best first (then newest), each with
     ``search_rank`` and a raw highlighted ``search_snippet`` (see ``snippet_html``).
 
     ``queryset`` is a case queryset already narrowed by the queue's filters; open and closed cases
     alike. Internal notes are searched only when ``staff``. At most ``SEARCH_LIMIT + 1`` cases are
     returned: the newest matches (``SearchPaginator`` pages ``SEARCH_LIMIT`` and says when more
-    matched). Runs one query now (the matching ids); the returned queryset ranks only those and
-    computes snippets only for the rows it is sliced to.
+    matched). Runs two queries now (the matching ids, then their rank order, which reads only the
+    cases and their documents); a slice of the result fetches its cases with the caller's joins
+    and computes snippets for them only.
     """
     text = clean_query(text)
     if not text:
         return queryset.none()
     ids = _matching_ids(queryset, text, staff=staff)
-    # The filters were applied above: the page query starts afresh from the ids (no DISTINCT a tag
-    # filter may have added, which would compute every snippet), with the caller's joins.
-    # The ids as one array, on one side of the join only (on both, the planner multiplies the two
-    # selectivities and expects a handful of rows).
-    results = queryset.model._default_manager.all()
-    results = results.filter(InArray("pk", ids)) if is_postgresql() else results.filter(pk__in=ids)
-    results.query.select_related = queryset.query.select_related
-    results._prefetch_related_lookups = queryset._prefetch_related_lookups
-    annotations: dict[str, Any] = {"search_rank": _rank(text, staff=staff)}
+    # The filters were applied above: the rank and the rows start afresh from the ids (no DISTINCT
+    # a tag filter may have added), the ids as one array on one side of the join only (on both,
+    # the planner multiplies the two selectivities and expects a handful of rows).
+    base = queryset.model._default_manager.all()
+    chosen = base.filter(InArray("pk", ids)) if is_postgresql() else base.filter(pk__in=ids)
+    ranked = list(
+        chosen.annotate(search_rank=_rank(text, staff=staff))
+        .order_by("-search_rank", "-pk")
+        .values_list("pk", "search_rank")
+    )
+    rows = base.all()
+    rows.query.select_related = queryset.query.select_related
+    rows._prefetch_related_lookups = queryset._prefetch_related_lookups
+    annotations: dict[str, Any] = {}
     if is_postgresql():
         document: Any = F("search_document__public_text")
         if staff:
@@ -540,11 +585,7 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet:
         annotations["search_public_text"] = F("search_document__public_text")
         if staff:
             annotations["search_staff_text"] = F("search_document__staff_text")
-    results = results.annotate(**annotations).order_by("-search_rank", "-pk")
-    # How many matched, known from the query above: SearchPaginator reads it instead of counting
-    # again (an attribute of this queryset object only; a clone of it counts).
-    results.search_matched = len(ids)
-    return results
+    return RankedCases(ranked, rows.annotate(**annotations), matched=len(ids))
 
 
 class SearchPaginator(Paginator):
