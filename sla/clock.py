@@ -10,21 +10,17 @@ A :class:`Calendar` is an IANA time zone, weekly opening hours given as local wa
 (24x7). Business time is *real elapsed time* (seconds on the UTC timeline) spent inside opening
 ranges, so a DST day really is shorter or longer.
 
-DST rule (how a local range becomes a real interval)
-----------------------------------------------------
-A range ``[start, end)`` on local date ``d`` covers the real interval
+DST rule (how a local range becomes real intervals)
+---------------------------------------------------
+A range ``[start, end)`` on local date ``d`` covers exactly the instants whose local wall-clock
+reading lies in ``[d start, d end)``. Consequences:
 
-* from the **earliest** instant at which the local clock shows ``start`` (``fold=0``),
-* to the **latest** instant at which the local clock shows ``end`` (``fold=1``),
-
-where a wall time that never appears on the clock (inside a spring-forward gap) maps to the first
-instant after the gap. Consequences:
-
-* the interval contains every instant whose local reading lies in the range, and no interval
-  ever has negative length (a range lying wholly inside a gap is simply empty);
-* spring forward: 01:00-04:00 in America/New_York on 2026-03-08 lasts 2 real hours;
-* fall back: 00:00-03:00 in America/New_York on 2026-11-01 lasts 4 real hours (the repeated hour
-  counts twice), and an ``end`` inside the repeated hour closes at its second occurrence.
+* spring forward: 01:00-04:00 in America/New_York on 2026-03-08 lasts 2 real hours (the skipped
+  hour is not counted at all, and a range lying wholly inside the gap is empty);
+* fall back: 00:00-03:00 in America/New_York on 2026-11-01 lasts 4 real hours (the repeated
+  hour counts twice), but 00:00-01:30 lasts 2 hours: 00:00-01:30 EDT plus the second 01:00-01:30
+  (EST). The part of the repeated hour whose reading lies outside the range is not counted, so
+  a range touching the repeated hour may become two real intervals.
 
 Intervals that overlap or touch (e.g. a range ending 24:00 followed by one starting 00:00, or two
 ranges around a repeated hour) are merged, so no instant is ever counted twice.
@@ -299,22 +295,25 @@ def _open_intervals(
     # Start two local days early: with a range ending 24:00 (or DST at midnight) the previous
     # day's interval can reach past ``from_us`` and must be merged with today's.
     day = _from_us(from_us).astimezone(zone).date() - 2 * _ONE_DAY
-    pending: tuple[int, int] | None = None
+    # Intervals not yet yielded, sorted and merged. A fall-back can interleave the intervals of
+    # two ranges (or of two days, when it crosses midnight), so new ones are sorted in.
+    pending: list[tuple[int, int]] = []
     closed_days = 0
     while True:
-        if pending is not None or until_us is not None:
+        if pending or until_us is not None:
             day_start = _wall_to_us(zone, day, 0, latest=False)
             # Every interval of this and later days starts at or after ``day_start``, so a
             # pending interval ending before it can no longer grow by merging.
-            if pending is not None and day_start > pending[1]:
-                if pending[1] > from_us:
-                    yield pending
-                pending = None
+            while pending and day_start > pending[0][1]:
+                done = pending.pop(0)
+                if done[1] > from_us:
+                    yield done
             if until_us is not None and day_start > until_us:
                 break
         intervals = _day_intervals(calendar, zone, day)
         if intervals:
             closed_days = 0
+            pending = _merge([*pending, *intervals])
         else:
             closed_days += 1
             if closed_days > MAX_CLOSED_DAYS and until_us is None:
@@ -323,31 +322,81 @@ def _open_intervals(
                     f"consecutive days (from {day - MAX_CLOSED_DAYS * _ONE_DAY}); "
                     "check its ranges and holidays"
                 )
-        for lo, hi in intervals:
-            if pending is None:
-                pending = (lo, hi)
-            elif lo <= pending[1]:
-                pending = (pending[0], max(pending[1], hi))
-            else:
-                if pending[1] > from_us:
-                    yield pending
-                pending = (lo, hi)
         day += _ONE_DAY
-    if pending is not None and pending[1] > from_us:
-        yield pending
+    for done in pending:
+        if done[1] > from_us:
+            yield done
+
+
+def _merge(intervals: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Sorted union of ``intervals``; overlapping or touching intervals become one."""
+    merged: list[tuple[int, int]] = []
+    for lo, hi in sorted(intervals):
+        if merged and lo <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
+        else:
+            merged.append((lo, hi))
+    return merged
 
 
 def _day_intervals(calendar: Calendar, zone: ZoneInfo, day: date) -> list[tuple[int, int]]:
-    """Real intervals of the ranges opening on local date ``day``, sorted by opening."""
+    """Real intervals of the ranges opening on local date ``day``, sorted and merged."""
     if day in calendar.holidays:
         return []
-    intervals = []
+    intervals: list[tuple[int, int]] = []
     for r in calendar._by_weekday[day.weekday()]:
-        lo = _wall_to_us(zone, day, r.start_offset_us, latest=False)
-        hi = _wall_to_us(zone, day, r.end_offset_us, latest=True)
-        if hi > lo:  # a range wholly inside a spring-forward gap is empty
-            intervals.append((lo, hi))
-    return intervals
+        intervals.extend(_range_intervals(zone, day, r.start_offset_us, r.end_offset_us))
+    return _merge(intervals)
+
+
+def _range_intervals(zone: ZoneInfo, day: date, start_us: int, end_us: int) -> list[tuple[int, int]]:
+    """The instants whose wall reading lies in ``[day + start_us, day + end_us)``, as intervals.
+
+    The earliest instant reading ``start`` and the latest reading ``end`` bound them; between
+    the two, each stretch of constant UTC offset keeps only the instants whose reading (instant
+    + offset) is inside the range, which drops the part of a repeated hour outside it.
+    """
+    lo = _wall_to_us(zone, day, start_us, latest=False)
+    hi = _wall_to_us(zone, day, end_us, latest=True)
+    if hi <= lo:  # a range wholly inside a spring-forward gap is empty
+        return []
+    midnight = _naive_to_us(datetime.combine(day, time()))
+    wall_lo, wall_hi = midnight + start_us, midnight + end_us
+    out = []
+    for seg_lo, seg_hi, offset in _offset_stretches(zone, lo, hi):
+        a, b = max(seg_lo, wall_lo - offset), min(seg_hi, wall_hi - offset)
+        if b > a:
+            out.append((a, b))
+    return out
+
+
+def _offset_stretches(zone: ZoneInfo, lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """``[lo, hi)`` split where the zone's UTC offset changes: ``(from, until, offset_us)``.
+
+    Offset changes are found where the offsets at the two ends of a stretch differ (bisected to
+    the microsecond); zones never change offset and back within the day-long stretches asked.
+    """
+    first, last = _offset_us(zone, lo), _offset_us(zone, hi - 1)
+    if first == last:
+        return [(lo, hi, first)]
+    a, b = lo, hi - 1  # offset(a) == first != offset(b)
+    while b - a > 1:
+        mid = (a + b) // 2
+        if _offset_us(zone, mid) == first:
+            a = mid
+        else:
+            b = mid
+    return [(lo, b, first), *_offset_stretches(zone, b, hi)]
+
+
+def _offset_us(zone: ZoneInfo, at_us: int) -> int:
+    offset = _from_us(at_us).astimezone(zone).utcoffset()
+    assert offset is not None  # a ZoneInfo always has an offset
+    return _td_to_us(offset)
+
+
+def _naive_to_us(value: datetime) -> int:
+    return _td_to_us(value - _EPOCH.replace(tzinfo=None))
 
 
 def _wall_to_us(zone: ZoneInfo, day: date, offset_us: int, *, latest: bool) -> int:

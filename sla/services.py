@@ -28,6 +28,10 @@ Rules (DOMAIN.md, issue 4), and the choices made where they were open:
   had applied from the case's creation. Breached clocks stay breached: that breach happened.
 * a clock met after its due instant but before the sweep noticed is recorded as breached then
   (timeline event, no notification: nobody needs to act any more).
+* a warning first seen after its due instant (no sweep ran between the two: a broker outage, a
+  stopped beat) is still recorded once, by the breach's claim: a warning event marked late, then
+  the breach; the breach's notification says the warning was not sent in time, and no separate
+  warning is sent (it would only repeat the breach).
 * the queue's urgency (``Case.next_due_at`` / ``next_due_target`` / ``next_due_state``) is written
   by the same transaction that moves the clocks (``refresh_urgency``): the earliest due instant of
   the clocks still to be met, running or breached and not met yet (the most overdue first); none
@@ -495,7 +499,7 @@ class _Phase:
     def due_q(self, now: dt.datetime) -> Q:
         if self.name == "breach":
             return Q(state=ClockState.RUNNING, due_at__lt=now)
-        # A clock already past due gets its breach, not a late warning.
+        # A clock already past due is the breach phase's: its claim records the late warning too.
         return Q(state=ClockState.RUNNING, warned_at__isnull=True, warn_at__lte=now, due_at__gte=now)
 
     @property
@@ -520,7 +524,8 @@ def record_due_warnings_and_breaches(
     Each is recorded exactly once across processes: the case is locked with SKIP LOCKED (a case
     another sweep or a person is changing is left for them / the next sweep) and the clock claimed
     with a conditional UPDATE. One transaction per batch; a process killed mid-batch loses nothing,
-    the next sweep finds the same clocks still due.
+    the next sweep finds the same clocks still due. A warning not recorded before its breach is
+    recorded (marked late) by the breach's claim and not counted apart from it.
     """
     recipients = _Recipients()
     recorded = 0
@@ -558,17 +563,35 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         touched: set[int] = set()
         # Re-read under the case lock: an event may have met or moved a clock since the candidates query.
         for clk in SlaClock.objects.filter(phase.due_q(now), pk__in=clock_ids).order_by(phase.order, "id"):
-            update = {phase.stamp: now}
+            update: dict[str, Any] = {phase.stamp: now}
+            claim = phase.due_q(now)
+            # No sweep ran between the warning point and the due instant: the breach's claim
+            # records the warning too, so it still fires once (and before the breach).
+            late_warning = phase is BREACH and clk.warned_at is None
             if phase is BREACH:
                 update["state"] = ClockState.BREACHED
+            if late_warning:
+                update["warned_at"] = now
+                claim &= Q(warned_at__isnull=True)
             # The claim: only the process whose UPDATE changes the row records and notifies.
-            if SlaClock.objects.filter(phase.due_q(now), pk=clk.pk).update(**update) != 1:
+            if SlaClock.objects.filter(claim, pk=clk.pk).update(**update) != 1:
                 continue
-            setattr(clk, phase.stamp, now)
+            for stamp in update.keys() - {"state"}:
+                setattr(clk, stamp, now)
             case = cases[clk.case_id]
+            if late_warning:
+                _record_clock_event(case, clk, breach=False, now=now, late_warning=True)
             _record_clock_event(case, clk, breach=phase is BREACH, now=now)
             mails.extend(
-                _notify(case, clk, breach=phase is BREACH, now=now, recipients=recipients, notes=notes)
+                _notify(
+                    case,
+                    clk,
+                    breach=phase is BREACH,
+                    now=now,
+                    recipients=recipients,
+                    notes=notes,
+                    warning_missed=late_warning,
+                )
             )
             claimed += 1
             touched.add(clk.case_id)
@@ -603,9 +626,37 @@ def _event_kind(clk: SlaClock, *, breach: bool) -> str:
     return SlaEventKind.BREACHED if breach else SlaEventKind.WARNING
 
 
-def _describe(clk: SlaClock, *, breach: bool, late_meet: bool = False, zone: dt.tzinfo = dt.UTC) -> str:
+_LATE_WARNING = (
+    "Recorded late, with the breach: no sweep ran between the warning point ({warn}) and the due time."
+)
+_WARNING_MISSED = (
+    "The warning was not sent in time: no sweep ran between the warning point ({warn}) and the due time."
+)
+
+
+def _describe(
+    clk: SlaClock,
+    *,
+    breach: bool,
+    late_meet: bool = False,
+    late_warning: bool = False,
+    warning_missed: bool = False,
+    zone: dt.tzinfo = dt.UTC,
+) -> str:
     """The sentence of an SLA event. The timeline's copy (read by everyone) names the due time in
-    UTC; a person's notification in their own zone; both in the one format of every page."""
+    UTC; a person's notification in their own zone; both in the one format of every page.
+    ``late_warning``: a warning recorded after its due instant; ``warning_missed``: a breach whose
+    warning was not sent in time."""
+    text = _sentence(clk, breach=breach, late_meet=late_meet, zone=zone)
+    warn = format_instant(clk.warn_at, zone)
+    if late_warning:
+        text += " " + _LATE_WARNING.format(warn=warn)
+    if warning_missed:
+        text += " " + _WARNING_MISSED.format(warn=warn)
+    return text
+
+
+def _sentence(clk: SlaClock, *, breach: bool, late_meet: bool, zone: dt.tzinfo) -> str:
     label = _target_label(clk.target)
     terms = f"{_duration_text(clk.target_minutes)} {'business time' if clk.business_time else '24x7'}"
     due = format_instant(clk.due_at, zone)
@@ -621,16 +672,25 @@ def _describe(clk: SlaClock, *, breach: bool, late_meet: bool = False, zone: dt.
 
 
 def _record_clock_event(
-    case: Case, clk: SlaClock, *, breach: bool, now: dt.datetime, late_meet: bool = False
+    case: Case,
+    clk: SlaClock,
+    *,
+    breach: bool,
+    now: dt.datetime,
+    late_meet: bool = False,
+    late_warning: bool = False,
 ) -> CaseEvent:
+    new = {"target": clk.target, "run": clk.run, "due_at": _iso(clk.due_at), "clock": clk.pk}
+    if late_warning:
+        new |= {"late": True, "warn_at": _iso(clk.warn_at)}
     return record_event(
         case,
         _event_kind(clk, breach=breach),
         actor=None,
         now=now,
         field=clk.target,
-        new={"target": clk.target, "run": clk.run, "due_at": _iso(clk.due_at), "clock": clk.pk},
-        body=_describe(clk, breach=breach, late_meet=late_meet),
+        new=new,
+        body=_describe(clk, breach=breach, late_meet=late_meet, late_warning=late_warning),
     )
 
 
@@ -718,9 +778,11 @@ def _notify(
     now: dt.datetime,
     recipients: _Recipients,
     notes: list[Notification],
+    warning_missed: bool = False,
 ) -> list[OutboundMessage]:
     """Add the in-app notifications to ``notes`` (written in the recording transaction, once per
-    recipient and key) and return the outbox rows of the e-mails to send after the commit."""
+    recipient and key) and return the outbox rows of the e-mails to send after the commit.
+    ``warning_missed``: the breach also stands for its warning, recorded late in the same claim."""
     kind = _event_kind(clk, breach=breach)
     if clk.target == Target.UPDATE_CADENCE:
         headline = f"{case.severity}: customer update {'missed' if breach else 'due soon'}"
@@ -735,7 +797,7 @@ def _notify(
         people = [p for p in people if prefs[p.pk].sla_warnings]
 
     def body_in(zone: dt.tzinfo) -> str:
-        return f"{case.title}\n{_describe(clk, breach=breach, zone=zone)}"
+        return f"{case.title}\n{_describe(clk, breach=breach, warning_missed=warning_missed, zone=zone)}"
 
     notes.extend(
         Notification(

@@ -92,15 +92,59 @@ def test_a_second_sweep_records_nothing(organisation, contact, agent):
     assert case.events.filter(kind="sla_warning").count() == 1
 
 
-def test_a_clock_past_its_due_gets_its_breach_and_no_late_warning(organisation, contact, agent):
-    case = _case(organisation, contact, agent)
-    # Nothing swept for 70 minutes (the broker was down): the first response is past warning and due.
-    assert services.record_due_warnings_and_breaches(now=T0 + 70 * MIN) == 1
+def test_a_warning_first_seen_after_its_due_is_recorded_once_late_and_folded_into_the_breach(
+    organisation, contact, agent, manager, time_machine
+):
+    case = _case(organisation, contact, agent)  # Enterprise P2: first response warned +45, due +60
     fr = SlaClock.objects.get(case=case, target=Target.FIRST_RESPONSE)
-    assert (fr.state, fr.breached_at, fr.warned_at) == (ClockState.BREACHED, T0 + 70 * MIN, None)
-    assert list(case.events.filter(kind__startswith="sla_").values_list("kind", flat=True)) == [
-        "sla_breached"
+    # No sweep ran from before the warning point until after the due instant (the broker was down).
+    time_machine.move_to(T0 + 70 * MIN, tick=False)
+    assert tasks.sweep() == 1  # one claim: the breach, carrying its late warning
+    fr.refresh_from_db()
+    assert (fr.state, fr.warned_at, fr.breached_at) == (ClockState.BREACHED, T0 + 70 * MIN, T0 + 70 * MIN)
+    events = list(case.events.filter(kind__startswith="sla_").order_by("created_at", "id"))
+    assert [(e.kind, e.new_value.get("late")) for e in events] == [
+        ("sla_warning", True),
+        ("sla_breached", None),
     ]
+    assert "Recorded late, with the breach" in events[0].body
+    # One notification per person, the breach's, which says the warning came too late.
+    notes = Notification.objects.filter(title__startswith=f"{case.key} ")
+    assert sorted(notes.values_list("recipient__username", "dedupe_key")) == [
+        ("alice", f"sla:{fr.pk}:breach"),
+        ("maria", f"sla:{fr.pk}:breach"),
+    ]
+    assert all("The warning was not sent in time" in note.body for note in notes)
+    mails = OutboundMessage.objects.filter(case_id=case.pk)
+    assert list(mails.values_list("dedupe_key", flat=True)) == [f"sla:{fr.pk}:breach"]
+    assert "The warning was not sent in time" in mails.get().body
+
+    # A second worker (or a duplicated beat) sweeping now, or later, adds nothing.
+    assert tasks.sweep() == 0
+    time_machine.move_to(T0 + 80 * MIN, tick=False)
+    assert services.record_due_warnings_and_breaches(now=T0 + 80 * MIN) == 0
+    assert case.events.filter(kind__startswith="sla_").count() == 2
+    assert notes.count() == 2
+    assert mails.count() == 1
+
+
+def test_a_warning_recorded_in_time_is_not_recorded_again_by_the_breach(
+    organisation, contact, agent, manager
+):
+    case = _case(organisation, contact, agent)
+    assert services.record_due_warnings_and_breaches(now=T0 + 46 * MIN) == 1
+    assert services.record_due_warnings_and_breaches(now=T0 + 61 * MIN) == 1
+    fr = SlaClock.objects.get(case=case, target=Target.FIRST_RESPONSE)
+    assert (fr.warned_at, fr.breached_at) == (T0 + 46 * MIN, T0 + 61 * MIN)
+    kinds = (
+        case.events.filter(kind__startswith="sla_")
+        .order_by("created_at", "id")
+        .values_list("kind", "new_value")
+    )
+    assert [(kind, new.get("late")) for kind, new in kinds] == [("sla_warning", None), ("sla_breached", None)]
+    breach_notes = Notification.objects.filter(dedupe_key=f"sla:{fr.pk}:breach")
+    assert breach_notes.count() == 2
+    assert not any("The warning was not sent in time" in note.body for note in breach_notes)
 
 
 def test_after_an_outage_one_sweep_catches_up_on_everything_in_batches(organisation, contact, agent):
@@ -110,8 +154,17 @@ def test_after_an_outage_one_sweep_catches_up_on_everything_in_batches(organisat
     assert recorded == 20
     assert SlaClock.objects.filter(state=ClockState.BREACHED).count() == 20
     for case in cases:
-        kinds = sorted(case.events.filter(kind__in=services.SLA_EVENT_KINDS).values_list("kind", flat=True))
-        assert kinds == ["cadence_missed", "sla_breached", "sla_breached", "sla_breached"]
+        events = case.events.filter(kind__in=services.SLA_EVENT_KINDS).order_by("created_at", "id")
+        kinds = sorted(events.values_list("kind", flat=True))
+        # Every warning was missed by the outage: each is recorded late, just before its breach.
+        assert kinds == ["cadence_missed", "cadence_reminder"] + ["sla_breached"] * 3 + ["sla_warning"] * 3
+        ordered = list(events.values_list("kind", "new_value"))
+        for (warning, marks), (breach, _) in zip(ordered[::2], ordered[1::2], strict=True):
+            assert marks["late"] is True
+            assert (warning, breach) in {
+                ("sla_warning", "sla_breached"),
+                ("cadence_reminder", "cadence_missed"),
+            }
     assert services.record_due_warnings_and_breaches(now=T0 + 25 * 60 * MIN) == 0
 
 
