@@ -142,9 +142,12 @@ MAX_TAGS = tags_rule.MAX_PER_OBJECT
 class TagListField(serializers.ListField):
     """Tag names -> the sorted list the services store (``"Login Bug"`` -> ``login-bug``), held to the
     tag rule (cases.tags). The serializer's context may carry ``current_tags``: the object's tags,
-    accepted as they are (tags stored before the rule)."""
+    accepted as they are (tags stored before the rule). Child errors (a blank or too long item)
+    are one flat list here; ``per_item_errors`` keeps DRF's ``{index: [...]}`` instead."""
 
-    child = StrictCharField()
+    # A cleaned name is never longer than the trimmed input, so this is the rule's length too.
+    child = StrictCharField(max_length=tags_rule.MAX_LENGTH)
+    per_item_errors = False
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_TAGS)
@@ -162,7 +165,7 @@ class TagListField(serializers.ListField):
         except ValidationError as exc:
             # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
             detail = exc.detail
-            if isinstance(detail, dict):
+            if isinstance(detail, dict) and not self.per_item_errors:
                 messages = [f"Tag {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
                 raise ValidationError(messages) from exc
             raise
@@ -495,7 +498,7 @@ class UploadListField(serializers.ListField):
         except ValidationError as exc:
             # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
             detail = exc.detail
-            if isinstance(detail, dict):
+            if isinstance(detail, dict) and not self.per_item_errors:
                 messages = [f"File {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
                 raise ValidationError(messages) from exc
             raise

@@ -29,7 +29,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from cases.api import TagListField
+from cases.api import TagListField as CaseTagListField
 from cases.models import Case
 from cases.selectors import case_by_key
 from supportdesk.core import api as core_api
@@ -154,6 +154,12 @@ class StaffUsernameField(serializers.SlugRelatedField):
         if not isinstance(data, str):
             self.fail("invalid")
         return super().to_internal_value(data)
+
+
+class TagListField(CaseTagListField):
+    """The case tag field (the rule: cases.tags), with child errors per item as the schema says."""
+
+    per_item_errors = True
 
 
 # --- Output -----------------------------------------------------------------------------------------
