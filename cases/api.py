@@ -498,7 +498,7 @@ class UploadListField(serializers.ListField):
         except ValidationError as exc:
             # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
             detail = exc.detail
-            if isinstance(detail, dict) and not self.per_item_errors:
+            if isinstance(detail, dict):
                 messages = [f"File {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
                 raise ValidationError(messages) from exc
             raise
