@@ -45,6 +45,7 @@ from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.schema import FieldErrorsField
 
 from . import lifecycle, selectors, services
+from . import tags as tags_rule
 from .filters import CaseFilter
 from .models import (
     KEY_PREFIX,
@@ -135,14 +136,18 @@ class TeamSlugField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-TAG_RE = re.compile(r"^[a-z0-9_-]+$")
-MAX_TAGS = 50
+MAX_TAGS = tags_rule.MAX_PER_OBJECT
 
 
 class TagListField(serializers.ListField):
-    """Tag names, checked as the services will store them (``"Login Bug"`` -> ``login-bug``)."""
+    """Tag names -> the sorted list the services store (``"Login Bug"`` -> ``login-bug``), held to the
+    tag rule (cases.tags). The serializer's context may carry ``current_tags``: the object's tags,
+    accepted as they are (tags stored before the rule). Child errors (a blank or too long item)
+    are one flat list here; ``per_item_errors`` keeps DRF's ``{index: [...]}`` instead."""
 
-    child = StrictCharField(max_length=50)
+    # A cleaned name is never longer than the trimmed input, so this is the rule's length too.
+    child = StrictCharField(max_length=tags_rule.MAX_LENGTH)
+    per_item_errors = False
 
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", MAX_TAGS)
@@ -160,18 +165,14 @@ class TagListField(serializers.ListField):
         except ValidationError as exc:
             # DRF reports child errors as {index: [...]}; a flat list is easier to show and to describe.
             detail = exc.detail
-            if isinstance(detail, dict):
+            if isinstance(detail, dict) and not self.per_item_errors:
                 messages = [f"Tag {int(i) + 1}: {m}" for i, errs in detail.items() for m in errs]
                 raise ValidationError(messages) from exc
             raise
-        errors = []
-        for value in values:
-            name = value.strip().lower().replace(" ", "-")
-            if name and not TAG_RE.match(name):
-                errors.append(f"“{value}” is not a valid tag: use letters, digits, hyphens and underscores.")
-        if errors:
-            raise ValidationError(errors)
-        return values
+        try:
+            return tags_rule.normalise_all(values, keep=self.context.get("current_tags", ()))
+        except tags_rule.InvalidTag as exc:
+            raise ValidationError([exc.message], code=exc.code) from exc
 
 
 # --- Output serializers ---------------------------------------------------------------------------
@@ -902,8 +903,9 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         logcontext.bind(case_key=case.key)
         return case
 
-    def _input(self, serializer_class, **kwargs) -> dict:
-        serializer = serializer_class(data=self.request.data, context=self.get_serializer_context(), **kwargs)
+    def _input(self, serializer_class, *, context: dict | None = None, **kwargs) -> dict:
+        context = {**self.get_serializer_context(), **(context or {})}
+        serializer = serializer_class(data=self.request.data, context=context, **kwargs)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
@@ -939,7 +941,8 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
 
     def partial_update(self, request, key: str | None = None):
         case = self.get_object()
-        data = self._input(CaseUpdateSerializer, partial=True)
+        current_tags = [t.name for t in case.tags.all()]
+        data = self._input(CaseUpdateSerializer, partial=True, context={"current_tags": current_tags})
         expected = _expected_version(request, data.pop("version", None))
         case = services.update_case(
             case, actor=request.user, now=timezone.now(), expected_version=expected, **data

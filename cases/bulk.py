@@ -20,7 +20,6 @@ before anything changes.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +29,11 @@ from django.contrib.auth.models import AbstractBaseUser
 from supportdesk.core.errors import Conflict, DomainError
 
 from . import lifecycle, macros, saved_views, selectors, services
+from . import tags as tags_rule
 from .models import Case, Macro, Severity, Status, Team
 from .permissions import can_see_case
 
 MAX_CASES = 500
-
-TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 
 
 class BulkRefused(DomainError):
@@ -134,21 +132,24 @@ def _set_severity(case: Case, severity: str, *, actor, now, version) -> str | No
     return None if updated.version == version else f"severity {before} → {severity}"
 
 
-def _parse_tags(raw, *, actor) -> list[str]:
-    """Tags as a list or a comma-separated string, normalised as the services store them."""
+def _tag_list(raw) -> list[str]:
     if isinstance(raw, str):
-        raw = raw.split(",")
+        raw = tags_rule.split(raw)
     if not isinstance(raw, list) or not all(isinstance(t, str) for t in raw):
         raise DomainError("Give the tags as a list or separated by commas.", field="value")
-    names = sorted({t.strip().lower().replace(" ", "-") for t in raw if t.strip()})
-    if not names:
+    if not any(t.strip() for t in raw):
         raise DomainError("Name at least one tag.", field="value")
-    bad = [n for n in names if not TAG_RE.match(n)]
-    if bad:
-        raise DomainError(
-            f"Not valid tags: {', '.join(bad)} (letters, digits, hyphens and underscores).", field="value"
-        )
-    return names
+    return raw
+
+
+def _parse_tags(raw, *, actor) -> list[str]:
+    """Tags to add, as a list or a comma-separated string, held to the tag rule (cases.tags)."""
+    return tags_rule.normalise_all(_tag_list(raw), field="value")
+
+
+def _parse_removed_tags(raw, *, actor) -> list[str]:
+    """Tags to remove, cleaned as stored but not held to the rule: a tag stored before it can go."""
+    return sorted({tags_rule.clean(t) for t in _tag_list(raw) if t.strip()})
 
 
 def _change_tags(case: Case, names: list[str], *, actor, now, version, add: bool) -> str | None:
@@ -202,7 +203,9 @@ ACTIONS: dict[str, Action] = {
         "Set severity", _set_severity, parse=_parse_severity, unchanged="already that severity"
     ),
     "add_tags": Action("Add tags", _add_tags, parse=_parse_tags, unchanged="already has these tags"),
-    "remove_tags": Action("Remove tags", _remove_tags, parse=_parse_tags, unchanged="has none of these tags"),
+    "remove_tags": Action(
+        "Remove tags", _remove_tags, parse=_parse_removed_tags, unchanged="has none of these tags"
+    ),
     "macro": Action("Apply a macro", _apply_macro, parse=_parse_macro, unchanged="nothing to change"),
 }
 ACTION_CHOICES = [(name, spec.label) for name, spec in ACTIONS.items()]

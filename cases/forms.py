@@ -5,18 +5,16 @@ People and teams are chosen by username and slug, so no database id appears in a
 
 from __future__ import annotations
 
-import re
+from collections.abc import Iterable
 
 from django import forms
 
 from supportdesk.core.files import human_size, max_attachment_bytes
 
 from . import lifecycle, selectors
+from . import tags as tags_rule
 from .models import Case, Contact, Organisation, Severity, Status, Team
 from .services import MAX_ATTACHMENTS_PER_EVENT
-
-TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-TAG_MAX_LENGTH = 50
 
 
 def staff_label(user) -> str:
@@ -41,29 +39,26 @@ class TeamChoiceField(forms.ModelChoiceField):
 
 
 class TagsField(forms.CharField):
-    """Comma-separated tags -> a sorted list of tag names as the services store them."""
+    """Comma-separated tags -> the sorted list of tag names the services store (rule: cases.tags).
+    ``keep``: the object's current tags, accepted as they are (tags stored before the rule)."""
 
-    def __init__(self, **kwargs):
+    def __init__(self, *, keep: Iterable[str] = (), **kwargs):
         kwargs.setdefault("required", False)
         kwargs.setdefault("help_text", "Comma-separated, e.g. billing, outage")
         super().__init__(**kwargs)
+        self.keep = list(keep)
 
     def to_python(self, value) -> list[str]:
         text = super().to_python(value)
-        names = {part.strip().lower().replace(" ", "-") for part in text.split(",")}
-        return sorted(n for n in names if n)
+        return sorted({n for n in (tags_rule.clean(p) for p in tags_rule.split(text)) if n})
 
     def validate(self, value: list[str]) -> None:
         if self.required and not value:
             raise forms.ValidationError(self.error_messages["required"], code="required")
-        bad = [n for n in value if len(n) > TAG_MAX_LENGTH or not TAG_RE.match(n)]
-        if bad:
-            raise forms.ValidationError(
-                "Tags may contain only lower-case letters, digits, “-” and “_” (at most %(max)s "
-                "characters each): %(bad)s",
-                code="invalid_tag",
-                params={"max": TAG_MAX_LENGTH, "bad": ", ".join(bad)},
-            )
+        try:
+            tags_rule.normalise_all(value, keep=self.keep)
+        except tags_rule.InvalidTag as exc:
+            raise forms.ValidationError(exc.message, code=exc.code) from exc
 
 
 def _severity_choices() -> list[tuple[str, str]]:
@@ -226,6 +221,7 @@ class CaseFieldsForm(forms.Form):
             },
         )
         super().__init__(*args, **kwargs)
+        self.fields["tags"].keep = [t.name for t in case.tags.all()]
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
@@ -334,6 +330,10 @@ class MacroForm(forms.Form):
     def __init__(self, *args, can_share: bool, **kwargs):
         kwargs.setdefault("auto_id", "macro_%s")
         super().__init__(*args, **kwargs)
+        # A macro's own tags from before the tag rule stay acceptable when it is edited.
+        self.fields["add_tags"].keep = [
+            tags_rule.clean(n) for n in tags_rule.split(self.initial.get("add_tags", ""))
+        ]
         from .models import MACRO_STATUSES
 
         self.fields["set_status"].choices = [("", "— keep the status —"), *MACRO_STATUSES]

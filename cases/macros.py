@@ -27,6 +27,7 @@ from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent, is_manager
 
 from . import services
+from . import tags as tags_rule
 from .models import Case, CaseEvent, Macro, Status, Team
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -143,10 +144,6 @@ class MacroPermissionDenied(DomainError):
     code = "permission_denied"
 
 
-def _clean_tags(names: Iterable[str]) -> list[str]:
-    return sorted({n.strip().lower().replace(" ", "-") for n in names if n and n.strip()})
-
-
 def save_macro(
     macro: Macro,
     *,
@@ -172,7 +169,7 @@ def save_macro(
     macro.name = name.strip()
     macro.body = body
     macro.set_status = set_status or ""
-    macro.add_tags = _clean_tags(add_tags)
+    macro.add_tags = tags_rule.normalise_all(add_tags, keep=macro.add_tags or [], field="add_tags")
     macro.set_team = set_team
     if macro.pk is None:
         macro.created_by = actor

@@ -17,6 +17,8 @@ from django.db.models import Q
 from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
+from . import tags as tags_rule
+
 
 class Tier(models.TextChoices):
     ENTERPRISE = "enterprise", "Enterprise"
@@ -128,7 +130,7 @@ class Team(models.Model):
 
 
 class Tag(models.Model):
-    name = models.SlugField(max_length=50, unique=True)
+    name = models.SlugField(max_length=tags_rule.MAX_LENGTH, unique=True)  # the rule: cases.tags
 
     class Meta:
         ordering = ["name"]

@@ -24,6 +24,7 @@ from supportdesk.core.models import MailKind
 from supportdesk.core.roles import is_agent, is_manager
 
 from . import lifecycle, search
+from . import tags as tags_rule
 from .models import (
     Case,
     CaseAttachment,
@@ -133,6 +134,7 @@ def create_case(
         raise DomainError(f"“{severity}” is not a severity.", field="severity")
     if assignee is not None and not is_agent(assignee):
         raise DomainError(f"{assignee.get_username()} is not a support agent.", field="assignee")
+    tag_names = tags_rule.normalise_all(tags)
     with transaction.atomic():
         case = Case.objects.create(
             title=title,
@@ -146,7 +148,6 @@ def create_case(
             created_at=now,
             updated_at=now,
         )
-        tag_names = _tag_names(tags)
         if tag_names:
             case.tags.set(_tags(tag_names))
         cc_list = [c for c in cc if c.pk != requester.pk]
@@ -170,11 +171,6 @@ def create_case(
         )
         search.reindex([case.pk])
     return case
-
-
-def _tag_names(names: Iterable[str]) -> list[str]:
-    cleaned = {n.strip().lower().replace(" ", "-") for n in names if n and n.strip()}
-    return sorted(cleaned)
 
 
 def _tags(names: list[str]) -> list[Tag]:
@@ -327,8 +323,9 @@ def update_case(
             record_event(case, EventKind.FIELD_CHANGED, actor=actor, now=now, field=field, old=old, new=value)
             changed = words_changed = True
         if tags is not _UNSET:
-            new_names = _tag_names(tags)
             old_names = sorted(case.tags.values_list("name", flat=True))
+            # A tag stored before the rule (cases.tags) stays on its case; new ones must follow it.
+            new_names = tags_rule.normalise_all(tags, keep=old_names)
             if new_names != old_names:
                 case.tags.set(_tags(new_names))
                 record_event(

@@ -29,6 +29,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from cases.api import TagListField as CaseTagListField
 from cases.models import Case
 from cases.selectors import case_by_key
 from supportdesk.core import api as core_api
@@ -155,23 +156,10 @@ class StaffUsernameField(serializers.SlugRelatedField):
         return super().to_internal_value(data)
 
 
-class TagListField(serializers.ListField):
-    child = StrictCharField(max_length=50)
+class TagListField(CaseTagListField):
+    """The case tag field (the rule: cases.tags), with child errors per item as the schema says."""
 
-    def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 50)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data):
-        values = super().to_internal_value(data)
-        bad = [
-            v for v in values if v.strip() and not services.TAG_RE.match(v.strip().lower().replace(" ", "-"))
-        ]
-        if bad:
-            raise ValidationError(
-                [f"“{v}” is not a valid tag: use letters, digits, hyphens and underscores." for v in bad]
-            )
-        return values
+    per_item_errors = True
 
 
 # --- Output -----------------------------------------------------------------------------------------
@@ -637,7 +625,10 @@ class ArticleViewSet(viewsets.GenericViewSet):
 
     def partial_update(self, request, slug: str | None = None):
         article = self.get_object()
-        serializer = ArticleUpdateSerializer(data=request.data, partial=True)
+        current_tags = [t.name for t in article.tags.all()]
+        serializer = ArticleUpdateSerializer(
+            data=request.data, partial=True, context={"current_tags": current_tags}
+        )
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         expected = data.pop("revision", None)

@@ -6,10 +6,11 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
+from cases.forms import TagsField as CaseTagsField
 from supportdesk.core.roles import Role
 
 from .models import Article, ArticleStatus, Kind
-from .services import MAX_BODY, MAX_TITLE, TAG_RE
+from .services import MAX_BODY, MAX_TITLE
 
 
 def _staff() -> QuerySet:
@@ -30,28 +31,12 @@ class OwnerField(forms.ModelChoiceField):
         return obj.get_full_name() or obj.get_username()
 
 
-class TagsField(forms.CharField):
-    """Comma-separated tags -> a sorted list of tag names as stored."""
+class TagsField(CaseTagsField):
+    """Comma-separated tags, held to the same rule as a case's (cases.tags)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("required", False)
         kwargs.setdefault("help_text", "Comma-separated, e.g. billing, sso")
         super().__init__(**kwargs)
-
-    def to_python(self, value) -> list[str]:
-        text = super().to_python(value)
-        names = {part.strip().lower().replace(" ", "-") for part in text.split(",")}
-        return sorted(n for n in names if n)
-
-    def validate(self, value: list[str]) -> None:
-        bad = [n for n in value if not TAG_RE.match(n)]
-        if bad:
-            raise forms.ValidationError(
-                "Tags may contain only lower-case letters, digits, “-” and “_” (at most 50 characters "
-                "each): %(bad)s",
-                code="invalid_tag",
-                params={"bad": ", ".join(bad)},
-            )
 
 
 class ArticleForm(forms.Form):
@@ -89,6 +74,8 @@ class ArticleForm(forms.Form):
             }
         super().__init__(*args, **kwargs)
         self.article = article
+        if article is not None:
+            self.fields["tags"].keep = [t.name for t in article.tags.all()]
         self.fields["title"].error_messages["required"] = "An article needs a title."
         if article is not None and article.published_revision_id is not None:
             # A published runbook must never turn customer-facing by an edit.

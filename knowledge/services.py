@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
 
+from cases import tags as tags_rule
 from cases.models import Case, CaseEvent, EventKind, Tag
 from cases.models import Status as CaseStatus
 from cases.services import record_event
@@ -44,7 +45,6 @@ logger = logging.getLogger(__name__)
 
 ARTICLE_LINKED = "article_linked"
 STALE_NOTIFICATION = "knowledge_review_due"
-TAG_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,49}$")
 SLUG_RE = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 MAX_TITLE = 300
 MAX_BODY = 200_000
@@ -84,19 +84,6 @@ def _refresh_search_vector(article_pk: int) -> None:
     change of the working copy and on publishing (see ``selectors.search_vector_expression``)."""
     if connection.vendor == "postgresql":
         Article.objects.filter(pk=article_pk).update(search_vector=search_vector_expression())
-
-
-def normalise_tags(names: Iterable[str]) -> list[str]:
-    """Tag names as stored (``"Login Bug"`` -> ``login-bug``), or DomainError for an invalid one."""
-    cleaned = sorted({n.strip().lower().replace(" ", "-") for n in names if n and n.strip()})
-    bad = [n for n in cleaned if not TAG_RE.match(n)]
-    if bad:
-        raise DomainError(
-            "Tags may contain only lower-case letters, digits, “-” and “_” (at most 50 characters): "
-            + ", ".join(bad),
-            field="tags",
-        )
-    return cleaned
 
 
 def _set_tags(article: Article, names: list[str]) -> None:
@@ -182,7 +169,7 @@ def create_draft(
     _check_content(title=title, body_markdown=body_markdown)
     if owner is not None and not is_agent(owner):
         raise DomainError(f"{owner.get_username()} is not a support agent.", field="owner")
-    tag_names = normalise_tags(tags)
+    tag_names = tags_rule.normalise_all(tags)
     if slug is not None:
         if not SLUG_RE.match(slug) or len(slug) > 200:
             raise DomainError("Give a slug of up to 200 letters, digits and hyphens.", field="slug")
@@ -287,8 +274,10 @@ def update(
             article.updated_at = now
             article.save(update_fields=[*meta_fields, "updated_at"])
         if tags is not _UNSET:
-            names = normalise_tags(tags)
-            if names != sorted(article.tags.values_list("name", flat=True)):
+            current = sorted(article.tags.values_list("name", flat=True))
+            # A tag stored before the rule (cases.tags) stays on its article; new ones must follow it.
+            names = tags_rule.normalise_all(tags, keep=current)
+            if names != current:
                 _set_tags(article, names)
                 article.updated_at = now
                 article.save(update_fields=["updated_at"])

@@ -131,7 +131,7 @@ def test_bad_values_and_keys_are_refused_before_anything_changes(agent, monkeypa
         bulk.parse_value("assign", "ghost", actor=agent)
     with pytest.raises(DomainError, match="is not a case status"):
         bulk.parse_value("status", "done", actor=agent)
-    with pytest.raises(DomainError, match="Not valid tags"):
+    with pytest.raises(DomainError, match="Not a valid tag: “no-way!”"):
         bulk.parse_value("add_tags", ["ok", "no way!"], actor=agent)
     with pytest.raises(DomainError, match="not a bulk action"):
         bulk.parse_value("explode", "", actor=agent)
