@@ -4,29 +4,16 @@ the values before and after, on a laptop and on a phone."""
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from escalations.models import EngineeringTeam, WebhookSubscription
 from sla.models import SlaPolicy
 from supportdesk.core import audit
 from tests import factories
-from tests.browser.helpers import log_in
+from tests.browser.helpers import log_in, screenshot_widths
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in ((1440, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), width
-    page.set_viewport_size({"width": 1366, "height": 768})
 
 
 def test_a_manager_reads_the_configuration_changes(live_server, page):
@@ -56,7 +43,7 @@ def test_a_manager_reads_the_configuration_changes(live_server, page):
     hook_row = page.locator("tr", has_text="payments/v2").first
     assert "Signing secret" in hook_row.inner_text()
     assert hook.secret not in page.content()
-    _screenshot(page, "config-changes")
+    screenshot_widths(page, "config-changes", fits_width=True)
 
     page.get_by_label("Kind of object").select_option(label="SLA policies")
     page.get_by_role("button", name="Show").click()

@@ -3,25 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 
 from tests import factories
-from tests.browser.helpers import expect_message, log_in
+from tests.browser.helpers import expect_message, log_in, screenshot_widths
 
 pytestmark = pytest.mark.browser
-
-SCREENSHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
-
-
-def _screenshot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for width, height in ((1440, 900), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
-        page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
-    page.set_viewport_size({"width": 1366, "height": 768})
 
 
 def test_make_use_and_revoke_a_token(live_server, page):
@@ -40,7 +28,7 @@ def test_make_use_and_revoke_a_token(live_server, page):
     assert re.fullmatch(r"[0-9a-f]{64}", key)
     assert page.get_by_text("it is shown only this once").is_visible()
     assert page.locator("#tokens").get_by_role("rowheader", name="Nightly export").is_visible()
-    _screenshot(page, "tokens-new-key")
+    screenshot_widths(page, "tokens-new-key")
 
     api = page.context.request
     answer = api.get(f"{live_server.url}/api/cases/", headers={"Authorization": f"Bearer {key}"})
@@ -50,7 +38,7 @@ def test_make_use_and_revoke_a_token(live_server, page):
     assert key not in page.content()
     row = page.locator("#tokens tr", has_text="Nightly export")
     assert "never" not in row.inner_text()  # the call above is its last use
-    _screenshot(page, "tokens-list")
+    screenshot_widths(page, "tokens-list")
 
     row.get_by_role("button", name="Revoke the token Nightly export").click()
     expect_message(page, "Revoked the token “Nightly export”")
