@@ -493,6 +493,11 @@ class InArray(models.Func):
         return f"{sql} = ANY(%s)", [*params, self.values]
 
 
+def _with_ids(queryset: QuerySet, ids: list[int]) -> QuerySet:
+    """The rows of ``queryset`` with these ids (one array parameter on PostgreSQL)."""
+    return queryset.filter(InArray("pk", ids)) if is_postgresql() else queryset.filter(pk__in=ids)
+
+
 class RankedCases(Sequence):
     """The cases of a search, best first: their order is known (one query over the matching ids
     and their documents, no other joins); a slice fetches only its cases, with the caller's joins
@@ -513,7 +518,7 @@ class RankedCases(Sequence):
         if not ranked:
             return []
         ids = [pk for pk, _ in ranked]
-        found = self._rows.filter(InArray("pk", ids)) if is_postgresql() else self._rows.filter(pk__in=ids)
+        found = _with_ids(self._rows, ids)
         by_id = {case.pk: case for case in found}
         cases = []
         for pk, rank in ranked:
@@ -551,7 +556,7 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet | RankedCa
     # a tag filter may have added), the ids as one array on one side of the join only (on both,
     # the planner multiplies the two selectivities and expects a handful of rows).
     base = queryset.model._default_manager.all()
-    chosen = base.filter(InArray("pk", ids)) if is_postgresql() else base.filter(pk__in=ids)
+    chosen = _with_ids(base, ids)
     ranked = list(
         chosen.annotate(search_rank=_rank(text, staff=staff))
         .order_by("-search_rank", "-pk")
