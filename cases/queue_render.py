@@ -14,8 +14,10 @@ it links to the case page, which shows every clock).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
 from supportdesk.core.instants import format_instant
@@ -54,7 +56,7 @@ def _case_url_template() -> str:
     return reverse("cases:detail", args=["CASE-0"]).replace("CASE-0", "{key}")
 
 
-def _cell(name: str, row: QueueRow, urls: dict[str, str]) -> str:
+def _cell(name: str, row: QueueRow, page: dict[str, Any]) -> str:
     case = row.case
     if name == "organisation":
         org = case.organisation
@@ -80,26 +82,26 @@ def _cell(name: str, row: QueueRow, urls: dict[str, str]) -> str:
         team = f' <span class="muted">· {escape(case.team.name)}</span>' if case.team_id else ""
         return f'<td class="q-assignee">{person}{team}</td>'
     if name == "due":
-        return f'<td class="q-due due-{escape(row.due.state)}">{_due(row, urls)}</td>'
+        return f'<td class="q-due due-{escape(row.due.state)}">{_due(row, page)}</td>'
     if name == "age":
         return (
             f'<td class="q-age nowrap"><time datetime="{case.created_at.isoformat()}" '
-            f'title="Opened {escape(_plain(case.created_at))}">{escape(row.age)}</time></td>'
+            f'title="Opened {escape(_plain(case.created_at, page["zone"]))}">{escape(row.age)}</time></td>'
         )
     if name == "updated":
         return (
             f'<td class="q-updated nowrap"><time datetime="{case.updated_at.isoformat()}" '
-            f'title="{escape(_plain(case.updated_at))}">{escape(row.updated)} ago</time></td>'
+            f'title="{escape(_plain(case.updated_at, page["zone"]))}">{escape(row.updated)} ago</time></td>'
         )
     return ""
 
 
-def _plain(value) -> str:
+def _plain(value, zone) -> str:
     """The instant as text (for a title attribute), in the viewer's zone and the one format."""
-    return format_instant(value)
+    return format_instant(value, zone)
 
 
-def _due(row: QueueRow, urls: dict[str, str]) -> str:
+def _due(row: QueueRow, page: dict[str, Any]) -> str:
     due = row.due
     line = f'<span class="due-line"><strong class="due-state">{escape(due.state_label)}</strong>'
     if due.target:
@@ -107,15 +109,15 @@ def _due(row: QueueRow, urls: dict[str, str]) -> str:
     if due.countdown:
         line += f' <span class="due-count">{escape(due.countdown)}</span>'
     if due.at:
-        line += f' <span class="due-at">{when(due.at)}</span>'
+        line += f' <span class="due-at">{when(due.at, zone=page["zone"])}</span>'
     line += "</span>"
-    if not urls["clocks"]:
+    if not page["clocks"]:
         return line
     key = escape(row.case.key)
     return (
-        f'<details class="due-more" data-clocks-url="{urls["clocks"].format(key=key)}"><summary>{line}'
+        f'<details class="due-more" data-clocks-url="{page["clocks"].format(key=key)}"><summary>{line}'
         '<span class="visually-hidden"> (show every clock)</span></summary>'
-        f'<div class="due-clocks"><a href="{urls["case"].format(key=key)}">Every clock on the case page</a>'
+        f'<div class="due-clocks"><a href="{page["case"].format(key=key)}">Every clock on the case page</a>'
         "</div></details>"
     )
 
@@ -123,7 +125,9 @@ def _due(row: QueueRow, urls: dict[str, str]) -> str:
 def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks: bool) -> SafeString:
     """The ``<tr>`` of every row, in order."""
     case_url = _case_url_template()
-    urls = {
+    # The URL patterns, and the viewer's zone looked up once for the page's hundred instants.
+    page = {
+        "zone": timezone.get_current_timezone(),
         "case": case_url,
         "clocks": reverse("cases:queue_clocks", args=["CASE-0"]).replace("CASE-0", "{key}")
         if with_clocks
@@ -134,8 +138,8 @@ def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks
         case = row.case
         key = escape(case.key)
         href = case_url.format(key=key)
-        tags = "".join(f' <span class="q-tag">#{escape(tag.name)}</span>' for tag in case.tags.all())
-        cells = "".join(_cell(name, row, urls) for name in columns)
+        tags = "".join(f' <span class="q-tag">#{escape(tag)}</span>' for tag in row.tags)
+        cells = "".join(_cell(name, row, page) for name in columns)
         out.append(
             f'<tr class="q-row" data-key="{key}" data-due-state="{escape(row.due.state)}">'
             f'<td class="q-pick"><input type="checkbox" name="keys" value="{key}:{case.version}" '

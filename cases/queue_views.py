@@ -9,7 +9,7 @@ clocks come from the registered queue columns, each loaded once for the whole pa
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,15 +112,21 @@ class QueueRow:
     due: NextDue
     age: str  # since the case was opened, compact
     updated: str  # since its last change, compact
+    tags: Sequence[str] = ()
 
 
-def queue_rows(cases: Sequence[Case], *, now: dt.datetime) -> list[QueueRow]:
+def queue_rows(
+    cases: Sequence[Case], *, now: dt.datetime, tags: Mapping[int, Sequence[str]] | None = None
+) -> list[QueueRow]:
+    """The page's lines; ``tags`` maps a case id to its tag names (``selectors.tag_names``)."""
+    tags = tags or {}
     return [
         QueueRow(
             case=c,
             due=next_due(c, now=now),
             age=compact_duration(now - c.created_at),
             updated=compact_duration(now - c.updated_at),
+            tags=tags.get(c.pk, ()),
         )
         for c in cases
     ]

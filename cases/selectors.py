@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from django.contrib.auth import get_user_model
 from django.db.models import Prefetch, QuerySet
 
@@ -31,6 +33,42 @@ def case_list(*, open_only: bool = False) -> QuerySet[Case]:
     if open_only:
         qs = qs.filter(OPEN_Q)
     return qs
+
+
+# What a queue line shows (cases.queue_render): the case's own columns and the names of its
+# organisation, assignee and team. No description, requester or password hash is read for a page.
+QUEUE_ROW_FIELDS = (
+    "title",
+    "severity",
+    "severity_confirmed",
+    "status",
+    "version",
+    "created_at",
+    "updated_at",
+    "next_due_at",
+    "next_due_target",
+    "next_due_state",
+    "organisation__name",
+    "organisation__tier",
+    "assignee__username",
+    "assignee__first_name",
+    "assignee__last_name",
+    "team__name",
+)
+
+
+def queue_cases() -> QuerySet[Case]:
+    """Cases with the columns of a queue line only (their tags come from ``tag_names``)."""
+    return Case.objects.select_related("organisation", "assignee", "team").only(*QUEUE_ROW_FIELDS)
+
+
+def tag_names(case_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The tag names of each case, by case id, in one query (no manager per case)."""
+    names: dict[int, list[str]] = {}
+    rows = Case.tags.through.objects.filter(case_id__in=list(case_ids)).values_list("case_id", "tag__name")
+    for case_id, name in rows.order_by("case_id", "tag__name"):
+        names.setdefault(case_id, []).append(name)
+    return names
 
 
 def case_detail(*, pk: int) -> Case:

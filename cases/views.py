@@ -48,7 +48,7 @@ agent_required = role_required(is_agent, "Cases are for support agents and manag
 
 def _queue_filter(request: HttpRequest) -> CaseFilter:
     data = saved_views.filter_data(request.GET)
-    case_filter = CaseFilter(data, queryset=selectors.case_list(), request=request)
+    case_filter = CaseFilter(data, queryset=selectors.queue_cases(), request=request)
     form = case_filter.form
     for name in ("status", "severity"):
         field = form.fields[name]
@@ -57,6 +57,9 @@ def _queue_filter(request: HttpRequest) -> CaseFilter:
     form.fields["severity"].widget.choices = [(s.value, s.value) for s in Severity]
     for name in ("organisation", "assignee", "team"):
         form.fields[name].empty_label = "Any"
+    # The options and the bulk bar show names only (no password hash or e-mail read per agent).
+    assignee = form.fields["assignee"]
+    assignee.queryset = assignee.queryset.only("username", "first_name", "last_name")
     form.fields["tier"].choices = [("", "Any"), *Tier.choices]
     return case_filter
 
@@ -105,7 +108,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     current_view = _current_saved_view(request)
     quick = _quick_view(request)
     query = saved_views.normalise_query(request.GET)
-    rows = queue_views.queue_rows(page.items, now=now)
+    sort_choices = [(o.name, o.label) for o in extra_orderings.values()] + [
+        (name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()
+    ]
+    rows = queue_views.queue_rows(
+        page.items, now=now, tags=selectors.tag_names(case.pk for case in page.items)
+    )
     columns = queue_views.shown_columns(current_view.columns if current_view else None)
     return render(
         request,
@@ -121,10 +129,11 @@ def queue(request: HttpRequest) -> HttpResponse:
                 rows, columns=columns, with_clocks=bool(extensions.queue_columns())
             ),
             "column_labels": queue_views.QUEUE_COLUMNS,
+            "column_heads": [(name, queue_views.QUEUE_COLUMNS[name]) for name in columns],
             "more_filters_active": queue_views.more_filters_active(request.GET),
             "sort": sort,
-            "sort_choices": [(o.name, o.label) for o in extra_orderings.values()]
-            + [(name, label) for name, (label, _) in selectors.QUEUE_ORDERINGS.items()],
+            "sort_choices": sort_choices,
+            "sort_label": dict(sort_choices).get(sort, ""),
             "mine_checked": data.get("mine") in _TRUE,
             "unassigned_checked": data.get("unassigned") in _TRUE,
             "quick": quick,
@@ -134,15 +143,22 @@ def queue(request: HttpRequest) -> HttpResponse:
             "saved_view_editable": bool(current_view and saved_views.can_edit(request.user, current_view)),
             "saved_view_changed": bool(current_view and current_view.query != query),
             "current_query": query,
-            "shareable_teams": list(saved_views.shareable_teams(request.user)),
-            # The bulk action bar.
-            "bulk_actions": bulk.ACTIONS,
+            "shareable_teams": [(t.slug, t.name) for t in saved_views.shareable_teams(request.user)],
+            # The bulk action bar's choices as (value, label) pairs; the people and teams are the
+            # filter's own rows (evaluated once for its options and these lists).
+            "bulk_actions": [(name, action.label) for name, action in bulk.ACTIONS.items()],
             "bulk_max": bulk.MAX_CASES,
-            "bulk_macros": list(macros.visible_macros(request.user)),
-            # The filter's own rows (evaluated once for its options and these lists).
-            "assignable": form.fields["assignee"].queryset,
-            "teams": form.fields["team"].queryset,
-            "statuses": Status.choices,
+            "bulk_macros": [
+                (m.pk, f"{m.name} (shared)" if m.is_shared else m.name)
+                for m in macros.visible_macros(request.user).select_related(None).only("name", "owner")
+            ],
+            "bulk_assignees": [
+                ("me", "Me"),
+                ("", "Nobody (unassign)"),
+                *((u.username, u.get_full_name() or u.username) for u in form.fields["assignee"].queryset),
+            ],
+            "bulk_teams": [*((t.slug, t.name) for t in form.fields["team"].queryset), ("", "No team")],
+            "bulk_statuses": [(v, label) for v, label in Status.choices if v not in ("closed", "reopened")],
             "severities": [(s.value, s.value) for s in Severity],
             "paged": bool(cursor),
         },

@@ -8,6 +8,7 @@ recipient's zone from ``zone_of`` / ``zones_of``. Both share ``WHEN_FORMAT``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from collections.abc import Iterable
 
@@ -15,6 +16,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dates import MONTHS_3
 from django.utils.formats import date_format
+from django.utils.translation import get_language
 
 #: The one format every instant is shown in ("2 Dec 2026 21:44 CET").
 WHEN_FORMAT = "j M Y H:i T"
@@ -51,8 +53,15 @@ def format_instant(
     if fmt == WHEN_FORMAT and local.tzinfo is not None:
         # The common case without the format machinery (a busy page shows hundreds of instants):
         # the same text as date_format(local, WHEN_FORMAT).
-        return f"{local.day} {str(MONTHS_3[local.month]).title()} {local.year} {local:%H:%M} {local.tzname()}"
+        month = _month_name(get_language(), local.month)
+        return f"{local.day} {month} {local.year} {local:%H:%M} {local.tzname()}"
     return date_format(local, fmt)
+
+
+@functools.lru_cache(maxsize=256)
+def _month_name(language: str | None, month: int) -> str:
+    """The month's short name in ``language`` (the lazy name translated once per language)."""
+    return str(MONTHS_3[month]).title()
 
 
 def zone_of(user) -> zoneinfo.ZoneInfo:

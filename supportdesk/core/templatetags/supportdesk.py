@@ -49,14 +49,17 @@ def age(value: dt.datetime | None) -> str:
 
 
 @register.filter
-def when(value: dt.datetime | None, style: str = "") -> str:
+def when(value: dt.datetime | None, style: str = "", *, zone: dt.tzinfo | None = None) -> str:
     """An instant as every page shows it: ``<time>`` with the ISO instant, read in the viewer's zone
-    ("2 Dec 2026 21:44 CET"; with ``when:"day"`` the weekday first); "—" for none."""
+    ("2 Dec 2026 21:44 CET"; with ``when:"day"`` the weekday first); "—" for none. Python callers
+    rendering many may pass the viewer's ``zone``, looked up once."""
     if value is None:
         return "—"
-    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    local = timezone.localtime(value, zone) if timezone.is_aware(value) else value
     fmt = WHEN_DAY_FORMAT if style == "day" else WHEN_FORMAT
-    return format_html('<time datetime="{}">{}</time>', local.isoformat(), format_instant(local, fmt=fmt))
+    # Written directly (a busy page shows hundreds): an ISO instant holds nothing to escape.
+    text = escape_text(format_instant(local, local.tzinfo, fmt=fmt))
+    return mark_safe(f'<time datetime="{local.isoformat()}">{text}</time>')  # noqa: S308 - escaped
 
 
 @register.filter
@@ -127,6 +130,19 @@ def check_chips(field, css_class: str = "chip") -> str:
             f"{escape_text(label)}</label>"
         )
     return mark_safe("".join(chips))  # noqa: S308 - every value is escaped above
+
+
+@register.simple_tag
+def options(choices, selected: object = None) -> str:
+    """``<option>`` elements for ``(value, label)`` pairs, the one equal to ``selected`` marked,
+    written directly (a loop of template variables costs more than the rest of a busy page)."""
+    chosen = None if selected is None else str(selected)
+    out = []
+    for value, label in choices:
+        value = "" if value is None else str(value)
+        mark = " selected" if value == chosen else ""
+        out.append(f'<option value="{escape_text(value)}"{mark}>{escape_text(label)}</option>')
+    return mark_safe("".join(out))  # noqa: S308 - every value is escaped above
 
 
 @register.simple_tag
