@@ -14,10 +14,14 @@ Exactness rules:
 * Only days before ``RollupState.through`` (at most the day before yesterday, UTC) are read from
   the rollup: recent days, where almost every write lands, are always read from the source, so the
   services writing "now" have nothing to maintain.
-* A write that changes what an older day counts marks that day dirty in its own transaction
-  (``touch``): a case's severity, team or organisation changing, an escalation submitted or
-  bouncing for a case created earlier, an organisation's tier, imported history. Dirty days are read
-  from the source until ``refresh`` (a Celery beat task, every minute) recomputes them.
+* A change that alters what an older day counts marks that day dirty in its own transaction
+  (``touch``). The domain announces its changes (``cases.signals``: every timeline event, and an
+  organisation's new tier) and ``on_case_event`` / ``on_organisation_changed`` mark the days: a
+  case's severity or team changing, an escalation submitted or bouncing for a case created earlier,
+  a clock met or breached, an article linked, an organisation's tier. No model signal is used, so a
+  service's ``update()`` is seen as well as its ``save()``; writes that record no event (imported
+  history, the demo load) mark their days themselves (``touch_span``, ``deferred``). Dirty days are
+  read from the source until ``refresh`` (a Celery beat task, every minute) recomputes them.
 * The parts of a period that are not whole UTC days (a period in Berlin starts at 23:00 UTC) are
   read from the source.
 
