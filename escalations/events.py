@@ -1,8 +1,8 @@
 """The timeline event kinds the escalations app records on a case: their codes, named once.
 
 Each is recorded on the escalated case's timeline by ``escalations.services`` (through
-``cases.services.record_event``); the case page labels them with ``LABELS`` and the metrics rollup
-recognises them by ``ESCALATION_EVENT_KINDS``.
+``cases.services.record_event``); the case page labels them with ``LABELS``, and the metrics rollup
+reacts to the ones that change its counts.
 """
 
 from __future__ import annotations
@@ -40,5 +40,3 @@ LABELS = {
     EscalationEventKind.WITHDRAWN: "Escalation withdrawn",
     EscalationEventKind.UPDATED: "Escalation package updated",
 }
-
-ESCALATION_EVENT_KINDS = frozenset(LABELS)

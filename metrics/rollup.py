@@ -45,14 +45,16 @@ from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
-from escalations.events import ESCALATION_EVENT_KINDS
+from escalations.events import EscalationEventKind
 from escalations.models import Escalation
 from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
 from knowledge.services import ARTICLE_LINKED
+from sla.events import SlaEventKind
 from sla.models import ClockState, SlaClock, Target, completed_at
 
 from .models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
+from .surveys import CSAT_ANSWERED
 
 UTC = dt.UTC
 #: Days this close to today (UTC) are never rolled up: today and yesterday are read from the source.
@@ -451,6 +453,30 @@ def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple
 
 #: Events that move every counted row of their case between rollup rows (its key changed).
 _KEY_CHANGES = frozenset({EventKind.SEVERITY_CHANGED, EventKind.TEAM_CHANGED})
+#: Escalation events that change what the escalation and bounce rates count: the submission (its
+#: ``submitted_at``, its case's cohort) and the moves into and out of ``needs_info`` (``BOUNCED_Q``).
+_ESCALATION_COUNTED = frozenset(
+    {
+        EscalationEventKind.SUBMITTED,
+        EscalationEventKind.INFO_REQUESTED,
+        EscalationEventKind.INFO_PROVIDED,
+        EscalationEventKind.WITHDRAWN,
+    }
+)
+#: Events whose own instant is when what they change is counted: the clocks a reply or a status
+#: change meets (``met_at`` is the event's ``now``), a breach the sweep or a late reply records
+#: (``breached_at`` likewise), a resolution or reopen event, a survey answered (``answered_at``).
+#: The other kinds (notes, tags, warnings, reminders, ...) change nothing the rollup counts.
+_COUNTED_AT_THEIR_INSTANT = frozenset(
+    {
+        EventKind.PUBLIC_REPLY,
+        EventKind.STATUS_CHANGED,
+        EventKind.REOPENED,
+        SlaEventKind.BREACHED,
+        SlaEventKind.CADENCE_MISSED,
+        CSAT_ANSWERED,
+    }
+)
 
 
 def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **kwargs) -> None:
@@ -464,12 +490,12 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
 
     * created: its creation day (the escalation rate's cohort);
     * severity or team changed: every day that counts its rows (``case_instants``);
-    * an escalation event (submitted, bounced, ...): the escalations' submission days and the
-      case's creation day;
+    * an escalation submitted, bounced or back from ``needs_info``: the escalations' submission
+      days and the case's creation day;
     * an article linked: the days of its reopens and resolutions (knowledge reuse);
-    * anything else: the event's own instant, which is when the clocks it met or breached were
-      stamped (``met_at``/``breached_at`` are the event's ``now``), when a resolution or reopen
-      event counts and when a survey answer counts.
+    * a reply, a status change, a reopen, a breach or a survey answer: the event's own day
+      (``_COUNTED_AT_THEIR_INSTANT``);
+    * anything else: nothing (a note, a warning or a tag changes no count).
     """
     if case.created_at >= _midnight(_live_from()):
         return
@@ -481,12 +507,12 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
             touch(case_instants([case.pk]))
     elif kind == EventKind.CREATED:
         touch([case.created_at])
-    elif kind in ESCALATION_EVENT_KINDS:
+    elif kind in _ESCALATION_COUNTED:
         submitted = Escalation.objects.filter(case_id=case.pk).exclude(submitted_at=None)
         touch([case.created_at, now, *submitted.values_list("submitted_at", flat=True)])
     elif kind == ARTICLE_LINKED:
-        touch([now, *resolution_instants([case.pk])])
-    else:
+        touch(resolution_instants([case.pk]))
+    elif kind in _COUNTED_AT_THEIR_INSTANT:
         touch([now])
 
 
