@@ -12,7 +12,6 @@ from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
 from django.db.models import DateTimeField, Q, QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -40,11 +39,11 @@ from supportdesk.core import selectors as core_selectors
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite, RejectUnexpectedFields
 from supportdesk.core.files import ALLOWED_CONTENT_TYPES, download_response
 from supportdesk.core.idempotency import idempotent
-from supportdesk.core.models import MailStatus, validate_time_zone
+from supportdesk.core.models import MailStatus
 from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.schema import FieldErrorsField
 
-from . import lifecycle, selectors, services
+from . import lifecycle, organisations, selectors, services
 from . import tags as tags_rule
 from .filters import CaseFilter
 from .models import (
@@ -522,6 +521,9 @@ class CaseMessageUploadSerializer(CaseMessageSerializer):
 
 
 class OrganisationSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
+    """Parses the fields; the rules (a unique name, a known time zone) are the service's
+    (``cases.organisations``), which the view calls."""
+
     name = StrictCharField(max_length=200)
     time_zone = StrictCharField(max_length=64, required=False)
 
@@ -530,30 +532,11 @@ class OrganisationSerializer(RejectUnexpectedFields, serializers.ModelSerializer
         fields = ["id", "name", "tier", "time_zone", "created_at"]
         read_only_fields = ["id", "created_at"]
 
-    def validate_name(self, value: str) -> str:
-        clash = Organisation.objects.filter(name__iexact=value)
-        if self.instance is not None:
-            clash = clash.exclude(pk=self.instance.pk)
-        if clash.exists():
-            raise ValidationError(f"There is already an organisation called “{value}”.")
-        return value
-
-    def validate_time_zone(self, value: str) -> str:
-        try:
-            validate_time_zone(value)
-        except DjangoValidationError as exc:
-            raise ValidationError(f"“{value}” is not a known time zone (e.g. Europe/Berlin).") from exc
-        return value
-
-    def save(self, **kwargs):
-        try:
-            with transaction.atomic():
-                return super().save(**kwargs)
-        except IntegrityError as exc:  # a concurrent twin won the race
-            raise ValidationError({"name": ["There is already an organisation with this name."]}) from exc
-
 
 class ContactSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
+    """Parses the fields; the rules (one contact per address and organisation, no moving) are the
+    service's (``cases.organisations``), which the view calls."""
+
     organisation = StrictPrimaryKeyRelatedField(
         queryset=Organisation.objects.all(), help_text="Set when the contact is created; it cannot move."
     )
@@ -564,36 +547,8 @@ class ContactSerializer(RejectUnexpectedFields, serializers.ModelSerializer):
         model = Contact
         fields = ["id", "organisation", "name", "email"]
         read_only_fields = ["id"]
-        # The unique (organisation, email) rule is checked in validate() with a readable message.
+        # The unique (organisation, email) rule is the service's, with a readable message.
         validators: list = []
-
-    def validate(self, attrs):
-        organisation = attrs.get("organisation", getattr(self.instance, "organisation", None))
-        if (
-            self.instance is not None
-            and "organisation" in attrs
-            and organisation != self.instance.organisation
-        ):
-            raise ValidationError({"organisation": ["A contact cannot move to another organisation."]})
-        email = attrs.get("email", getattr(self.instance, "email", None))
-        if organisation is not None and email:
-            clash = Contact.objects.filter(organisation=organisation, email__iexact=email)
-            if self.instance is not None:
-                clash = clash.exclude(pk=self.instance.pk)
-            if clash.exists():
-                raise ValidationError(
-                    {"email": [f"{organisation.name} already has a contact with this address."]}
-                )
-        return attrs
-
-    def save(self, **kwargs):
-        try:
-            with transaction.atomic():
-                return super().save(**kwargs)
-        except IntegrityError as exc:
-            raise ValidationError(
-                {"email": ["This organisation already has a contact with this address."]}
-            ) from exc
 
 
 # --- Error bodies, for the schema -----------------------------------------------------------------
@@ -1177,6 +1132,16 @@ class OrganisationViewSet(
     filterset_class = OrganisationFilter
     keyset_ordering = ["name", "id"]
 
+    def perform_create(self, serializer):
+        serializer.instance = organisations.create_organisation(
+            actor=self.request.user, now=timezone.now(), **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = organisations.update_organisation(
+            serializer.instance, actor=self.request.user, now=timezone.now(), **serializer.validated_data
+        )
+
 
 class ContactFilter(django_filters.FilterSet):
     organisation = django_filters.ModelChoiceFilter(queryset=Organisation.objects.all())
@@ -1226,6 +1191,16 @@ class ContactViewSet(
     filter_backends = [DjangoFilterBackend]
     filterset_class = ContactFilter
     keyset_ordering = ["name", "id"]
+
+    def perform_create(self, serializer):
+        serializer.instance = organisations.create_contact(
+            actor=self.request.user, **serializer.validated_data
+        )
+
+    def perform_update(self, serializer):
+        serializer.instance = organisations.update_contact(
+            serializer.instance, actor=self.request.user, **serializer.validated_data
+        )
 
 
 @extend_schema_view(

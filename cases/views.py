@@ -30,7 +30,8 @@ from supportdesk.core.roles import is_agent, is_manager
 from . import bulk, extensions, macros, queue_render, queue_views, saved_views, selectors, services
 from .filters import CaseFilter
 from .forms import CaseCreateForm, CaseFieldsForm, NoteForm, ReplyForm, TransitionForm, staff_label
-from .models import Case, CaseAttachment, CaseEvent, Contact, EventKind, Severity, Status, Team, Tier
+from .models import Case, CaseAttachment, CaseEvent, EventKind, Severity, Status, Team, Tier
+from .organisations import create_contact
 from .pagination import InvalidCursor, paginate
 from .permissions import can_see_case, can_see_internal_notes
 
@@ -662,10 +663,11 @@ def create(request: HttpRequest) -> HttpResponse:
         try:
             # The new contact exists only if the case does.
             with transaction.atomic():
-                requester = data["requester"] or Contact.objects.create(
+                requester = data["requester"] or create_contact(
                     organisation=data["organisation"],
-                    name=data["new_contact_name"].strip(),
+                    name=data["new_contact_name"],
                     email=data["new_contact_email"],
+                    actor=request.user,
                 )
                 case = services.create_case(
                     title=data["title"],

@@ -36,6 +36,7 @@ from supportdesk.core.models import MailKind, Notification
 from supportdesk.core.roles import is_engineer, is_manager
 
 from . import permissions, quality, selectors, webhooks
+from .events import EscalationEventKind
 from .models import (
     DeliveryStatus,
     EngineeringTeam,
@@ -374,7 +375,7 @@ def create_draft(
             escalation.attached_events.set(_case_events(case, attached_events))
         _record(
             escalation,
-            "escalation_drafted",
+            EscalationEventKind.DRAFTED,
             actor=actor,
             now=now,
             new=S.DRAFT,
@@ -432,7 +433,7 @@ def update_package(
         if escalation.state != S.DRAFT:
             _record(
                 escalation,
-                "escalation_updated",
+                EscalationEventKind.UPDATED,
                 actor=actor,
                 now=now,
                 body=f"{_head(escalation)} package updated: {', '.join(changed).replace('_', ' ')}.",
@@ -523,7 +524,7 @@ def submit(
         if below:
             _record(
                 escalation,
-                "escalation_quality_override",
+                EscalationEventKind.QUALITY_OVERRIDE,
                 actor=actor,
                 now=now,
                 body=(
@@ -533,7 +534,7 @@ def submit(
             )
         _record(
             escalation,
-            "escalation_submitted",
+            EscalationEventKind.SUBMITTED,
             actor=actor,
             now=now,
             old=S.DRAFT,
@@ -575,7 +576,7 @@ def answer_info_request(
         escalation.save()
         _record(
             escalation,
-            "escalation_info_provided",
+            EscalationEventKind.INFO_PROVIDED,
             actor=actor,
             now=now,
             old=S.NEEDS_INFO,
@@ -610,7 +611,7 @@ def withdraw(
         escalation.save()
         _record(
             escalation,
-            "escalation_withdrawn",
+            EscalationEventKind.WITHDRAWN,
             actor=actor,
             now=now,
             old=old,
@@ -669,7 +670,9 @@ def acknowledge(
         )
         escalation.acknowledged_at = escalation.acknowledged_at or now
         escalation.save()
-        _record(escalation, "escalation_acknowledged", actor=actor, now=now, old=old, new=escalation.state)
+        _record(
+            escalation, EscalationEventKind.ACKNOWLEDGED, actor=actor, now=now, old=old, new=escalation.state
+        )
         _emit(escalation, WebhookEvent.ACKNOWLEDGED, now=now)
     return escalation
 
@@ -695,7 +698,7 @@ def request_info(
         )
         _record(
             escalation,
-            "escalation_info_requested",
+            EscalationEventKind.INFO_REQUESTED,
             actor=actor,
             now=now,
             old=old,
@@ -727,7 +730,7 @@ def start(
             escalation, "start", actor=actor, now=now, expected_updated_at=expected_updated_at
         )
         escalation.save()
-        _record(escalation, "escalation_started", actor=actor, now=now, old=old, new=escalation.state)
+        _record(escalation, EscalationEventKind.STARTED, actor=actor, now=now, old=old, new=escalation.state)
         _emit(escalation, WebhookEvent.STARTED, now=now)
     return escalation
 
@@ -754,7 +757,7 @@ def resolve(
         fixed_in = f"Fixed in {escalation.fix_version}. " if escalation.fix_version else ""
         _record(
             escalation,
-            "escalation_resolved",
+            EscalationEventKind.RESOLVED,
             actor=actor,
             now=now,
             old=old,
@@ -791,7 +794,15 @@ def decline(
         escalation.decline_reason = reason
         escalation.finished_at = now
         escalation.save()
-        _record(escalation, "escalation_declined", actor=actor, now=now, old=old, new=S.DECLINED, body=reason)
+        _record(
+            escalation,
+            EscalationEventKind.DECLINED,
+            actor=actor,
+            now=now,
+            old=old,
+            new=S.DECLINED,
+            body=reason,
+        )
         _case_back_from_engineering(escalation, actor=actor, now=now)
         _tell_case_owner(
             escalation,
@@ -837,7 +848,7 @@ def link(
         escalation.save()
         _record(
             escalation,
-            "escalation_linked",
+            EscalationEventKind.LINKED,
             actor=actor,
             now=now,
             old=old_key,

@@ -14,10 +14,14 @@ Exactness rules:
 * Only days before ``RollupState.through`` (at most the day before yesterday, UTC) are read from
   the rollup: recent days, where almost every write lands, are always read from the source, so the
   services writing "now" have nothing to maintain.
-* A write that changes what an older day counts marks that day dirty in its own transaction
-  (``touch``): a case's severity, team or organisation changing, an escalation submitted or
-  bouncing for a case created earlier, an organisation's tier, imported history. Dirty days are read
-  from the source until ``refresh`` (a Celery beat task, every minute) recomputes them.
+* A change that alters what an older day counts marks that day dirty in its own transaction
+  (``touch``). The domain announces its changes (``cases.signals``: every timeline event, and an
+  organisation's new tier) and ``on_case_event`` / ``on_organisation_changed`` mark the days: a
+  case's severity or team changing, an escalation submitted or bouncing for a case created earlier,
+  a clock met or breached, an article linked, an organisation's tier. No model signal is used, so a
+  service's ``update()`` is seen as well as its ``save()``; writes that record no event (imported
+  history, the demo load) mark their days themselves (``touch_span``, ``deferred``). Dirty days are
+  read from the source until ``refresh`` (a Celery beat task, every minute) recomputes them.
 * The parts of a period that are not whole UTC days (a period in Berlin starts at 23:00 UTC) are
   read from the source.
 
@@ -40,13 +44,17 @@ from django.db.models import Count, F, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent
+from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from escalations.events import EscalationEventKind
 from escalations.models import Escalation
 from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
+from knowledge.services import ARTICLE_LINKED
+from sla.events import SlaEventKind
 from sla.models import ClockState, SlaClock, Target, completed_at
 
 from .models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
+from .surveys import CSAT_ANSWERED
 
 UTC = dt.UTC
 #: Days this close to today (UTC) are never rolled up: today and yesterday are read from the source.
@@ -441,84 +449,95 @@ def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple
     return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
 
 
-# --- keeping marks: the writes that change what an older day counts ---------------------------------
+# --- keeping marks: the domain events that change what an older day counts -------------------------
 
-_CASE_DIMS = ("severity", "team_id", "organisation_id")
+#: Events that move every counted row of their case between rollup rows (its key changed).
+_KEY_CHANGES = frozenset({EventKind.SEVERITY_CHANGED, EventKind.TEAM_CHANGED})
+#: Escalation events that change what the escalation and bounce rates count: the submission (its
+#: ``submitted_at``, its case's cohort) and the moves into and out of ``needs_info`` (``BOUNCED_Q``).
+_ESCALATION_COUNTED = frozenset(
+    {
+        EscalationEventKind.SUBMITTED,
+        EscalationEventKind.INFO_REQUESTED,
+        EscalationEventKind.INFO_PROVIDED,
+        EscalationEventKind.WITHDRAWN,
+    }
+)
+#: Events whose own instant is when what they change is counted: the clocks a reply or a status
+#: change meets (``met_at`` is the event's ``now``), a breach the sweep or a late reply records
+#: (``breached_at`` likewise), a resolution or reopen event, a survey answered (``answered_at``).
+#: The other kinds (notes, tags, warnings, reminders, ...) change nothing the rollup counts.
+_COUNTED_AT_THEIR_INSTANT = frozenset(
+    {
+        EventKind.PUBLIC_REPLY,
+        EventKind.STATUS_CHANGED,
+        EventKind.REOPENED,
+        SlaEventKind.BREACHED,
+        SlaEventKind.CADENCE_MISSED,
+        CSAT_ANSWERED,
+    }
+)
 
 
-def _remember_case_dims(sender, instance: Case, **kwargs) -> None:
-    # __dict__, not getattr: a deferred field must not cost a query per loaded case.
-    instance._metric_dims = tuple(instance.__dict__.get(f) for f in _CASE_DIMS)
+def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **kwargs) -> None:
+    """Receiver of ``cases.signals.case_event_recorded`` (inside the writing transaction): mark the
+    rolled-up days whose figures the recorded change alters.
 
+    Every instant a count metric selects a case's rows by (its clocks completed, its escalations
+    submitted, its reopens and resolutions, its survey answered) is at or after the case's creation,
+    so a case created in the live window (today and yesterday, never rolled up) needs no marks and
+    costs no query. For an older case:
 
-def on_case_saved(sender, instance: Case, created: bool, raw: bool = False, **kwargs) -> None:
-    """A case whose severity, team or organisation changed moves all its counted rows between
-    rollup rows: mark their days."""
-    dims = tuple(instance.__dict__.get(f) for f in _CASE_DIMS)
-    before = getattr(instance, "_metric_dims", None)
-    instance._metric_dims = dims
-    if created:
-        touch([instance.created_at])
-    elif before is not None and before != dims:
+    * created: its creation day (the escalation rate's cohort);
+    * severity or team changed: every day that counts its rows (``case_instants``);
+    * an escalation submitted, bounced or back from ``needs_info``: the escalations' submission
+      days and the case's creation day;
+    * an article linked: the days of its reopens and resolutions (knowledge reuse);
+    * a reply, a status change, a reopen, a breach or a survey answer: the event's own day
+      (``_COUNTED_AT_THEIR_INSTANT``);
+    * anything else: nothing (a note, a warning or a tag changes no count).
+    """
+    if case.created_at >= _midnight(_live_from()):
+        return
+    kind = event.kind
+    if kind in _KEY_CHANGES:
         if (pending := _deferred.get()) is not None:
-            pending.case_ids.add(instance.pk)
+            pending.case_ids.add(case.pk)
         else:
-            touch(case_instants([instance.pk]))
+            touch(case_instants([case.pk]))
+    elif kind == EventKind.CREATED:
+        touch([case.created_at])
+    elif kind in _ESCALATION_COUNTED:
+        submitted = Escalation.objects.filter(case_id=case.pk).exclude(submitted_at=None)
+        touch([case.created_at, now, *submitted.values_list("submitted_at", flat=True)])
+    elif kind == ARTICLE_LINKED:
+        touch(resolution_instants([case.pk]))
+    elif kind in _COUNTED_AT_THEIR_INSTANT:
+        touch([now])
 
 
-def _remember_tier(sender, instance, **kwargs) -> None:
-    instance._metric_tier = instance.__dict__.get("tier")
-
-
-def on_organisation_saved(sender, instance, created: bool, **kwargs) -> None:
-    """A new tier moves every counted row of the organisation's cases."""
-    before = getattr(instance, "_metric_tier", None)
-    instance._metric_tier = instance.__dict__.get("tier")
-    if created or before is None or before == instance.tier:
+def on_organisation_changed(sender, *, organisation, changes: dict, now: dt.datetime, **kwargs) -> None:
+    """Receiver of ``cases.signals.organisation_changed``: a new tier moves every counted row of the
+    organisation's cases, so every day since its first case is marked."""
+    if "tier" not in changes:
         return
     first = (
-        Case.objects.filter(organisation=instance).order_by("created_at").values_list("created_at", flat=True)
+        Case.objects.filter(organisation_id=organisation.pk)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
     )
-    if first.exists():
-        touch_span(first.first(), timezone.now())
-
-
-def on_clock_saved(sender, instance: SlaClock, **kwargs) -> None:
-    touch([instance.met_at, instance.breached_at])
-
-
-def on_escalation_saved(sender, instance: Escalation, **kwargs) -> None:
-    """An escalation counts on the day it was submitted (bounce rate) and on its case's creation
-    day (the escalation rate's cohort)."""
-    if instance.submitted_at is None:
-        return
-    case = instance._state.fields_cache.get("case")
-    created = case.created_at if case is not None else None
-    if created is None:
-        created = Case.objects.filter(pk=instance.case_id).values_list("created_at", flat=True).first()
-    touch([instance.submitted_at, created])
-
-
-def on_answer_saved(sender, instance: SurveyResponse, **kwargs) -> None:
-    touch([instance.answered_at])
-
-
-def on_link_changed(sender, instance: ArticleCaseLink, **kwargs) -> None:
-    """Linking an article to a case (or unlinking it) changes its resolutions' knowledge reuse."""
-    touch(resolution_instants([instance.case_id]))
+    if first is not None:
+        touch_span(first, now)
 
 
 def connect() -> None:
-    from django.db.models.signals import post_delete, post_init, post_save
+    """Listen to the domain's signals (called from ``MetricsConfig.ready``). No model signal: a write
+    the domain does not announce (an ``update()``, a bulk load) marks its days itself (``touch``,
+    ``touch_span``, ``deferred``), as the history import does."""
+    from cases.signals import case_event_recorded, organisation_changed
 
-    from cases.models import Organisation
-
-    post_init.connect(_remember_case_dims, sender=Case, dispatch_uid="metrics.rollup.case_dims")
-    post_save.connect(on_case_saved, sender=Case, dispatch_uid="metrics.rollup.case")
-    post_init.connect(_remember_tier, sender=Organisation, dispatch_uid="metrics.rollup.tier")
-    post_save.connect(on_organisation_saved, sender=Organisation, dispatch_uid="metrics.rollup.organisation")
-    post_save.connect(on_clock_saved, sender=SlaClock, dispatch_uid="metrics.rollup.clock")
-    post_save.connect(on_escalation_saved, sender=Escalation, dispatch_uid="metrics.rollup.escalation")
-    post_save.connect(on_answer_saved, sender=SurveyResponse, dispatch_uid="metrics.rollup.answer")
-    post_save.connect(on_link_changed, sender=ArticleCaseLink, dispatch_uid="metrics.rollup.link")
-    post_delete.connect(on_link_changed, sender=ArticleCaseLink, dispatch_uid="metrics.rollup.unlink")
+    case_event_recorded.connect(on_case_event, dispatch_uid="metrics.rollup.on_case_event")
+    organisation_changed.connect(
+        on_organisation_changed, dispatch_uid="metrics.rollup.on_organisation_changed"
+    )

@@ -9,7 +9,7 @@ from django.forms.models import BaseInlineFormSet
 from simple_history.admin import SimpleHistoryAdmin
 
 from .models import BusinessCalendar, CustomHoliday, OpeningHours, OrganisationCalendar, SlaClock, SlaPolicy
-from .services import OpeningRangeInput, validate_calendar
+from .services import OpeningRangeInput, default_change_errors, unset_other_defaults, validate_calendar
 
 
 class OpeningHoursFormSet(BaseInlineFormSet):
@@ -60,6 +60,15 @@ class BusinessCalendarForm(forms.ModelForm):
         model = BusinessCalendar
         fields = ["name", "time_zone", "always_open", "holiday_country", "holiday_subdivision", "is_default"]
 
+    def clean(self):
+        data = super().clean()
+        # The one-default rule is the service's (sla.services): the default stays the default until
+        # another calendar is made it. Here, before the instance takes the form's values.
+        stored = self.instance if self.instance.pk is not None else None
+        for field, messages in default_change_errors(stored, is_default=bool(data.get("is_default"))).items():
+            self.add_error(field, messages)
+        return data
+
     def _get_validation_exclusions(self):
         # "One default" is kept by save_model, which unsets the previous default in the same
         # transaction; checking the constraint first would refuse every change of default.
@@ -75,10 +84,7 @@ class BusinessCalendarAdmin(SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         if obj.is_default:
-            # A save per row, not update(): the configuration audit trail records the change.
-            for other in BusinessCalendar.objects.filter(is_default=True).exclude(pk=obj.pk):
-                other.is_default = False
-                other.save(update_fields=["is_default", "updated_at"])
+            unset_other_defaults(obj)  # the admin's transaction (ModelAdmin's changeform is atomic)
         if change:
             # Cached copies of the calendar are keyed by its version (see sla/calendars.py).
             obj.version = F("version") + 1

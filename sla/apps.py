@@ -27,7 +27,7 @@ class SlaConfig(AppConfig):
 
         from cases import extensions
 
-        from . import selectors
+        from . import events, selectors
 
         extensions.register_case_panel("sla/_case_panel.html", slot="head", order=10)
         extensions.register_queue_column(
@@ -36,11 +36,4 @@ class SlaConfig(AppConfig):
             load=lambda cases: selectors.clocks_for_cases([c.pk for c in cases], now=timezone.now()),
             order=10,
         )
-        extensions.register_event_labels(
-            {
-                "sla_warning": "SLA at risk",
-                "sla_breached": "SLA breached",
-                "cadence_reminder": "Customer update due soon",
-                "cadence_missed": "Customer update missed",
-            }
-        )
+        extensions.register_event_labels(events.LABELS)

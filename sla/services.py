@@ -73,6 +73,7 @@ from supportdesk.core.models import MailKind, Notification, OutboundMessage, Sta
 from supportdesk.core.roles import active_managers
 
 from . import calendars, clock, urgency
+from .events import SLA_EVENT_KINDS, SlaEventKind
 from .models import (
     MAX_TARGET_MINUTES,
     BusinessCalendar,
@@ -92,20 +93,6 @@ LIVE = (ClockState.RUNNING, ClockState.PAUSED)
 PAUSING_TARGETS = (Target.RESOLUTION, Target.UPDATE_CADENCE)
 #: Severities whose warnings and breaches also go to the managers.
 MANAGER_SEVERITIES = (Severity.P1, Severity.P2)
-
-
-class SlaEventKind:
-    """Timeline event kinds the SLA app records (codes, never labels)."""
-
-    WARNING = "sla_warning"
-    BREACHED = "sla_breached"
-    CADENCE_REMINDER = "cadence_reminder"
-    CADENCE_MISSED = "cadence_missed"
-
-
-SLA_EVENT_KINDS = frozenset(
-    {SlaEventKind.WARNING, SlaEventKind.BREACHED, SlaEventKind.CADENCE_REMINDER, SlaEventKind.CADENCE_MISSED}
-)
 
 
 # =============================================================================== clock arithmetic
@@ -977,10 +964,7 @@ def save_calendar(
             clash = clash.exclude(pk=calendar.pk)
         if clash.exists():
             errors["name"] = [f"There is already a calendar called “{name}”."]
-    if calendar is not None and calendar.is_default and not is_default:
-        errors["is_default"] = [
-            "Make another calendar the default instead; one calendar is always the default."
-        ]
+    errors.update(default_change_errors(calendar, is_default=is_default))
     _validation_error(errors)
     try:
         with transaction.atomic():
@@ -989,7 +973,7 @@ def save_calendar(
             else:
                 calendar = BusinessCalendar()
             if is_default:
-                _unset_other_defaults(calendar)
+                unset_other_defaults(calendar)
             calendar.name = name
             calendar.time_zone = time_zone
             calendar.always_open = always_open
@@ -1016,7 +1000,17 @@ def save_calendar(
 # records (supportdesk.core.audit), so only what really changed appears there.
 
 
-def _unset_other_defaults(calendar: BusinessCalendar) -> None:
+def default_change_errors(calendar: BusinessCalendar | None, *, is_default: bool) -> dict[str, list[str]]:
+    """The one-default rule, for a form: the stored default stays the default until another is made it."""
+    if calendar is not None and calendar.is_default and not is_default:
+        return {
+            "is_default": ["Make another calendar the default instead; one calendar is always the default."]
+        }
+    return {}
+
+
+def unset_other_defaults(calendar: BusinessCalendar) -> None:
+    """``calendar`` becomes the only default: the previous one stops being it (caller's transaction)."""
     for other in BusinessCalendar.objects.filter(is_default=True).exclude(pk=calendar.pk):
         other.is_default = False
         other.save(update_fields=["is_default", "updated_at"])

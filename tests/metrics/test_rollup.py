@@ -14,13 +14,19 @@ import threading
 import pytest
 import time_machine
 from django.db import connection
+from django.db.models.signals import post_init
 
+from cases import organisations
 from cases import services as cases
-from cases.models import Organisation
+from cases.models import Case, Organisation, Status
+from escalations import services as escalations
+from escalations.models import EngineeringTeam
 from metrics import rollup
 from metrics import selectors as m
 from metrics.models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
 from metrics.surveys import answer_survey
+from sla import services as sla
+from tests.escalations.conftest import complete_package
 from tests.factories import TeamFactory, at
 from tests.metrics.conftest import BERLIN
 
@@ -141,11 +147,11 @@ def test_a_team_change_and_a_bounce_on_an_old_escalation(rolled, agent, engineer
         )
 
 
-def test_an_organisation_tier_change_moves_all_its_cases(rolled):
+def test_an_organisation_tier_change_moves_all_its_cases(rolled, manager):
     organisation = Organisation.objects.get(pk=rolled.a.organisation_id)
     with time_machine.travel(NOW, tick=False):
-        organisation.tier = "standard"
-        organisation.save()
+        organisations.update_organisation(organisation, tier="standard", actor=manager, now=NOW)
+        assert RollupDirtyDay.objects.filter(day=dt.date(2025, 3, 3)).exists()
         assert_rollup_equals_direct(tier="standard")
         assert_rollup_equals_direct(tier="enterprise")
         rollup.refresh()
@@ -316,3 +322,76 @@ def test_imported_history_marks_its_days_and_the_figures_follow(rolled):
         after = m.periods_metrics(year[:1])[0]
         assert after["sla_compliance"] != before
         assert after["reopen_rate"].denominator > 0
+
+
+# --- fed by the domain's events ---------------------------------------------------------------------
+# Each change below goes through a service; some write with update() (the sweep's claim of a breach,
+# the auto-close), which no model signal sees.
+
+
+def _dirty_days() -> set[dt.date]:
+    return set(RollupDirtyDay.objects.values_list("day", flat=True))
+
+
+def test_loading_cases_and_organisations_runs_no_metrics_code():
+    # The rollup used to remember each loaded case's severity, team and organisation (and each
+    # organisation's tier) in a post_init handler: work on every row of every queue page.
+    assert not post_init.has_listeners(Case)
+    assert not post_init.has_listeners(Organisation)
+
+
+def test_a_breach_the_sweep_records_on_a_rolled_up_day_marks_that_day(rolled):
+    # The sweep claims a breach with a conditional UPDATE (no post_save). A sweep that runs for an
+    # instant inside the rolled-up days (its ``now`` is passed in) changes that day's compliance.
+    late = at(2025, 3, 20, 12, 0)
+    with time_machine.travel(NOW, tick=False):
+        before = m.periods_metrics([(at(2025, 3, 1), at(2025, 4, 1))], tz="UTC")[0]["sla_compliance"]
+        assert sla.record_due_warnings_and_breaches(now=late) > 0
+        assert dt.date(2025, 3, 20) in _dirty_days()
+        assert_rollup_equals_direct()
+        rollup.refresh()
+        assert not RollupDirtyDay.objects.exists()
+        assert_rollup_equals_direct()
+        after = m.periods_metrics([(at(2025, 3, 1), at(2025, 4, 1))], tz="UTC")[0]["sla_compliance"]
+    assert after != before
+
+
+def test_auto_closing_old_resolved_cases_keeps_the_figures(rolled):
+    with time_machine.travel(NOW, tick=False):
+        assert cases.auto_close_resolved(now=NOW) == 2  # A and B, resolved in March
+        assert Case.objects.get(pk=rolled.a.pk).status == Status.CLOSED
+        assert_rollup_equals_direct()
+        rollup.refresh()
+        assert_rollup_equals_direct()
+
+
+def test_escalating_an_old_case_now_marks_its_creation_day(rolled, agent):
+    # E was created on 2025-02-01: its escalation counts in February's escalation rate (by cohort).
+    february = [(at(2025, 2, 1), at(2025, 3, 1))]
+    team = EngineeringTeam.objects.get(slug="payments")
+    with time_machine.travel(NOW, tick=False):
+        case = cases.transition(rolled.e, Status.TRIAGED, actor=agent, now=NOW, severity="P3", assignee=agent)
+        draft = escalations.create_draft(case=case, team=team, actor=agent, now=NOW, **complete_package())
+        escalations.submit(draft, actor=agent, now=NOW)
+        assert dt.date(2025, 2, 1) in _dirty_days()
+        assert_rollup_equals_direct()
+        rollup.refresh()
+        assert_rollup_equals_direct()
+        assert m.periods_metrics(february, tz="UTC")[0]["escalation_rate"].numerator == 1
+
+
+def test_a_severity_change_of_a_recent_case_costs_no_mark(rolled, agent):
+    # Everything a case is counted by happens after its creation: a case of the live window (today
+    # and yesterday, never rolled up) has nothing rolled up to mark.
+    with time_machine.travel(NOW, tick=False):
+        case = cases.create_case(
+            title="New",
+            organisation=rolled.a.organisation,
+            requester=rolled.a.requester,
+            severity="P1",
+            actor=agent,
+            now=NOW - dt.timedelta(hours=20),
+        )
+        cases.update_case(case, actor=agent, now=NOW, severity="P3")
+        assert not RollupDirtyDay.objects.exists()
+        assert_rollup_equals_direct()
