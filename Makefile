@@ -5,11 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import bench-inbound clean help
+.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import bench-inbound manage clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
 	@echo "make test           run the test suite (SQLite, in-process broker)"
+	@echo "make manage CMD=... run a management command in development, e.g. CMD=\"import_history --help\""
 	@echo "make sample-mail    drop a customer mail into the demo mailbox (CASE=CASE-12: an answer to that case)"
 	@echo "make test-services  run the suite against PostgreSQL and Redis (see README)"
 	@echo "make lint           ruff check + format check"
@@ -33,6 +34,11 @@ demo: migrate
 	DEBUG=true $(PY) manage.py load_demo_csat
 	DEBUG=true $(PY) manage.py load_demo_workspace
 	DEBUG=true $(PY) manage.py load_demo_mailbox
+
+# Any management command with the development settings (DEBUG=true, SQLite, no SECRET_KEY needed):
+# make manage CMD="import_history --format xes --mapping imports/mappings/xes-example.toml log.xes.gz"
+manage: $(STAMP)
+	DEBUG=true $(PY) manage.py $(CMD)
 
 # A realistic customer mail into the demo's Maildir mailbox (var/mailboxes/support); beat ingests it.
 # CASE=CASE-12 writes the requester's answer to that case instead.
