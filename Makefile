@@ -33,6 +33,7 @@ demo: migrate
 	DEBUG=true $(PY) manage.py load_demo_knowledge
 	DEBUG=true $(PY) manage.py load_demo_csat
 	DEBUG=true $(PY) manage.py load_demo_workspace
+	DEBUG=true $(PY) manage.py load_demo_incidents
 	DEBUG=true $(PY) manage.py load_demo_mailbox
 
 # Any management command with the development settings (DEBUG=true, SQLite, no SECRET_KEY needed):

@@ -135,7 +135,13 @@ def main() -> int:
     manage("collectstatic", "--noinput")  # the Dockerfile's build step: the error pages need the manifest
     # A small data set: enough rows of every kind for the lookups, fast to load.
     manage("load_demo_data", "--cases", "120")
-    for command in ("load_demo_escalations", "load_demo_knowledge", "load_demo_csat", "load_demo_workspace"):
+    for command in (
+        "load_demo_escalations",
+        "load_demo_knowledge",
+        "load_demo_csat",
+        "load_demo_workspace",
+        "load_demo_incidents",
+    ):
         manage(command)
     tokens = {
         role: manage("create_api_token", role, "--name", "fuzz").strip().splitlines()[-1] for role in ROLES

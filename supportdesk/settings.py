@@ -99,6 +99,7 @@ INSTALLED_APPS = [
     "metrics",
     "imports",
     "inbound",
+    "incidents",
     "anymail",
     "axes",
     "csp",

@@ -14,13 +14,20 @@ from django.core.management import call_command
 from cases.models import Case, Macro, SavedView
 from escalations.models import EngineeringTeam, Escalation
 from escalations.states import EscalationState
+from incidents.models import IncidentUpdate, MajorIncident
 from knowledge.models import Article, ArticleStatus
 from metrics.models import SurveyResponse
 from supportdesk.core.models import OutboundMessage
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOW = dt.datetime(2026, 12, 2, 10, 0, tzinfo=dt.UTC)
-COMMANDS = ["load_demo_escalations", "load_demo_knowledge", "load_demo_csat", "load_demo_workspace"]
+COMMANDS = [
+    "load_demo_escalations",
+    "load_demo_knowledge",
+    "load_demo_csat",
+    "load_demo_workspace",
+    "load_demo_incidents",
+]
 
 
 def _load_everything() -> str:
@@ -40,6 +47,8 @@ def _counts() -> dict[str, int]:
         "macros": Macro.objects.count(),
         "views": SavedView.objects.count(),
         "cases": Case.objects.count(),
+        "incidents": MajorIncident.objects.count(),
+        "incident_updates": IncidentUpdate.objects.count(),
     }
 
 
@@ -78,6 +87,14 @@ def test_the_demo_shows_every_feature_and_loads_once(django_capture_on_commit_ca
     assert Macro.objects.filter(owner__isnull=True).count() == 3
     assert Macro.objects.filter(owner__username="agent").count() == 1
     assert SavedView.objects.filter(team__isnull=False).count() == 1
+
+    # A major incident with several customers' cases, a public update on each and an internal note.
+    incident = MajorIncident.objects.get()
+    assert incident.is_active
+    assert len({c.organisation_id for c in incident.cases.all()}) > 1
+    public = incident.updates.get(is_public=True)
+    assert public.deliveries.filter(event_id__isnull=False).count() == incident.cases.count()
+    assert incident.updates.filter(is_public=False).count() == 1
 
     # Nobody got mail from the demo.
     assert not OutboundMessage.objects.exists()

@@ -1,0 +1,188 @@
+"""The major-incident pages: the list, declaring one, and its page (linked cases, updates, the
+forms to link cases, post an update and resolve). Writes go through ``incidents.services``."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
+
+from cases import queue_views
+from cases.models import Case
+from cases.permissions import can_see_case
+from supportdesk.core.decorators import role_required
+from supportdesk.core.errors import DomainError
+from supportdesk.core.roles import is_agent
+
+from . import selectors, services
+from .forms import DeclareForm, LinkForm, ResolveForm, UpdateForm
+from .models import MajorIncident
+
+agent_required = role_required(is_agent, "Major incidents are for support agents and managers.")
+
+
+def _incident_or_404(key: str) -> MajorIncident:
+    incident = selectors.incident_by_key(key)
+    if incident is None:
+        raise Http404("No such incident.")
+    return incident
+
+
+def _cases_for(request: HttpRequest, keys: list[str]) -> tuple[list[Case], list[tuple[str, str]]]:
+    """The cases named by ``keys`` that the viewer may see; the rest with the reason."""
+    ids = {key: Case.pk_from_key(key) for key in keys}
+    found = {c.pk: c for c in Case.objects.filter(pk__in=[pk for pk in ids.values() if pk is not None])}
+    cases, unknown = [], []
+    for key, pk in ids.items():
+        case = found.get(pk) if pk is not None else None
+        if case is None or not can_see_case(request.user, case):
+            unknown.append((key, "no such case"))
+        else:
+            cases.append(case)
+    return cases, unknown
+
+
+def _tell(request: HttpRequest, done: str, outcome: services.Outcome) -> None:
+    if outcome.done:
+        messages.success(request, f"{done}: {', '.join(outcome.done)}.")
+    for key, reason in outcome.refused:
+        messages.warning(request, f"{key}: {reason}.")
+
+
+@agent_required
+@require_safe
+def incident_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "incidents/list.html", {"incidents": selectors.incident_list()[:200]})
+
+
+@agent_required
+@require_http_methods(["GET", "POST"])
+def declare(request: HttpRequest) -> HttpResponse:
+    initial = {"commander": request.user.pk}
+    origin = None
+    key = (request.POST.get("case") if request.method == "POST" else request.GET.get("case")) or ""
+    if key:
+        found, _ = _cases_for(request, [key.strip().upper()])
+        origin = found[0] if found else None
+        if origin is not None:
+            initial.update(
+                case=origin.key,
+                title=origin.title,
+                severity=origin.severity,
+                product_area=origin.product_area,
+            )
+    form = DeclareForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            incident = services.declare(
+                title=data["title"],
+                severity=data["severity"],
+                product_area=data["product_area"],
+                commander=data["commander"],
+                actor=request.user,
+                now=timezone.now(),
+                from_case=origin,
+            )
+        except DomainError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"{incident.key} declared.")
+            return redirect("incidents:detail", key=incident.key)
+    status = 400 if request.method == "POST" else 200
+    return render(request, "incidents/declare.html", {"form": form, "origin": origin}, status=status)
+
+
+def _detail(request: HttpRequest, incident: MajorIncident, *, status: int = 200, **forms) -> HttpResponse:
+    now = timezone.now()
+    cases = list(selectors.linked_cases(incident))
+    rows = queue_views.queue_rows(cases, now=now)
+    organisations = {c.organisation_id for c in cases}
+    return render(
+        request,
+        "incidents/detail.html",
+        {
+            "incident": incident,
+            "rows": rows,
+            "organisation_count": len(organisations),
+            "updates": selectors.updates(incident),
+            "link_form": forms.get("link_form") or LinkForm(),
+            "update_form": forms.get("update_form") or UpdateForm(),
+            "resolve_form": forms.get("resolve_form") or ResolveForm(),
+        },
+        status=status,
+    )
+
+
+@agent_required
+@require_safe
+def detail(request: HttpRequest, key: str) -> HttpResponse:
+    return _detail(request, _incident_or_404(key))
+
+
+@agent_required
+@require_POST
+def link(request: HttpRequest, key: str) -> HttpResponse:
+    incident = _incident_or_404(key)
+    form = LinkForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, incident, status=400, link_form=form)
+    cases, unknown = _cases_for(request, form.cleaned_data["keys"])
+    try:
+        outcome = services.link_cases(incident, cases, actor=request.user, now=timezone.now())
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return _detail(request, incident, status=400, link_form=form)
+    outcome.refused = unknown + outcome.refused
+    _tell(request, "Linked", outcome)
+    return redirect("incidents:detail", key=incident.key)
+
+
+@agent_required
+@require_POST
+def post_update(request: HttpRequest, key: str) -> HttpResponse:
+    incident = _incident_or_404(key)
+    form = UpdateForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, incident, status=400, update_form=form)
+    data = form.cleaned_data
+    try:
+        outcome = services.post_update(
+            incident, body=data["body"], public=data["public"], actor=request.user, now=timezone.now()
+        )
+    except DomainError as exc:
+        form.add_error("body" if exc.field == "body" else None, exc.message)
+        return _detail(request, incident, status=400, update_form=form)
+    if data["public"]:
+        if not outcome.done and not outcome.refused:
+            messages.info(request, "Update kept on the incident: no case is linked yet.")
+        _tell(request, "Posted to", outcome)
+    else:
+        messages.success(request, "Internal update kept on the incident.")
+    return redirect("incidents:detail", key=incident.key)
+
+
+@agent_required
+@require_POST
+def resolve(request: HttpRequest, key: str) -> HttpResponse:
+    incident = _incident_or_404(key)
+    form = ResolveForm(request.POST)
+    if not form.is_valid():
+        return _detail(request, incident, status=400, resolve_form=form)
+    data = form.cleaned_data
+    try:
+        outcome = services.resolve(
+            incident,
+            actor=request.user,
+            now=timezone.now(),
+            closing_message=data["closing_message"],
+            resolve_cases=data["resolve_cases"],
+        )
+    except DomainError as exc:
+        form.add_error(None, exc.message)
+        return _detail(request, incident, status=400, resolve_form=form)
+    messages.success(request, f"{incident.key} resolved.")
+    _tell(request, "Resolved", outcome)
+    return redirect("incidents:detail", key=incident.key)
