@@ -287,6 +287,7 @@ def next_opening(calendar: Calendar, instant: datetime) -> datetime:
 _MIN_GROWTH_US = 400 * _US_PER_DAY
 #: Searching further than this for open time means the calendar (almost) never opens.
 _MAX_SPAN_US = 60 * 366 * _US_PER_DAY
+_NO_TIME = timedelta(0)
 
 
 class TabulatedCalendar:
@@ -343,7 +344,7 @@ class TabulatedCalendar:
 
     def add(self, start: datetime, delta: timedelta) -> datetime:
         """Like :func:`add_business_time` (``start`` aware, ``delta`` >= 0)."""
-        if delta < timedelta(0):
+        if delta < _NO_TIME:
             raise ValueError(f"delta must be >= 0, got {delta!r}")
         start_us, amount = _td_to_us(start - _EPOCH), _td_to_us(delta)
         if self._always_open:  # known 24x7: no table needed
@@ -368,7 +369,7 @@ class TabulatedCalendar:
         """Like :func:`business_time_between`."""
         start_us, end_us = _td_to_us(start - _EPOCH), _td_to_us(end - _EPOCH)
         if end_us <= start_us:
-            return timedelta(0)
+            return _NO_TIME
         if self._always_open:
             return timedelta(microseconds=end_us - start_us)
         self._cover(start_us, end_us)

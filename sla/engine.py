@@ -162,19 +162,20 @@ class Changes:
     __slots__ = ("items",)
 
     def __init__(self) -> None:
-        self.items: list[Change] = []
+        # Plain (kind, clock, late) tuples: a replay of a million events makes many and reads none.
+        self.items: list[tuple[str, Clock, bool]] = []
 
     def add(self, kind: str, clock: Clock, late: bool = False) -> None:
-        self.items.append(Change(kind, clock, late))
+        self.items.append((kind, clock, late))
 
     def __iter__(self) -> Iterator[Change]:
-        return iter(self.items)
+        return (Change._make(item) for item in self.items)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def of(self, kind: str) -> list[Clock]:
-        return [c.clock for c in self.items if c.kind == kind]
+        return [clk for k, clk, _ in self.items if k == kind]
 
     @property
     def started(self) -> list[Clock]:
@@ -184,17 +185,17 @@ class Changes:
     @property
     def changed(self) -> list[Clock]:
         """Clocks that existed before this event and that it changed (to update), each once."""
-        new = {id(c) for c in self.started}
+        new = {id(clk) for clk in self.started}
         out: dict[int, Clock] = {}
-        for c in self.items:
-            if id(c.clock) not in new:
-                out.setdefault(id(c.clock), c.clock)
+        for _, clk, _ in self.items:
+            if id(clk) not in new:
+                out.setdefault(id(clk), clk)
         return list(out.values())
 
     @property
     def recorded(self) -> list[Change]:
         """The warnings and breaches, which the live service records on the case's timeline."""
-        return [c for c in self.items if c.kind in (ChangeKind.WARNED, ChangeKind.BREACHED)]
+        return [c for c in self if c.kind in (ChangeKind.WARNED, ChangeKind.BREACHED)]
 
 
 def _iso(value: dt.datetime) -> str:
@@ -284,9 +285,6 @@ class CaseClocks:
         latest = self.latest(target)
         return latest.run + 1 if latest else 1
 
-    def _calc(self, clk: Clock, until: dt.datetime) -> Arithmetic:
-        return self.counting(clk.business_time, clk.started_at, until)
-
     # --- one clock -------------------------------------------------------------------------------
 
     @staticmethod
@@ -314,7 +312,7 @@ class CaseClocks:
         consumed: dt.timedelta = ZERO,
         paused: bool = False,
     ) -> None:
-        terms = self.terms
+        terms = self._terms if self._terms_loaded else self.terms
         minutes = terms.minutes.get(target) if terms is not None else None
         if terms is None or not minutes or target not in self.measured:
             return
@@ -329,7 +327,7 @@ class CaseClocks:
             consumed=consumed,
             changed_at=now,
         )
-        calc = self._calc(clk, now)
+        calc = self.counting(clk.business_time, clk.started_at, now)
         self._deadlines(clk, calc)
         if paused:
             clk.state = PAUSED
@@ -341,7 +339,7 @@ class CaseClocks:
     def _pause(self, changes: Changes, clk: Clock, now: dt.datetime) -> None:
         if clk.state != RUNNING or clk.due_at < now:
             return  # an overdue clock is breached by the sweep, not frozen
-        calc = self._calc(clk, now)
+        calc = self.counting(clk.business_time, clk.started_at, now)
         clk.state = PAUSED
         clk.paused_at = now
         clk.remaining_at_pause = calc.between(now, clk.due_at)
@@ -350,7 +348,7 @@ class CaseClocks:
     def _resume(self, changes: Changes, clk: Clock, now: dt.datetime) -> None:
         if clk.state != PAUSED:
             return
-        calc = self._calc(clk, now)
+        calc = self.counting(clk.business_time, clk.started_at, now)
         paused_at = clk.paused_at or now
         clk.pauses = [*clk.pauses, [_iso(paused_at), _iso(now)]]
         clk.paused_total += calc.between(paused_at, now)
@@ -401,7 +399,7 @@ class CaseClocks:
         clk.target_minutes = minutes
         clk.business_time = terms.business_time
         clk.warning_ratio = terms.warning_ratio
-        calc = self._calc(clk, now)
+        calc = self.counting(clk.business_time, clk.started_at, now)
         # Finished pauses are recounted: the new policy may count in another calendar (24x7 vs business).
         clk.paused_total = sum(
             (calc.between(dt.datetime.fromisoformat(a), dt.datetime.fromisoformat(b)) for a, b in clk.pauses),
@@ -415,7 +413,10 @@ class CaseClocks:
 
     def _active_time(self, clk: Clock, end: dt.datetime) -> dt.timedelta:
         """Business time ``clk`` counted from its start to ``end`` (without pauses, with earlier runs)."""
-        counted = self._calc(clk, end).between(clk.started_at, end) - clk.paused_total
+        counted = (
+            self.counting(clk.business_time, clk.started_at, end).between(clk.started_at, end)
+            - clk.paused_total
+        )
         return clk.consumed + max(counted, ZERO)
 
     # --- events ----------------------------------------------------------------------------------
