@@ -2,7 +2,7 @@
 
 ``create_job`` records what to import; ``run_import`` does it (from the command, or the Celery
 task for the page). The file is streamed (``imports.sources``), each source case is derived
-(``imports.history``), its SLA clocks replayed (``imports.clocks``), and cases are written in
+(``imports.history``), its SLA clocks replayed (through ``sla.engine``), and cases are written in
 batches, one transaction per batch:
 
 * new cases: PostgreSQL ``COPY`` of the case rows (ids reserved from the table's own sequence),
@@ -48,12 +48,10 @@ from django.utils.text import slugify
 from cases import search as case_search
 from cases.models import Case, CaseEvent, Contact, Organisation, Team
 from metrics import rollup
-from sla import calendars, urgency
+from sla import calendars, clock, engine, urgency
 from sla.models import SlaClock, SlaPolicy, Target
 from supportdesk.core import audit
 
-from .businesstime import ROUND_THE_CLOCK, BusinessTime
-from .clocks import ClockReplay, ClockRow, Terms
 from .dates import DateParser
 from .history import CasePlan, PlanSummary, Rejection, derive
 from .mapping import Mapping, MappingError, load_mapping
@@ -297,7 +295,7 @@ class Prepared:
 
     plan: CasePlan | PlanSummary
     refs: CaseRefs
-    clocks: list[ClockRow]
+    clocks: list[engine.Clock]
     actor_ids: list[int | None]
     ready: bool = True  # False: nothing prepared (a known case the reader expected to skip)
     known: bool = False  # the case existed when prepared (so it may be appended to)
@@ -322,6 +320,10 @@ class Prepared:
 
 
 _NO_REFS = CaseRefs(None, None, None, None)
+#: The steps of a plan that move SLA clocks.
+_CLOCK_STEPS = frozenset({"status", "created", "severity", "reply", "first_response", "triage"})
+#: 24x7 clocks count real time (a tabulated 24x7 calendar answers without a table).
+_ROUND_THE_CLOCK = clock.TabulatedCalendar(lambda since, until: calendars.TWENTY_FOUR_SEVEN)
 _PREPARED_FIELDS = dataclasses.fields(Prepared)
 
 
@@ -483,28 +485,31 @@ class _Pass:
                 settled.add(plan.external_ref)
         return settled, set(existing)
 
-    def _clocks(self, plan: CasePlan, org: OrganisationRef) -> list[ClockRow]:
-        replay = ClockReplay(
-            terms_for=lambda severity: self.refs.terms(org.tier, severity),
-            business=self.refs.business_time(org),
-            round_the_clock=ROUND_THE_CLOCK,
-            measured=self.refs.measured,
-        )
+    def _clocks(self, plan: CasePlan, org: OrganisationRef) -> list[engine.Clock]:
+        """The case's clocks after its whole history, replayed through the SLA engine: the rows a
+        live case with the same history would end with, every deadline before the import settled
+        at the instant it passed (no signal, no timeline event, no notification)."""
+        refs = self.refs
+        clocks = engine.CaseClocks(counting=refs.counting(org), measured=refs.measured)
         for step in plan.steps:
-            kind = step.kind
+            kind, at = step.kind, step.at
+            if kind not in _CLOCK_STEPS:
+                continue
+            clocks.advance(at, exact=True)
             if kind == "status":
-                replay.status_changed(step.at, old=step.old, new=step.new)
+                clocks.status_changed(at, old=step.old, new=step.new)
             elif kind == "created":
-                replay.created(step.at, severity=step.severity)
+                clocks.created(at, terms=refs.terms(org.tier, step.severity))
             elif kind == "severity":
-                replay.severity_changed(step.at, severity=step.severity)
+                clocks.severity_changed(at, terms=refs.terms(org.tier, step.severity))
             elif kind == "reply":
-                replay.staff_reply(step.at)
+                clocks.staff_reply(at)
             elif kind == "first_response":
-                replay.first_response(step.at)
-            elif kind == "triage":
-                replay.triaged(step.at)
-        return replay.finish(self.now)
+                clocks.first_response(at)
+            else:
+                clocks.triaged(at)
+        clocks.advance(self.now, exact=True)
+        return clocks.all()
 
     def _sorting(self, done: int) -> None:
         if self.progress:
@@ -823,8 +828,8 @@ class References:
         self._users: dict[str, int | None] = {}
         self._actors: dict[str, int | None] = {}  # source name -> user id
         self._contacts: dict[tuple[int, str], int] = {}
-        self._terms: dict[tuple[str, str], Terms | None] = {}
-        self._business: dict[int | None, BusinessTime] = {}
+        self._terms: dict[tuple[str, str], engine.Terms | None] = {}
+        self._business: dict[int | None, clock.TabulatedCalendar] = {}
         self._policies_loaded = False
         measured = {Target.RESOLUTION.value}
         if mapping.first_response is not None or mapping.replies is not None:
@@ -873,10 +878,10 @@ class References:
 
     # --- SLA ---------------------------------------------------------------------------------
 
-    def terms(self, tier: str, severity: str) -> Terms | None:
+    def terms(self, tier: str, severity: str) -> engine.Terms | None:
         if not self._policies_loaded:
             for policy in SlaPolicy.objects.all():
-                self._terms[(policy.tier, policy.severity)] = Terms(
+                self._terms[(policy.tier, policy.severity)] = engine.Terms(
                     policy_id=policy.pk,
                     business_time=policy.business_time,
                     warning_ratio=policy.warning_ratio,
@@ -885,7 +890,16 @@ class References:
             self._policies_loaded = True
         return self._terms.get((tier, severity))
 
-    def business_time(self, org: OrganisationRef) -> BusinessTime:
+    def counting(self, org: OrganisationRef) -> engine.Counting:
+        """The engine's arithmetic for the organisation's clocks: its calendar tabulated, or 24x7."""
+        business = self.business_time(org)
+
+        def counting(business_time: bool, since: dt.datetime, until: dt.datetime) -> clock.TabulatedCalendar:
+            return business if business_time else _ROUND_THE_CLOCK
+
+        return counting
+
+    def business_time(self, org: OrganisationRef) -> clock.TabulatedCalendar:
         calendar_id = org.calendar_id
         if calendar_id not in self._business:
             from sla.models import BusinessCalendar
@@ -895,7 +909,7 @@ class References:
             def calendar_for(since, until, calendar=calendar):
                 return calendars.clock_calendar(calendar, business_time=True, since=since, until=until)
 
-            self._business[calendar_id] = BusinessTime(calendar_for)
+            self._business[calendar_id] = clock.TabulatedCalendar(calendar_for)
         return self._business[calendar_id]
 
     # --- teams and people (used while deriving: read only) -----------------------------------

@@ -26,11 +26,16 @@ Intervals that overlap or touch (e.g. a range ending 24:00 followed by one start
 ranges around a repeated hour) are merged, so no instant is ever counted twice.
 
 Time is handled internally as integer microseconds since the Unix epoch, so results are exact.
+
+A :class:`Calendar` answers ``add``/``between`` itself; a :class:`TabulatedCalendar` gives the same
+answers from a precomputed table of open intervals, for callers that ask many questions of one
+calendar (the history import's clock replay).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from fractions import Fraction
@@ -40,6 +45,7 @@ __all__ = [
     "MAX_CLOSED_DAYS",
     "Calendar",
     "OpeningRange",
+    "TabulatedCalendar",
     "add_business_minutes",
     "add_business_time",
     "business_time_between",
@@ -171,6 +177,14 @@ class Calendar:
         """The calendar's time zone (ZoneInfo instances are cached by the stdlib)."""
         return ZoneInfo(self.tz)
 
+    def add(self, start: datetime, delta: timedelta) -> datetime:
+        """:func:`add_business_time` in this calendar (the arithmetic ``sla.engine`` counts with)."""
+        return add_business_time(self, start, delta)
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """:func:`business_time_between` in this calendar."""
+        return business_time_between(self, start, end)
+
 
 def holiday_dates(country: str, subdivision: str | None, years: Iterable[int]) -> frozenset[date]:
     """Public holiday dates of ``country`` (ISO 3166-1 alpha-2, e.g. "DE") and optional
@@ -265,6 +279,109 @@ def next_opening(calendar: Calendar, instant: datetime) -> datetime:
         return _from_us(at)
     lo, _hi = next(_open_intervals(calendar, at))
     return _from_us(max(lo, at))
+
+
+# --------------------------------------------------------------------------- tabulated calendar
+
+#: A table grows by at least this much (and at least doubles), so growth is rare.
+_MIN_GROWTH_US = 400 * _US_PER_DAY
+#: Searching further than this for open time means the calendar (almost) never opens.
+_MAX_SPAN_US = 60 * 366 * _US_PER_DAY
+_NO_TIME = timedelta(0)
+
+
+class TabulatedCalendar:
+    """``add`` and ``between`` of one calendar answered from a table of its open intervals.
+
+    For many questions about one calendar (replaying the clocks of a hundred thousand imported
+    cases asks "start + N business minutes" and "business time between A and B" millions of
+    times): the functions above walk the calendar day by day for each question (tens of
+    microseconds); here the merged open intervals of a window of time are computed once, with the
+    running total of business time before each, so a question is two binary searches. The answers
+    are the functions' own, to the microsecond. The window grows on demand.
+
+    ``calendar_for(since, until)`` returns the :class:`Calendar` to use for instants in that range
+    (so holidays can be looked up for the years involved); it is called again when the window grows.
+    """
+
+    def __init__(self, calendar_for: Callable[[datetime, datetime], Calendar]) -> None:
+        self.calendar_for = calendar_for
+        self._from = self._until = 0
+        self._lo: list[int] = []
+        self._start_sum: list[int] = []  # business time before each interval
+        self._end_sum: list[int] = []  # business time up to the end of each interval
+        self._hi: list[int] = []
+        self._always_open: bool | None = None
+
+    def _build(self, from_us: int, until_us: int) -> None:
+        calendar = self.calendar_for(_from_us(from_us), _from_us(until_us))
+        self._always_open = calendar.always_open
+        self._from, self._until = from_us, until_us
+        self._lo, self._hi, self._start_sum, self._end_sum = [], [], [], []
+        if calendar.always_open:
+            return
+        total = 0
+        # The same generator the functions walk: merged, sorted, non-empty intervals.
+        for lo, hi in _open_intervals(calendar, from_us, until_us=until_us):
+            self._lo.append(lo)
+            self._hi.append(hi)
+            self._start_sum.append(total)
+            total += hi - lo
+            self._end_sum.append(total)
+
+    def _cover(self, lo_us: int, hi_us: int) -> None:
+        if self._always_open is not None and self._from <= lo_us and hi_us <= self._until:
+            return
+        if self._always_open is None:
+            start, end = lo_us - _MIN_GROWTH_US // 4, hi_us + _MIN_GROWTH_US
+        else:
+            growth = max(_MIN_GROWTH_US, self._until - self._from)
+            start = min(self._from, lo_us - (growth if lo_us < self._from else 0))
+            end = max(self._until, hi_us + (growth if hi_us > self._until else 0))
+        if end - start > _MAX_SPAN_US:
+            raise ValueError("The calendar stays closed for decades: no business time can be counted.")
+        self._build(start, end)
+
+    def add(self, start: datetime, delta: timedelta) -> datetime:
+        """Like :func:`add_business_time` (``start`` aware, ``delta`` >= 0)."""
+        if delta < _NO_TIME:
+            raise ValueError(f"delta must be >= 0, got {delta!r}")
+        start_us, amount = _td_to_us(start - _EPOCH), _td_to_us(delta)
+        if self._always_open:  # known 24x7: no table needed
+            return _from_us(start_us + amount)
+        if amount == 0:
+            return _from_us(start_us)
+        self._cover(start_us, start_us + amount)
+        while True:
+            if self._always_open:
+                return _from_us(start_us + amount)
+            i = bisect_right(self._hi, start_us)
+            if i < len(self._lo):
+                begin = max(self._lo[i], start_us)
+                target = self._start_sum[i] + (begin - self._lo[i]) + amount
+                # "<=" like the adders: running out exactly at closing returns the closing instant.
+                j = bisect_left(self._end_sum, target, lo=i)
+                if j < len(self._lo):
+                    return _from_us(self._lo[j] + (target - self._start_sum[j]))
+            self._cover(start_us, self._until + 1)
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        """Like :func:`business_time_between`."""
+        start_us, end_us = _td_to_us(start - _EPOCH), _td_to_us(end - _EPOCH)
+        if end_us <= start_us:
+            return _NO_TIME
+        if self._always_open:
+            return timedelta(microseconds=end_us - start_us)
+        self._cover(start_us, end_us)
+        if self._always_open:
+            return timedelta(microseconds=end_us - start_us)
+        return timedelta(microseconds=self._sum_at(end_us) - self._sum_at(start_us))
+
+    def _sum_at(self, at: int) -> int:
+        i = bisect_right(self._lo, at) - 1
+        if i < 0:
+            return 0
+        return self._start_sum[i] + min(at, self._hi[i]) - self._lo[i]
 
 
 # --------------------------------------------------------------------------- internals

@@ -1,37 +1,27 @@
 """Every write of the SLA app: clocks follow the case, the sweep records warnings and breaches once.
 
-Clocks move only when an event changes them (``on_case_event``, connected to
-``cases.signals.case_event_recorded`` and run inside the case's transaction, with the case locked),
-never on read. The sweep (``record_due_warnings_and_breaches``) is safe with several workers and a
+The rules of the clocks are ``sla.engine``'s (its module docstring lists them); this module adapts
+them to stored rows and the case timeline. Clocks move only when an event changes them
+(``on_case_event``, connected to ``cases.signals.case_event_recorded`` and run inside the case's
+transaction, with the case locked), never on read: the case's clock rows are locked, the engine
+applies the event to their values, and the rows it changed are written back (its new clocks
+inserted). The sweep (``record_due_warnings_and_breaches``) is safe with several workers and a
 duplicated scheduler: it locks the cases it works on with ``SKIP LOCKED`` (the same lock every case
-write takes first, so the two can never deadlock) and claims each warning or breach with a
-conditional UPDATE whose row count says whether this process recorded it. Notifications are in-app
-rows written in the same transaction (one INSERT per batch, once per recipient by their dedupe key)
-and e-mails written to the outbox in it, sent by a worker after it commits.
+write takes first, so the two can never deadlock) and claims each warning or breach the engine
+says is due (``sla.engine.observe``) with a conditional UPDATE whose row count says whether this
+process recorded it. Notifications are in-app rows written in the same transaction (one INSERT per
+batch, once per recipient by their dedupe key) and e-mails written to the outbox in it, sent by a
+worker after it commits.
 
-Rules (DOMAIN.md, issue 4), and the choices made where they were open:
+What the timeline and the notifications add to the engine's rules:
 
-* created -> first_response, triage, update_cadence (run 1) and resolution start, for the targets the
-  policy of (organisation tier, severity) has.
-* a public reply by staff -> first_response is met; the live update_cadence run is met (or a missed
-  one gets its ``met_at``) and the next run starts (paused if the case waits on the customer; none
-  once the case is resolved).
-* status ``triaged`` -> triage is met. ``waiting_on_customer`` -> resolution and update_cadence
-  pause (a clock already past due is not paused: it is breached); leaving it -> they resume and
-  their due moves by the business time spent paused.
-* ``resolved`` -> resolution is met; the update cadence and any first_response/triage still live
-  are *cancelled* (a resolved case needs no updates; cancelled clocks do not count for compliance).
-* ``reopened`` -> a new resolution run starts, carrying the business time used by the earlier runs
-  in ``consumed``, and a new update_cadence run starts.
-* severity changed -> live clocks are re-targeted with the new policy from their original start
-  (pauses recounted); a target the new policy lacks is cancelled; a target it adds starts as if it
-  had applied from the case's creation. Breached clocks stay breached: that breach happened.
 * a clock met after its due instant but before the sweep noticed is recorded as breached then
-  (timeline event, no notification: nobody needs to act any more).
-* a warning first seen after its due instant (no sweep ran between the two: a broker outage, a
-  stopped beat) is still recorded once, by the breach's claim: a warning event marked late, then
-  the breach; the breach's notification says the warning was not sent in time, and no separate
-  warning is sent (it would only repeat the breach).
+  (timeline event, no notification: nobody needs to act any more), with its warning marked late
+  if that was never recorded either;
+* a warning first seen by the sweep after its due instant (a broker outage, a stopped beat) is
+  recorded once, by the breach's claim: a warning event marked late, then the breach; the breach's
+  notification says the warning was not sent in time, and no separate warning is sent (it would
+  only repeat the breach);
 * the queue's urgency (``Case.next_due_at`` / ``next_due_target`` / ``next_due_state``) is written
   by the same transaction that moves the clocks (``refresh_urgency``): the earliest due instant of
   the clocks still to be met, running or breached and not met yet (the most overdue first); none
@@ -56,13 +46,11 @@ from django.db.models import F, Q
 from django.urls import NoReverseMatch, reverse
 
 from cases.models import (
-    OPEN_STATUSES,
     Case,
     CaseEvent,
     EventKind,
     Organisation,
     Severity,
-    Status,
     Team,
     Tier,
 )
@@ -72,7 +60,7 @@ from supportdesk.core.instants import as_zone, default_zone, format_instant
 from supportdesk.core.models import MailKind, Notification, OutboundMessage, StaffProfile, validate_time_zone
 from supportdesk.core.roles import active_managers
 
-from . import calendars, clock, urgency
+from . import calendars, clock, engine, urgency
 from .events import SLA_EVENT_KINDS, SlaEventKind
 from .models import (
     MAX_TARGET_MINUTES,
@@ -88,38 +76,15 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-LIVE = (ClockState.RUNNING, ClockState.PAUSED)
-#: Targets that stop counting while the case waits on the customer.
-PAUSING_TARGETS = (Target.RESOLUTION, Target.UPDATE_CADENCE)
 #: Severities whose warnings and breaches also go to the managers.
 MANAGER_SEVERITIES = (Severity.P1, Severity.P2)
 
 
-# =============================================================================== clock arithmetic
+# =============================================================================== the engine's adapter
 
 
 def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
-
-
-def _parse(value: str) -> dt.datetime:
-    return dt.datetime.fromisoformat(value)
-
-
-def _deadlines(clk: SlaClock, cal: clock.Calendar) -> tuple[dt.datetime, dt.datetime]:
-    """(warn_at, due_at): the instants at which the warning share / all of the target is used.
-
-    Business time from ``started_at`` to due is what is left of the target after earlier runs
-    (``consumed``) plus the business time spent paused since, so it lands where the running time
-    adds up to the target.
-    """
-    target = dt.timedelta(minutes=clk.target_minutes)
-    left = max(target - clk.consumed, dt.timedelta(0))
-    warn_left = max(target * clk.warning_ratio - clk.consumed, dt.timedelta(0))
-    paused = clk.paused_total
-    due_at = clock.add_business_time(cal, clk.started_at, left + paused)
-    warn_at = clock.add_business_time(cal, clk.started_at, warn_left + paused)
-    return warn_at, due_at
 
 
 # Policies and calendars by (organisation, severity) / organisation, while ``fixed_configuration()``.
@@ -176,130 +141,55 @@ class _CaseContext:
             self._calendar_loaded = True
         return calendars.clock_calendar(self._calendar, business_time=True, since=since, until=until)
 
-    def calendar_for(self, clk: SlaClock, now: dt.datetime) -> clock.Calendar:
-        return self.calendar(business_time=clk.business_time, since=clk.started_at, until=now)
+    def counting(self, business_time: bool, since: dt.datetime, until: dt.datetime) -> clock.Calendar:
+        """The engine's arithmetic for a clock (``sla.engine.Counting``)."""
+        return self.calendar(business_time=business_time, since=since, until=until)
+
+    @property
+    def terms(self) -> engine.Terms | None:
+        return _terms(self.policy)
+
+    def clocks(self, rows: Iterable[SlaClock] = ()) -> engine.CaseClocks:
+        """The engine's view of the case and its clock ``rows``; policy and calendar loaded when needed."""
+        case = self.case
+        return engine.CaseClocks(
+            [_value(row) for row in rows],
+            counting=self.counting,
+            terms=lambda: self.terms,
+            status=case.status,
+            created_at=case.created_at,
+            first_response_at=case.first_response_at,
+            triaged_at=case.triaged_at,
+        )
+
+
+def _terms(policy: SlaPolicy | None) -> engine.Terms | None:
+    if policy is None:
+        return None
+    return engine.Terms(
+        policy_id=policy.pk,
+        business_time=policy.business_time,
+        warning_ratio=policy.warning_ratio,
+        minutes={t: policy.minutes_for(t) for t in Target.values},
+    )
+
+
+def _value(row: SlaClock) -> engine.Clock:
+    """A stored clock as the engine's value (its ``key`` is the row's id)."""
+    fields = {name: getattr(row, name) for name in engine.STORED_FIELDS}
+    fields["pauses"] = list(fields["pauses"] or [])
+    return engine.Clock(**fields, key=row.pk)
+
+
+def _store(value: engine.Clock, row: SlaClock) -> None:
+    for name in engine.STORED_FIELDS:
+        setattr(row, name, getattr(value, name))
 
 
 def policy_for(*, organisation_id: int, severity: str) -> SlaPolicy | None:
     """The policy of the organisation's tier and ``severity`` (one query), or None."""
     tier = Organisation.objects.filter(pk=organisation_id).values("tier")[:1]
     return SlaPolicy.objects.filter(tier=tier, severity=severity).first()
-
-
-def _new_clock(
-    ctx: _CaseContext,
-    target: str,
-    *,
-    run: int,
-    started_at: dt.datetime,
-    now: dt.datetime,
-    consumed: dt.timedelta = dt.timedelta(0),
-    paused: bool = False,
-) -> SlaClock | None:
-    policy = ctx.policy
-    minutes = policy.minutes_for(target) if policy else None
-    if policy is None or not minutes:
-        return None
-    clk = SlaClock(
-        case=ctx.case,
-        target=target,
-        run=run,
-        policy=policy,
-        target_minutes=minutes,
-        business_time=policy.business_time,
-        warning_ratio=policy.warning_ratio,
-        started_at=started_at,
-        consumed=consumed,
-        paused_total=dt.timedelta(0),
-        pauses=[],
-    )
-    cal = ctx.calendar_for(clk, now)
-    clk.warn_at, clk.due_at = _deadlines(clk, cal)
-    if paused:
-        clk.state = ClockState.PAUSED
-        clk.paused_at = now
-        clk.remaining_at_pause = clock.business_time_between(cal, now, clk.due_at)
-    return clk
-
-
-def _pause(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
-    if clk.state != ClockState.RUNNING or clk.due_at < now:
-        return False  # an overdue clock is breached by the sweep, not frozen
-    cal = ctx.calendar_for(clk, now)
-    clk.state = ClockState.PAUSED
-    clk.paused_at = now
-    clk.remaining_at_pause = clock.business_time_between(cal, now, clk.due_at)
-    return True
-
-
-def _resume(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
-    if clk.state != ClockState.PAUSED:
-        return False
-    cal = ctx.calendar_for(clk, now)
-    paused_at = clk.paused_at or now
-    clk.pauses = [*clk.pauses, [_iso(paused_at), _iso(now)]]
-    clk.paused_total += clock.business_time_between(cal, paused_at, now)
-    clk.paused_at = None
-    clk.remaining_at_pause = None
-    clk.state = ClockState.RUNNING
-    clk.warn_at, clk.due_at = _deadlines(clk, cal)
-    return True
-
-
-def _meet(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
-    """Stop ``clk`` as met at ``now``; late means breached (recorded here if the sweep has not)."""
-    if clk.state == ClockState.BREACHED:
-        if clk.met_at is None:
-            clk.met_at = now
-            return True
-        return False
-    if clk.state not in LIVE:
-        return False
-    _resume(ctx, clk, now)
-    clk.met_at = now
-    if now <= clk.due_at:
-        clk.state = ClockState.MET
-    else:
-        clk.state = ClockState.BREACHED
-        clk.breached_at = now
-        _record_clock_event(ctx.case, clk, breach=True, now=now, late_meet=True)
-    return True
-
-
-def _cancel(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
-    if clk.state not in LIVE:
-        return False
-    _resume(ctx, clk, now)  # so the pause is on record and the time used is right
-    clk.state = ClockState.CANCELLED
-    clk.cancelled_at = now
-    return True
-
-
-def _retarget(ctx: _CaseContext, clk: SlaClock, now: dt.datetime) -> bool:
-    policy = ctx.policy
-    minutes = policy.minutes_for(clk.target) if policy else None
-    if policy is None or not minutes:
-        return _cancel(ctx, clk, now)
-    clk.policy = policy
-    clk.target_minutes = minutes
-    clk.business_time = policy.business_time
-    clk.warning_ratio = policy.warning_ratio
-    cal = ctx.calendar_for(clk, now)
-    # Finished pauses are recounted: the new policy may count in another calendar (24x7 vs business).
-    clk.paused_total = sum(
-        (clock.business_time_between(cal, _parse(a), _parse(b)) for a, b in clk.pauses), dt.timedelta(0)
-    )
-    clk.warn_at, clk.due_at = _deadlines(clk, cal)
-    if clk.state == ClockState.PAUSED and clk.paused_at is not None:
-        clk.remaining_at_pause = clock.business_time_between(cal, clk.paused_at, clk.due_at)
-    return True
-
-
-def _active_time(ctx: _CaseContext, clk: SlaClock, end: dt.datetime) -> dt.timedelta:
-    """Business time ``clk`` counted from its start to ``end`` (pauses excluded, earlier runs included)."""
-    cal = ctx.calendar_for(clk, end)
-    counted = clock.business_time_between(cal, clk.started_at, end) - clk.paused_total
-    return clk.consumed + max(counted, dt.timedelta(0))
 
 
 # =============================================================================== reacting to cases
@@ -335,43 +225,38 @@ def refresh_urgency_of(case: Case) -> None:
 
 
 class _Clocks:
-    """A case's clocks by target (locked for the transaction), oldest run first; few rows per case."""
+    """A case's clock rows (locked for the transaction), oldest run first; few rows per case."""
 
     def __init__(self, case: Case) -> None:
-        self.by_target: dict[str, list[SlaClock]] = {t.value: [] for t in Target}
-        for clk in SlaClock.objects.select_for_update().filter(case=case).order_by("target", "run"):
-            self.by_target[clk.target].append(clk)
-        self.changed: dict[int, SlaClock] = {}
+        self.rows: dict[int, SlaClock] = {
+            clk.pk: clk
+            for clk in SlaClock.objects.select_for_update().filter(case=case).order_by("target", "run")
+        }
 
-    def latest(self, target: str) -> SlaClock | None:
-        runs = self.by_target[target]
-        return runs[-1] if runs else None
-
-    def live(self, target: str) -> list[SlaClock]:
-        return [c for c in self.by_target[target] if c.is_live]
-
-    def next_run(self, target: str) -> int:
-        latest = self.latest(target)
-        return latest.run + 1 if latest else 1
-
-    def all_live(self) -> list[SlaClock]:
-        return [c for runs in self.by_target.values() for c in runs if c.is_live]
-
-    def mark(self, clk: SlaClock, changed: bool) -> None:
-        if changed:
-            self.changed[clk.pk] = clk
-
-    def save(self) -> None:
-        for clk in self.changed.values():
-            clk.save()
-        self.changed = {}
+    def write(self, case: Case, changes: engine.Changes, *, now: dt.datetime) -> list[SlaClock]:
+        """Write back the rows the engine changed (recording its warnings and breaches on the
+        timeline first, in order) and return the unsaved rows of the clocks it started."""
+        changed = []
+        for value in changes.changed:
+            row = self.rows[value.key]
+            _store(value, row)
+            changed.append(row)
+        for change in changes.recorded:
+            row = self.rows[change.clock.key]
+            if change.kind == engine.ChangeKind.WARNED:
+                _record_clock_event(case, row, breach=False, now=now, late_warning=change.late)
+            else:
+                _record_clock_event(case, row, breach=True, now=now, late_meet=change.late)
+        for row in changed:
+            row.save()
+        return [SlaClock(case=case, **value.as_fields()) for value in changes.started]
 
 
 def start_clocks(case: Case, *, now: dt.datetime) -> list[SlaClock]:
     """Start every target of the case's policy at ``now`` (the case was just created)."""
     ctx = _CaseContext(case)
-    clocks = [_new_clock(ctx, target, run=1, started_at=now, now=now) for target in Target.values]
-    created = [c for c in clocks if c is not None]
+    changes = ctx.clocks().created(now, terms=ctx.terms)
+    created = [SlaClock(case=case, **value.as_fields()) for value in changes.started]
     SlaClock.objects.bulk_create(created)
     return created
 
@@ -379,100 +264,26 @@ def start_clocks(case: Case, *, now: dt.datetime) -> list[SlaClock]:
 def record_staff_reply(case: Case, *, now: dt.datetime) -> None:
     """A public reply by staff: first response met, this update met and the next one started."""
     ctx = _CaseContext(case)
-    clocks = _Clocks(case)
-    for target in (Target.FIRST_RESPONSE, Target.UPDATE_CADENCE):
-        latest = clocks.latest(target)
-        if latest is not None:
-            clocks.mark(latest, _meet(ctx, latest, now))
-    clocks.save()
-    if case.status in OPEN_STATUSES:
-        paused = case.status == Status.WAITING_ON_CUSTOMER
-        run = clocks.next_run(Target.UPDATE_CADENCE)
-        nxt = _new_clock(ctx, Target.UPDATE_CADENCE, run=run, started_at=now, now=now, paused=paused)
-        if nxt is not None:
-            nxt.save()
+    rows = _Clocks(case)
+    started = rows.write(case, ctx.clocks(rows.rows.values()).staff_reply(now), now=now)
+    for row in started:  # the next update (one row, saved as such)
+        row.save()
 
 
 def apply_status_change(case: Case, *, old: str | None, new: str | None, now: dt.datetime) -> None:
     """Meet, pause, resume, cancel or restart clocks for a status change ``old -> new``."""
     ctx = _CaseContext(case)
-    clocks = _Clocks(case)
-    if old == Status.WAITING_ON_CUSTOMER:
-        for target in PAUSING_TARGETS:
-            for clk in clocks.live(target):
-                clocks.mark(clk, _resume(ctx, clk, now))
-    if new == Status.TRIAGED:
-        if (latest := clocks.latest(Target.TRIAGE)) is not None:
-            clocks.mark(latest, _meet(ctx, latest, now))
-    elif new == Status.WAITING_ON_CUSTOMER:
-        for target in PAUSING_TARGETS:
-            for clk in clocks.live(target):
-                clocks.mark(clk, _pause(ctx, clk, now))
-    elif new == Status.RESOLVED:
-        if (latest := clocks.latest(Target.RESOLUTION)) is not None:
-            clocks.mark(latest, _meet(ctx, latest, now))
-        for target in (Target.UPDATE_CADENCE, Target.FIRST_RESPONSE, Target.TRIAGE):
-            for clk in clocks.live(target):
-                clocks.mark(clk, _cancel(ctx, clk, now))
-    elif new == Status.REOPENED:
-        for target in (Target.RESOLUTION, Target.UPDATE_CADENCE):
-            for clk in clocks.live(target):  # none normally: resolving stopped them
-                clocks.mark(clk, _cancel(ctx, clk, now))
-    clocks.save()
-    if new == Status.REOPENED:
-        previous = clocks.latest(Target.RESOLUTION)
-        consumed = dt.timedelta(0)
-        if previous is not None:
-            consumed = _active_time(ctx, previous, previous.met_at or previous.cancelled_at or now)
-        started = [
-            _new_clock(
-                ctx,
-                Target.RESOLUTION,
-                run=clocks.next_run(Target.RESOLUTION),
-                started_at=now,
-                now=now,
-                consumed=consumed,
-            ),
-            _new_clock(
-                ctx,
-                Target.UPDATE_CADENCE,
-                run=clocks.next_run(Target.UPDATE_CADENCE),
-                started_at=now,
-                now=now,
-            ),
-        ]
-        SlaClock.objects.bulk_create([c for c in started if c is not None])
+    rows = _Clocks(case)
+    changes = ctx.clocks(rows.rows.values()).status_changed(now, old=old, new=new)
+    SlaClock.objects.bulk_create(rows.write(case, changes, now=now))
 
 
 def retarget_clocks(case: Case, *, now: dt.datetime) -> None:
     """The severity changed: re-target live clocks with the new policy from their original start."""
     ctx = _CaseContext(case)
-    clocks = _Clocks(case)
-    for clk in clocks.all_live():
-        clocks.mark(clk, _retarget(ctx, clk, now))
-    clocks.save()
-    if ctx.policy is None:
-        return
-    # Targets the old policy lacked and the new one has start as if they had applied all along.
-    is_open = case.status in OPEN_STATUSES
-    waiting = case.status == Status.WAITING_ON_CUSTOMER
-    needed = {
-        Target.FIRST_RESPONSE: case.first_response_at is None and is_open,
-        Target.TRIAGE: case.triaged_at is None and is_open,
-        Target.RESOLUTION: is_open,
-        Target.UPDATE_CADENCE: is_open,
-    }
-    started = []
-    for target, wanted in needed.items():
-        if not wanted or clocks.by_target[target]:
-            continue
-        start = now if target == Target.UPDATE_CADENCE else case.created_at
-        clk = _new_clock(
-            ctx, target, run=1, started_at=start, now=now, paused=waiting and target in PAUSING_TARGETS
-        )
-        if clk is not None:
-            started.append(clk)
-    SlaClock.objects.bulk_create(started)
+    rows = _Clocks(case)
+    changes = ctx.clocks(rows.rows.values()).severity_changed(now, terms=ctx.terms)
+    SlaClock.objects.bulk_create(rows.write(case, changes, now=now))
 
 
 # =============================================================================== the sweep
@@ -481,7 +292,6 @@ def retarget_clocks(case: Case, *, now: dt.datetime) -> None:
 @dataclass(frozen=True)
 class _Phase:
     name: str
-    stamp: str  # the column the claim sets
 
     def due_q(self, now: dt.datetime) -> Q:
         if self.name == "breach":
@@ -494,8 +304,8 @@ class _Phase:
         return "due_at" if self.name == "breach" else "warn_at"
 
 
-BREACH = _Phase("breach", "breached_at")
-WARNING = _Phase("warning", "warned_at")
+BREACH = _Phase("breach")
+WARNING = _Phase("warning")
 
 
 def due_clocks(*, now: dt.datetime, phase: _Phase = BREACH):
@@ -550,21 +360,27 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         touched: set[int] = set()
         # Re-read under the case lock: an event may have met or moved a clock since the candidates query.
         for clk in SlaClock.objects.filter(phase.due_q(now), pk__in=clock_ids).order_by(phase.order, "id"):
-            update: dict[str, Any] = {phase.stamp: now}
-            claim = phase.due_q(now)
+            value = _value(clk)
+            observed = engine.observe(value, now)
+            warned = [c for c in observed if c.kind == engine.ChangeKind.WARNED]
             # No sweep ran between the warning point and the due instant: the breach's claim
             # records the warning too, so it still fires once (and before the breach).
-            late_warning = phase is BREACH and clk.warned_at is None
-            if phase is BREACH:
-                update["state"] = ClockState.BREACHED
+            late_warning = bool(warned) and warned[0].late
+            breach = any(c.kind == engine.ChangeKind.BREACHED for c in observed)
+            if breach is not (phase is BREACH) or not observed:
+                continue  # the other phase's (the query and the engine agree; this only guards it)
+            update: dict[str, Any] = {"warned_at": value.warned_at} if warned else {}
+            claim = phase.due_q(now)
+            if breach:
+                update |= {"state": value.state, "breached_at": value.breached_at}
             if late_warning:
-                update["warned_at"] = now
                 claim &= Q(warned_at__isnull=True)
             # The claim: only the process whose UPDATE changes the row records and notifies.
             if SlaClock.objects.filter(claim, pk=clk.pk).update(**update) != 1:
                 continue
-            for stamp in update.keys() - {"state"}:
-                setattr(clk, stamp, now)
+            for name, stamp in update.items():
+                if name != "state":
+                    setattr(clk, name, stamp)
             case = cases[clk.case_id]
             if late_warning:
                 _record_clock_event(case, clk, breach=False, now=now, late_warning=True)

@@ -1,4 +1,4 @@
-"""imports.businesstime answers exactly as sla.clock does (it tabulates sla.clock's intervals)."""
+"""A tabulated calendar answers exactly as the calendar's own arithmetic does (it tabulates its intervals)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from imports.businesstime import ROUND_THE_CLOCK, BusinessTime
 from sla import clock
 
 WEEKDAYS_9_17 = tuple(clock.OpeningRange(w, time(9), time(17)) for w in range(5))
@@ -39,8 +38,8 @@ instants = st.datetimes(
 durations = st.timedeltas(min_value=dt.timedelta(0), max_value=dt.timedelta(days=40))
 
 
-def tabulated(calendar: clock.Calendar) -> BusinessTime:
-    return BusinessTime(lambda since, until: calendar)
+def tabulated(calendar: clock.Calendar) -> clock.TabulatedCalendar:
+    return clock.TabulatedCalendar(lambda since, until: calendar)
 
 
 @pytest.mark.parametrize("name", sorted(CALENDARS))
@@ -68,7 +67,24 @@ def test_one_table_answers_questions_far_apart_in_time():
         assert table.add(start, delta) == clock.add_business_time(calendar, start, delta)
 
 
-def test_round_the_clock_is_real_time():
-    start = dt.datetime(2023, 3, 26, 0, 30, tzinfo=dt.UTC)
-    assert ROUND_THE_CLOCK.add(start, dt.timedelta(hours=2)) == dt.datetime(2023, 3, 26, 2, 30, tzinfo=dt.UTC)
-    assert ROUND_THE_CLOCK.between(start, start - dt.timedelta(hours=1)) == dt.timedelta(0)
+def test_a_tabulated_24x7_calendar_counts_real_time():
+    round_the_clock = tabulated(clock.Calendar.twenty_four_seven("Europe/Berlin"))
+    start = dt.datetime(2023, 3, 26, 0, 30, tzinfo=dt.UTC)  # the night Berlin skips an hour
+    assert round_the_clock.add(start, dt.timedelta(hours=2)) == dt.datetime(2023, 3, 26, 2, 30, tzinfo=dt.UTC)
+    assert round_the_clock.between(start, start + dt.timedelta(hours=2)) == dt.timedelta(hours=2)
+    assert round_the_clock.between(start, start - dt.timedelta(hours=1)) == dt.timedelta(0)
+
+
+def test_a_calendar_and_its_table_are_the_same_arithmetic():
+    calendar = CALENDARS["new-york-overnight"]
+    start = dt.datetime(2026, 11, 1, 3, tzinfo=dt.UTC)  # the fall-back night
+    delta = dt.timedelta(hours=7, minutes=5)
+    assert calendar.add(start, delta) == tabulated(calendar).add(start, delta)
+    end = calendar.add(start, delta)
+    assert calendar.between(start, end) == tabulated(calendar).between(start, end) == delta
+
+
+def test_a_negative_duration_is_refused():
+    table = tabulated(CALENDARS["split-days"])
+    with pytest.raises(ValueError, match=">= 0"):
+        table.add(dt.datetime(2026, 1, 5, tzinfo=dt.UTC), -dt.timedelta(minutes=1))
