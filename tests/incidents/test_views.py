@@ -56,6 +56,8 @@ def test_an_agent_declares_from_a_p1_links_cases_posts_and_resolves(
     client, agent, manager, p1, organisation, contact
 ):
     client.force_login(agent)
+    case_page = client.get(p1.get_absolute_url()).content.decode()
+    assert f"Declare a major incident from {p1.key}" in case_page
     form = client.get(reverse("incidents:declare") + f"?case={p1.key}")
     assert form.status_code == 200
     assert "Checkout is down" in form.content.decode()
@@ -64,6 +66,8 @@ def test_an_agent_declares_from_a_p1_links_cases_posts_and_resolves(
     assert response.status_code == 302
     assert response["Location"] == reverse("incidents:detail", args=[incident.key])
     assert list(incident.cases.all()) == [p1]
+    # The case page names its incident.
+    assert f"{incident.key}</a> Checkout outage" in client.get(p1.get_absolute_url()).content.decode()
 
     other = case_services.create_case(
         title="Cannot pay", organisation=organisation, requester=contact, severity="P1", actor=agent, now=T0
