@@ -219,8 +219,10 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
     counters = Counters()
     # The pipeline's preparing process starts now: its start-up overlaps the scan (and a strict
     # import's check) below.
-    preparer = _Preparer() if _pipelined() and _can_start_process() else None
+    preparer = None
     try:
+        if _pipelined() and _can_start_process():
+            preparer = _Preparer()
         mapping = _mapping(job)
         source = make_source(job.format, _opener(job), mapping)
         _phase(job, JobPhase.SCANNING, clock)
@@ -739,9 +741,11 @@ class _Preparer:
 
     def close(self) -> None:
         self.channel.close()  # a child still waiting for its pass sees the end and stops
-        if not self.finished:  # never used, or stopped early (the writer failed): it may be busy
+        if self.finished:  # it closes its connection and ends
+            self.process.join(60)
+        if self.process.is_alive():  # never used, or stopped early (the writer failed): it may be busy
             self.process.terminate()
-        self.process.join()
+            self.process.join()
 
 
 def _environment() -> preparing.Environment:
