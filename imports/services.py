@@ -52,6 +52,7 @@ from sla import calendars, clock, engine, urgency
 from sla.models import SlaClock, SlaPolicy, Target
 from supportdesk.core import audit
 
+from . import preparing, sources
 from .dates import DateParser
 from .history import CasePlan, PlanSummary, Rejection, derive
 from .mapping import Mapping, MappingError, load_mapping
@@ -133,8 +134,7 @@ def claim_job(job_id: int, *, now: dt.datetime) -> bool:
 def _opener(job: ImportJob):
     if job.source_file:
         # Through the storage API (a local folder or an object store), never a local path. Each
-        # opening gets a storage of its own: the preparing process is forked (``_in_process``) and
-        # must not share the parent's connections to an object store.
+        # opening gets a storage of its own (the preparing process opens the file too).
         name = job.source_file.name
         return lambda: storages.create_storage(settings.STORAGES["default"]).open(name, "rb")
     path = job.source_path
@@ -215,10 +215,13 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
         status=JobStatus.RUNNING, started_at=job.started_at or clock(), heartbeat_at=clock()
     )
     counters = Counters()
+    # The pipeline's preparing process starts now: its start-up overlaps the scan (and a strict
+    # import's check) below.
+    preparer = None
     try:
-        mapping = load_mapping(job.mapping_text, format=job.format).with_overrides(
-            time_zone=job.time_zone or None, date_format=job.date_format or None
-        )
+        if _pipelined() and _can_start_process():
+            preparer = _Preparer()
+        mapping = _mapping(job)
         source = make_source(job.format, _opener(job), mapping)
         _phase(job, JobPhase.SCANNING, clock)
         total = source.scan()
@@ -243,7 +246,7 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
             source.read = 0
         importer = _Pass(job, mapping, source, now=now, check=False, progress=progress, clock=clock)
         counters = importer.counters
-        importer.run(batch_rows=batch_rows)
+        importer.run(batch_rows=batch_rows, preparer=preparer)
     except (MappingError, SourceError, ImportFailed, OSError) as exc:
         message = str(exc) if not isinstance(exc, OSError) else f"The file cannot be read: {exc}"
         _finish(job, JobStatus.FAILED, counters, clock, error=message)
@@ -254,8 +257,22 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
             job, JobStatus.FAILED, counters, clock, error=f"The import stopped on an internal error: {exc}"
         )
         raise
+    finally:
+        if preparer is not None:
+            preparer.close()
     _finish(job, JobStatus.SUCCEEDED, counters, clock)
     return _refreshed(job)
+
+
+def _mapping(job: ImportJob) -> Mapping:
+    return load_mapping(job.mapping_text, format=job.format).with_overrides(
+        time_zone=job.time_zone or None, date_format=job.date_format or None
+    )
+
+
+def _pipelined() -> bool:
+    """Whether an import here writes through the pipeline (PostgreSQL, outside a caller's transaction)."""
+    return connection.vendor == "postgresql" and not connection.in_atomic_block
 
 
 def _refreshed(job: ImportJob) -> ImportJob:
@@ -337,11 +354,11 @@ class Batch:
 class _Pass:
     """One pass over the file: checking (strict, nothing written) or importing.
 
-    Importing on PostgreSQL outside a caller's transaction runs as a pipeline: a child process
-    reads, derives and prepares batch n+1 (with its own connection) while this process writes batch
-    n, so the database's work (indexes, constraint checks) overlaps with the Python work, which no
-    longer shares one interpreter lock with the writer. Where processes cannot be forked, a thread
-    does the same.
+    Importing on PostgreSQL outside a caller's transaction runs as a pipeline: another process
+    (``_Preparer``) reads, derives and prepares batch n+1 (with its own connection) while this
+    process writes batch n, so the database's work (indexes, constraint checks) overlaps with the
+    Python work, which does not share one interpreter lock with the writer. Where no process can be
+    started (in a daemonic process), a thread does the same.
     """
 
     def __init__(self, job, mapping: Mapping, source, *, now, check: bool, progress, clock) -> None:
@@ -360,11 +377,11 @@ class _Pass:
         self.now_text = now.isoformat()
         self.helper: ThreadPoolExecutor | None = None  # set in the preparing process
 
-    def run(self, *, batch_rows: int) -> None:
+    def run(self, *, batch_rows: int, preparer: _Preparer | None = None) -> None:
         _phase(self.job, self.phase, self.clock)
         batches = self._batches(batch_rows)
-        if self.copy and not connection.in_atomic_block:
-            batches = _in_process(self, batch_rows) if _can_fork() else _in_thread(batches)
+        if self.copy and _pipelined():
+            batches = preparer.batches(self, batch_rows) if preparer is not None else _in_thread(batches)
         try:
             for batch in batches:
                 self._consume(batch)
@@ -655,63 +672,119 @@ def _existing_cases(refs: list[str]) -> dict[str, Case]:
     return found
 
 
-def _can_fork() -> bool:
-    return "fork" in multiprocessing.get_all_start_methods() and not multiprocessing.current_process().daemon
+def _can_start_process() -> bool:
+    # A daemonic process (a multiprocessing pool's worker) may not start processes of its own.
+    return not multiprocessing.current_process().daemon
 
 
-def _in_process(importer: _Pass, batch_rows: int):
-    """Prepare ``importer``'s batches in a forked child process, ahead of the caller.
+@dataclass(frozen=True)
+class _PassSpec:
+    """What the preparing process needs to prepare an import pass, as plain data: it reads the job
+    row (mapping, file, overrides, who started it) itself."""
 
-    The child inherits the import as it stands (mapping, caches, the job) and opens its own
-    database connection; each batch comes back pickled through a pipe, new cases as their COPY
-    lines. The child runs up to ``_AHEAD`` batches ahead, so that neither side waits for the other
-    when one batch takes longer than the next; memory stays bounded by those batches. Rejections
-    travel inside the batches; sorting progress and the child's failure come as messages of their
-    own.
+    job_id: int
+    now: dt.datetime
+    batch_rows: int
+    total: int | None  # what the importing process's scan found
+    is_sorted: bool | None
+    sort_run_rows: int
+
+
+class _Preparer:
+    """The process that prepares an import's batches, ahead of the importing process (the writer).
+
+    It is started with ``spawn`` as soon as the import begins, so that its start-up (a fresh
+    interpreter setting Django up, ``imports.preparing``) overlaps the scan of the file. It shares
+    nothing with the writer: no inherited sockets or threads, so any other connection this process
+    holds (a web server's or a live server's thread) is never touched. When the pass begins it
+    receives the pass as a ``_PassSpec``, opens the file and its own database connection, and sends
+    each batch back pickled, new cases as their COPY lines. It runs up to ``_AHEAD`` batches ahead,
+    so that neither side waits for the other when one batch takes longer than the next; memory
+    stays bounded by those batches. Rejections travel inside the batches; sorting progress and the
+    child's failure come as messages of their own.
     """
-    context = multiprocessing.get_context("fork")
-    receiving, sending = context.Pipe(duplex=False)
-    # Sockets must not be shared: the child opens its own connection, this process reconnects.
-    # A connection pool keeps its sockets open (and its threads do not survive a fork): close it
-    # too, so that each side opens a pool of its own.
-    connections.close_all()
-    for conn in connections.all(initialized_only=True):
-        if conn.alias in getattr(conn, "_connection_pools", {}):  # an open pool (asking .pool opens one)
-            conn.close_pool()
-    child = context.Process(
-        target=_prepare_in_child, args=(importer, batch_rows, sending), name="import-prepare", daemon=True
-    )
-    child.start()
-    sending.close()
-    done = False
-    try:
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.channel, child_end = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=preparing.main, args=(_environment(), child_end), name="import-prepare", daemon=True
+        )
+        self.process.start()
+        child_end.close()
+        self.finished = False  # the child sent its last message (it ends by itself)
+
+    def batches(self, importer: _Pass, batch_rows: int):
+        source = importer.source
+        spec = _PassSpec(
+            job_id=importer.job.pk,
+            now=importer.now,
+            batch_rows=batch_rows,
+            total=source.total,
+            is_sorted=source.is_sorted,
+            sort_run_rows=sources.SORT_RUN_ROWS,
+        )
+        self.channel.send(spec)
         while True:
             try:
-                kind, payload = pickle.loads(receiving.recv_bytes())  # noqa: S301 - from our own child
+                kind, payload = pickle.loads(self.channel.recv_bytes())  # noqa: S301 - from our own child
             except EOFError:
+                self.process.join(5)
                 raise RuntimeError(
-                    f"The process preparing the import ended unexpectedly (exit code {child.exitcode})"
+                    f"The process preparing the import ended unexpectedly (exit code {self.process.exitcode})"
                 ) from None
             if kind == "batch":
                 yield payload
             elif kind == "sorting":
                 importer._sorting(payload)
             elif kind == "error":
-                done = True
+                self.finished = True
                 raise payload
             else:
-                done = True
+                self.finished = True
                 return
-    finally:
-        receiving.close()
-        if not done:  # stopped early (the writer failed): the child may wait to send a batch
-            child.terminate()
-        child.join()
+
+    def close(self) -> None:
+        self.channel.close()  # a child still waiting for its pass sees the end and stops
+        if self.finished:  # it closes its connection and ends
+            self.process.join(60)
+        if self.process.is_alive():  # never used, or stopped early (the writer failed): it may be busy
+            self.process.terminate()
+            self.process.join()
 
 
-def _prepare_in_child(importer: _Pass, batch_rows: int, sending) -> None:
-    """The child's side of ``_in_process``: batches are pickled here and written to the pipe by a
-    thread (which waits for the parent without holding the interpreter lock)."""
+def _environment() -> preparing.Environment:
+    """This process's settings, for the preparing process (they must all be picklable)."""
+    return preparing.Environment(
+        settings={name: getattr(settings, name) for name in dir(settings) if name.isupper()}
+    )
+
+
+def serve_batches(channel) -> None:
+    """The preparing process's side of ``_Preparer`` (called by ``imports.preparing`` once Django is
+    set up): wait for the pass, then prepare its batches and send them through ``channel``."""
+    try:
+        spec: _PassSpec = channel.recv()
+    except EOFError:  # the import ended before its pass began (a bad file, a failed strict check)
+        return
+    gc.freeze()  # what start-up loaded is never garbage: keep the cycle collector off it
+    sources.SORT_RUN_ROWS = spec.sort_run_rows  # sort the file in the runs the importing process uses
+
+    def start() -> _Pass:
+        job = ImportJob.objects.select_related("created_by").get(pk=spec.job_id)
+        mapping = _mapping(job)
+        source = make_source(job.format, _opener(job), mapping)
+        source.total, source.is_sorted = spec.total, spec.is_sorted
+        return _Pass(job, mapping, source, now=spec.now, check=False, progress=None, clock=timezone.now)
+
+    with _rare_garbage_collection():
+        _prepare_in_child(start, spec.batch_rows, channel)
+
+
+def _prepare_in_child(start: Callable[[], _Pass], batch_rows: int, sending) -> None:
+    """Prepare the batches of the pass ``start`` builds and send them: they are pickled here and
+    written to the pipe by a thread (which waits for the parent without holding the interpreter
+    lock)."""
     outbox: queue.Queue = queue.Queue(maxsize=_AHEAD)
     broken = threading.Event()
 
@@ -732,15 +805,18 @@ def _prepare_in_child(importer: _Pass, batch_rows: int, sending) -> None:
                 continue
         raise BrokenPipeError("the importing process stopped reading")
 
-    gc.freeze()  # what the child inherited is never garbage: keep the cycle collector off it
     writer = threading.Thread(target=write, name="import-send", daemon=True)
     writer.start()
-    importer.helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-contacts")
+    helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-contacts")
     try:
-        importer._sorting = lambda done: post("sorting", done)  # to the parent's progress
-        for batch in importer._batches(batch_rows):
-            batch.items = [item.portable() for item in batch.items]
-            post("batch", batch)
+        importer = start()
+        # The organisations, teams and contacts created here are the work of whoever started it.
+        with audit.acting_as(importer.job.created_by, reason=f"import job {importer.job.pk}"):
+            importer.helper = helper
+            importer._sorting = lambda done: post("sorting", done)  # to the parent's progress
+            for batch in importer._batches(batch_rows):
+                batch.items = [item.portable() for item in batch.items]
+                post("batch", batch)
         post("end", None)
     except BaseException as exc:
         if not broken.is_set():
@@ -751,8 +827,8 @@ def _prepare_in_child(importer: _Pass, batch_rows: int, sending) -> None:
                 exc = RuntimeError(f"{type(exc).__name__}: {exc}")
             post("error", exc)
     finally:
-        importer.helper.submit(connections.close_all).result()  # the helper thread's connection
-        importer.helper.shutdown()
+        helper.submit(connections.close_all).result()  # the helper thread's connection
+        helper.shutdown()
         connections.close_all()
         if not broken.is_set():
             outbox.put(None)

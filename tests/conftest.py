@@ -34,27 +34,8 @@ def _skip_unavailable(items):
                     item.add_marker(pytest.mark.skip(reason=reasons[marker]))
 
 
-@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
-    """Skip what cannot run here (``_skip_unavailable``), then put the browser tests right after
-    the import tests (pytest-django's grouping otherwise kept): their live server (one per session)
-    keeps a thread with its own database connection in this process, and an import forked after it
-    starts fails on PostgreSQL (imports/services.py forks its
-    preparing process; the processes that import in production have no such thread)."""
-
-    def transactional_import(item) -> bool:
-        marker = item.get_closest_marker("django_db")
-        return item.nodeid.startswith("tests/imports/") and bool(marker and marker.kwargs.get("transaction"))
-
     _skip_unavailable(items)
-    imports = [i for i, item in enumerate(items) if transactional_import(item)]
-    browser = [item for item in items if "browser" in item.keywords]
-    if not imports or not browser:
-        return
-    last = items[imports[-1]]
-    rest = [item for item in items if "browser" not in item.keywords]
-    at = rest.index(last) + 1
-    items[:] = rest[:at] + browser + rest[at:]
 
 
 def _required(marker: str) -> bool:

@@ -62,10 +62,10 @@ def test_an_uploaded_export_is_imported_from_the_bucket(
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_the_forked_preparing_process_reads_the_bucket_too(
+def test_the_preparing_process_reads_the_bucket_too(
     s3_storage, client, manager, worker, django_capture_on_commit_callbacks
 ):
-    """On PostgreSQL outside a transaction the import prepares its batches in a forked process,
+    """On PostgreSQL outside a transaction the import prepares its batches in another process,
     which opens the file (and its connection to the object store) itself."""
     job = _upload_and_run(client, manager, django_capture_on_commit_callbacks)
     _assert_imported_from_the_bucket(job, s3_storage)

@@ -1,9 +1,11 @@
-"""On PostgreSQL, outside a caller's transaction, batches are prepared in a child process (with
-its own connection) while the previous one is written. The result is the same as the plain path's:
-rejections and counters come back from the child, strict mode still writes nothing, progress is
-reported, a failure in the child fails the job."""
+"""On PostgreSQL, outside a caller's transaction, batches are prepared in a child process (started
+afresh with ``spawn``, with its own connection) while the previous one is written. The result is the
+same as the plain path's: rejections and counters come back from the child, strict mode still writes
+nothing, progress is reported, a failure in the child fails the job."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from django.db import connection
@@ -66,7 +68,7 @@ def test_strict_imports_a_clean_file_through_the_child(tmp_path):
 
 
 def test_sorting_progress_comes_from_the_child(tmp_path, monkeypatch):
-    monkeypatch.setattr(sources, "SORT_RUN_ROWS", 4)  # the child inherits it: several sorted runs
+    monkeypatch.setattr(sources, "SORT_RUN_ROWS", 4)  # the child sorts in the same runs: several
     lines = SN.read_text().splitlines(keepends=True)
     shuffled = tmp_path / "shuffled.csv"
     shuffled.write_text(lines[0] + "".join(reversed(lines[1:])))
@@ -89,21 +91,44 @@ def test_a_later_export_appends_through_the_child():
     assert reopen_rate(**MARCH) == Ratio(2, 6)
 
 
-def test_a_case_imported_meanwhile_by_another_import_is_reported_not_appended(monkeypatch):
-    """The child prepares a case as new; when the writer finds it imported (by another import, after
-    the child looked), unchanged cases count as unchanged and one with new updates is reported."""
+def test_a_case_imported_meanwhile_by_another_import_is_classified_again_by_the_writer(monkeypatch):
+    """The preparing side prepares a case as new; the writer, which classifies again under its lock,
+    finds it imported (by another import, after the preparing side looked): unchanged cases count as
+    unchanged and the one with new updates is appended. (Prepared in the pipeline's thread, the one
+    place a stub of the lookup reaches; the child process would send the case without its timeline,
+    and the writer reports it as changed during the import instead.)"""
+    monkeypatch.setattr(services, "_can_start_process", lambda: False)
     run(SN)
     monkeypatch.setattr(services._Pass, "_settled", lambda self, plans: (set(), set()))
     later = run(LATER, batch_rows=5)
-    assert (later.cases_created, later.cases_updated, later.cases_unchanged) == (1, 0, 4)
-    problems = [p for r in later.rejections if r["key"] == "INC0000007" for p in r["problems"]]
-    assert len(problems) == 1
-    assert "INC0000007 changed during the import; import again" in problems[0]
-    assert Case.objects.get(external_ref="INC0000007").reopen_count == 0
+    assert (later.cases_created, later.cases_updated, later.cases_unchanged) == (1, 1, 4)
+    assert not [r for r in later.rejections if r["key"] == "INC0000007"]
+    assert later.events_created == 4 + 3
 
 
-def test_a_failure_in_the_child_fails_the_job(monkeypatch):
+def test_a_failure_in_the_child_fails_the_job(tmp_path):
+    """The file changes after a strict import checked it: the child, which opens it afresh, fails
+    on it, and the job fails with the child's reason."""
+    lines = SN.read_text().splitlines(keepends=True)
+    path = tmp_path / "export.csv"
+    path.write_text("".join(lines[:19] + lines[24:27]))  # nothing for the check to reject
+    replaced = tmp_path / "replaced.csv"
+    replaced.write_text("id,state\n1,New\n")
+
+    def progress(phase, done, total, counters):
+        if phase == "checking" and replaced.exists():
+            os.replace(replaced, path)  # the check goes on reading the file it opened
+
+    job = run(path, strict=True, batch_rows=5, progress=progress)
+    assert job.status == JobStatus.FAILED
+    assert "The mapping names column(s) the file does not have" in job.error
+    assert not Case.objects.exists()
+
+
+def test_an_unexpected_failure_while_preparing_fails_the_job_and_is_raised(monkeypatch):
     from imports import history
+
+    monkeypatch.setattr(services, "_can_start_process", lambda: False)  # a stub reaches the thread only
 
     def broken(*args, **kwargs):
         raise RuntimeError("derivation exploded")
