@@ -1,5 +1,11 @@
 """The daily rollup of the count metrics, and how the dashboard adds it up.
 
+The durations (FRT, TTT, the times to first and to final resolution) are kept as exact
+histograms per UTC day, figure and severity (``DurationBucket``: counts and sums per bucket;
+``DurationValue``: every value with its bucket), merged per request by ``selectors`` into exact
+medians and p90s (``metrics.histograms``): a period's cost grows with its days' buckets, not with
+its cases' sort. Team and tier filters are not in their key: those durations come from the source.
+
 SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
 clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
 of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
@@ -445,6 +451,15 @@ def _refresh_batch(target: dt.date) -> int:
         return max(len(days), 1)
 
 
+def refresh_days(days: Iterable[dt.date | dt.datetime], *, now: dt.datetime | None = None) -> int:
+    """Recompute ``days`` now (and whatever else is dirty), so that the dashboard reads them from
+    the rollup at once: for a bulk writer such as the history import, after its transaction
+    committed, before it reports done. Days not yet rolled up are left to ``refresh`` as usual;
+    returns the number of days recomputed."""
+    touch(_midnight(d) if not isinstance(d, dt.datetime) else d for d in days)
+    return refresh(now=now)
+
+
 def _first_day() -> dt.date | None:
     first = Case.objects.order_by("created_at").values_list("created_at", flat=True).first()
     return _utc_day(first) if first else None
@@ -661,8 +676,10 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
     * an escalation submitted, bounced or back from ``needs_info``: the escalations' submission
       days and the case's creation day;
     * an article linked: the days of its reopens and resolutions (knowledge reuse);
-    * a reply, a status change, a reopen, a breach or a survey answer: the event's own day
-      (``_COUNTED_AT_THEIR_INSTANT``);
+    * a status change or a reopen: the event's own day and the day of the case's last resolution
+      (a reopened case has no final resolution: ``time_to_final_resolution`` counts only cases
+      not open now);
+    * a reply, a breach or a survey answer: the event's own day (``_COUNTED_AT_THEIR_INSTANT``);
     * anything else: nothing (a note, a warning or a tag changes no count).
     """
     if case.created_at >= _midnight(_live_from()):
