@@ -93,10 +93,18 @@ class StaffReference(_ReferenceField):
 
 
 class PeriodInput(serializers.Serializer):
-    """``start`` and ``end`` are local dates (end inclusive) in ``tz``; filters are optional."""
+    """``start`` and ``end`` are local dates (end inclusive) in ``tz``, of any length, or
+    ``whole_history`` (the local day of the first case to today); filters are optional."""
 
-    start = bounds.DateField()
-    end = bounds.DateField()
+    start = bounds.DateField(required=False, help_text="First local day (required unless whole_history).")
+    end = bounds.DateField(
+        required=False, help_text="Last local day, inclusive (required unless whole_history)."
+    )
+    whole_history = serializers.BooleanField(
+        default=False,
+        help_text="The whole history: from the local day of the first case to today, in place of "
+        "start and end. Such a period has no previous period.",
+    )
     tz = serializers.CharField(default="UTC", max_length=64)
     team = TeamReference()
     organisation = serializers.IntegerField(required=False, min_value=1, max_value=2**63 - 1)
@@ -108,10 +116,18 @@ class PeriodInput(serializers.Serializer):
         return _validate_tz(value)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs.get("whole_history"):
+            if "start" in attrs or "end" in attrs:
+                raise serializers.ValidationError(
+                    {"whole_history": "Give start and end, or whole_history, not both."}
+                )
+            attrs["start"], attrs["end"] = selectors.whole_history(tz=attrs["tz"], now=timezone.now())
+            return attrs
+        missing = {f: "This field is required." for f in ("start", "end") if f not in attrs}
+        if missing:
+            raise serializers.ValidationError(missing)
         if attrs["end"] < attrs["start"]:
             raise serializers.ValidationError({"end": "The period must not end before it starts."})
-        if (attrs["end"] - attrs["start"]).days > 366:
-            raise serializers.ValidationError({"end": "The period can be at most a year."})
         return attrs
 
 
@@ -133,7 +149,81 @@ def _plain(value: Any) -> Any:
 
 class SummaryInput(PeriodInput):
     compare = serializers.BooleanField(
-        default=True, help_text="Also compute the previous period of the same length (``previous``)."
+        default=True,
+        help_text="Also compute the previous period of the same length (``previous``). "
+        "A whole_history period has none: ``previous`` is null.",
+    )
+
+
+class DurationStatsOutput(serializers.Serializer):
+    count = serializers.IntegerField()
+    median = serializers.FloatField(allow_null=True, help_text="Seconds")
+    p90 = serializers.FloatField(allow_null=True, help_text="Seconds")
+    mean = serializers.FloatField(allow_null=True, help_text="Seconds")
+
+
+class RatioOutput(serializers.Serializer):
+    numerator = serializers.IntegerField()
+    denominator = serializers.IntegerField()
+    rate = serializers.FloatField(allow_null=True)
+
+
+class DurationReportOutput(serializers.Serializer):
+    overall = DurationStatsOutput()
+    by_severity = serializers.DictField(child=DurationStatsOutput(), help_text="P1 to P4.")
+
+
+class CsatOutput(serializers.Serializer):
+    count = serializers.IntegerField(help_text="Survey answers received in the period.")
+    mean = serializers.FloatField(allow_null=True, help_text="Mean rating, 1-5.")
+    distribution = serializers.DictField(child=serializers.IntegerField(), help_text="Answers per rating.")
+
+
+class PeriodFiguresOutput(serializers.Serializer):
+    """The headline KPIs of one period (DOMAIN.md's metric definitions; durations in calendar seconds)."""
+
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(help_text="Exclusive.")
+    first_response_time = DurationReportOutput(
+        help_text="First public staff reply - created, for cases first answered in the period."
+    )
+    time_to_triage = DurationReportOutput(
+        help_text="First time the case reached triaged - created, for cases first triaged in the period."
+    )
+    time_to_resolve = DurationReportOutput(
+        help_text="Time to first resolution (MTTR): first resolution - created, for cases first "
+        "resolved in the period."
+    )
+    time_to_final_resolution = DurationReportOutput(
+        help_text="Time to final resolution: last resolution - created, for cases whose last "
+        "resolution is in the period and that are not open now."
+    )
+    sla_compliance = serializers.DictField(
+        child=serializers.DictField(child=RatioOutput()),
+        help_text="Per target, per severity and all: clocks met on time / clocks completed.",
+    )
+    reopen_rate = RatioOutput()
+    escalation_rate = RatioOutput()
+    engineering_bounce_rate = RatioOutput()
+    update_cadence_adherence = RatioOutput()
+    knowledge_reuse = RatioOutput()
+    csat = CsatOutput()
+
+
+class SummaryOutput(PeriodFiguresOutput):
+    tz = serializers.CharField()
+    whole_history = serializers.BooleanField(help_text="The period is the whole history.")
+    previous = PeriodFiguresOutput(
+        required=False,
+        allow_null=True,
+        help_text="The previous period of the same length; absent with compare=false, null for "
+        "the whole history (nothing comes before the first case).",
+    )
+    targets = serializers.DictField(
+        child=serializers.DictField(
+            child=serializers.DictField(child=serializers.IntegerField(allow_null=True))
+        ),
+        help_text="SLA targets in minutes: tier -> severity -> target.",
     )
 
 
@@ -145,7 +235,7 @@ class SummaryView(APIView):
     @extend_schema(
         operation_id="metrics_summary",
         parameters=[SummaryInput],
-        responses=RESPONSES,
+        responses={**RESPONSES, 200: SummaryOutput},
     )
     @reads_from_replica()
     def get(self, request):
@@ -153,7 +243,8 @@ class SummaryView(APIView):
         data.is_valid(raise_exception=True)
         period, filters = _period(data.validated_data)
         v = data.validated_data
-        previous = selectors.previous_period(v["start"], v["end"], v["tz"]) if v["compare"] else None
+        compare = v["compare"] and not v["whole_history"]
+        previous = selectors.previous_period(v["start"], v["end"], v["tz"]) if compare else None
         if previous:
             current, before = selectors.compared_metrics(period, previous, **filters)
         else:
@@ -162,9 +253,12 @@ class SummaryView(APIView):
             "start": period["start"].isoformat(),
             "end": period["end"].isoformat(),
             "tz": period["tz"],
+            "whole_history": v["whole_history"],
             **_plain(current),
         }
-        if previous:
+        if v["whole_history"]:
+            body["previous"] = None
+        elif previous:
             body["previous"] = {
                 "start": previous["start"].isoformat(),
                 "end": previous["end"].isoformat(),
@@ -254,21 +348,17 @@ class DrilldownInput(PeriodInput):
     part = serializers.CharField(required=False, allow_blank=True, max_length=20)
     target = serializers.ChoiceField(choices=Target.choices, required=False)
     bucket = serializers.ChoiceField(choices=[b[0] for b in selectors.AGE_BUCKETS], required=False)
-    start = bounds.DateField(required=False)
-    end = bounds.DateField(required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         metric, part = attrs["metric"], attrs.get("part") or None
         if part and part not in selectors.DRILLDOWN[metric][1]:
             raise serializers.ValidationError({"part": f"{metric} has no part “{part}”."})
         if metric != "backlog":
-            missing = {f: "This field is required." for f in ("start", "end") if f not in attrs}
-            if missing:
-                raise serializers.ValidationError(missing)
             return super().validate(attrs)
         # The backlog is now: a period sent with it (whole or half) is ignored, not half-used.
         attrs.pop("start", None)
         attrs.pop("end", None)
+        attrs.pop("whole_history", None)
         return attrs
 
 
@@ -325,19 +415,6 @@ class DrilldownView(APIView):
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(qs.order_by("-created_at", "-id"), request, view=self)
         return paginator.get_paginated_response(DrilldownCase(page, many=True).data)
-
-
-class DurationStatsOutput(serializers.Serializer):
-    count = serializers.IntegerField()
-    median = serializers.FloatField(allow_null=True, help_text="Seconds")
-    p90 = serializers.FloatField(allow_null=True, help_text="Seconds")
-    mean = serializers.FloatField(allow_null=True, help_text="Seconds")
-
-
-class RatioOutput(serializers.Serializer):
-    numerator = serializers.IntegerField()
-    denominator = serializers.IntegerField()
-    rate = serializers.FloatField(allow_null=True)
 
 
 class AgentOutput(serializers.Serializer):

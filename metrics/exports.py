@@ -45,7 +45,13 @@ class Kpi:
 HEADLINE: tuple[Kpi, ...] = (
     Kpi("first_response_time", "First response time (median)", "duration", "first_response_time"),
     Kpi("time_to_triage", "Time to triage (median)", "duration", "time_to_triage"),
-    Kpi("time_to_resolve", "Time to resolve (median)", "duration", "time_to_resolve"),
+    Kpi("time_to_resolve", "Time to first resolution (MTTR, median)", "duration", "time_to_resolve"),
+    Kpi(
+        "time_to_final_resolution",
+        "Time to final resolution (median)",
+        "duration",
+        "time_to_final_resolution",
+    ),
     Kpi(
         "sla_first_response",
         "SLA compliance: first response",
@@ -98,7 +104,8 @@ HEADLINE: tuple[Kpi, ...] = (
 DURATIONS: tuple[tuple[str, str, str], ...] = (
     ("first_response_time", "First response time", Target.FIRST_RESPONSE.value),
     ("time_to_triage", "Time to triage", Target.TRIAGE.value),
-    ("time_to_resolve", "Time to resolve", Target.RESOLUTION.value),
+    ("time_to_resolve", "Time to first resolution (MTTR)", Target.RESOLUTION.value),
+    ("time_to_final_resolution", "Time to final resolution", Target.RESOLUTION.value),
 )
 
 
@@ -137,19 +144,44 @@ class Figure:
         return "better" if (change < 0) == self.kpi.lower_is_better else "worse"
 
 
-def headline(current: dict[str, Any], previous: dict[str, Any]) -> list[Figure]:
+def headline(current: dict[str, Any], previous: dict[str, Any] | None) -> list[Figure]:
+    """The headline figures; without a previous period (the whole history) nothing is compared."""
     figures = []
     for kpi in HEADLINE:
         if kpi.kind == "duration":
-            now, before = current[kpi.metric].overall, previous[kpi.metric].overall
-            figures.append(Figure(kpi, now.median, before.median, now.count, previous_count=before.count))
-        elif kpi.kind == "csat":
-            now, before = current["csat"], previous["csat"]
-            figures.append(Figure(kpi, now.mean, before.mean, now.count, previous_count=before.count))
-        else:
-            now, before = ratio_of(kpi, current), ratio_of(kpi, previous)
+            now = current[kpi.metric].overall
+            before = previous[kpi.metric].overall if previous else None
             figures.append(
-                Figure(kpi, now.rate, before.rate, now.denominator, now.numerator, before.denominator)
+                Figure(
+                    kpi,
+                    now.median,
+                    before.median if before else None,
+                    now.count,
+                    previous_count=before.count if before else 0,
+                )
+            )
+        elif kpi.kind == "csat":
+            now, before = current["csat"], previous["csat"] if previous else None
+            figures.append(
+                Figure(
+                    kpi,
+                    now.mean,
+                    before.mean if before else None,
+                    now.count,
+                    previous_count=before.count if before else 0,
+                )
+            )
+        else:
+            now, before = ratio_of(kpi, current), ratio_of(kpi, previous) if previous else None
+            figures.append(
+                Figure(
+                    kpi,
+                    now.rate,
+                    before.rate if before else None,
+                    now.denominator,
+                    now.numerator,
+                    before.denominator if before else 0,
+                )
             )
     return figures
 

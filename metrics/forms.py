@@ -22,9 +22,10 @@ from supportdesk.core import bounds
 
 from . import selectors
 
-PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days"}
+PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "all": "Whole history"}
 DEFAULT_PRESET = "30"
-MAX_DAYS = 366
+#: The preset of the whole history: the local day of the first case to today, with no previous period.
+WHOLE_HISTORY = "all"
 # Far-away years cannot be turned into instants (and the previous period must exist too).
 EARLIEST, LATEST = dt.date(1970, 1, 1), dt.date(2200, 12, 31)
 FILTERS = ("team", "tier", "severity", "organisation", "assignee")
@@ -50,7 +51,8 @@ class OrganisationField(forms.ModelChoiceField):
 class PeriodForm(forms.Form):
     """Period (local dates or a preset) and the dashboard filters.
 
-    ``cleaned_data`` gains ``period`` and ``previous`` (aware instants for the selectors),
+    ``cleaned_data`` gains ``period`` and ``previous`` (aware instants for the selectors; ``previous``
+    is None for the whole history, ``whole_history`` says so), periods of any length,
     ``filters`` (only those set) and ``params`` (the canonical query string values, with explicit
     dates, for the links of every figure).
     """
@@ -89,7 +91,10 @@ class PeriodForm(forms.Form):
         if tz is None or any(name in self.errors for name in ("start", "end", "preset")):
             return data
         preset, first, last = data.get("preset"), data.get("start"), data.get("end")
-        if preset or (first is None and last is None):
+        if preset == WHOLE_HISTORY:
+            last = self.today(tz)
+            first = min(selectors.whole_history(tz=tz, now=timezone.now())[0], last)
+        elif preset or (first is None and last is None):
             preset = preset or DEFAULT_PRESET
             last = self.today(tz)
             first = last - dt.timedelta(days=int(preset) - 1)
@@ -105,20 +110,23 @@ class PeriodForm(forms.Form):
         if last < first:
             self.add_error("end", "The period must not end before it starts.")
             return data
-        if (last - first).days + 1 > MAX_DAYS:
-            self.add_error("end", "The period can be at most a year.")
-            return data
         data["start"], data["end"] = first, last
+        data["whole_history"] = preset == WHOLE_HISTORY
         data["period"] = selectors.local_period(first, last, tz)
-        data["previous"] = selectors.previous_period(first, last, tz)
+        # Nothing comes before the first case: the whole history has no previous period.
+        data["previous"] = None if data["whole_history"] else selectors.previous_period(first, last, tz)
         data["filters"] = {name: data[name] for name in FILTERS if data.get(name) not in (None, "")}
         data["params"] = params_of(data)
         return data
 
 
 def params_of(data: dict[str, Any]) -> dict[str, str]:
-    """Query string values for the period and filters (explicit dates; the objects by id)."""
-    params = {"start": data["start"].isoformat(), "end": data["end"].isoformat(), "tz": data["tz"]}
+    """Query string values for the period and filters (explicit dates, or the whole-history preset,
+    which keeps meaning "to today"; the objects by id)."""
+    if data.get("whole_history"):
+        params = {"preset": WHOLE_HISTORY, "tz": data["tz"]}
+    else:
+        params = {"start": data["start"].isoformat(), "end": data["end"].isoformat(), "tz": data["tz"]}
     for name in FILTERS:
         value = data.get(name)
         if value not in (None, ""):

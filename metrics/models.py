@@ -130,3 +130,46 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"rolled up through {self.through}"
+
+
+class DurationBucket(models.Model):
+    """How many durations of one figure ended on one UTC day for one severity, per bucket of
+    ``metrics.histograms.BOUNDS``, and their sum: the coarse half of the exact duration histogram.
+
+    ``figure`` is the position of the figure in ``metrics.histograms.FIGURES``. Like ``DailyRollup``
+    a pure function of the source, recomputed per day; read only for clean rolled-up days.
+    """
+
+    day = models.DateField()
+    figure = models.PositiveSmallIntegerField()
+    severity = models.CharField(max_length=2)
+    bucket = models.PositiveSmallIntegerField()
+    count = models.PositiveIntegerField()
+    total = models.BigIntegerField(help_text="Sum of the durations, in microseconds.")
+
+    class Meta:
+        indexes = [models.Index(fields=["figure", "day"], name="metrics_dbucket_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} figure {self.figure} {self.severity} bucket {self.bucket}: {self.count}"
+
+
+class DurationValue(models.Model):
+    """One duration (microseconds) of a rolled-up day: the exact half of the histogram. A
+    percentile reads only the few values of the bucket that holds its rank, in value order."""
+
+    day = models.DateField()
+    figure = models.PositiveSmallIntegerField()
+    severity = models.CharField(max_length=2)
+    bucket = models.PositiveSmallIntegerField()
+    value = models.BigIntegerField()
+
+    class Meta:
+        indexes = [
+            # A bucket's values in order, with the day and severity to filter on in the index.
+            models.Index(fields=["figure", "bucket", "value", "day", "severity"], name="metrics_dvalue_idx"),
+            models.Index(fields=["day"], name="metrics_dvalue_day_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} figure {self.figure} {self.severity}: {self.value} µs"

@@ -1,5 +1,11 @@
 """The daily rollup of the count metrics, and how the dashboard adds it up.
 
+The durations (FRT, TTT, the times to first and to final resolution) are kept as exact
+histograms per UTC day, figure and severity (``DurationBucket``: counts and sums per bucket;
+``DurationValue``: every value with its bucket), merged per request by ``selectors`` into exact
+medians and p90s (``metrics.histograms``): a period's cost grows with its days' buckets, not with
+its cases' sort. Team and tier filters are not in their key: those durations come from the source.
+
 SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
 clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
 of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
@@ -38,13 +44,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
+from django.db.models import BigIntegerField, Count, F, Func, IntegerField, Max, Q, Sum, Value, When
 from django.db.models import Case as CaseWhen
-from django.db.models import Count, F, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from cases.models import OPEN_Q, REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
 from escalations.events import EscalationEventKind
 from escalations.models import Escalation
 from escalations.states import EscalationState
@@ -53,7 +59,8 @@ from knowledge.services import ARTICLE_LINKED
 from sla.events import SlaEventKind
 from sla.models import ClockState, SlaClock, Target, completed_at
 
-from .models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
+from . import histograms
+from .models import DailyRollup, DurationBucket, DurationValue, RollupDirtyDay, RollupState, SurveyResponse
 from .surveys import CSAT_ANSWERED
 
 UTC = dt.UTC
@@ -79,6 +86,15 @@ COUNT_COLUMNS = (
 BOUNCED_Q = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
 #: The filters the rollup can answer (its key); organisation and assignee need the source.
 ROLLUP_FILTERS = {"team": "team_id", "tier": "tier", "severity": "severity"}
+#: The filters the duration histograms can answer (their key is the day and the severity only).
+DURATION_FILTERS = {"severity"}
+#: Each duration figure: (the instant that ends it and selects it, whether open cases are left out).
+DURATION_FIGURES = {
+    "first_response_time": ("first_response_at", False),
+    "time_to_triage": ("triaged_at", False),
+    "time_to_resolve": ("first_resolved_at", False),
+    "time_to_final_resolution": ("last_resolved_at", True),
+}
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -149,7 +165,12 @@ def case_instants(case_ids: Iterable[int]) -> list[dt.datetime]:
     escalations submitted, surveys answered): the days a change of the cases' severity, team or
     organisation moves between rollup rows."""
     ids = list(case_ids)
-    instants: list[dt.datetime] = list(Case.objects.filter(pk__in=ids).values_list("created_at", flat=True))
+    instants: list[dt.datetime] = []
+    # Creation (the escalation rate's cohort) and the instants the duration figures select by.
+    for row in Case.objects.filter(pk__in=ids).values_list(
+        "created_at", "first_response_at", "triaged_at", "first_resolved_at", "last_resolved_at"
+    ):
+        instants.extend(i for i in row if i is not None)
     clocks = SlaClock.objects.filter(case_id__in=ids).exclude(met_at=None, breached_at=None)
     for met, breached in clocks.values_list("met_at", "breached_at"):
         instants.extend(i for i in (met, breached) if i is not None)
@@ -293,6 +314,75 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
     ]
 
 
+class MicrosecondsBetween(Func):
+    """``later - earlier`` in whole microseconds (exact: stored instants are whole microseconds)."""
+
+    output_field = BigIntegerField()
+    arity = 2
+
+    def as_sql(self, compiler, connection, **extra_context):
+        raise NotImplementedError(f"MicrosecondsBetween is not implemented for {connection.vendor}")
+
+    def as_postgresql(self, compiler, connection, **extra_context):
+        # In double precision (cheaper than EXTRACT's numeric): the epoch of an interval is within
+        # an ulp of the exact seconds, so times 10^6 and rounded it is the exact microseconds for
+        # any duration below a few hundred years.
+        return Func.as_sql(
+            self,
+            compiler,
+            connection,
+            template="CAST(round(date_part('epoch', %(expressions)s) * 1000000) AS bigint)",
+            arg_joiner=" - ",
+        )
+
+    def as_sqlite(self, compiler, connection, **extra_context):
+        return Func.as_sql(
+            self, compiler, connection, template="django_timestamp_diff(%(expressions)s)", arg_joiner=", "
+        )
+
+
+def duration_source(figure: str, **filters: Any):
+    """The cases a duration figure counts, with ``us``: the duration in microseconds (filters are
+    ``selectors.case_filter_q``'s)."""
+    from .selectors import case_filter_q
+
+    instant, closed_only = DURATION_FIGURES[figure]
+    cases = Case.objects.filter(case_filter_q(**filters))
+    if closed_only:
+        cases = cases.exclude(OPEN_Q)
+    return cases.annotate(us=MicrosecondsBetween(F(instant), F("created_at")))
+
+
+def _source_durations(days: Iterable[dt.date]) -> tuple[list[DurationBucket], list[DurationValue]]:
+    """The duration histograms of ``days`` from the source: one query per figure."""
+    ranges = _day_ranges(days)
+    buckets: list[DurationBucket] = []
+    values: list[DurationValue] = []
+    if not ranges:
+        return buckets, values
+    for figure, name in enumerate(histograms.FIGURES):
+        instant = DURATION_FIGURES[name][0]
+        rows = (
+            duration_source(name)
+            .filter(_in_ranges(instant, ranges))
+            .annotate(day=TruncDate(instant, tzinfo=UTC))
+            .values_list("day", "severity", "us")
+            .order_by()
+        )
+        counts: dict[tuple, list[int]] = {}
+        for day, severity, us in rows.iterator(chunk_size=5000):
+            bucket = histograms.bucket_of(us)
+            cell = counts.setdefault((day, severity, bucket), [0, 0])
+            cell[0] += 1
+            cell[1] += us
+            values.append(DurationValue(day=day, figure=figure, severity=severity, bucket=bucket, value=us))
+        buckets.extend(
+            DurationBucket(day=day, figure=figure, severity=severity, bucket=bucket, count=n, total=total)
+            for (day, severity, bucket), (n, total) in counts.items()
+        )
+    return buckets, values
+
+
 # --- refreshing -------------------------------------------------------------------------------------
 
 
@@ -346,14 +436,28 @@ def _refresh_batch(target: dt.date) -> int:
         if not days and new_through == state.through:
             return 0
         rows = _source_rows(days)
+        buckets, values = _source_durations(days)
         DailyRollup.objects.filter(day__in=sorted(days)).delete()
         DailyRollup.objects.bulk_create(rows, batch_size=2000)
+        DurationBucket.objects.filter(day__in=sorted(days)).delete()
+        DurationBucket.objects.bulk_create(buckets, batch_size=5000)
+        DurationValue.objects.filter(day__in=sorted(days)).delete()
+        DurationValue.objects.bulk_create(values, batch_size=5000)
         if marked:
             RollupDirtyDay.objects.filter(day__in=marked, id__lte=seen).delete()
         if new_through != state.through:
             state.through = new_through
             state.save(update_fields=["through"])
         return max(len(days), 1)
+
+
+def refresh_days(days: Iterable[dt.date | dt.datetime], *, now: dt.datetime | None = None) -> int:
+    """Recompute ``days`` now (and whatever else is dirty), so that the dashboard reads them from
+    the rollup at once: for a bulk writer such as the history import, after its transaction
+    committed, before it reports done. Days not yet rolled up are left to ``refresh`` as usual;
+    returns the number of days recomputed."""
+    touch(_midnight(d) if not isinstance(d, dt.datetime) else d for d in days)
+    return refresh(now=now)
 
 
 def _first_day() -> dt.date | None:
@@ -366,6 +470,8 @@ def rebuild(*, now: dt.datetime | None = None) -> int:
     services' back, e.g. benchmark data)."""
     with transaction.atomic():
         DailyRollup.objects.all().delete()
+        DurationBucket.objects.all().delete()
+        DurationValue.objects.all().delete()
         RollupDirtyDay.objects.all().delete()
         RollupState.objects.update_or_create(pk=1, defaults={"through": None})
     return refresh(now=now)
@@ -449,6 +555,83 @@ def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple
     return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
 
 
+def usable_for_durations(**filters: Any) -> bool:
+    """Whether the duration figures with these filters can come from the histograms (by severity
+    or unfiltered); a team, tier, organisation or assignee needs the source."""
+    return all(name in DURATION_FILTERS for name, value in filters.items() if value not in (None, ""))
+
+
+def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
+    q = Q(pk__in=[])
+    for _, a, b in days:
+        q |= Q(day__gte=a, day__lt=b)
+    return q
+
+
+def duration_counts(
+    figure: str, days: list[tuple[int, dt.date, dt.date]], *, severity: str | None = None
+) -> list[tuple[int, str, int, int, int]]:
+    """The histograms' ``(period index, severity, bucket, count, sum µs)`` over ``days`` runs
+    (``split``'s). One query."""
+    if not days:
+        return []
+    key = CaseWhen(
+        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
+    )
+    rows = DurationBucket.objects.filter(_days_q(days), figure=histograms.FIGURES.index(figure))
+    if severity:
+        rows = rows.filter(severity=severity)
+    return list(
+        rows.annotate(period=key)
+        .values("period", "severity", "bucket")
+        .annotate(n=Sum("count"), t=Sum("total"))
+        .order_by()
+        .values_list("period", "severity", "bucket", "n", "t")
+    )
+
+
+@dataclass(frozen=True)
+class ValueRead:
+    """Read the stored values of one bucket of ``figure`` for the days of one period (``days``
+    runs) and the severities given, in order, ``limit`` of them from ``offset``."""
+
+    days: tuple[tuple[dt.date, dt.date], ...]
+    bucket: int
+    severities: tuple[str, ...]
+    offset: int
+    limit: int
+
+
+def duration_values(figure: str, reads: list[ValueRead]) -> list[list[int]]:
+    """The values of each read (in order), all in one query: each read is an index range scan of
+    its bucket in value order that stops after ``offset + limit`` matching rows."""
+    if not reads:
+        return []
+    table = connections[DurationValue.objects.all().db].ops.quote_name(DurationValue._meta.db_table)
+    code = histograms.FIGURES.index(figure)
+    parts, params = [], []
+    for i, read in enumerate(reads):
+        days = " OR ".join("(day >= %s AND day < %s)" for _ in read.days)
+        marks = ", ".join("%s" for _ in read.severities)
+        parts.append(
+            f"SELECT * FROM (SELECT {i} AS n, value FROM {table} "  # noqa: S608 - names of this module
+            f"WHERE figure = %s AND bucket = %s AND severity IN ({marks}) AND ({days}) "
+            "ORDER BY value LIMIT %s OFFSET %s) AS q" + str(i)
+        )
+        params.extend([code, read.bucket, *read.severities])
+        for a, b in read.days:
+            params.extend([a, b])
+        params.extend([read.limit, read.offset])
+    result: list[list[int]] = [[] for _ in reads]
+    with connections[DurationValue.objects.all().db].cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        for n, value in cursor.fetchall():
+            result[n].append(value)
+    for values in result:
+        values.sort()
+    return result
+
+
 # --- keeping marks: the domain events that change what an older day counts -------------------------
 
 #: Events that move every counted row of their case between rollup rows (its key changed).
@@ -493,8 +676,10 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
     * an escalation submitted, bounced or back from ``needs_info``: the escalations' submission
       days and the case's creation day;
     * an article linked: the days of its reopens and resolutions (knowledge reuse);
-    * a reply, a status change, a reopen, a breach or a survey answer: the event's own day
-      (``_COUNTED_AT_THEIR_INSTANT``);
+    * a status change or a reopen: the event's own day and the day of the case's last resolution
+      (a reopened case has no final resolution: ``time_to_final_resolution`` counts only cases
+      not open now);
+    * a reply, a breach or a survey answer: the event's own day (``_COUNTED_AT_THEIR_INSTANT``);
     * anything else: nothing (a note, a warning or a tag changes no count).
     """
     if case.created_at >= _midnight(_live_from()):
@@ -512,6 +697,10 @@ def on_case_event(sender, *, case: Case, event: CaseEvent, now: dt.datetime, **k
         touch([case.created_at, now, *submitted.values_list("submitted_at", flat=True)])
     elif kind == ARTICLE_LINKED:
         touch(resolution_instants([case.pk]))
+    elif kind in (EventKind.STATUS_CHANGED, EventKind.REOPENED):
+        # A reopened case has no final resolution until it is resolved again: the day of its last
+        # resolution loses it (``last_resolved_at`` is still that one while the case is open).
+        touch([now, case.last_resolved_at])
     elif kind in _COUNTED_AT_THEIR_INSTANT:
         touch([now])
 

@@ -48,7 +48,7 @@ from knowledge.models import ArticleCaseLink
 from sla.models import ClockState, SlaClock, SlaPolicy, Target, completed_at
 from supportdesk.core.db_router import read_alias
 
-from . import csat, rollup
+from . import csat, histograms, rollup
 
 #: Backlog age buckets: (label, lower bound in days inclusive, upper bound exclusive or None).
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -146,6 +146,15 @@ def local_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
     return {"start": start, "end": end, "tz": tz}
 
 
+def whole_history(*, tz: str, now: dt.datetime) -> tuple[dt.date, dt.date]:
+    """The local days of the whole history: the day of the first case to today, in ``tz`` (today
+    alone when there is no case yet). One query, on the index of ``created_at``."""
+    zone = ZoneInfo(tz)
+    today = now.astimezone(zone).date()
+    first = Case.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return (min(first.astimezone(zone).date(), today) if first else today), today
+
+
 def previous_period(first: dt.date, last: dt.date, tz: str) -> dict[str, Any]:
     """The same number of local days just before ``first`` (the comparison period)."""
     days = (last - first).days + 1
@@ -230,7 +239,7 @@ def _duration_stats(
         raise ValueError(f"Cannot group durations by {group_by!r}.")
     # Callers select rows by a range on the instant, so ``d`` is never NULL: no filter on it (it
     # would compute every duration twice).
-    inner = qs.values("d", *group_by).order_by()
+    inner = qs.values("d", "us", *group_by).order_by()
     connection = connections[qs.db]
     sql, params = inner.query.get_compiler(using=qs.db).as_sql()
     cols = [connection.ops.quote_name(key) for key in group_by]
@@ -244,7 +253,7 @@ def _duration_stats(
         group = f"GROUP BY GROUPING SETS ({sets})" if cols else ""
         outer = (
             f"SELECT {', '.join(keys)}, COUNT(*), "  # noqa: S608
-            "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d), AVG(d) "
+            "percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d), SUM(us) "
             f"FROM ({sql}) s WHERE {where} {group}"
         )
         with connection.cursor() as cursor:
@@ -267,8 +276,8 @@ def _duration_stats(
             keys = [*grouping, *(["NULL"] * (len(cols) - len(grouping))), str(level)]
             group = f"GROUP BY {', '.join(grouping)}" if grouping else ""
             selects.append(
-                f"SELECT {', '.join(keys)}, COUNT(*), {pct(0.5)}, {pct(0.9)}, AVG(d) FROM ("  # noqa: S608
-                f"SELECT {', '.join([*cols, 'd'])}, ROW_NUMBER() OVER ({part}ORDER BY d) - 1 AS rn, "
+                f"SELECT {', '.join(keys)}, COUNT(*), {pct(0.5)}, {pct(0.9)}, SUM(us) FROM ("  # noqa: S608
+                f"SELECT {', '.join([*cols, 'd', 'us'])}, ROW_NUMBER() OVER ({part}ORDER BY d) - 1 AS rn, "
                 f"COUNT(*) OVER ({part.strip()}) AS n FROM ({sql}) s0 WHERE {where}) s {group}"
             )
         with connection.cursor() as cursor:
@@ -280,9 +289,15 @@ def _duration_stats(
         if subtotal and row[len(cols)]:
             key = (*key[:-1], None)
         result[key] = DurationStats(
-            count=row[-4], median=_seconds(row[-3]), p90=_seconds(row[-2]), mean=_seconds(row[-1])
+            count=row[-4], median=_seconds(row[-3]), p90=_seconds(row[-2]), mean=_mean(row[-1], row[-4])
         )
     return result
+
+
+def _mean(total_us: Any, count: int) -> float | None:
+    """The mean in seconds from the exact sum of whole microseconds: the same figure whichever
+    order the durations were added in (the rollup's histograms add them per day)."""
+    return _seconds(int(total_us) / count / 1e6) if count and total_us is not None else None
 
 
 def _seconds(value: Any) -> float | None:
@@ -344,13 +359,37 @@ class Periods:
         return models.Case(*whens, output_field=IntegerField())
 
 
+#: The duration figures: the figure's key in ``periods_metrics`` -> the instant it ends at (a
+#: period selects a case by that instant). Time to final resolution also leaves out the cases open
+#: now (``FINAL_RESOLUTION``).
+DURATION_INSTANTS = {
+    "first_response_time": "first_response_at",
+    "time_to_triage": "triaged_at",
+    "time_to_resolve": "first_resolved_at",
+    "time_to_final_resolution": "last_resolved_at",
+}
+FINAL_RESOLUTION = "last_resolved_at"
+
+
+def duration_cases(instant: str, **filters: Any) -> QuerySet:
+    """The cases a duration ending at ``instant`` can count: every case, except that the time to
+    final resolution counts only cases that are not open now (a reopened case has no final
+    resolution yet)."""
+    cases = _cases(**filters)
+    return cases.exclude(OPEN_Q) if instant == FINAL_RESOLUTION else cases
+
+
 def _duration_rows(instant: str, periods: Periods, **filters: Any) -> QuerySet:
     """The cases whose ``instant`` falls in one of the periods, with ``d`` = ``instant - created``
     (seconds) and the ``period`` holding it."""
     return (
-        _cases(**filters)
+        duration_cases(instant, **filters)
         .filter(periods.range(instant))
-        .annotate(d=SecondsBetween(F(instant), F("created_at")), period=periods.key(instant))
+        .annotate(
+            d=SecondsBetween(F(instant), F("created_at")),
+            us=rollup.MicrosecondsBetween(F(instant), F("created_at")),
+            period=periods.key(instant),
+        )
     )
 
 
@@ -371,6 +410,113 @@ def _durations(instant: str, periods: Periods, **filters: Any) -> list[DurationR
 
 def _cases(**filters: Any) -> QuerySet:
     return Case.objects.filter(case_filter_q(**filters))
+
+
+def _figure_durations(
+    figure: str, periods: Periods, split: tuple[list, list] | None, **filters: Any
+) -> list[DurationReport]:
+    """A duration figure per period: from the rollup's histograms for the clean rolled-up days
+    (``split``) merged with the source for the rest, when the filters allow it; else all from
+    the source (``_durations``). Both give the same figures."""
+    if split is None or not split[0] or not rollup.usable_for_durations(**filters):
+        return _durations(DURATION_INSTANTS[figure], periods, **filters)
+    return _durations_rolled(figure, periods, *split, **filters)
+
+
+def _durations_rolled(
+    figure: str, periods: Periods, days: list, edges: list, **filters: Any
+) -> list[DurationReport]:
+    """Exact median, p90 and mean from the histograms (``metrics.histograms``): the summed bucket
+    counts give each rank's bucket, and only those buckets' values are read. Three queries: the
+    counts, the source values of the edges, the values of the buckets holding the ranks."""
+    instant = DURATION_INSTANTS[figure]
+    severity = filters.get("severity") or None
+    # (period, severity) -> {bucket: [count, sum]}; (period, severity) -> the edges' values.
+    counts: dict[tuple[int, str], dict[int, list[int]]] = {}
+    extra: dict[tuple[int, str], list[int]] = {}
+    for i, sev, bucket, n, total in rollup.duration_counts(figure, days, severity=severity):
+        counts.setdefault((i, sev), {})[bucket] = [n, total]
+    if edges:
+        source = Periods([(start, end) for _, start, end in edges])
+        owner = {(start, end): i for i, start, end in edges}
+        owners = [owner[bound] for bound in source.bounds]
+        rows = (
+            rollup.duration_source(figure, **filters)
+            .filter(source.range(instant))
+            .annotate(period=source.key(instant))
+            .values_list("period", "severity", "us")
+            .order_by()
+        )
+        for p, sev, us in rows:
+            if p is None:
+                continue
+            key = (owners[p], sev)
+            extra.setdefault(key, []).append(us)
+            cell = counts.setdefault(key, {}).setdefault(histograms.bucket_of(us), [0, 0])
+            cell[0] += 1
+            cell[1] += us
+    runs = {i: tuple((a, b) for j, a, b in days if j == i) for i in range(len(periods))}
+    groups: dict[tuple[int, str | None], dict[int, list[int]]] = {}
+    for (i, sev), cells in counts.items():
+        groups[(i, sev)] = cells
+        overall = groups.setdefault((i, None), {})
+        for bucket, (n, total) in cells.items():
+            cell = overall.setdefault(bucket, [0, 0])
+            cell[0] += n
+            cell[1] += total
+    # Which values each group's ranks need: one read per (group, bucket).
+    plans: dict[tuple[int, str | None], list] = {}
+    reads: list[rollup.ValueRead] = []
+    for (i, sev), cells in groups.items():
+        histogram = sorted((bucket, n) for bucket, (n, _) in cells.items() if n)
+        total_n = sum(n for _, n in histogram)
+        wanted: dict[int, list[int]] = {}
+        spots = []
+        for share in histograms.PERCENTILES:
+            pos, lo, hi = histograms.positions(total_n, share)
+            spot = []
+            for rank in (lo, hi):
+                bucket, k = histograms.locate(histogram, rank)
+                wanted.setdefault(bucket, []).append(k)
+                spot.append((bucket, k))
+            spots.append((pos, spot))
+        group_extra = (
+            extra.get((i, sev), []) if sev else [x for (j, s), xs in extra.items() if j == i for x in xs]
+        )
+        fetched = []
+        for bucket, ks in wanted.items():
+            mine = [x for x in group_extra if histograms.bucket_of(x) == bucket]
+            offset, limit = histograms.window(min(ks), max(ks), mine)
+            index = None
+            if runs[i]:
+                severities = (sev,) if sev else ((severity,) if severity else tuple(Severity.values))
+                reads.append(rollup.ValueRead(runs[i], bucket, severities, offset, limit))
+                index = len(reads) - 1
+            fetched.append((bucket, offset, limit, mine, index))
+        plans[(i, sev)] = [total_n, sum(t for _, t in cells.values()), spots, fetched]
+    stored = rollup.duration_values(figure, reads)
+    stats: dict[tuple[int, str | None], DurationStats] = {}
+    for key, (total_n, total_us, spots, fetched) in plans.items():
+        if not total_n:
+            continue
+        by_bucket = {}
+        for bucket, offset, limit, mine, index in fetched:
+            values = stored[index] if index is not None else []
+            by_bucket[bucket] = histograms.ranked(offset, values, mine, complete=len(values) < limit)
+        figures = []
+        for pos, ((b_lo, k_lo), (b_hi, k_hi)) in spots:
+            low, high = by_bucket[b_lo][k_lo] / 1e6, by_bucket[b_hi][k_hi] / 1e6
+            figures.append(_seconds(histograms.interpolate(pos, low, high)))
+        stats[key] = DurationStats(
+            count=total_n, median=figures[0], p90=figures[1], mean=_mean(total_us, total_n)
+        )
+    return [
+        DurationReport(
+            overall=stats.get((i, None), _EMPTY),
+            by_severity={s: stats.get((i, s), _EMPTY) for s in Severity.values},
+        )
+        for i in range(len(periods))
+    ]
 
 
 # --- durations -------------------------------------------------------------------------------------
@@ -397,8 +543,17 @@ def time_to_triage(
 def time_to_resolve(
     *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
 ) -> DurationReport:
-    """MTTR: first resolution - created, for cases first resolved in the period."""
+    """Time to first resolution (DOMAIN's MTTR): first resolution - created, for cases first
+    resolved in the period."""
     return _durations("first_resolved_at", _one(start, end), **filters)[0]
+
+
+def time_to_final_resolution(
+    *, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filters: Any
+) -> DurationReport:
+    """Time to final resolution: last resolution - created, for cases whose last resolution is in
+    the period and that are not open now."""
+    return _durations(FINAL_RESOLUTION, _one(start, end), **filters)[0]
 
 
 # --- SLA compliance --------------------------------------------------------------------------------
@@ -676,18 +831,23 @@ def periods_metrics(
     together as one period would."""
     bounds = list(bounds)
     periods = Periods(bounds)
+    split = _split(periods, **filters)
 
     def counted() -> tuple:
-        plan = _Plan.make(periods, **filters)
+        plan = _Plan.make(periods, split, **filters)
         return (*_counts(periods, plan, **filters), _resolutions_rolled(periods, plan, **filters))
 
-    # Longest first: the durations sort a period's worth of cases each.
-    mttr, frt, counts, ttt = _run_all(
+    def durations(figure: str):
+        return lambda: _figure_durations(figure, periods, split, **filters)
+
+    # Longest first: a duration read from the source sorts a period's worth of cases.
+    mttr, final, frt, counts, ttt = _run_all(
         [
-            lambda: _durations("first_resolved_at", periods, **filters),
-            lambda: _durations("first_response_at", periods, **filters),
+            durations("time_to_resolve"),
+            durations("time_to_final_resolution"),
+            durations("first_response_time"),
             counted,
-            lambda: _durations("triaged_at", periods, **filters),
+            durations("time_to_triage"),
         ]
     )
     compliance, escalated, bounced, satisfaction, resolutions = counts
@@ -696,6 +856,7 @@ def periods_metrics(
             "first_response_time": frt[i],
             "time_to_triage": ttt[i],
             "time_to_resolve": mttr[i],
+            "time_to_final_resolution": final[i],
             "sla_compliance": compliance[i],
             "reopen_rate": resolutions[i]["reopen_rate"],
             "escalation_rate": escalated[i],
@@ -722,6 +883,11 @@ def compared_metrics(
 # --- count metrics: the daily rollup where it holds the days, the source for the rest ----------------
 
 
+def _split(periods: Periods, **filters: Any) -> tuple[list, list] | None:
+    """``rollup.split`` of the periods (two queries), or None when the filters need the source."""
+    return rollup.split(periods.bounds) if rollup.usable(**filters) else None
+
+
 @dataclass(frozen=True)
 class _Plan:
     """Where each period's count metrics come from: rollup sums for its clean rolled-up days, the
@@ -732,10 +898,10 @@ class _Plan:
     owner: dict[tuple[dt.datetime, dt.datetime], int]
 
     @classmethod
-    def make(cls, periods: Periods, **filters: Any) -> _Plan | None:
-        if not rollup.usable(**filters):
+    def make(cls, periods: Periods, split: tuple[list, list] | None, **filters: Any) -> _Plan | None:
+        if split is None:
             return None
-        days, edges = rollup.split(periods.bounds)
+        days, edges = split
         return cls(
             sums=rollup.sums(days, **filters),
             edges=Periods([(start, end) for _, start, end in edges]) if edges else None,
@@ -877,20 +1043,18 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     starts = week_starts(end=end, tz=tz, weeks=weeks)
     periods = Periods([(start, _next_week(start)) for start in starts])
 
+    split = _split(periods, **filters)
+
     def counted() -> tuple[list, list]:
         # Compliance and the reopen rate per week as the summary computes them (rollup + source).
-        plan = _Plan.make(periods, **filters)
+        plan = _Plan.make(periods, split, **filters)
         compliance = _counts(periods, plan, **filters)[0]
         return compliance, _resolutions_rolled(periods, plan, **filters)
 
     frt, mttr, (compliance, resolutions), volume = _run_all(
         [
-            lambda: _duration_stats(
-                _duration_rows("first_response_at", periods, **filters), group_by=("period",)
-            ),
-            lambda: _duration_stats(
-                _duration_rows("first_resolved_at", periods, **filters), group_by=("period",)
-            ),
+            lambda: _figure_durations("first_response_time", periods, split, **filters),
+            lambda: _figure_durations("time_to_resolve", periods, split, **filters),
             counted,
             lambda: volume_trend(end=end, tz=tz, weeks=weeks, **filters),
         ]
@@ -898,8 +1062,8 @@ def trends(*, end: dt.datetime, tz: str = "UTC", weeks: int = 12, **filters: Any
     positions = range(len(starts))
     return {
         "weeks": starts,
-        "first_response_time": [frt.get((i,), _EMPTY) for i in positions],
-        "time_to_resolve": [mttr.get((i,), _EMPTY) for i in positions],
+        "first_response_time": [frt[i].overall for i in positions],
+        "time_to_resolve": [mttr[i].overall for i in positions],
         "sla_compliance": [_all_targets(compliance[i]) for i in positions],
         "reopen_rate": [resolutions[i]["reopen_rate"] for i in positions],
         "volume": volume,
@@ -937,7 +1101,8 @@ def sla_targets() -> dict[str, dict[str, dict[str, int | None]]]:
 DRILLDOWN: dict[str, tuple[str, tuple[str, ...]]] = {
     "first_response_time": ("First response time", ()),
     "time_to_triage": ("Time to triage", ()),
-    "time_to_resolve": ("Time to resolve", ()),
+    "time_to_resolve": ("Time to first resolution", ()),
+    "time_to_final_resolution": ("Time to final resolution", ()),
     "sla_compliance": ("SLA compliance", ("met", "breached")),
     "update_cadence_adherence": ("Update cadence adherence", ("met", "breached")),
     "reopen_rate": ("Reopen rate", ("reopened", "resolved")),
@@ -989,6 +1154,8 @@ def counted_cases(
         return _duration_rows("triaged_at", _one(start, end), **filters).annotate(counted=one)
     if metric in ("time_to_resolve", "volume_resolved"):
         return _duration_rows("first_resolved_at", _one(start, end), **filters).annotate(counted=one)
+    if metric == "time_to_final_resolution":
+        return _duration_rows(FINAL_RESOLUTION, _one(start, end), **filters).annotate(counted=one)
     if metric == "volume_created":
         return _cases(**filters).filter(created_at__gte=start, created_at__lt=end).annotate(counted=one)
     if metric in ("sla_compliance", "update_cadence_adherence"):
@@ -1154,6 +1321,7 @@ __all__: Iterable[str] = [
     "agent_overview",
     "local_period",
     "previous_period",
+    "whole_history",
     "counted_cases",
     "sla_targets",
     "trends",
@@ -1172,6 +1340,7 @@ __all__: Iterable[str] = [
     "Periods",
     "reopen_rate",
     "sla_compliance",
+    "time_to_final_resolution",
     "time_to_resolve",
     "time_to_triage",
     "trend",

@@ -265,6 +265,13 @@ def _preset_links(form: PeriodForm, links: Links) -> list[tuple[str, str, bool]]
     ]
 
 
+def _compared(data: dict[str, Any], filters: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The period's figures and the previous period's (None for the whole history: it has none)."""
+    if data["previous"] is None:
+        return selectors.period_metrics(**data["period"], **filters), None
+    return selectors.compared_metrics(data["period"], data["previous"], **filters)
+
+
 @manager_required
 @require_safe
 @reads_from_replica()
@@ -279,15 +286,19 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     form.data = shown
     filters, links = data["filters"], Links(data["params"])
     now = timezone.now()
-    current, previous = selectors.compared_metrics(data["period"], data["previous"], **filters)
+    current, previous = _compared(data, filters)
     aging = selectors.backlog_aging(now=now, **filters)
     agents = selectors.agent_figures(**data["period"], **filters)
     tier, tier_chosen = _target_tier(filters)
     tier_targets = exports.targets_for(selectors.sla_targets(), tier)
     figures = exports.headline(current, previous)
     backlog_rows, backlog_totals = _backlog_rows(aging, links)
-    prev_first = data["previous"]["start"].date()
-    prev_last = data["start"] - dt.timedelta(days=1)
+    if data["previous"]:
+        prev_first = data["previous"]["start"].date()
+        prev_last = data["start"] - dt.timedelta(days=1)
+        previous_label = f"{fmt_day(prev_first)} – {fmt_day(prev_last)}"
+    else:
+        previous_label = ""
     csat = current["csat"]
     chart_severities = [filters["severity"]] if filters.get("severity") else ["P1", "P2"]
     return render(
@@ -297,7 +308,8 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "form": form,
             "presets": _preset_links(form, links),
             "period_label": f"{fmt_day(data['start'])} – {fmt_day(data['end'])}",
-            "previous_label": f"{fmt_day(prev_first)} – {fmt_day(prev_last)}",
+            "previous_label": previous_label,
+            "whole_history": data["whole_history"],
             "tz": data["tz"],
             "kpis": _kpi_cards(figures, links),
             "durations": _duration_tables(current, tier_targets, links),
@@ -334,6 +346,7 @@ TIMESTAMPS: dict[str, tuple[str, str, bool]] = {
     "first_response_time": ("first_response_at", "First response", True),
     "time_to_triage": ("triaged_at", "Triaged", True),
     "time_to_resolve": ("first_resolved_at", "First resolved", True),
+    "time_to_final_resolution": ("last_resolved_at", "Last resolved", True),
     "volume_resolved": ("first_resolved_at", "First resolved", True),
     "reopen_rate": ("last_resolved_at", "Last resolved", False),
     "knowledge_reuse": ("last_resolved_at", "Last resolved", False),
@@ -510,7 +523,7 @@ def export(request: HttpRequest, table: str) -> HttpResponse:
         rows = exports.case_rows(qs.iterator(chunk_size=2000), tz=data["tz"])
         return exports.csv_response(f"supportdesk-cases-{name}-{span}.csv", exports.CASE_HEADER, rows)
     if table == "kpis":
-        current, previous = selectors.compared_metrics(data["period"], data["previous"], **filters)
+        current, previous = _compared(data, filters)
         header, rows = exports.kpi_rows(exports.headline(current, previous))
     elif table == "durations":
         tier, _ = _target_tier(filters)

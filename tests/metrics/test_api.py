@@ -155,3 +155,52 @@ def test_summary_without_the_comparison(dataset, manager, django_assert_max_num_
     assert "previous" not in body
     assert body["reopen_rate"]["rate"] == 0.5
     assert client.get(SUMMARY, {**BERLIN_WEEK, "compare": "maybe"}).status_code == 400
+
+
+def test_both_resolution_times_are_named_in_the_summary(dataset, manager):
+    body = client_for(manager).get(SUMMARY, BERLIN_WEEK).json()
+    # First resolutions in the week: A 7200 s, B 172800 s. Last: A on 03-05, two days after its
+    # creation (172800 s), and B (172800 s); neither is open now.
+    assert body["time_to_resolve"]["overall"]["count"] == 2
+    assert body["time_to_resolve"]["overall"]["median"] == (7200 + 172800) / 2
+    assert body["time_to_resolve"]["by_severity"]["P1"]["median"] == 7200.0
+    final = body["time_to_final_resolution"]
+    assert final["overall"]["count"] == 2
+    assert final["overall"]["median"] == 172800.0
+    assert final["by_severity"]["P1"]["median"] == 172800.0
+
+
+def test_a_period_of_several_years_is_answered(dataset, manager):
+    response = client_for(manager).get(SUMMARY, {"start": "2022-01-01", "end": "2025-12-31", "tz": "UTC"})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["time_to_resolve"]["overall"]["count"] == 2
+    assert body["previous"]["start"] == "2018-01-01T00:00:00+00:00"  # 1461 days before
+
+
+def test_the_whole_history_runs_from_the_first_case_and_has_no_previous_period(dataset, manager):
+    from tests.schema_check import assert_matches_schema
+
+    response = client_for(manager).get(SUMMARY, {"whole_history": "true", "tz": "Europe/Berlin"})
+    assert response.status_code == 200
+    body = response.json()
+    # E, created 2025-02-01 09:00 UTC, is the first case.
+    assert body["start"] == "2025-02-01T00:00:00+01:00"
+    assert body["whole_history"] is True
+    assert body["previous"] is None
+    assert body["first_response_time"]["overall"]["count"] == 4
+    assert_matches_schema(response, SUMMARY, "get")
+
+
+def test_the_whole_history_with_dates_is_a_400(manager):
+    response = client_for(manager).get(SUMMARY, {"whole_history": "true", "start": "2025-01-01"})
+    assert response.status_code == 400
+    assert "whole_history" in response.json()
+    assert "start" in client_for(manager).get(SUMMARY, {"end": "2025-01-01"}).json()
+
+
+def test_the_schema_documents_both_resolution_times(manager):
+    schema = client_for(manager).get("/api/schema/", {"format": "json"}).json()
+    figures = schema["components"]["schemas"]["PeriodFiguresOutput"]["properties"]
+    assert "first resolution" in figures["time_to_resolve"]["description"]
+    assert "last resolution" in figures["time_to_final_resolution"]["description"]

@@ -35,6 +35,7 @@ pytestmark = pytest.mark.django_db
 SETUP = 3 if connection.vendor == "postgresql" else 0
 
 NOW = at(2025, 4, 1, 12, 0)
+DURATIONS = ("first_response_time", "time_to_triage", "time_to_resolve", "time_to_final_resolution")
 COUNTED = (
     "sla_compliance",
     "escalation_rate",
@@ -43,6 +44,7 @@ COUNTED = (
     "csat",
     "reopen_rate",
     "knowledge_reuse",
+    *DURATIONS,
 )
 PERIODS = [
     # A Berlin week and the one before it: starts and ends at 23:00 UTC, so each has edges.
@@ -67,6 +69,10 @@ def direct(start, end, tz, **filters):
         "csat": m.csat.csat(**period),
         "reopen_rate": m.reopen_rate(**period),
         "knowledge_reuse": m.knowledge_reuse(**period),
+        "first_response_time": m.first_response_time(**period),
+        "time_to_triage": m.time_to_triage(**period),
+        "time_to_resolve": m.time_to_resolve(**period),
+        "time_to_final_resolution": m.time_to_final_resolution(**period),
     }
 
 
@@ -228,10 +234,11 @@ def test_rebuild_and_a_second_refresh_change_nothing(rolled):
 
 
 def test_headline_kpis_with_the_rollup_take_a_fixed_number_of_queries(rolled, django_assert_num_queries):
-    # Durations 3, rollup state + dirty days 2, rollup sums 1, the edges of the Berlin weeks from
-    # the source (compliance, escalations, bounces, CSAT, reopens and resolutions) 5, and the
-    # repeats of cases reopened in the period 1.
-    with time_machine.travel(NOW, tick=False), django_assert_num_queries(12 + SETUP):
+    # Rollup state + dirty days 2; each of the 4 durations 3 (bucket counts, the edges' values from
+    # the source, the values of the buckets holding the ranks); rollup sums 1, the edges of the
+    # Berlin weeks from the source (compliance, escalations, bounces, CSAT, reopens and
+    # resolutions) 5, and the repeats of cases reopened in the period 1.
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(21 + SETUP):
         m.periods_metrics(PERIODS[0][1] + PERIODS[1][1], tz=BERLIN)
 
 
@@ -252,11 +259,11 @@ def test_figures_on_several_connections_equal_those_in_order(dataset, settings, 
     bounds = [PERIODS[0][1][0], PERIODS[1][1][0]]
     settings.METRICS_QUERY_THREADS = 2
     together = m.periods_metrics(bounds, tz=BERLIN)
-    assert len(threads) == 3
+    assert len(threads) == 4
     assert all(name.startswith("metrics") for name in threads)
     settings.METRICS_QUERY_THREADS = 1
     assert m.periods_metrics(bounds, tz=BERLIN) == together
-    assert threads[3:] == [threading.current_thread().name] * 3
+    assert threads[4:] == [threading.current_thread().name] * 4
     assert together[0]["time_to_resolve"].overall.count == 2
 
 

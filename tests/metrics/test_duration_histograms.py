@@ -1,0 +1,212 @@
+"""The duration figures from the rollup's histograms equal the direct ones, exactly, over years.
+
+A few hundred cases over two and a half years (2022-11 to 2025-03), with durations that tie (whole
+minutes repeated), that differ by a microsecond, that are long (weeks) and short (seconds), cases
+reopened and resolved again, and cases reopened and open now (no final resolution). The clock is
+moved to April 2025, so everything before 2025-03-31 is rolled up.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+import pytest
+import time_machine
+
+from cases import services as cases
+from cases.models import Case, Status
+from metrics import histograms, rollup
+from metrics import selectors as m
+from metrics.models import DurationBucket, DurationValue, RollupDirtyDay
+from tests.factories import at
+from tests.metrics.conftest import BERLIN
+
+pytestmark = pytest.mark.django_db
+
+NOW = at(2025, 4, 1, 12, 0)
+FIGURES = {
+    "first_response_time": m.first_response_time,
+    "time_to_triage": m.time_to_triage,
+    "time_to_resolve": m.time_to_resolve,
+    "time_to_final_resolution": m.time_to_final_resolution,
+}
+SPANS = [
+    # The whole history and more, in UTC (whole days: all from the rollup but the live days).
+    ("UTC", [(at(2022, 10, 1), at(2025, 4, 2))]),
+    # Two Berlin years and the two before them (partial UTC days at each end).
+    (
+        BERLIN,
+        [
+            (at(2023, 3, 15, tz=BERLIN), at(2025, 3, 15, tz=BERLIN)),
+            (at(2021, 3, 15, tz=BERLIN), at(2023, 3, 15, tz=BERLIN)),
+        ],
+    ),
+    # 90 days with a half-hour offset, reaching into the live days, and the 90 before.
+    (
+        "Asia/Kolkata",
+        [
+            (at(2025, 1, 2, tz="Asia/Kolkata"), at(2025, 4, 2, tz="Asia/Kolkata")),
+            (at(2024, 10, 4, tz="Asia/Kolkata"), at(2025, 1, 2, tz="Asia/Kolkata")),
+        ],
+    ),
+]
+
+
+def _step(rng: random.Random, n: int) -> dt.timedelta:
+    if n % 3 == 0:  # ties: the same few whole minutes again and again
+        return dt.timedelta(minutes=rng.choice([10, 10, 10, 30, 90]))
+    if n % 7 == 0:  # long
+        return dt.timedelta(days=rng.randrange(3, 30), seconds=rng.randrange(86400))
+    return dt.timedelta(seconds=rng.randrange(1, 200_000), microseconds=rng.randrange(1_000_000))
+
+
+@pytest.fixture
+def years(organisation, contact, agent, team):
+    rng = random.Random(18)
+    first = at(2022, 11, 1, 9, 0)
+    travel = time_machine.travel(NOW, tick=False)
+    travel.start()
+    for n in range(240):
+        created = first + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 880))
+        severity = rng.choice(["P1", "P2", "P2", "P3", "P4"])
+        case = cases.create_case(
+            title=f"Case {n}",
+            organisation=organisation,
+            requester=contact,
+            severity=severity,
+            actor=agent,
+            now=created,
+            **({"team": team} if n % 3 == 1 else {}),
+        )
+        when = created + _step(rng, n)
+        if when >= NOW:
+            continue
+        cases.add_public_reply(Case.objects.get(pk=case.pk), body="On it.", actor=agent, now=when)
+        if n % 6 == 5:  # answered, never triaged
+            continue
+        moves = [(Status.TRIAGED, {"severity": severity, "assignee": agent}), (Status.IN_PROGRESS, {})]
+        moves.append((Status.RESOLVED, {}))
+        if n % 4 == 0:  # reopened; every other one resolved again, the rest open now
+            moves += [(Status.REOPENED, {"reason": "Not fixed."}), (Status.IN_PROGRESS, {})]
+            if n % 8 == 0:
+                moves.append((Status.RESOLVED, {}))
+        for status, extra in moves:
+            when += _step(rng, n + 1)
+            if when >= NOW:
+                break
+            cases.transition(Case.objects.get(pk=case.pk), status, actor=agent, now=when, **extra)
+    assert rollup.refresh() > 800
+    yield
+    travel.stop()
+
+
+def direct(start, end, tz, **filters):
+    return {name: figure(start=start, end=end, tz=tz, **filters) for name, figure in FIGURES.items()}
+
+
+def assert_durations_equal_direct(**filters):
+    for tz, bounds in SPANS:
+        together = m.periods_metrics(bounds, tz=tz, **filters)
+        for (start, end), figures in zip(bounds, together, strict=True):
+            expected = direct(start, end, tz, **filters)
+            assert {k: figures[k] for k in FIGURES} == expected, (tz, start, end, filters)
+
+
+def test_the_histograms_hold_every_duration_of_the_rolled_up_days(years):
+    counted = Case.objects.filter(first_resolved_at__lt=at(2025, 3, 31)).count()
+    code = histograms.FIGURES.index("time_to_resolve")
+    assert DurationValue.objects.filter(figure=code).count() == counted
+    assert sum(DurationBucket.objects.filter(figure=code).values_list("count", flat=True)) == counted
+    # Cases reopened and open now have no final resolution.
+    final = histograms.FIGURES.index("time_to_final_resolution")
+    assert DurationValue.objects.filter(figure=final).count() < counted
+
+
+@pytest.mark.parametrize("filters", [{}, {"severity": "P2"}, {"severity": "P4"}])
+def test_durations_over_years_from_the_histograms_equal_the_direct_ones(years, filters):
+    assert_durations_equal_direct(**filters)
+    whole = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
+    assert whole.count > 100
+
+
+def test_team_and_tier_filters_read_durations_from_the_source(years, team):
+    assert not rollup.usable_for_durations(team=team)
+    assert_durations_equal_direct(team=team)
+    assert_durations_equal_direct(tier="enterprise")
+
+
+def test_the_histograms_are_really_read(years):
+    # Move every rolled-up value one second later behind the rollup's back: the figure follows.
+    code = histograms.FIGURES.index("time_to_resolve")
+    before = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
+    DurationValue.objects.filter(figure=code).update(value=0)
+    after = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
+    assert after.median != before.median
+
+
+def test_reopening_an_old_case_takes_its_final_resolution_off_its_day(years, agent):
+    case = Case.objects.filter(status=Status.RESOLVED, last_resolved_at__lt=at(2024, 6, 1)).first()
+    day = case.last_resolved_at.date()
+    with time_machine.travel(NOW, tick=False):
+        cases.transition(case, Status.REOPENED, actor=agent, now=NOW, reason="Back again.")
+        assert day in set(RollupDirtyDay.objects.values_list("day", flat=True))
+        assert_durations_equal_direct()
+        rollup.refresh()
+        assert not RollupDirtyDay.objects.exists()
+        assert_durations_equal_direct()
+
+
+def test_a_severity_change_of_an_old_case_moves_its_durations(years, agent):
+    case = Case.objects.filter(severity="P2", first_resolved_at__lt=at(2024, 1, 1)).first()
+    with time_machine.travel(NOW, tick=False):
+        cases.update_case(case, actor=agent, now=NOW, severity="P4")
+        assert_durations_equal_direct(severity="P4")
+        rollup.refresh()
+        assert_durations_equal_direct(severity="P4")
+        assert_durations_equal_direct(severity="P2")
+
+
+def test_a_whole_history_summary_takes_a_fixed_number_of_queries(years, django_assert_num_queries):
+    # Rollup state and dirty days 2; per duration figure 3 (bucket counts, the edges' values, the
+    # values of the buckets holding the ranks); the counted figures 7 (as in test_rollup.py).
+    from django.db import connection
+
+    setup = 3 if connection.vendor == "postgresql" else 0
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(21 + setup):
+        m.periods_metrics([SPANS[0][1][0]], tz="UTC")
+
+
+@pytest.mark.parametrize(
+    ("offset", "stored", "extra", "complete", "wanted"),
+    [
+        # No extras: stored values from the offset are ranks offset, offset + 1, ...
+        (3, [10, 11], [], False, {3: 10, 4: 11}),
+        # Extras below the first stored value come before it; equal values tie.
+        (0, [10, 12, 14], [9, 12], True, {0: 9, 1: 10, 2: 12, 3: 12, 4: 14}),
+        # An incomplete read is valid up to its last stored value only.
+        (2, [10, 12], [11, 30], False, {2: 10, 3: 11, 4: 12}),
+    ],
+)
+def test_ranks_within_a_bucket_merge_the_stored_and_the_extra_values(offset, stored, extra, complete, wanted):
+    ranked = histograms.ranked(offset, stored, extra, complete=complete)
+    assert {k: v for k, v in ranked.items() if k in wanted} == wanted
+
+
+def test_buckets_are_ordered_as_their_values():
+    values = [-5, 0, 1, 2, 15, 16, 17, 31, 32, 10**6, 10**6 + 1, 2**40, 2**52]
+    buckets = [histograms.bucket_of(v) for v in values]
+    assert buckets == sorted(buckets)
+    assert histograms.bucket_of(0) == histograms.bucket_of(-5) == 0
+
+
+def test_refresh_days_recomputes_what_a_bulk_writer_changed_behind_the_services(years):
+    # A write that records no event (as the history import's) changes an old case; refresh_days
+    # brings those days' figures back from the rollup at once.
+    case = Case.objects.filter(first_resolved_at__lt=at(2024, 1, 1)).first()
+    day = case.first_resolved_at.date()
+    Case.objects.filter(pk=case.pk).update(first_resolved_at=case.first_resolved_at - dt.timedelta(minutes=5))
+    with time_machine.travel(NOW, tick=False):
+        assert rollup.refresh_days([day]) >= 1
+        assert not RollupDirtyDay.objects.exists()
+        assert_durations_equal_direct()
