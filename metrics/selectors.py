@@ -49,6 +49,7 @@ from sla.models import ClockState, SlaClock, SlaPolicy, Target, completed_at
 from supportdesk.core.db_router import read_alias
 
 from . import csat, histograms, rollup
+from .models import DurationValue
 
 #: Backlog age buckets: (label, lower bound in days inclusive, upper bound exclusive or None).
 AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
@@ -294,6 +295,24 @@ def _duration_stats(
     return result
 
 
+_DAY_US = 86_400_000_000
+
+
+def _seconds_like_the_source(vendor: str):
+    """Whole microseconds to seconds as ``SecondsBetween`` computes them on ``vendor``, to the
+    last bit, so that an interpolated percentile rounds as the direct one does. PostgreSQL splits
+    a difference of instants into days and the rest (``justify_hours``) and adds the two in double
+    precision; SQLite divides the microseconds."""
+    if vendor != "postgresql":
+        return lambda us: us / 1e6
+
+    def seconds(us: int) -> float:
+        days = abs(us) // _DAY_US * (1 if us >= 0 else -1)  # C division: towards zero
+        return (us - days * _DAY_US) / 1e6 + 86400.0 * days
+
+    return seconds
+
+
 def _mean(total_us: Any, count: int) -> float | None:
     """The mean in seconds from the exact sum of whole microseconds: the same figure whichever
     order the durations were added in (the rollup's histograms add them per day)."""
@@ -431,6 +450,7 @@ def _durations_rolled(
     counts, the source values of the edges, the values of the buckets holding the ranks."""
     instant = DURATION_INSTANTS[figure]
     severity = filters.get("severity") or None
+    to_seconds = _seconds_like_the_source(connections[DurationValue.objects.all().db].vendor)
     # (period, severity) -> {bucket: [count, sum]}; (period, severity) -> the edges' values.
     counts: dict[tuple[int, str], dict[int, list[int]]] = {}
     extra: dict[tuple[int, str], list[int]] = {}
@@ -505,7 +525,7 @@ def _durations_rolled(
             by_bucket[bucket] = histograms.ranked(offset, values, mine, complete=len(values) < limit)
         figures = []
         for pos, ((b_lo, k_lo), (b_hi, k_hi)) in spots:
-            low, high = by_bucket[b_lo][k_lo] / 1e6, by_bucket[b_hi][k_hi] / 1e6
+            low, high = to_seconds(by_bucket[b_lo][k_lo]), to_seconds(by_bucket[b_hi][k_hi])
             figures.append(_seconds(histograms.interpolate(pos, low, high)))
         stats[key] = DurationStats(
             count=total_n, median=figures[0], p90=figures[1], mean=_mean(total_us, total_n)

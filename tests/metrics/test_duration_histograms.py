@@ -110,7 +110,24 @@ def assert_durations_equal_direct(**filters):
         together = m.periods_metrics(bounds, tz=tz, **filters)
         for (start, end), figures in zip(bounds, together, strict=True):
             expected = direct(start, end, tz, **filters)
-            assert {k: figures[k] for k in FIGURES} == expected, (tz, start, end, filters)
+            assert {k: figures[k] for k in FIGURES} == expected, (
+                tz,
+                start,
+                end,
+                filters,
+                _diff(figures, expected),
+            )
+
+
+def _diff(figures, expected):
+    """Which (figure, severity) stats differ, for a readable failure."""
+    out = []
+    for name, report in expected.items():
+        got = figures[name]
+        pairs = [("all", got.overall, report.overall)]
+        pairs += [(s, got.by_severity[s], report.by_severity[s]) for s in report.by_severity]
+        out += [(name, s, a, b) for s, a, b in pairs if a != b]
+    return out
 
 
 def test_the_histograms_hold_every_duration_of_the_rolled_up_days(years):
