@@ -85,7 +85,7 @@ def declare(
     return incident
 
 
-def _link_problem(incident: MajorIncident, case, linked: set[int], elsewhere: dict[int, str]) -> str | None:
+def _link_problem(case, linked: set[int], elsewhere: dict[int, str]) -> str | None:
     if case.pk in linked:
         return "already linked to this incident"
     if case.pk in elsewhere:
@@ -116,7 +116,7 @@ def link_cases(incident: MajorIncident, cases: Iterable, *, actor, now: dt.datet
             .values_list("case_id", "incident_id")
         }
         for case in cases:
-            problem = _link_problem(incident, case, linked, elsewhere)
+            problem = _link_problem(case, linked, elsewhere)
             if problem:
                 outcome.refused.append((case.key, problem))
                 continue
