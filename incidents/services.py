@@ -1,29 +1,57 @@
-"""Major incidents' writes: declare, link cases, post an update to every linked case, resolve.
+"""Major incidents' writes: declare, link cases, post an update to every linked case, resolve, the
+incident's own cadence and its reminders.
 
 Every change to a case goes through ``cases.services`` (its lock, lifecycle, timeline event and
 outbox), so a fanned-out update is, on each case, an ordinary public reply: it is mailed to that
 case's requester in that case's thread and meets that case's update-cadence clock. A case that
 cannot take the change (closed, or a status the lifecycle does not allow to resolve) is listed with
 the reason; the others are not held back by it.
+
+The fan-out does not hold the incident: the update and one pending ``UpdateDelivery`` per linked
+case are written in one short transaction (the incident locked only for that), then each delivery
+is claimed and posted in its own transaction together with that case's reply. A crash part-way
+leaves the rest pending, and ``resume_deliveries`` (beat) posts them; the claim makes each case get
+each update exactly once, also with two processes at the same update.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.urls import reverse
 
 from cases import services as case_services
-from cases.models import EventKind, Severity, Status
+from cases.models import Case, EventKind, Severity, Status
+from supportdesk.core import outbox
 from supportdesk.core.errors import DomainError
+from supportdesk.core.models import MailKind, Notification, StaffProfile
 from supportdesk.core.roles import is_agent
 
-from .models import IncidentCase, IncidentStatus, IncidentUpdate, MajorIncident, UpdateDelivery
+from .models import (
+    CADENCE_CHOICES,
+    DEFAULT_CADENCE_MINUTES,
+    DeliveryState,
+    IncidentCase,
+    IncidentReminder,
+    IncidentStatus,
+    IncidentUpdate,
+    MajorIncident,
+    UpdateDelivery,
+)
 
 MAX_TITLE = 200
 MAX_BODY = 20_000
+MIN_CADENCE = 5
+MAX_CADENCE = 24 * 60
+#: Deliveries read per round of a fan-out (each is still its own transaction).
+DELIVERY_BATCH = 500
+#: A delivery still pending this long after its update was written lost its writer: resume it.
+RESUME_AFTER = dt.timedelta(minutes=2)
 
 
 class IncidentError(DomainError):
@@ -48,6 +76,23 @@ def _lock(incident: MajorIncident) -> MajorIncident:
     return MajorIncident.objects.select_for_update().get(pk=incident.pk)
 
 
+def check_cadence(minutes: int | None, *, severity: str) -> int:
+    """The cadence in minutes: the severity's default when none is given, else between 5 min and a day."""
+    if minutes in (None, ""):
+        return DEFAULT_CADENCE_MINUTES.get(severity, 60)
+    try:
+        minutes = int(minutes)
+    except (TypeError, ValueError):
+        minutes = 0
+    if not MIN_CADENCE <= minutes <= MAX_CADENCE:
+        raise IncidentError(
+            f"The update cadence is between {MIN_CADENCE} and {MAX_CADENCE} minutes "
+            f"(e.g. {', '.join(str(c) for c in CADENCE_CHOICES[:4])}).",
+            field="cadence_minutes",
+        )
+    return minutes
+
+
 def declare(
     *,
     title: str,
@@ -57,8 +102,12 @@ def declare(
     now: dt.datetime,
     product_area: str = "",
     from_case=None,
+    cadence_minutes: int | None = None,
+    began_with: Sequence[Case] = (),
 ) -> MajorIncident:
-    """Open a major incident; ``from_case`` (the P1 it was declared from) is linked at once."""
+    """Open a major incident; ``from_case`` (the P1 it was declared from) is linked at once. Its
+    first public update is due one cadence from now; it began when the earliest of ``from_case``
+    and ``began_with`` (the cases it is declared with) was opened."""
     title = " ".join((title or "").split())
     if not title:
         raise IncidentError("Give the incident a title (what is broken, as customers see it).", field="title")
@@ -68,6 +117,9 @@ def declare(
         raise IncidentError("Choose a severity (P1-P4).", field="severity")
     if commander is None or not is_agent(commander):
         raise IncidentError("The commander must be a support agent or manager.", field="commander")
+    minutes = check_cadence(cadence_minutes, severity=severity)
+    opened = [c.created_at for c in [from_case, *began_with] if c is not None]
+    due = now + dt.timedelta(minutes=minutes)
     with transaction.atomic():
         incident = MajorIncident.objects.create(
             title=title,
@@ -76,7 +128,11 @@ def declare(
             commander=commander,
             declared_by=actor,
             declared_at=now,
+            started_at=min([now, *opened]),
             origin_case=from_case,
+            cadence_minutes=minutes,
+            next_update_due_at=due,
+            reminder_due_at=due,
         )
         if from_case is not None:
             outcome = link_cases(incident, [from_case], actor=actor, now=now)
@@ -85,14 +141,28 @@ def declare(
     return incident
 
 
+def declare_with_cases(
+    *, cases: Sequence[Case], actor, now: dt.datetime, **details
+) -> tuple[MajorIncident, Outcome]:
+    """Declare an incident (``declare``'s arguments) whose first linked cases are ``cases`` (from the
+    queue); those that cannot be linked are listed with the reason, the incident is declared anyway."""
+    with transaction.atomic():
+        incident = declare(actor=actor, now=now, began_with=cases, **details)
+        outcome = link_cases(incident, cases, actor=actor, now=now)
+    return incident, outcome
+
+
 def _link_problem(case, linked: set[int], elsewhere: dict[int, str]) -> str | None:
     if case.pk in linked:
-        return "already linked to this incident"
+        return ALREADY_LINKED
     if case.pk in elsewhere:
         return f"already part of {elsewhere[case.pk]}, which is still active"
     if case.status == Status.CLOSED:
         return "closed; the customer's new mail opens a follow-up case, link that one"
     return None
+
+
+ALREADY_LINKED = "already linked to this incident"
 
 
 def link_cases(incident: MajorIncident, cases: Iterable, *, actor, now: dt.datetime) -> Outcome:
@@ -135,49 +205,116 @@ def link_cases(incident: MajorIncident, cases: Iterable, *, actor, now: dt.datet
     return outcome
 
 
-def _linked_cases(incident: MajorIncident) -> list:
-    return [link.case for link in incident.links.select_related("case").order_by("case_id")]
-
-
-def _fan_out(update: IncidentUpdate, *, actor, now: dt.datetime, outcome: Outcome) -> None:
-    """Post ``update`` to every linked case it has not reached yet (at most once per case)."""
-    reached = set(UpdateDelivery.objects.filter(update=update).values_list("case_id", flat=True))
-    for case in _linked_cases(update.incident):
-        if case.pk in reached:
-            continue
-        try:
-            with transaction.atomic():
-                event = case_services.add_public_reply(case, body=update.body, actor=actor, now=now)
-        except DomainError as exc:
-            UpdateDelivery.objects.create(update=update, case=case, refused=exc.message[:300])
-            outcome.refused.append((case.key, exc.message))
-            continue
-        UpdateDelivery.objects.create(update=update, case=case, event_id=event.pk)
-        outcome.done.append(case.key)
-
-
-def post_update(
+def _write_update(
     incident: MajorIncident, *, body: str, public: bool, actor, now: dt.datetime, closing: bool = False
-) -> Outcome:
-    """Write an update once. Public: it becomes a public reply on every linked case (mailed to
-    each requester in its own thread, meeting each case's update cadence); internal: it stays on
-    the incident. The fan-out is one transaction: every case gets it, or (on a crash) none."""
+) -> IncidentUpdate:
+    """The update and, if public, one pending delivery per linked case; a public update meets the
+    incident's cadence and starts the next period. The caller holds the incident's lock."""
+    update = IncidentUpdate.objects.create(
+        incident=incident,
+        body=body,
+        is_public=public,
+        author=actor,
+        created_at=now,
+        closing=closing,
+        due_at=incident.next_update_due_at if public else None,
+    )
+    if public:
+        case_ids = incident.links.order_by("case_id").values_list("case_id", flat=True)
+        UpdateDelivery.objects.bulk_create(
+            [UpdateDelivery(update=update, case_id=case_id) for case_id in case_ids], batch_size=1000
+        )
+        if not closing:
+            due = now + incident.cadence
+            incident.next_update_due_at = due
+            incident.reminder_due_at = due
+            incident.save(update_fields=["next_update_due_at", "reminder_due_at"])
+    return update
+
+
+def _check_body(body: str) -> str:
     body = (body or "").strip()
     if not body:
         raise IncidentError("An update cannot be empty.", field="body")
     if len(body) > MAX_BODY:
         raise IncidentError(f"An update has at most {MAX_BODY} characters.", field="body")
-    outcome = Outcome()
+    return body
+
+
+def post_update(
+    incident: MajorIncident, *, body: str, public: bool, actor, now: dt.datetime, closing: bool = False
+) -> Outcome:
+    """Write an update once. Public: it becomes a public reply on every case linked now (mailed to
+    each requester in its own thread, meeting each case's update cadence) and meets the incident's
+    own cadence; internal: it stays on the incident. The incident is locked only while the update
+    is written; each case then gets it in its own transaction (``deliver``)."""
+    body = _check_body(body)
     with transaction.atomic():
         incident = _lock(incident)
         _check_active(incident)
-        update = IncidentUpdate.objects.create(
-            incident=incident, body=body, is_public=public, author=actor, created_at=now, closing=closing
-        )
-        outcome.update = update
-        if public:
-            _fan_out(update, actor=actor, now=now, outcome=outcome)
+        update = _write_update(incident, body=body, public=public, actor=actor, now=now, closing=closing)
+    outcome = Outcome(update=update)
+    if public:
+        deliver(update, actor=actor, now=now, outcome=outcome)
     return outcome
+
+
+def deliver(update: IncidentUpdate, *, actor, now: dt.datetime, outcome: Outcome | None = None) -> Outcome:
+    """Post ``update`` to every case whose delivery is still pending, each in its own transaction:
+    the delivery is claimed by a conditional UPDATE, then the case's reply is written beside it, so
+    a case gets the update exactly once (a process that loses the claim skips the case)."""
+    outcome = outcome if outcome is not None else Outcome(update=update)
+    after = 0
+    while True:
+        pending = list(
+            UpdateDelivery.objects.filter(update=update, state=DeliveryState.PENDING, case_id__gt=after)
+            .order_by("case_id")
+            .values_list("pk", "case_id")[:DELIVERY_BATCH]
+        )
+        if not pending:
+            return outcome
+        after = pending[-1][1]
+        cases = Case.objects.only("id").in_bulk([case_id for _, case_id in pending])
+        for delivery_id, case_id in pending:
+            _deliver_one(update, delivery_id, cases[case_id], actor=actor, now=now, outcome=outcome)
+
+
+def _deliver_one(
+    update: IncidentUpdate, delivery_id: int, case: Case, *, actor, now: dt.datetime, outcome: Outcome
+) -> None:
+    with transaction.atomic():
+        claimed = UpdateDelivery.objects.filter(pk=delivery_id, state=DeliveryState.PENDING).update(
+            state=DeliveryState.DELIVERED, delivered_at=now
+        )
+        if not claimed:
+            return  # posted (or being posted) by another process
+        try:
+            event = case_services.add_public_reply(case, body=update.body, actor=actor, now=now)
+        except DomainError as exc:
+            UpdateDelivery.objects.filter(pk=delivery_id).update(
+                state=DeliveryState.REFUSED, delivered_at=None, refused=exc.message[:300]
+            )
+            outcome.refused.append((case.key, exc.message))
+            return
+        UpdateDelivery.objects.filter(pk=delivery_id).update(event_id=event.pk)
+    outcome.done.append(case.key)
+
+
+def resume_deliveries(*, now: dt.datetime) -> int:
+    """Post the deliveries whose writer stopped part-way (pending well after their update was
+    written), as the update's author; returns how many cases got an update. Safe twice."""
+    updates = (
+        IncidentUpdate.objects.filter(
+            deliveries__state=DeliveryState.PENDING, created_at__lte=now - RESUME_AFTER
+        )
+        .select_related("author")
+        .distinct()
+        .order_by("created_at", "id")
+    )
+    posted = 0
+    for update in updates:
+        posted += len(deliver(update, actor=update.author, now=now).done)
+    return posted
 
 
 def resolve(
@@ -185,30 +322,154 @@ def resolve(
 ) -> Outcome:
     """Resolve the incident; with ``closing_message`` it is posted to every linked case first, and
     with ``resolve_cases`` every linked case still open is resolved through its lifecycle (a case
-    whose status cannot go to resolved is listed with the lifecycle's reason)."""
+    whose status cannot go to resolved is listed with the lifecycle's reason). The incident is
+    resolved (and takes no more updates) in one short transaction; each case changes in its own."""
+    closing = _check_body(closing_message) if closing_message.strip() else ""
     outcome = Outcome()
     with transaction.atomic():
         incident = _lock(incident)
         _check_active(incident)
-        if closing_message.strip():
-            posted = post_update(
-                incident, body=closing_message, public=True, actor=actor, now=now, closing=True
+        if closing:
+            outcome.update = _write_update(
+                incident, body=closing, public=True, actor=actor, now=now, closing=True
             )
-            outcome.update = posted.update
-            outcome.refused.extend(posted.refused)
-        if resolve_cases:
-            refused = {key for key, _ in outcome.refused}
-            for case in _linked_cases(incident):
-                if case.status in (Status.RESOLVED, Status.CLOSED) or case.key in refused:
-                    continue
-                try:
-                    with transaction.atomic():
-                        case_services.transition(case, Status.RESOLVED, actor=actor, now=now)
-                except DomainError as exc:
-                    outcome.refused.append((case.key, exc.message))
-                    continue
-                outcome.done.append(case.key)
         incident.status = IncidentStatus.RESOLVED
         incident.resolved_at = now
-        incident.save(update_fields=["status", "resolved_at"])
+        incident.next_update_due_at = None
+        incident.reminder_due_at = None
+        incident.save(update_fields=["status", "resolved_at", "next_update_due_at", "reminder_due_at"])
+    if outcome.update is not None:
+        posted = deliver(outcome.update, actor=actor, now=now)
+        outcome.refused.extend(posted.refused)
+    if resolve_cases:
+        refused = {key for key, _ in outcome.refused}
+        for case in Case.objects.filter(incident_links__incident=incident).order_by("id"):
+            if case.status in (Status.RESOLVED, Status.CLOSED) or case.key in refused:
+                continue
+            try:
+                with transaction.atomic():
+                    case_services.transition(case, Status.RESOLVED, actor=actor, now=now)
+            except DomainError as exc:
+                outcome.refused.append((case.key, exc.message))
+                continue
+            outcome.done.append(case.key)
     return outcome
+
+
+def set_cadence(incident: MajorIncident, *, minutes: int, actor, now: dt.datetime) -> MajorIncident:
+    """Change the incident's update cadence: the next update is due that long after the last public
+    one (or the declaration); if that has passed, the commander is reminded at the next sweep."""
+    with transaction.atomic():
+        incident = _lock(incident)
+        _check_active(incident)
+        minutes = check_cadence(minutes, severity=incident.severity)
+        last = (
+            incident.updates.filter(is_public=True)
+            .order_by("-created_at")
+            .values_list("created_at", flat=True)
+            .first()
+        )
+        due = (last or incident.declared_at) + dt.timedelta(minutes=minutes)
+        incident.cadence_minutes = minutes
+        incident.next_update_due_at = due
+        incident.reminder_due_at = due
+        incident.save(update_fields=["cadence_minutes", "next_update_due_at", "reminder_due_at"])
+    return incident
+
+
+# --- Reminders ----------------------------------------------------------------------------------
+
+
+def _next_period(start: dt.datetime, cadence: dt.timedelta, *, now: dt.datetime) -> dt.datetime:
+    """The first overdue period after ``now``: ``start`` plus a whole number of cadences. Periods a
+    stopped beat missed are not reminded one by one: one reminder stands for them."""
+    periods = (now - start) // cadence + 1
+    return start + periods * cadence
+
+
+def remind_overdue(*, now: dt.datetime, batch: int = 200) -> int:
+    """Remind each active incident's commander when its next update is overdue: once per overdue
+    period (the due instant, then each cadence after it without an update). Each reminder is
+    claimed by a conditional UPDATE of ``reminder_due_at``, so two workers or two beats never both
+    remind; the reminder row, the notification and the e-mail have unique keys as a second guard.
+    Returns how many reminders were sent."""
+    sent = 0
+    due = list(
+        MajorIncident.objects.filter(
+            status=IncidentStatus.ACTIVE, reminder_due_at__isnull=False, reminder_due_at__lte=now
+        )
+        .order_by("reminder_due_at", "id")
+        .values_list("pk", "reminder_due_at", "cadence_minutes")[:batch]
+    )
+    for pk, period_start, minutes in due:
+        following = _next_period(period_start, dt.timedelta(minutes=minutes), now=now)
+        with transaction.atomic():
+            claimed = MajorIncident.objects.filter(
+                pk=pk, status=IncidentStatus.ACTIVE, reminder_due_at=period_start
+            ).update(reminder_due_at=following)
+            if not claimed:
+                continue  # updated meanwhile, or another sweep took it
+            incident = MajorIncident.objects.select_related("commander").get(pk=pk)
+            _remind(incident, period_start=period_start, now=now)
+            sent += 1
+    return sent
+
+
+def _incident_path(incident: MajorIncident) -> str:
+    return reverse("incidents:detail", args=[incident.key])
+
+
+def _remind(incident: MajorIncident, *, period_start: dt.datetime, now: dt.datetime) -> None:
+    commander = incident.commander
+    IncidentReminder.objects.create(
+        incident=incident,
+        period_start=period_start,
+        update_due_at=incident.next_update_due_at or period_start,
+        sent_at=now,
+        recipient=commander,
+    )
+    due = incident.next_update_due_at or period_start
+    late = max(now - due, dt.timedelta(0))
+    late_minutes = int(late.total_seconds() // 60)
+    title = f"{incident.key} customer update overdue by {late_minutes} min: {incident.title}"
+    body = (
+        f"The next public update on {incident.key} was due {late_minutes} min ago "
+        f"(every {incident.cadence_minutes} min for this incident). Write it on the incident's page; "
+        "it is posted to every linked case."
+    )
+    key = f"incident:{incident.pk}:overdue:{period_start.isoformat()}"
+    url = _incident_path(incident)
+    if not commander.is_active:
+        return
+    Notification.objects.bulk_create(
+        [
+            Notification(
+                recipient=commander,
+                kind="incident_update_overdue",
+                title=title[:300],
+                body=body,
+                url=url,
+                created_at=now,
+                dedupe_key=key,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    wants_mail = (
+        StaffProfile.objects.filter(user=commander).values_list("email_notifications", flat=True).first()
+    )
+    if commander.email and wants_mail is not False:
+        outbox.enqueue(
+            kind=MailKind.CADENCE_REMINDER,
+            to=[commander.email],
+            subject=f"[{incident.key}] Customer update overdue",
+            body=f"{title}\n\n{body}\n\n{settings.SITE_URL}{url}\n",
+            headers={"X-SupportDesk-Incident": incident.key, "X-SupportDesk-Notification": key},
+            dedupe_key=key,
+            now=now,
+        )
+
+
+def overdue_q(*, now: dt.datetime) -> Q:
+    """Active incidents whose next public update is overdue at ``now``."""
+    return Q(status=IncidentStatus.ACTIVE, next_update_due_at__lte=now)
