@@ -122,8 +122,10 @@ def _due(row: QueueRow, page: dict[str, Any]) -> str:
     )
 
 
-def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks: bool) -> SafeString:
-    """The ``<tr>`` of every row, in order."""
+def render_rows(
+    rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks: bool, badges: Sequence[Any] = ()
+) -> SafeString:
+    """The ``<tr>`` of every row, in order; ``badges`` (``extensions.queue_badges()``) mark the title."""
     case_url = _case_url_template()
     # The URL patterns, and the viewer's zone looked up once for the page's hundred instants.
     page = {
@@ -139,6 +141,7 @@ def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks
         key = escape(case.key)
         href = case_url.format(key=key)
         tags = "".join(f' <span class="q-tag">#{escape(tag)}</span>' for tag in row.tags)
+        tags += "".join(badge.render(case) for badge in badges)  # safe HTML from the badge's app
         cells = "".join(_cell(name, row, page) for name in columns)
         out.append(
             f'<tr class="q-row" data-key="{key}" data-due-state="{escape(row.due.state)}">'

@@ -10,3 +10,7 @@ class IncidentsConfig(AppConfig):
         from cases import extensions
 
         extensions.register_case_panel("incidents/_case_panel.html", slot="side", order=25)
+
+        from . import queue
+
+        queue.register()  # the badge, the filter and the bulk actions of the queue

@@ -92,10 +92,13 @@ def test_an_agent_declares_from_a_p1_links_cases_posts_and_resolves(
     assert "Internal note" in page
     assert organisation.name in page
 
-    client.post(
-        reverse("incidents:resolve", args=[incident.key]),
-        {"closing_message": "Fixed.", "resolve_cases": "on"},
-    )
+    # Resolving (and every linked case with it) is the commander's, or a manager's.
+    resolve = {"closing_message": "Fixed.", "resolve_cases": "on"}
+    assert client.post(reverse("incidents:resolve", args=[incident.key]), resolve).status_code == 403
+    incident.refresh_from_db()
+    assert incident.status == IncidentStatus.ACTIVE
+    client.force_login(manager)
+    client.post(reverse("incidents:resolve", args=[incident.key]), resolve)
     incident.refresh_from_db()
     assert incident.status == IncidentStatus.RESOLVED
     assert set(incident.cases.values_list("status", flat=True)) == {Status.RESOLVED}
