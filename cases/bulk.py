@@ -224,8 +224,9 @@ def actions() -> dict[str, Action]:
     return {**ACTIONS, **extensions.bulk_actions()}
 
 
-def action_choices() -> list[tuple[str, str]]:
-    return [(name, spec.label) for name, spec in actions().items()]
+def api_action_choices() -> list[tuple[str, str]]:
+    """The actions the API takes: all but those that ask for a form first (the queue bar's only)."""
+    return [(name, spec.label) for name, spec in actions().items() if spec.step is None]
 
 
 # --- Which cases -------------------------------------------------------------------------------------

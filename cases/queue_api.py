@@ -283,9 +283,7 @@ class BulkRequestSerializer(serializers.Serializer):
         super().__init__(*args, **kwargs)
         # Other apps' actions too (cases.extensions.register_bulk_action), known once apps are ready;
         # not those that ask for a form first (the queue's bar only).
-        self.fields["action"].choices = [
-            (name, spec.label) for name, spec in bulk.actions().items() if spec.step is None
-        ]
+        self.fields["action"].choices = bulk.api_action_choices()
 
     def validate_filter(self, value: str) -> str:
         errors = saved_views.query_errors(value)

@@ -19,6 +19,8 @@ import django_filters
 from django import forms
 from django.db.models import Exists, OuterRef, QuerySet, Subquery
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from cases.bulk import Action
 from cases.models import Case
@@ -79,6 +81,7 @@ class IncidentFilterField(forms.ChoiceField):
         return value
 
 
+@extend_schema_field(OpenApiTypes.STR)
 class IncidentFilter(django_filters.Filter):
     field_class = IncidentFilterField
 

@@ -521,7 +521,8 @@ SPECTACULAR_SETTINGS = {
         "CaseStatusEnum": "cases.models.Status",
         "SeverityEnum": "cases.models.Severity",
         # Two fields named "action": what a bulk change does, and which part of a macro a line is.
-        "BulkActionEnum": "cases.bulk.ACTION_CHOICES",
+        "BulkActionEnum": "cases.bulk.api_action_choices",  # other apps' actions too
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "MacroPartEnum": "cases.macros.PART_CHOICES",
     },
 }
