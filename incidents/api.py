@@ -31,6 +31,7 @@ from rest_framework.response import Response
 
 from cases import selectors as case_selectors
 from cases.api import KeysetPagination, StrictCharField
+from cases.models import KEY_PREFIX as CASE_KEY_PREFIX
 from cases.models import Case, Severity
 from cases.permissions import can_see_case
 from supportdesk.core.api import IsSupportStaff, RejectUnexpectedFields
@@ -93,7 +94,7 @@ class IncidentSerializer(serializers.ModelSerializer):
         return _absolute(self.context.get("request"), reverse("incidents:detail", args=[incident.key]))
 
     def get_origin_case(self, incident: MajorIncident) -> str | None:
-        return f"{Case.KEY_PREFIX}{incident.origin_case_id}" if incident.origin_case_id else None
+        return f"{CASE_KEY_PREFIX}{incident.origin_case_id}" if incident.origin_case_id else None
 
     def get_update_overdue(self, incident: MajorIncident) -> bool:
         due = incident.next_update_due_at
@@ -104,7 +105,7 @@ class IncidentCaseSerializer(serializers.ModelSerializer):
     key = serializers.CharField(read_only=True)
     organisation = serializers.CharField(source="organisation.name", read_only=True)
     tier = serializers.CharField(source="organisation.tier", read_only=True)
-    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    assignee = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = Case
