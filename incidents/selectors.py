@@ -324,7 +324,7 @@ def incidents_in_period(start: dt.datetime, end: dt.datetime) -> list[IncidentFi
     """The major incidents active at any instant of ``[start, end)`` (declared before ``end`` and not
     resolved before ``start``), oldest first, with their figures (``IncidentFigures``: cases and
     organisations hit, time to the first customer update, cadence adherence across their cases,
-    the incident page's ``url``, whose case list is the drill-down). Four queries in all."""
+    the incident page's ``url``, whose case list is the drill-down). Five queries in all."""
     incidents = list(
         MajorIncident.objects.filter(declared_at__lt=end)
         .filter(Q(resolved_at__isnull=True) | Q(resolved_at__gte=start))

@@ -390,7 +390,6 @@ def remind_overdue(*, now: dt.datetime, batch: int = 200) -> int:
     claimed by a conditional UPDATE of ``reminder_due_at``, so two workers or two beats never both
     remind; the reminder row, the notification and the e-mail have unique keys as a second guard.
     Returns how many reminders were sent."""
-    sent = 0
     due = list(
         MajorIncident.objects.filter(
             status=IncidentStatus.ACTIVE, reminder_due_at__isnull=False, reminder_due_at__lte=now
@@ -398,18 +397,23 @@ def remind_overdue(*, now: dt.datetime, batch: int = 200) -> int:
         .order_by("reminder_due_at", "id")
         .values_list("pk", "reminder_due_at", "cadence_minutes")[:batch]
     )
-    for pk, period_start, minutes in due:
-        following = _next_period(period_start, dt.timedelta(minutes=minutes), now=now)
-        with transaction.atomic():
-            claimed = MajorIncident.objects.filter(
-                pk=pk, status=IncidentStatus.ACTIVE, reminder_due_at=period_start
-            ).update(reminder_due_at=following)
-            if not claimed:
-                continue  # updated meanwhile, or another sweep took it
-            incident = MajorIncident.objects.select_related("commander").get(pk=pk)
-            _remind(incident, period_start=period_start, now=now)
-            sent += 1
-    return sent
+    return sum(1 for row in due if claim_reminder(*row, now=now))
+
+
+def claim_reminder(pk: int, period_start: dt.datetime, minutes: int, *, now: dt.datetime) -> bool:
+    """Claim the overdue period starting at ``period_start`` of incident ``pk`` and remind its
+    commander; False when the period was claimed meanwhile (another worker, or an update moved the
+    due instant). The claim and the reminder are one transaction."""
+    following = _next_period(period_start, dt.timedelta(minutes=minutes), now=now)
+    with transaction.atomic():
+        claimed = MajorIncident.objects.filter(
+            pk=pk, status=IncidentStatus.ACTIVE, reminder_due_at=period_start
+        ).update(reminder_due_at=following)
+        if not claimed:
+            return False
+        incident = MajorIncident.objects.select_related("commander").get(pk=pk)
+        _remind(incident, period_start=period_start, now=now)
+    return True
 
 
 def _incident_path(incident: MajorIncident) -> str:
