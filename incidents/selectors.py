@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
-from django.contrib.postgres.search import SearchQuery, SearchRank, TrigramSimilarity
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector, TrigramSimilarity
 from django.db import connection, models
 from django.db.models import Count, Exists, F, FloatField, Min, OuterRef, Q, QuerySet, Value, When
 from django.urls import reverse
@@ -150,9 +150,9 @@ def suggested_cases(incident: MajorIncident, *, limit: int = SUGGESTION_LIMIT) -
     """Cases that look hit by the same fault, most similar first: the candidates (``_candidates``)
     whose text is similar to the incident's title (and the title of the case it was declared from).
 
-    PostgreSQL: any of the words in the case's full-text document (title, description, the
-    conversation), or a title similar by trigrams; ranked by both. SQLite: any of the words in the
-    title or the description; ranked by the words in the title."""
+    PostgreSQL: any of the words in the case's title or description (full text, stemmed), or a
+    title similar by trigrams; ranked by both. SQLite: any of the words in the title or the
+    description; ranked by the words in the title."""
     if not incident.is_active:
         return []
     text = incident.title
@@ -165,13 +165,15 @@ def suggested_cases(incident: MajorIncident, *, limit: int = SUGGESTION_LIMIT) -
     if connection.vendor == "postgresql":
         query = SearchQuery(" or ".join(words), search_type="websearch", config="english")
         similarity = TrigramSimilarity("title", incident.title)
+        # The case's own words, computed for the few candidates (the search document would match
+        # every one of them on its product area and organisation).
+        document = SearchVector("title", weight="A", config="english") + SearchVector(
+            "description", weight="C", config="english"
+        )
         qs = (
-            qs.annotate(
-                similarity=similarity,
-                rank=SearchRank(F("search_document__public_vector"), query),
-            )
-            .filter(Q(search_document__public_vector=query) | Q(similarity__gte=TITLE_SIMILARITY))
-            .annotate(score=F("rank") + F("similarity"))
+            qs.annotate(document=document, similarity=similarity)
+            .filter(Q(document=query) | Q(similarity__gte=TITLE_SIMILARITY))
+            .annotate(score=SearchRank(F("document"), query) + F("similarity"))
         )
     else:
         match = Q()
