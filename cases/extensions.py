@@ -40,7 +40,7 @@ class QueueOrdering:
 
 @dataclass(frozen=True)
 class QueueBadge:
-    """A mark after a queue line's title (e.g. the case's major incident). ``annotate`` adds what
+    """A mark before a queue line's title (e.g. the case's major incident). ``annotate`` adds what
     it reads to the page's own query (a correlated subquery: no query of its own, none per row);
     ``render`` turns one case of the page into safe HTML, or "" for none."""
 
