@@ -16,9 +16,11 @@ often it got the row and the longest run of refusals.
 
 After each update it checks what a customer would: every case has the update once as a public
 reply, one outbox mail to its requester in its own thread, and its update-cadence clock met at the
-update's instant with the next run started. The mails are handed to the broker of
-``CELERY_BROKER_URL`` after each case's commit, as in production (run no ``mail`` worker on it, or
-it sends them to the dummy e-mail backend).
+update's instant with the next run started. With ``--helpers N`` it then times ``--updates`` more
+updates with N helper processes (started beforehand, each running ``services.deliver_pending`` as
+the ``incidents.deliver_update`` task does) sharing the fan-out with the caller. The mails are
+handed to the broker of ``CELERY_BROKER_URL`` after each case's commit, as in production (run no
+``mail`` worker on it, or it sends them to the dummy e-mail backend).
 """
 
 from __future__ import annotations
@@ -45,21 +47,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--cases", type=int, default=1000, help="linked cases")
     parser.add_argument("--updates", type=int, default=3, help="timed public updates (median reported)")
     parser.add_argument("--reuse", action="store_true", help="keep the database and its cases")
+    parser.add_argument(
+        "--helpers",
+        type=int,
+        default=0,
+        help="also time updates posted with this many helper processes beside the caller (as the "
+        "incidents.deliver_update workers a large fan-out asks for)",
+    )
     return parser.parse_args(argv)
 
 
-def setup_django(*, reuse: bool) -> None:
+def setup_django(*, reuse: bool, migrate: bool = True) -> None:
     os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
     os.environ.setdefault("SECRET_KEY", "bench-secret-key-not-for-production")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "supportdesk.settings")
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.dummy.EmailBackend")
-    ensure_database(os.environ["DATABASE_URL"], recreate=not reuse, script="bench_incidents.py")
+    if migrate:
+        ensure_database(os.environ["DATABASE_URL"], recreate=not reuse, script="bench_incidents.py")
     import django
 
     django.setup()
-    from django.core.management import call_command
+    if migrate:
+        from django.core.management import call_command
 
-    call_command("migrate", verbosity=0)
+        call_command("migrate", verbosity=0)
 
 
 def load(count: int):
@@ -178,7 +189,9 @@ def check(update, cases: int) -> None:
     deliveries = update.deliveries.values("state").annotate(n=Count("id"))
     states = {row["state"]: row["n"] for row in deliveries}
     assert states == {DeliveryState.DELIVERED: cases}, states
-    events = CaseEvent.objects.filter(kind="public_reply", body=update.body, created_at=update.created_at)
+    events = CaseEvent.objects.filter(
+        kind="public_reply", body=update.body, created_at__gte=update.created_at
+    )
     assert events.count() == cases
     assert events.values("case_id").distinct().count() == cases
     mails = OutboundMessage.objects.filter(body=update.body, kind="reply")
@@ -186,56 +199,111 @@ def check(update, cases: int) -> None:
     assert mails.values("case_id").distinct().count() == cases
     threaded = mails.exclude(in_reply_to="").count()
     completed = [ClockState.MET, ClockState.BREACHED]
+    replied = events.values("created_at")
     met = SlaClock.objects.filter(
-        target=Target.UPDATE_CADENCE, met_at=update.created_at, state__in=completed
+        target=Target.UPDATE_CADENCE, met_at__in=replied, state__in=completed, case__in=events.values("case")
     ).count()
     started = SlaClock.objects.filter(
-        target=Target.UPDATE_CADENCE, started_at=update.created_at, state=ClockState.RUNNING
+        target=Target.UPDATE_CADENCE, started_at__in=replied, state=ClockState.RUNNING
     ).count()
     assert met == cases, met
     assert started == cases, started
     print(f"    checked: {cases:,} replies, {cases:,} mails ({threaded:,} threaded), {met:,} cadence met")
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    setup_django(reuse=args.reuse)
+def helper(ready, work, done) -> None:
+    """A helper process: Django set up once, then its share of each update it is handed."""
+    setup_django(reuse=True, migrate=False)
+    from django.utils import timezone
+
+    from incidents import services
+
+    ready.put(os.getpid())
+    while (update_id := work.get()) is not None:
+        done.put(services.deliver_pending(update_id, now=timezone.now()))
+
+
+def timed_update(incident, n: int, *, cases: int, label: str, helpers=None) -> float:
+    """One update to every case, by the caller alone (``post_update``) or with ``helpers``: the
+    (work, done, count) queues and number of the helper processes."""
     from django.db import connection
     from django.utils import timezone
 
     from incidents import services
 
-    incident = load(args.cases)
-    timings = []
-    for n in range(args.updates):
-        probe = LockProbe(incident.pk)
-        probe.start()
-        now = timezone.now()
-        started = time.perf_counter()
-        counter = QueryCounter()
-        with connection.execute_wrapper(counter):
+    probe = LockProbe(incident.pk)
+    probe.start()
+    now = timezone.now()
+    body = f"Update {n} at {now:%H:%M:%S.%f}: engineers are rolling back the payment proxy."
+    started = time.perf_counter()
+    counter = QueryCounter()
+    with connection.execute_wrapper(counter):
+        if helpers is None:
             outcome = services.post_update(
-                incident,
-                body=f"Update {n + 1} at {now:%H:%M:%S}: engineers are rolling back the payment proxy.",
-                public=True,
-                actor=incident.commander,
-                now=now,
+                incident, body=body, public=True, actor=incident.commander, now=now
             )
-        seconds = time.perf_counter() - started
-        probe.stop.set()
-        probe.join()
-        timings.append(seconds)
-        assert not outcome.refused, outcome.refused[:3]
-        assert len(outcome.done) == args.cases
-        print(
-            f"update {n + 1}: {len(outcome.done):,} cases in {seconds:.2f}s "
-            f"({seconds / args.cases * 1000:.2f} ms a case), {counter.queries:,} queries "
-            f"({counter.queries / args.cases:.1f} a case); incident lock probe: "
-            f"got it {probe.got} times, refused {probe.refused} "
-            f"(longest {probe.longest_refused * 1000:.0f} ms)"
-        )
-        check(outcome.update, args.cases)
-    print(f"median over {len(timings)} updates: {statistics.median(timings):.2f}s for {args.cases:,} cases")
+            update, posted = outcome.update, len(outcome.done)
+            assert not outcome.refused, outcome.refused[:3]
+        else:
+            work, done, count = helpers
+            update = services.start_update(
+                incident, body=body, public=True, actor=incident.commander, now=now
+            )
+            for _ in range(count):
+                work.put(update.pk)
+            posted = len(services.deliver(update, actor=incident.commander, now=now).done)
+            posted += sum(done.get() for _ in range(count))
+    seconds = time.perf_counter() - started
+    probe.stop.set()
+    probe.join()
+    assert posted == cases, posted
+    print(
+        f"{label} {n}: {posted:,} cases in {seconds:.2f}s ({seconds / cases * 1000:.2f} ms a case), "
+        f"{counter.queries:,} queries in the caller ({counter.queries / cases:.1f} a case); "
+        f"incident lock probe: got it {probe.got} times, refused {probe.refused} "
+        f"(longest {probe.longest_refused * 1000:.0f} ms)"
+    )
+    check(update, cases)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    setup_django(reuse=args.reuse)
+    incident = load(args.cases)
+    alone = [timed_update(incident, n + 1, cases=args.cases, label="update") for n in range(args.updates)]
+    print(f"median over {len(alone)} updates: {statistics.median(alone):.2f}s for {args.cases:,} cases")
+    if not args.helpers:
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    ready, work, done = context.Queue(), context.Queue(), context.Queue()
+    processes = [context.Process(target=helper, args=(ready, work, done)) for _ in range(args.helpers)]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        ready.get()
+    try:
+        shared = [
+            timed_update(
+                incident,
+                n + 1,
+                cases=args.cases,
+                label=f"with {args.helpers} helpers, update",
+                helpers=(work, done, args.helpers),
+            )
+            for n in range(args.updates)
+        ]
+    finally:
+        for _ in processes:
+            work.put(None)
+        for process in processes:
+            process.join()
+    print(
+        f"median with {args.helpers} helpers over {len(shared)} updates: {statistics.median(shared):.2f}s "
+        f"for {args.cases:,} cases"
+    )
 
 
 if __name__ == "__main__":

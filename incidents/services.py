@@ -54,6 +54,9 @@ MAX_CADENCE = 24 * 60
 DELIVERY_CHUNK = 50
 #: A delivery still pending this long after its update was written lost its writer: resume it.
 RESUME_AFTER = dt.timedelta(minutes=2)
+#: Workers asked to help post an update to this many cases or more (``_call_helpers``).
+FAN_OUT_HELPERS = 2
+FAN_OUT_HELPERS_FROM = 200
 
 
 class IncidentError(DomainError):
@@ -250,15 +253,44 @@ def post_update(
     each requester in its own thread, meeting each case's update cadence) and meets the incident's
     own cadence; internal: it stays on the incident. The incident is locked only while the update
     is written; each case then gets it in its own transaction (``deliver``)."""
+    update = start_update(incident, body=body, public=public, actor=actor, now=now, closing=closing)
+    outcome = Outcome(update=update)
+    if public:
+        deliver(update, actor=actor, now=now, outcome=outcome)
+    return outcome
+
+
+def start_update(
+    incident: MajorIncident, *, body: str, public: bool, actor, now: dt.datetime, closing: bool = False
+) -> IncidentUpdate:
+    """``post_update``'s short transaction: the update, a pending delivery per linked case, the
+    incident's cadence met; for a large incident, helpers asked after commit. ``deliver`` posts it."""
     body = _check_body(body)
     with transaction.atomic():
         incident = _lock(incident)
         _check_active(incident)
         update = _write_update(incident, body=body, public=public, actor=actor, now=now, closing=closing)
-    outcome = Outcome(update=update)
-    if public:
-        deliver(update, actor=actor, now=now, outcome=outcome)
-    return outcome
+        if public:
+            _call_helpers(update)
+    return update
+
+
+def _call_helpers(update: IncidentUpdate) -> None:
+    """For a large incident, ask ``FAN_OUT_HELPERS`` workers (after commit) to post the update beside
+    the caller: each claims chunks the others have not (``deliver``), so more hands finish sooner and
+    none posts a case twice; with no worker running the caller posts every case itself."""
+    if FAN_OUT_HELPERS <= 0 or update.deliveries.count() < FAN_OUT_HELPERS_FROM:
+        return
+    from .tasks import deliver_update
+
+    def dispatch() -> None:
+        for _ in range(FAN_OUT_HELPERS):
+            try:
+                deliver_update.delay(update.pk)
+            except Exception:  # the broker is down: the caller posts every case itself
+                return
+
+    transaction.on_commit(dispatch)
 
 
 def deliver(update: IncidentUpdate, *, actor, now: dt.datetime, outcome: Outcome | None = None) -> Outcome:
@@ -295,6 +327,14 @@ def deliver(update: IncidentUpdate, *, actor, now: dt.datetime, outcome: Outcome
                     posted.append(case.key)
             UpdateDelivery.objects.bulk_update(claimed, ["state", "delivered_at", "event_id", "refused"])
         outcome.done.extend(posted)
+
+
+def deliver_pending(update_id: int, *, now: dt.datetime) -> int:
+    """A helper's share of an update's fan-out, as its author; returns how many cases it posted."""
+    update = IncidentUpdate.objects.select_related("author").filter(pk=update_id).first()
+    if update is None:
+        return 0
+    return len(deliver(update, actor=update.author, now=now).done)
 
 
 def resume_deliveries(*, now: dt.datetime) -> int:

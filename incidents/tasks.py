@@ -18,3 +18,9 @@ def remind_overdue() -> int:
 def resume_deliveries() -> int:
     """Post the updates a stopped process left pending (each case once; safe on two workers)."""
     return services.resume_deliveries(now=timezone.now())
+
+
+@shared_task(name="incidents.deliver_update", acks_late=True, ignore_result=True, time_limit=900)
+def deliver_update(update_id: int) -> int:
+    """Help post one update to its cases (the chunks no other process holds; safe beside them)."""
+    return services.deliver_pending(update_id, now=timezone.now())

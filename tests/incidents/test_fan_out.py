@@ -162,14 +162,7 @@ def test_two_processes_posting_the_same_update_give_each_case_one_reply(monkeypa
     cases = _cases(agent, 12)
     incident = _incident(agent, cases)
     monkeypatch.setattr(services, "DELIVERY_CHUNK", 3)
-    with transaction.atomic():
-        update = services._write_update(
-            MajorIncident.objects.select_for_update().get(pk=incident.pk),
-            body="On it.",
-            public=True,
-            actor=agent,
-            now=T0 + MIN,
-        )
+    update = services.start_update(incident, body="On it.", public=True, actor=agent, now=T0 + MIN)
     barrier = threading.Barrier(2)
     done: list[list[str]] = []
 
@@ -189,3 +182,28 @@ def test_two_processes_posting_the_same_update_give_each_case_one_reply(monkeypa
     for case in cases:
         assert _replies(case, "On it.") == 1
         assert OutboundMessage.objects.filter(case_id=case.pk, body="On it.").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_large_fan_out_asks_workers_to_help_after_commit(
+    agent, monkeypatch, django_capture_on_commit_callbacks
+):
+    cases = _cases(agent, 3)
+    incident = _incident(agent, cases)
+    monkeypatch.setattr(services, "FAN_OUT_HELPERS_FROM", 3)
+    asked = []
+    monkeypatch.setattr(tasks.deliver_update, "delay", lambda update_id: asked.append(update_id))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = services.post_update(incident, body="On it.", public=True, actor=agent, now=T0 + MIN)
+    assert asked == [outcome.update.pk] * services.FAN_OUT_HELPERS
+    assert len(outcome.done) == 3  # the caller posted every case itself
+    # A helper that comes late finds nothing left; each case has the update once.
+    with time_machine.travel(T0 + 2 * MIN, tick=False):
+        assert tasks.deliver_update(outcome.update.pk) == 0
+    assert all(_replies(case, "On it.") == 1 for case in cases)
+    # A small incident asks nobody.
+    asked.clear()
+    monkeypatch.setattr(services, "FAN_OUT_HELPERS_FROM", 4)
+    with django_capture_on_commit_callbacks(execute=True):
+        services.post_update(incident, body="Still on it.", public=True, actor=agent, now=T0 + 3 * MIN)
+    assert asked == []
