@@ -120,3 +120,40 @@ def test_bad_input_is_a_form_error_and_changes_nothing(client, agent, manager, p
     assert response.status_code == 400
     assert MajorIncident.objects.count() == 1
     assert client.get(reverse("incidents:detail", args=["INC-999"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_cadence_and_resolving_are_offered_to_the_commander_and_managers_only(
+    client, agent, other_agent, manager, p1
+):
+    client.force_login(agent)
+    _declare(client, p1, agent)  # the agent commands it
+    incident = MajorIncident.objects.get()
+    url = reverse("incidents:detail", args=[incident.key])
+    assert (
+        'action="/incidents/INC-1/resolve/"'.replace("INC-1", incident.key)
+        in client.get(url).content.decode()
+    )
+
+    client.force_login(other_agent)
+    page = client.get(url).content.decode()
+    assert "The commander or a manager resolves the incident." in page
+    assert reverse("incidents:resolve", args=[incident.key]) not in page
+    assert reverse("incidents:cadence", args=[incident.key]) not in page
+    assert (
+        client.post(reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "60"}).status_code
+        == 403
+    )
+    # Working the incident is everyone's: a colleague posts an update.
+    client.post(reverse("incidents:update", args=[incident.key]), {"body": "On it.", "public": "true"})
+    assert OutboundMessage.objects.filter(body="On it.").count() == 1
+
+    client.force_login(manager)
+    response = client.post(
+        reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "60"}, follow=True
+    )
+    assert "Customer updates every 60 minutes from now on." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.cadence_minutes == 60
+    bad = client.post(reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "7"})
+    assert bad.status_code == 400
