@@ -505,6 +505,12 @@ def send_one(*, outbound_id: int, now: dt.datetime) -> str:
     message = claim(outbound_id, now=now)
     if message is None:
         return "skipped"
+    return deliver(message, now=now)
+
+
+def deliver(message: OutboundMessage, *, now: dt.datetime) -> str:
+    """Send a mail this process claimed (``claim``) over a connection of its own; returns the outcome.
+    The result is written only while the claim holds: a worker whose lease ran out changes nothing."""
     connection = _Connection()
     try:
         return _deliver(message, now=now, connection=connection)
