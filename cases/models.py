@@ -18,6 +18,7 @@ from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
 from . import tags as tags_rule
+from .placeholders import check_placeholders
 
 
 class Tier(models.TextChoices):
@@ -489,9 +490,7 @@ class SavedView(models.Model):
 
 
 def validate_macro_body(value: str) -> None:
-    """Every ``{{placeholder}}`` of a macro's text is one ``cases.macros`` knows how to fill."""
-    from .macros import check_placeholders
-
+    """Every ``{{placeholder}}`` of a macro's text is one ``cases.placeholders`` knows how to fill."""
     check_placeholders(value)
 
 
