@@ -101,6 +101,9 @@ class Contact(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="contacts")
     name = models.CharField(max_length=200)
     email = models.EmailField()
+    # Who renamed a contact or changed their address, and when (created by a person, by inbound
+    # mail or by the importer's bulk write, which records no history rows).
+    history = AuditedHistory(kind_label="Contacts", describe=lambda row: f"{row} · {row.organisation}")
 
     class Meta:
         ordering = ["name"]
