@@ -6,10 +6,11 @@ from collections.abc import Callable
 from functools import wraps
 
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import PermissionDenied
 
 
-def role_required(allowed: Callable[[object], bool], message: str):
+def role_required(allowed: Callable[[User | AnonymousUser], bool], message: str):
     """A view decorator: anonymous -> login page; a user for whom ``allowed`` is false -> 403."""
 
     def decorator(view):
