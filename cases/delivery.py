@@ -19,9 +19,9 @@ REPLY_NOT_DELIVERED = "reply_not_delivered"
 
 def case_owners(case: Case) -> list:
     """Who answers for a case: its assignee, else its team's members, else the managers."""
-    if case.assignee_id is not None and case.assignee.is_active:
+    if case.assignee is not None and case.assignee.is_active:
         return [case.assignee]
-    if case.team_id is not None:
+    if case.team is not None:
         members = list(case.team.members.filter(is_active=True))
         if members:
             return members

@@ -10,16 +10,17 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from .models import Case
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
-def _person(user: AbstractBaseUser | None) -> str:
+def _person(user: User | None) -> str:
     if user is None:
         return ""
     return user.get_full_name() or user.get_username()
@@ -41,7 +42,7 @@ PLACEHOLDERS: dict[str, tuple[str, Callable[[Case, Any], str]]] = {
     "case_title": ("The case title", lambda case, agent: case.title),
     "agent_name": ("Your name (whoever applies the macro)", lambda case, agent: _person(agent)),
     "organisation": ("The customer's organisation", lambda case, agent: case.organisation.name),
-    "team": ("The case's team (empty when none)", lambda case, agent: case.team.name if case.team_id else ""),
+    "team": ("The case's team (empty when none)", lambda case, agent: case.team.name if case.team else ""),
 }
 
 
@@ -75,7 +76,7 @@ def check_placeholders(text: str) -> None:
         raise ValidationError(problems, code="placeholder")
 
 
-def render_text(text: str, case: Case, *, agent: AbstractBaseUser | None) -> str:
+def render_text(text: str, case: Case, *, agent: User | None) -> str:
     """``text`` with every known placeholder filled; the values are inserted as they are (a value
     holding ``{{...}}`` is not expanded again). Unknown placeholders stay as written."""
 

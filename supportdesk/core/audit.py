@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import models
 from django.db.models.signals import pre_save
@@ -107,7 +108,7 @@ class AuditedHistory(HistoricalRecords):
         self,
         *,
         kind_label: str = "",
-        describe: Callable[[models.Model], str] | None = None,
+        describe: Callable[[Any], str] | None = None,  # called with a row of the tracked model
         confidential_field: str | None = None,
         **kwargs,
     ):
