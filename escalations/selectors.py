@@ -19,15 +19,18 @@ from supportdesk.core.roles import is_agent, is_engineer
 from .models import EngineeringTeam, EngineerScope, Escalation, InfoRequest
 from .states import OPEN_STATES, EscalationState
 
+# Read once per user object (a request asks for every escalation it shows).
+_CACHED_TEAM_IDS = "_escalation_team_ids"
+
 
 def engineer_team_ids(user) -> set[int] | None:
     """The teams an engineer is limited to, or None for "every team" (no scope set)."""
-    cached = getattr(user, "_escalation_team_ids", False)
-    if cached is not False:
+    if hasattr(user, _CACHED_TEAM_IDS):
+        cached: set[int] | None = getattr(user, _CACHED_TEAM_IDS)
         return cached
     scope = EngineerScope.objects.filter(user=user).prefetch_related("teams").first()
     ids = None if scope is None else {t.pk for t in scope.teams.all()}
-    user._escalation_team_ids = ids
+    setattr(user, _CACHED_TEAM_IDS, ids)
     return ids
 
 
@@ -67,11 +70,15 @@ def escalation_list(user) -> QuerySet[Escalation]:
     return visible_escalations(user).select_related("case", "case__organisation", "team", "created_by")
 
 
+#: Where ``escalation_detail`` puts the case entries attached for engineering (a list, in order).
+ATTACHED_EVENTS = "attached_event_list"
+
+
 def _events_engineering_may_read() -> Prefetch:
     return Prefetch(
         "attached_events",
         queryset=CaseEvent.objects.order_by("created_at", "id"),
-        to_attr="attached_event_list",
+        to_attr=ATTACHED_EVENTS,
     )
 
 
@@ -163,9 +170,12 @@ def age(escalation: Escalation, *, now: dt.datetime) -> dt.timedelta:
     return now - (escalation.submitted_at or escalation.created_at)
 
 
+_MEMBER_LIST = "member_list"  # what the teams page reads (not a field of the model)
+
+
 def teams_overview() -> list[EngineeringTeam]:
     """Every engineering team with ``open_count`` (open escalations) and ``member_list`` (engineers)."""
-    teams = list(
+    teams: list[EngineeringTeam] = list(
         EngineeringTeam.objects.annotate(
             open_count=Count("escalations", filter=Q(escalations__state__in=OPEN_STATES), distinct=True)
         ).prefetch_related(
@@ -176,5 +186,5 @@ def teams_overview() -> list[EngineeringTeam]:
         )
     )
     for team in teams:
-        team.member_list = [scope.user for scope in team.engineer_scopes.all()]
+        setattr(team, _MEMBER_LIST, [scope.user for scope in team.engineer_scopes.all()])
     return teams
