@@ -32,7 +32,7 @@ _UNSET: Any = object()
 NAME_MAX_LENGTH = 200
 
 
-def _attributed(actor: User | None):
+def _attributed(actor: User | None) -> contextlib.AbstractContextManager[None]:
     """The audit trail names ``actor``; without one, whoever the request or the caller says."""
     return acting_as(actor) if actor is not None else contextlib.nullcontext()
 

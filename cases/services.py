@@ -241,7 +241,7 @@ def transition(
     return case
 
 
-def _set_severity(case: Case, severity: str, *, actor, now) -> None:
+def _set_severity(case: Case, severity: str, *, actor: User | None, now: dt.datetime) -> None:
     if severity not in Severity.values:
         raise DomainError(f"“{severity}” is not a severity.", field="severity")
     old = case.severity
@@ -253,7 +253,7 @@ def _set_severity(case: Case, severity: str, *, actor, now) -> None:
     )
 
 
-def _set_assignee(case: Case, assignee, *, actor, now) -> None:
+def _set_assignee(case: Case, assignee: User | None, *, actor: User | None, now: dt.datetime) -> None:
     _check_can_assign(case, assignee, actor=actor)
     old = case.assignee.get_username() if case.assignee else None
     case.assignee = assignee
@@ -262,7 +262,7 @@ def _set_assignee(case: Case, assignee, *, actor, now) -> None:
     record_event(case, EventKind.ASSIGNEE_CHANGED, actor=actor, now=now, field="assignee", old=old, new=new)
 
 
-def _set_team(case: Case, team: Team | None, *, actor, now) -> None:
+def _set_team(case: Case, team: Team | None, *, actor: User | None, now: dt.datetime) -> None:
     old = case.team.slug if case.team else None
     case.team = team
     case.save(update_fields=["team"])
@@ -378,7 +378,7 @@ def _store_uploads(
     *,
     actor: User | None,
     now: dt.datetime,
-    stored: list,
+    stored: list[str],
 ) -> list[CaseAttachment]:
     """The files written to the storage (their names added to ``stored``), as unsaved rows."""
     rows = []

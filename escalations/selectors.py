@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -19,11 +20,14 @@ from supportdesk.core.roles import is_agent, is_engineer
 from .models import EngineeringTeam, EngineerScope, Escalation, InfoRequest
 from .states import OPEN_STATES, EscalationState
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 # Read once per user object (a request asks for every escalation it shows).
 _CACHED_TEAM_IDS = "_escalation_team_ids"
 
 
-def engineer_team_ids(user) -> set[int] | None:
+def engineer_team_ids(user: User) -> set[int] | None:
     """The teams an engineer is limited to, or None for "every team" (no scope set)."""
     if hasattr(user, _CACHED_TEAM_IDS):
         cached: set[int] | None = getattr(user, _CACHED_TEAM_IDS)
@@ -34,12 +38,12 @@ def engineer_team_ids(user) -> set[int] | None:
     return ids
 
 
-def engineer_may_see_team(user, team_id: int) -> bool:
+def engineer_may_see_team(user: User, team_id: int) -> bool:
     ids = engineer_team_ids(user)
     return ids is None or team_id in ids
 
 
-def team_engineers(team_id: int) -> list:
+def team_engineers(team_id: int) -> list[User]:
     """The active engineers of a team: those whose scope names it (engineers without a scope, who see
     every team, are nobody's members and are not notified)."""
     from django.contrib.auth import get_user_model
@@ -54,7 +58,7 @@ def team_engineers(team_id: int) -> list:
     )
 
 
-def visible_escalations(user) -> QuerySet[Escalation]:
+def visible_escalations(user: User | AnonymousUser) -> QuerySet[Escalation]:
     qs = Escalation.objects.all()
     if is_agent(user):
         return qs
@@ -65,7 +69,7 @@ def visible_escalations(user) -> QuerySet[Escalation]:
     return qs.none()
 
 
-def escalation_list(user) -> QuerySet[Escalation]:
+def escalation_list(user: User | AnonymousUser) -> QuerySet[Escalation]:
     """What a list row shows: the case, its organisation, the team, joined."""
     return visible_escalations(user).select_related("case", "case__organisation", "team", "created_by")
 
@@ -74,7 +78,7 @@ def escalation_list(user) -> QuerySet[Escalation]:
 ATTACHED_EVENTS = "attached_event_list"
 
 
-def _events_engineering_may_read() -> Prefetch:
+def _events_engineering_may_read() -> Prefetch[str, QuerySet[CaseEvent], str]:
     return Prefetch(
         "attached_events",
         queryset=CaseEvent.objects.order_by("created_at", "id"),
@@ -82,7 +86,7 @@ def _events_engineering_may_read() -> Prefetch:
     )
 
 
-def escalation_detail(user, *, pk: int) -> Escalation | None:
+def escalation_detail(user: User | AnonymousUser, *, pk: int) -> Escalation | None:
     """One escalation with its files, questions and the case entries attached for engineering."""
     return (
         escalation_list(user)
@@ -123,8 +127,8 @@ class Board:
     teams: list[EngineeringTeam]
     states: list[tuple[str, str]]
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
-    total_by_state: Counter = field(default_factory=Counter)
-    total_by_team: Counter = field(default_factory=Counter)
+    total_by_state: Counter[str] = field(default_factory=Counter)
+    total_by_team: Counter[int] = field(default_factory=Counter)
 
     def matrix(self) -> list[tuple[EngineeringTeam, list[tuple[str, int]], int]]:
         """Per team: (team, [(state, count) for each open state], total)."""
@@ -138,12 +142,18 @@ class Board:
         ]
 
 
-def board(user, *, team: EngineeringTeam | None = None, state: str | None = None, limit: int = 200) -> Board:
+def board(
+    user: User | AnonymousUser,
+    *,
+    team: EngineeringTeam | None = None,
+    state: str | None = None,
+    limit: int = 200,
+) -> Board:
     """Open escalations (the oldest waiting first) and how many sit in each state per team."""
     visible = visible_escalations(user).filter(state__in=OPEN_STATES)
     counts: dict[tuple[int, str], int] = {}
-    by_state: Counter = Counter()
-    by_team: Counter = Counter()
+    by_state: Counter[str] = Counter()
+    by_team: Counter[int] = Counter()
     for row in visible.order_by().values("team_id", "state").annotate(n=Count("id")):
         counts[(row["team_id"], row["state"])] = row["n"]
         by_state[row["state"]] += row["n"]

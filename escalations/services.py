@@ -152,7 +152,16 @@ def _case_events(case: Case, events: Iterable[CaseEvent | int]) -> list[CaseEven
     return found
 
 
-def _record(escalation: Escalation, kind: str, *, actor, now, old=None, new=None, body: str = "") -> None:
+def _record(
+    escalation: Escalation,
+    kind: str,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    old: Any = None,
+    new: Any = None,
+    body: str = "",
+) -> None:
     case_services.record_event(
         escalation.case, kind, actor=actor, now=now, field="escalation", old=old, new=new, body=body
     )
@@ -173,7 +182,7 @@ def _check_case_can_escalate(case: Case) -> None:
         )
 
 
-def _case_waits_on_engineering(case: Case, *, actor, now: dt.datetime) -> None:
+def _case_waits_on_engineering(case: Case, *, actor: User | None, now: dt.datetime) -> None:
     """Move the case to ``waiting_on_engineering`` (through ``in_progress`` where the lifecycle needs it)."""
     case = Case.objects.get(pk=case.pk)
     if case.status == Status.WAITING_ON_ENGINEERING:
@@ -184,7 +193,7 @@ def _case_waits_on_engineering(case: Case, *, actor, now: dt.datetime) -> None:
     case_services.transition(case, Status.WAITING_ON_ENGINEERING, actor=actor, now=now)
 
 
-def _case_back_from_engineering(escalation: Escalation, *, actor, now: dt.datetime) -> None:
+def _case_back_from_engineering(escalation: Escalation, *, actor: User | None, now: dt.datetime) -> None:
     """Back to ``in_progress`` when the case waits on engineering and nothing else is open there."""
     case = Case.objects.get(pk=escalation.case_id)
     if case.status != Status.WAITING_ON_ENGINEERING:
@@ -197,7 +206,7 @@ def _case_back_from_engineering(escalation: Escalation, *, actor, now: dt.dateti
 
 
 def _tell_case_owner(
-    escalation: Escalation, *, title: str, body: str, now: dt.datetime, key: str, actor
+    escalation: Escalation, *, title: str, body: str, now: dt.datetime, key: str, actor: User | None
 ) -> None:
     """An in-app notification for the case's assignee (or whoever wrote the escalation)."""
     case = escalation.case
@@ -267,7 +276,7 @@ def _headline(escalation: Escalation) -> str:
     )
 
 
-def _path(name: str, *args, fallback: str) -> str:
+def _path(name: str, *args: object, fallback: str) -> str:
     try:
         return reverse(name, args=args)
     except NoReverseMatch:
@@ -626,7 +635,7 @@ def _engineering_move(
     escalation: Escalation,
     action: str,
     *,
-    actor,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> tuple[Escalation, str]:

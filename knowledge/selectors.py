@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import connection, models
@@ -34,6 +34,9 @@ from cases.models import Case
 
 from .models import Article, ArticleCaseLink, ArticleRevision, ArticleStatus, ArticleVote
 from .rendering import MARK_START, MARK_STOP, highlight_markers_to_html, plain_text
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 SEARCH_CONFIG = "english"
 MAX_QUERY_WORDS = 32
@@ -339,7 +342,7 @@ def vote_counts(article: Article) -> VoteCounts:
     return VoteCounts(**{name.removeprefix("n_"): value for name, value in counts.items()})
 
 
-def my_vote(article: Article, user) -> bool | None:
+def my_vote(article: Article, user: User) -> bool | None:
     """The viewer's vote on the published revision (None when they have not voted on it)."""
     if article.published_revision_id is None:
         return None

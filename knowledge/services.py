@@ -471,7 +471,7 @@ def link_to_case(
 
 
 def _link(
-    article: Article, case: Case, *, actor, now: dt.datetime, relation: str
+    article: Article, case: Case, *, actor: User, now: dt.datetime, relation: str
 ) -> tuple[ArticleCaseLink, bool]:
     """The link itself; the caller holds the case's row lock inside a transaction."""
     if case.status == CaseStatus.CLOSED:
@@ -557,7 +557,7 @@ def create_from_case(
 # --- Staleness ------------------------------------------------------------------------------------
 
 
-def _stale_recipients(article: Article) -> list:
+def _stale_recipients(article: Article) -> list[User]:
     if article.owner is not None and article.owner.is_active:
         return [article.owner]
     # Nobody owns it any more: the managers decide who takes it over.

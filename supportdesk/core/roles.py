@@ -7,6 +7,7 @@ meaning is defined once.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeGuard
 
 from django.contrib.auth.models import AnonymousUser, User
 
@@ -21,6 +22,7 @@ class Role(StrEnum):
 ALL_ROLES = tuple(Role)
 
 
+# A role check that holds narrows the user to a signed-in User (TypeGuard): only they hold roles.
 # The roles are read once per user object (a request's user asks many times).
 _CACHED_ROLES = "_supportdesk_roles"
 
@@ -45,20 +47,20 @@ def roles_of(user: User | AnonymousUser | None) -> frozenset[Role]:
     return result
 
 
-def is_agent(user: User | AnonymousUser | None) -> bool:
+def is_agent(user: User | AnonymousUser | None) -> TypeGuard[User]:
     """Agents (and managers and admins) work cases."""
     return Role.AGENT in roles_of(user)
 
 
-def is_manager(user: User | AnonymousUser | None) -> bool:
+def is_manager(user: User | AnonymousUser | None) -> TypeGuard[User]:
     return Role.MANAGER in roles_of(user)
 
 
-def is_engineer(user: User | AnonymousUser | None) -> bool:
+def is_engineer(user: User | AnonymousUser | None) -> TypeGuard[User]:
     return Role.ENGINEER in roles_of(user)
 
 
-def is_admin(user: User | AnonymousUser | None) -> bool:
+def is_admin(user: User | AnonymousUser | None) -> TypeGuard[User]:
     return Role.ADMIN in roles_of(user)
 
 
