@@ -415,7 +415,7 @@ class CaseCreateSerializer(RejectUnexpectedFields, serializers.Serializer):
         queryset=Contact.objects.all(), many=True, required=False, default=list, help_text="Contact ids."
     )
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organisation = attrs["organisation"]
         errors: dict[str, list[str]] = {}
         if attrs["requester"].organisation_id != organisation.pk:

@@ -269,15 +269,18 @@ class CaseCreateForm(forms.Form):
     product_area = forms.CharField(label="Product area", max_length=100, required=False)
     tags = TagsField(label="Tags")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Group the requesters by organisation so the right person is easy to find.
+        requester = self.fields["requester"]
+        assert isinstance(requester, forms.ModelChoiceField)
+        assert requester.queryset is not None
         groups: dict[str, list[tuple[int, str]]] = {}
-        for contact in self.fields["requester"].queryset:
+        for contact in requester.queryset:
             groups.setdefault(contact.organisation.name, []).append(
                 (contact.pk, f"{contact.name} <{contact.email}>")
             )
-        self.fields["requester"].choices = [("", self.fields["requester"].empty_label), *groups.items()]
+        requester.choices = [("", requester.empty_label), *groups.items()]
 
     def clean(self):
         data = super().clean()

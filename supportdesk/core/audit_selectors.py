@@ -126,7 +126,7 @@ class _Names:
     """Related objects by model and id, fetched once per model: live rows, else (deleted) the
     last recorded state of the row, else a bare instance."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.deleted: set[tuple[type[models.Model], object]] = set()
 
     def resolve(self, model: type[models.Model], ids: Iterable) -> dict:
