@@ -107,7 +107,7 @@ def render_text(text: str, case: Case, *, agent: User | None) -> str:
     """``text`` with every known placeholder filled; the values are inserted as they are (a value
     holding ``{{...}}`` is not expanded again). Unknown placeholders stay as written."""
 
-    def fill(match: re.Match) -> str:
+    def fill(match: re.Match[str]) -> str:
         entry = PLACEHOLDERS.get(match.group(1))
         return entry[1](case, agent) if entry else match.group(0)
 
