@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -31,7 +31,7 @@ from .models import Case, CaseEvent, Macro, Status, Team
 from .placeholders import render_text
 
 
-def render_macro(macro: Macro, case: Case, *, agent: AbstractBaseUser | None) -> str:
+def render_macro(macro: Macro, case: Case, *, agent: User | None) -> str:
     """The macro's reply for ``case`` as ``agent`` would send it."""
     return render_text(macro.body, case, agent=agent)
 
@@ -78,7 +78,7 @@ class MacroPermissionDenied(DomainError):
 def save_macro(
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     name: str,
     body: str,
@@ -119,7 +119,7 @@ def save_macro(
     return macro
 
 
-def delete_macro(macro: Macro, *, actor: AbstractBaseUser) -> None:
+def delete_macro(macro: Macro, *, actor: User) -> None:
     if not can_edit_macro(actor, macro):
         raise MacroPermissionDenied(
             "Only managers can delete shared macros."
@@ -172,7 +172,7 @@ def apply_macro(
     case: Case,
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     body: str | None = None,
 ) -> MacroResult:
@@ -187,7 +187,7 @@ def apply_macro_parts(
     case: Case,
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     body: str | None = None,
     status: str = "",
@@ -222,8 +222,9 @@ def _apply_fields(case: Case, macro: Macro, *, actor, now, result: MacroResult) 
     new_tags = [t for t in macro.add_tags if t not in current_tags]
     if new_tags:
         kwargs["tags"] = [*current_tags, *new_tags]
-    if macro.set_team_id and macro.set_team_id != case.team_id:
-        kwargs["team"] = macro.set_team
+    new_team = macro.set_team if macro.set_team_id and macro.set_team_id != case.team_id else None
+    if new_team is not None:
+        kwargs["team"] = new_team
     if not kwargs:
         return
     try:
@@ -233,8 +234,8 @@ def _apply_fields(case: Case, macro: Macro, *, actor, now, result: MacroResult) 
             if action in kwargs:
                 result.refused.append(MacroRefusal(action, exc.message))
         return
-    if "team" in kwargs:
-        result.changed.append(MacroChange("team", f"team set to {macro.set_team.name}"))
+    if new_team is not None:
+        result.changed.append(MacroChange("team", f"team set to {new_team.name}"))
     if new_tags:
         result.changed.append(MacroChange("tags", "tags added: " + ", ".join(new_tags)))
 

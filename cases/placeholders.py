@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from .models import Case
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 
 
-def _person(user: AbstractBaseUser | None) -> str:
+def _person(user: User | None) -> str:
     if user is None:
         return ""
     return user.get_full_name() or user.get_username()
@@ -30,18 +31,45 @@ def _first_name(name: str) -> str:
     return parts[0] if parts else ""
 
 
+# How each placeholder is filled from the case and the agent (functions, not lambdas: the case's
+# type is only known once the models are, which import this module).
+def _requester_name(case: Case, agent: User | None) -> str:
+    return case.requester.name
+
+
+def _requester_first_name(case: Case, agent: User | None) -> str:
+    return _first_name(case.requester.name)
+
+
+def _case_key(case: Case, agent: User | None) -> str:
+    return case.key
+
+
+def _case_title(case: Case, agent: User | None) -> str:
+    return case.title
+
+
+def _agent_name(case: Case, agent: User | None) -> str:
+    return _person(agent)
+
+
+def _organisation(case: Case, agent: User | None) -> str:
+    return case.organisation.name
+
+
+def _team(case: Case, agent: User | None) -> str:
+    return case.team.name if case.team else ""
+
+
 #: placeholder -> (what it is, how it is filled from the case and the agent)
-PLACEHOLDERS: dict[str, tuple[str, Callable[[Case, Any], str]]] = {
-    "requester_name": ("The requester's full name", lambda case, agent: case.requester.name),
-    "requester_first_name": (
-        "The requester's first name",
-        lambda case, agent: _first_name(case.requester.name),
-    ),
-    "case_key": ("The case key, e.g. CASE-12", lambda case, agent: case.key),
-    "case_title": ("The case title", lambda case, agent: case.title),
-    "agent_name": ("Your name (whoever applies the macro)", lambda case, agent: _person(agent)),
-    "organisation": ("The customer's organisation", lambda case, agent: case.organisation.name),
-    "team": ("The case's team (empty when none)", lambda case, agent: case.team.name if case.team_id else ""),
+PLACEHOLDERS: dict[str, tuple[str, Callable[[Case, User | None], str]]] = {
+    "requester_name": ("The requester's full name", _requester_name),
+    "requester_first_name": ("The requester's first name", _requester_first_name),
+    "case_key": ("The case key, e.g. CASE-12", _case_key),
+    "case_title": ("The case title", _case_title),
+    "agent_name": ("Your name (whoever applies the macro)", _agent_name),
+    "organisation": ("The customer's organisation", _organisation),
+    "team": ("The case's team (empty when none)", _team),
 }
 
 
@@ -75,11 +103,11 @@ def check_placeholders(text: str) -> None:
         raise ValidationError(problems, code="placeholder")
 
 
-def render_text(text: str, case: Case, *, agent: AbstractBaseUser | None) -> str:
+def render_text(text: str, case: Case, *, agent: User | None) -> str:
     """``text`` with every known placeholder filled; the values are inserted as they are (a value
     holding ``{{...}}`` is not expanded again). Unknown placeholders stay as written."""
 
-    def fill(match: re.Match) -> str:
+    def fill(match: re.Match[str]) -> str:
         entry = PLACEHOLDERS.get(match.group(1))
         return entry[1](case, agent) if entry else match.group(0)
 

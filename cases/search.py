@@ -31,10 +31,10 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.core.paginator import Paginator
@@ -492,10 +492,13 @@ def _with_ids(queryset: QuerySet, ids: list[int]) -> QuerySet:
     return queryset.filter(InArray("pk", ids)) if is_postgresql() else queryset.filter(pk__in=ids)
 
 
-class RankedCases(Sequence):
+class RankedCases:
     """The cases of a search, best first: their order is known (one query over the matching ids
     and their documents, no other joins); a slice fetches only its cases, with the caller's joins
-    and the snippets. Each case carries ``search_rank``. Pages through ``SearchPaginator``."""
+    and the snippets. Each case carries ``search_rank``. Pages through ``SearchPaginator``.
+
+    A sequence as a paginator reads one (length, slices, ``count()`` as on a queryset), not a
+    ``collections.abc.Sequence``, whose ``count(value)`` means something else."""
 
     def __init__(self, ranked: list[tuple[int, float]], rows: QuerySet, *, matched: int) -> None:
         self._ranked = ranked
@@ -508,7 +511,7 @@ class RankedCases(Sequence):
     def count(self) -> int:
         return len(self._ranked)
 
-    def _fetch(self, ranked: list[tuple[int, float]]) -> list:
+    def _fetch(self, ranked: list[tuple[int, float]]) -> list[Case]:
         if not ranked:
             return []
         ids = [pk for pk, _ in ranked]
@@ -522,12 +525,16 @@ class RankedCases(Sequence):
                 cases.append(case)
         return cases
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Case]: ...
+    def __getitem__(self, index: int | slice) -> Case | list[Case]:
         if isinstance(index, slice):
             return self._fetch(self._ranked[index])
         return self._fetch([self._ranked[index]])[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Case]:
         return iter(self._fetch(self._ranked))
 
 
@@ -558,7 +565,8 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet | RankedCa
     )
     rows = base.all()
     rows.query.select_related = queryset.query.select_related
-    rows._prefetch_related_lookups = queryset._prefetch_related_lookups
+    # The caller's prefetches carried over (a private QuerySet attribute the stubs do not declare).
+    rows._prefetch_related_lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
     annotations: dict[str, Any] = {}
     if is_postgresql():
         document: Any = F("search_document__public_text")
@@ -596,7 +604,9 @@ class SearchPaginator(Paginator):
         known = getattr(self.object_list, "search_matched", None)
         if known is not None:
             return known
-        return self.object_list.order_by().values("pk").count()
+        rows = self.object_list
+        assert isinstance(rows, QuerySet)  # not a search (RankedCases): the queryset as it was
+        return rows.order_by().values("pk").count()
 
     @cached_property
     def count(self) -> int:

@@ -10,6 +10,7 @@ domain errors become 400/409 in the project's exception handler. Lists are keyse
 from __future__ import annotations
 
 import django_filters
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -75,8 +76,12 @@ class EngineeringTeamSerializer(serializers.ModelSerializer):
 
 
 class InfoRequestSerializer(serializers.ModelSerializer):
-    asked_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    answered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    asked_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    answered_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = InfoRequest
@@ -125,7 +130,8 @@ class EscalationCaseSerializer(serializers.Serializer):
     @extend_schema_field(AttachedEventSerializer(many=True))
     def get_attached_events(self, case) -> list[dict]:
         events = self.context.get("attached_events", [])
-        return AttachedEventSerializer(events, many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type it as one object's.
+        return AttachedEventSerializer(events, many=True).data  # type: ignore[return-value]
 
 
 def _web_path(name: str, pk: int) -> str:
@@ -232,7 +238,7 @@ class EscalationDetailSerializer(EscalationListSerializer):
 
     @extend_schema_field(EscalationCaseSerializer)
     def get_case_summary(self, escalation: Escalation) -> dict:
-        events = getattr(escalation, "attached_event_list", None)
+        events = getattr(escalation, selectors.ATTACHED_EVENTS, None)
         if events is None:
             events = list(escalation.attached_events.order_by("created_at", "id"))
         context = {**self.context, "attached_events": events}
@@ -816,6 +822,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
         filter_backends=[],
     )
     def attachment_download(self, request, pk: str | None = None, attachment_id: str | None = None):
+        assert attachment_id is not None  # the route always captures it
         escalation = self.get_object()
         item = next((a for a in escalation.attachments.all() if a.pk == int(attachment_id)), None)
         if item is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -38,7 +39,7 @@ class TeamChoiceField(forms.ModelChoiceField):
 
 # The timeline entries an agent may share with engineering: the conversation and the notes.
 SHAREABLE_KINDS = (EventKind.CUSTOMER_MESSAGE, EventKind.PUBLIC_REPLY, EventKind.INTERNAL_NOTE)
-EVENT_LABELS = {
+EVENT_LABELS: dict[str, str] = {
     EventKind.CUSTOMER_MESSAGE: "Customer message",
     EventKind.INTERNAL_NOTE: "Internal note",
     EventKind.PUBLIC_REPLY: "Public reply",
@@ -58,7 +59,7 @@ class EventChoiceField(forms.ModelMultipleChoiceField):
 
 
 def _text(label: str, *, rows: int = 3, help_text: str = "", placeholder: str = "") -> forms.CharField:
-    attrs = {"rows": rows}
+    attrs: dict[str, Any] = {"rows": rows}
     if placeholder:
         attrs["placeholder"] = placeholder
     return forms.CharField(
@@ -151,7 +152,9 @@ class PackageForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.case = case
         self.escalation = escalation
-        self.fields["attached_events"].queryset = events
+        events_field = self.fields["attached_events"]
+        assert isinstance(events_field, EventChoiceField)
+        events_field.queryset = events
         if escalation is not None and escalation.state != "draft":
             # Engineering already has it: the team cannot change any more.
             self.fields["team"].disabled = True

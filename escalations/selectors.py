@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
@@ -19,24 +20,30 @@ from supportdesk.core.roles import is_agent, is_engineer
 from .models import EngineeringTeam, EngineerScope, Escalation, InfoRequest
 from .states import OPEN_STATES, EscalationState
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
 
-def engineer_team_ids(user) -> set[int] | None:
+# Read once per user object (a request asks for every escalation it shows).
+_CACHED_TEAM_IDS = "_escalation_team_ids"
+
+
+def engineer_team_ids(user: User) -> set[int] | None:
     """The teams an engineer is limited to, or None for "every team" (no scope set)."""
-    cached = getattr(user, "_escalation_team_ids", False)
-    if cached is not False:
+    if hasattr(user, _CACHED_TEAM_IDS):
+        cached: set[int] | None = getattr(user, _CACHED_TEAM_IDS)
         return cached
     scope = EngineerScope.objects.filter(user=user).prefetch_related("teams").first()
     ids = None if scope is None else {t.pk for t in scope.teams.all()}
-    user._escalation_team_ids = ids
+    setattr(user, _CACHED_TEAM_IDS, ids)
     return ids
 
 
-def engineer_may_see_team(user, team_id: int) -> bool:
+def engineer_may_see_team(user: User, team_id: int) -> bool:
     ids = engineer_team_ids(user)
     return ids is None or team_id in ids
 
 
-def team_engineers(team_id: int) -> list:
+def team_engineers(team_id: int) -> list[User]:
     """The active engineers of a team: those whose scope names it (engineers without a scope, who see
     every team, are nobody's members and are not notified)."""
     from django.contrib.auth import get_user_model
@@ -51,7 +58,7 @@ def team_engineers(team_id: int) -> list:
     )
 
 
-def visible_escalations(user) -> QuerySet[Escalation]:
+def visible_escalations(user: User | AnonymousUser) -> QuerySet[Escalation]:
     qs = Escalation.objects.all()
     if is_agent(user):
         return qs
@@ -62,20 +69,24 @@ def visible_escalations(user) -> QuerySet[Escalation]:
     return qs.none()
 
 
-def escalation_list(user) -> QuerySet[Escalation]:
+def escalation_list(user: User | AnonymousUser) -> QuerySet[Escalation]:
     """What a list row shows: the case, its organisation, the team, joined."""
     return visible_escalations(user).select_related("case", "case__organisation", "team", "created_by")
 
 
-def _events_engineering_may_read() -> Prefetch:
+#: Where ``escalation_detail`` puts the case entries attached for engineering (a list, in order).
+ATTACHED_EVENTS = "attached_event_list"
+
+
+def _events_engineering_may_read() -> Prefetch[str, QuerySet[CaseEvent], str]:
     return Prefetch(
         "attached_events",
         queryset=CaseEvent.objects.order_by("created_at", "id"),
-        to_attr="attached_event_list",
+        to_attr=ATTACHED_EVENTS,
     )
 
 
-def escalation_detail(user, *, pk: int) -> Escalation | None:
+def escalation_detail(user: User | AnonymousUser, *, pk: int) -> Escalation | None:
     """One escalation with its files, questions and the case entries attached for engineering."""
     return (
         escalation_list(user)
@@ -116,8 +127,8 @@ class Board:
     teams: list[EngineeringTeam]
     states: list[tuple[str, str]]
     counts: dict[tuple[int, str], int] = field(default_factory=dict)
-    total_by_state: Counter = field(default_factory=Counter)
-    total_by_team: Counter = field(default_factory=Counter)
+    total_by_state: Counter[str] = field(default_factory=Counter)
+    total_by_team: Counter[int] = field(default_factory=Counter)
 
     def matrix(self) -> list[tuple[EngineeringTeam, list[tuple[str, int]], int]]:
         """Per team: (team, [(state, count) for each open state], total)."""
@@ -131,12 +142,18 @@ class Board:
         ]
 
 
-def board(user, *, team: EngineeringTeam | None = None, state: str | None = None, limit: int = 200) -> Board:
+def board(
+    user: User | AnonymousUser,
+    *,
+    team: EngineeringTeam | None = None,
+    state: str | None = None,
+    limit: int = 200,
+) -> Board:
     """Open escalations (the oldest waiting first) and how many sit in each state per team."""
     visible = visible_escalations(user).filter(state__in=OPEN_STATES)
     counts: dict[tuple[int, str], int] = {}
-    by_state: Counter = Counter()
-    by_team: Counter = Counter()
+    by_state: Counter[str] = Counter()
+    by_team: Counter[int] = Counter()
     for row in visible.order_by().values("team_id", "state").annotate(n=Count("id")):
         counts[(row["team_id"], row["state"])] = row["n"]
         by_state[row["state"]] += row["n"]
@@ -163,9 +180,12 @@ def age(escalation: Escalation, *, now: dt.datetime) -> dt.timedelta:
     return now - (escalation.submitted_at or escalation.created_at)
 
 
+_MEMBER_LIST = "member_list"  # what the teams page reads (not a field of the model)
+
+
 def teams_overview() -> list[EngineeringTeam]:
     """Every engineering team with ``open_count`` (open escalations) and ``member_list`` (engineers)."""
-    teams = list(
+    teams: list[EngineeringTeam] = list(
         EngineeringTeam.objects.annotate(
             open_count=Count("escalations", filter=Q(escalations__state__in=OPEN_STATES), distinct=True)
         ).prefetch_related(
@@ -176,5 +196,5 @@ def teams_overview() -> list[EngineeringTeam]:
         )
     )
     for team in teams:
-        team.member_list = [scope.user for scope in team.engineer_scopes.all()]
+        setattr(team, _MEMBER_LIST, [scope.user for scope in team.engineer_scopes.all()])
     return teams

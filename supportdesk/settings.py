@@ -152,7 +152,7 @@ TEMPLATES = [
 METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dj_database_url.DBConfig:
     """A DATABASES entry for ``url``, with the options of its engine (used for every alias)."""
     conf = dj_database_url.parse(
         url,

@@ -7,6 +7,7 @@ from cases.models import Case
 from .. import selectors
 
 register = template.Library()
+_OPEN_QUESTION = "open_question"  # what the case panel reads (not a field of the model)
 
 
 @register.simple_tag
@@ -14,5 +15,5 @@ def case_escalations(case: Case) -> list:
     """The case's escalations, newest first, each with ``open_question`` (unanswered questions or None)."""
     escalations = selectors.escalations_for_case(case)
     for escalation in escalations:
-        escalation.open_question = selectors.open_info_request(escalation)
+        setattr(escalation, _OPEN_QUESTION, selectors.open_info_request(escalation))
     return escalations

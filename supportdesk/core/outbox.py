@@ -35,6 +35,7 @@ from email.utils import make_msgid, parseaddr
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.dispatch import Signal
@@ -400,7 +401,7 @@ class _Connection:
     """One SMTP connection reused across a batch, opened on first use and dropped after an error."""
 
     def __init__(self) -> None:
-        self._backend = None
+        self._backend: BaseEmailBackend | None = None
 
     def send(self, email: EmailMultiAlternatives) -> int:
         if self._backend is None:
