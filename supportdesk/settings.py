@@ -610,6 +610,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "escalations-sweep-clocks": {
+        "task": "escalations.sweep_clocks",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
     "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
     # Idempotency-Key records past their 24 h (supportdesk.core.idempotency); a lookup ignores them.
