@@ -25,14 +25,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 
 from cases import services as case_services
+from cases.models import Severity
 from sla import calendars as sla_calendars
 from sla import clock as sla_clock
+from sla.models import BusinessCalendar
+from supportdesk.core import audit
+from supportdesk.core.errors import DomainError
+from supportdesk.core.roles import is_manager
 
 from .events import EscalationEventKind
 from .models import (
@@ -41,6 +49,7 @@ from .models import (
     ClockState,
     EngineeringClock,
     EngineeringTarget,
+    EngineeringTeam,
     Escalation,
 )
 
@@ -294,3 +303,57 @@ __all__ = [
     "start_clocks",
     "state_in_words",
 ]
+
+
+# --- Targets (managers) ---------------------------------------------------------------------------
+
+TARGET_FIELDS = ("acknowledge_minutes", "first_response_minutes", "resolve_minutes", "warning_ratio")
+_KEEP: Any = object()
+
+
+def save_targets(
+    team: EngineeringTeam,
+    *,
+    actor: AbstractBaseUser,
+    targets: dict[str, dict[str, Any]],
+    calendar: BusinessCalendar | None = _KEEP,
+) -> list[EngineeringTarget]:
+    """Set a team's internal targets per severity (and, when given, its calendar); managers only.
+
+    ``targets`` maps a severity to its ``TARGET_FIELDS``; a severity whose three minutes are all
+    empty has no targets (its row is removed). Escalations submitted from now on use the new values;
+    running clocks keep the targets they started with.
+    """
+    if not is_manager(actor):
+        raise PermissionDenied("Only managers set engineering targets.")
+    unknown = set(targets) - set(Severity.values)
+    if unknown:
+        raise DomainError(f"Not a severity: {', '.join(sorted(unknown))}.", field="severity")
+    with transaction.atomic(), audit.acting_as(actor):
+        team = EngineeringTeam.objects.select_for_update().get(pk=team.pk)
+        if calendar is not _KEEP and team.calendar_id != (calendar.pk if calendar else None):
+            team.calendar = calendar
+            team.save(update_fields=["calendar"])
+        existing = {t.severity: t for t in EngineeringTarget.objects.filter(team=team)}
+        for severity, values in targets.items():
+            extra = set(values) - set(TARGET_FIELDS)
+            if extra:
+                raise TypeError(f"Not target fields: {', '.join(sorted(extra))}")
+            row = existing.get(severity) or EngineeringTarget(team=team, severity=severity)
+            for name, value in values.items():
+                setattr(row, name, value)
+            if all(row.minutes(kind) is None for kind in ClockKind.values):
+                if row.pk:
+                    row.delete()
+                    existing.pop(severity)
+                continue
+            try:
+                row.full_clean(exclude=["team"])
+            except ValidationError as exc:
+                errors = exc.message_dict
+                name = next(iter(errors))
+                message = f"{severity}: {' '.join(errors[name])}"
+                raise DomainError(message, field=f"{severity}_{name}") from exc
+            row.save()
+            existing[severity] = row
+    return sorted(existing.values(), key=lambda t: t.severity)

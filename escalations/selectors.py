@@ -84,6 +84,7 @@ def escalation_detail(user, *, pk: int) -> Escalation | None:
             "attachments",
             Prefetch("info_requests", queryset=InfoRequest.objects.select_related("asked_by", "answered_by")),
             _events_engineering_may_read(),
+            "clocks",
         )
         .filter(pk=pk)
         .first()
@@ -185,10 +186,17 @@ def teams_overview() -> list[EngineeringTeam]:
 
 def escalation_clocks(escalation: Escalation) -> list:
     """The escalation's engineering clocks in a stable order (acknowledge, first response, resolve)."""
-    from .models import ClockKind, EngineeringClock
+    from .models import ClockKind
 
     order = {kind: i for i, kind in enumerate(ClockKind.values)}
-    return sorted(EngineeringClock.objects.filter(escalation=escalation), key=lambda c: order[c.kind])
+    return sorted(escalation.clocks.all(), key=lambda c: order[c.kind])
+
+
+def team_targets(team: EngineeringTeam) -> list:
+    """The team's targets, by severity."""
+    from .models import EngineeringTarget
+
+    return list(EngineeringTarget.objects.filter(team=team).order_by("severity"))
 
 
 def _escalation_changes(escalations) -> dict[int, list]:

@@ -523,6 +523,9 @@ SPECTACULAR_SETTINGS = {
         # Two fields named "action": what a bulk change does, and which part of a macro a line is.
         "BulkActionEnum": "cases.bulk.ACTION_CHOICES",
         "MacroPartEnum": "cases.macros.PART_CHOICES",
+        # An escalation's state and its engineering clocks' state.
+        "EscalationStateEnum": "escalations.states.EscalationState",
+        "EngineeringClockStateEnum": "escalations.models.ClockState",
     },
 }
 
