@@ -13,7 +13,8 @@ from supportdesk.core.files import human_size, max_attachment_bytes
 
 from . import lifecycle, selectors
 from . import tags as tags_rule
-from .models import Case, Contact, Organisation, Severity, Status, Team
+from .models import MACRO_STATUSES, Case, Contact, Organisation, Severity, Status, Team
+from .placeholders import check_placeholders
 from .services import MAX_ATTACHMENTS_PER_EVENT
 
 
@@ -334,16 +335,12 @@ class MacroForm(forms.Form):
         self.fields["add_tags"].keep = [
             tags_rule.clean(n) for n in tags_rule.split(self.initial.get("add_tags", ""))
         ]
-        from .models import MACRO_STATUSES
-
         self.fields["set_status"].choices = [("", "— keep the status —"), *MACRO_STATUSES]
         if not can_share:
             self.fields["shared"].disabled = True
             self.fields["shared"].help_text = "Only managers create and change shared macros."
 
     def clean_body(self) -> str:
-        from .macros import check_placeholders
-
         body = self.cleaned_data.get("body", "")
         check_placeholders(body)
         return body

@@ -16,6 +16,7 @@ from supportdesk.core.errors import DomainError
 from . import macros
 from .forms import MacroForm
 from .models import Macro
+from .placeholders import PLACEHOLDERS
 from .views import _case_or_404, agent_required
 
 
@@ -46,7 +47,7 @@ def macro_list(request: HttpRequest) -> HttpResponse:
             "personal": [r for r in rows if not r[0].is_shared],
             "shared": [r for r in rows if r[0].is_shared],
             "can_share": macros.can_share_macros(request.user),
-            "placeholders": [(name, label) for name, (label, _) in macros.PLACEHOLDERS.items()],
+            "placeholders": [(name, label) for name, (label, _) in PLACEHOLDERS.items()],
         },
     )
 
@@ -71,7 +72,7 @@ def _form_page(
         {
             "form": form,
             "macro": macro,
-            "placeholders": [(name, label) for name, (label, _) in macros.PLACEHOLDERS.items()],
+            "placeholders": [(name, label) for name, (label, _) in PLACEHOLDERS.items()],
         },
         status=status,
     )

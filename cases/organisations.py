@@ -152,7 +152,7 @@ def create_contact(
     email = email.strip()
     check_contact(organisation=organisation, name=name, email=email)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _attributed(actor):
             return Contact.objects.create(organisation=organisation, name=name.strip(), email=email)
     except IntegrityError as exc:
         raise DomainError(
@@ -171,7 +171,7 @@ def update_contact(
     """Rename a contact or change their address (omitted fields stay), or raise DomainError.
     ``organisation`` may be given only as the one they already belong to."""
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _attributed(actor):
             contact = Contact.objects.select_for_update().select_related("organisation").get(pk=contact.pk)
             wanted = {
                 "name": contact.name if name is _UNSET else name.strip(),

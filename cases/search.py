@@ -45,6 +45,8 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from .models import Case, CaseSearchDocument, Contact, Organisation, Tag
+
 SEARCH_CONFIG = "english"
 #: At most this many matching cases are ranked and paged (the newest matches).
 SEARCH_LIMIT = 1000
@@ -324,8 +326,6 @@ def _reindex_renamed(sender, instance, created=False, raw=False, **kwargs) -> No
     fields = _RENAMED_FIELDS[sender.__name__]
     if before is None or tuple(before) == tuple(getattr(instance, f) for f in fields):
         return
-    from .models import Case
-
     if sender.__name__ == "Organisation":
         ids = set(Case.objects.filter(organisation_id=instance.pk).values_list("pk", flat=True))
     elif sender.__name__ == "Contact":
@@ -340,8 +340,6 @@ def _reindex_renamed(sender, instance, created=False, raw=False, **kwargs) -> No
 def connect_signals() -> None:
     """Renames of organisations, contacts and tags (the API, the admin) reindex their cases in the
     same transaction. Called from ``CasesConfig.ready()``."""
-    from .models import Contact, Organisation, Tag
-
     for model in (Organisation, Contact, Tag):
         name = model.__name__.lower()
         pre_save.connect(_remember_names, sender=model, dispatch_uid=f"cases.search.before_{name}")
@@ -373,8 +371,6 @@ def _partial_words(text: str) -> list[str]:
 
 
 def _key_pk(text: str) -> int | None:
-    from .models import Case
-
     return Case.pk_from_key(text)
 
 
@@ -452,8 +448,6 @@ def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
     covers twice the span the matches found so far predict (at least twice the last one), and the
     last try covers every case. A rare word costs one index lookup more.
     """
-    from .models import CaseSearchDocument
-
     if not queryset.query.where and not queryset.query.distinct:
         # No filter: the documents alone say it (no join to the cases).
         matching = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))

@@ -294,16 +294,28 @@ def _dispatch_on_commit(message_ids: list[str]) -> None:
         transaction.on_commit(lambda: dispatch(message_ids))
 
 
+#: How a committed mail is handed to the workers (``mail.send_outbound``'s ``delay``), set by
+#: ``CoreConfig.ready``; this module does not import the tasks module that imports it.
+_hand_to_worker: Callable[[int], object] | None = None
+
+
+def set_dispatcher(hand_to_worker: Callable[[int], object]) -> None:
+    """Say how ``dispatch`` hands one mail (its id) to the workers."""
+    global _hand_to_worker
+    _hand_to_worker = hand_to_worker
+
+
 def dispatch(message_ids: Sequence[str]) -> int:
     """Hand committed mails to the workers; returns how many the broker took. One that it does not
-    take (the broker is down) is still in the outbox, due: ``send_due`` sends it."""
-    from .tasks import send_outbound
-
+    take (the broker is down, or no dispatcher is set) is still in the outbox, due: ``send_due``
+    sends it."""
+    if _hand_to_worker is None:
+        return 0
     pks = list(OutboundMessage.objects.filter(message_id__in=message_ids).values_list("pk", flat=True))
     handed = 0
     for pk in pks:
         try:
-            send_outbound.delay(pk)
+            _hand_to_worker(pk)
         except Exception:  # the broker is unreachable: stop trying, the beat sweep takes over
             logger.warning("Could not hand %d mail(s) to the broker; mail.send_due will send them", len(pks))
             break
