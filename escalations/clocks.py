@@ -16,15 +16,16 @@ breach stands. Met after ``due_at`` is ``breached`` (met late), and the breach i
 the sweep had not recorded it yet.
 
 ``react`` is called by ``escalations.services`` inside each action's transaction, with the
-escalation locked. ``record_due_warnings_and_breaches`` is the beat task's service: it claims
-each warning and breach with a conditional UPDATE, so each is recorded once however many sweeps
-run at once.
+escalation locked. ``record_due_warnings_and_breaches`` is the beat task's service (through
+``services.record_clock_alerts``, which says how engineers are told): it claims each warning and
+breach with a conditional UPDATE, so each is recorded once however many sweeps run at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -212,26 +213,18 @@ def _record(
     )
 
 
-def _tell(escalation: Escalation, clock: EngineeringClock, what: str, *, now: dt.datetime) -> None:
-    from . import services  # services imports this module
-
+def _title(escalation: Escalation, clock: EngineeringClock, what: str) -> str:
     label = ClockKind(clock.kind).label.lower()
-    if what == "breached":
-        title = f"{escalation.key}: {label} target ({clock.target_minutes} min) missed: {escalation.summary}"
-    else:
-        title = (
-            f"{escalation.key}: {label} target ({clock.target_minutes} min) nearly used: {escalation.summary}"
-        )
-    services._tell_engineers(
-        escalation,
-        what=f"clock_{what}:{clock.kind}",
-        title=title,
-        body=services._headline(escalation),
-        now=now,
-    )
+    how = "missed" if what == "breached" else "nearly used"
+    return f"{escalation.key}: {label} target ({clock.target_minutes} min) {how}: {escalation.summary}"
 
 
-def record_due_warnings_and_breaches(*, now: dt.datetime, batch: int = 200) -> int:
+#: ``tell(escalation, what=..., title=...)``: how the sweep's caller tells the team's engineers
+#: (``services.record_clock_alerts`` passes the path every escalation notice takes).
+Tell = Callable[..., object]
+
+
+def record_due_warnings_and_breaches(*, now: dt.datetime, tell: Tell, batch: int = 200) -> int:
     """Record each due breach, then each due warning, exactly once; returns how many were recorded.
 
     Candidates come from the partial indexes (running clocks whose ``due_at`` / ``warn_at`` has
@@ -275,7 +268,7 @@ def record_due_warnings_and_breaches(*, now: dt.datetime, batch: int = 200) -> i
                         else EscalationEventKind.CLOCK_WARNING
                     )
                     _record(escalation, clock, kind, now=now)
-                    _tell(escalation, clock, what, now=now)
+                    tell(escalation, what=f"clock_{what}:{clock.kind}", title=_title(escalation, clock, what))
                     recorded += 1
             if len(ids) < batch or not claimed_any:
                 break

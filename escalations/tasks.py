@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.utils import timezone
 
-from . import clocks, services
+from . import services
 
 
 @shared_task(
@@ -45,4 +45,4 @@ def notify_ack_overdue() -> int:
 @shared_task(name="escalations.sweep_clocks", acks_late=True, ignore_result=True, time_limit=300)
 def sweep_clocks() -> int:
     """Record the engineering clocks' due warnings and breaches (each once; safe on two workers)."""
-    return clocks.record_due_warnings_and_breaches(now=timezone.now())
+    return services.record_clock_alerts(now=timezone.now())

@@ -11,7 +11,7 @@ from django.db import connection, connections
 
 from cases import services as case_services
 from cases.models import CaseEvent, Status
-from escalations import clocks, services
+from escalations import services
 from escalations.events import EscalationEventKind
 from escalations.models import EngineeringClock, EngineeringTarget
 from tests import factories
@@ -55,7 +55,7 @@ def test_two_sweeps_at_once_record_each_breach_once(organisation, contact, agent
     def sweep() -> None:
         try:
             start.wait(timeout=30)
-            counts.append(clocks.record_due_warnings_and_breaches(now=now, batch=5))
+            counts.append(services.record_clock_alerts(now=now, batch=5))
         except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
             errors.append(exc)
         finally:
@@ -72,4 +72,4 @@ def test_two_sweeps_at_once_record_each_breach_once(organisation, contact, agent
     assert CaseEvent.objects.filter(kind=EscalationEventKind.CLOCK_BREACHED).count() == 24
     assert not CaseEvent.objects.filter(kind=EscalationEventKind.CLOCK_WARNING).exists()
     assert EngineeringClock.objects.filter(breached_at=now).count() == 24
-    assert clocks.record_due_warnings_and_breaches(now=now) == 0
+    assert services.record_clock_alerts(now=now) == 0

@@ -115,7 +115,7 @@ def test_withdrawing_cancels_the_clocks_and_the_sweep_ignores_them(draft, agent,
     escalation = services.submit(draft, actor=agent, now=T0)
     services.withdraw(escalation, actor=agent, now=T0 + dt.timedelta(minutes=5), reason="Fixed itself")
     assert set(EngineeringClock.objects.values_list("state", flat=True)) == {ClockState.CANCELLED}
-    assert clocks.record_due_warnings_and_breaches(now=T0 + dt.timedelta(days=2)) == 0
+    assert services.record_clock_alerts(now=T0 + dt.timedelta(days=2)) == 0
 
 
 def test_declining_meets_every_clock(draft, agent, engineer, p2_targets):
@@ -130,7 +130,7 @@ def test_declining_meets_every_clock(draft, agent, engineer, p2_targets):
     [breach] = escalation.case.events.filter(kind=EscalationEventKind.CLOCK_BREACHED)
     assert breach.created_at == T0 + dt.timedelta(minutes=90)
     assert breach.new_value["late"] is True
-    assert clocks.record_due_warnings_and_breaches(now=T0 + dt.timedelta(days=2)) == 0
+    assert services.record_clock_alerts(now=T0 + dt.timedelta(days=2)) == 0
 
 
 def test_a_sweep_that_lost_the_claim_records_nothing(draft, agent, p2_targets):
@@ -139,7 +139,7 @@ def test_a_sweep_that_lost_the_claim_records_nothing(draft, agent, p2_targets):
     EngineeringClock.objects.filter(escalation=escalation, kind="acknowledge").update(
         breached_at=T0 + dt.timedelta(minutes=61), warned_at=T0 + dt.timedelta(minutes=45)
     )
-    recorded = clocks.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=95))
+    recorded = services.record_clock_alerts(now=T0 + dt.timedelta(minutes=95))
     assert recorded == 1  # only the first response's warning (at 90 of 120 min)
     kinds = list(escalation.case.events.filter(field="engineering_clock").values_list("kind", "old_value"))
     assert kinds == [(EscalationEventKind.CLOCK_WARNING, "first_response")]
@@ -154,7 +154,7 @@ def test_the_clock_task_is_scheduled_in_beat(settings):
 def test_warnings_go_to_the_teams_engineers(draft, agent, engineer, payments, p2_targets, scope_to):
     scope_to(engineer, payments)
     services.submit(draft, actor=agent, now=T0)
-    assert clocks.record_due_warnings_and_breaches(now=T0 + dt.timedelta(minutes=50)) == 1
+    assert services.record_clock_alerts(now=T0 + dt.timedelta(minutes=50)) == 1
     [note] = Notification.objects.filter(kind="escalation_clock_warning")
     assert note.recipient == engineer
     assert "time to acknowledge target (60 min) nearly used" in note.title
