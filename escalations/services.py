@@ -919,13 +919,13 @@ def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> in
             return told
 
 
-def record_clock_alerts(*, now: dt.datetime) -> int:
+def record_clock_alerts(*, now: dt.datetime, batch: int = 200) -> int:
     """The engineering clocks' due warnings and breaches, each recorded once and told to the team."""
 
     def tell(escalation: Escalation, *, what: str, title: str) -> None:
         _tell_engineers(escalation, what=what, title=title, body=_headline(escalation), now=now)
 
-    return clocks.record_due_warnings_and_breaches(now=now, tell=tell)
+    return clocks.record_due_warnings_and_breaches(now=now, tell=tell, batch=batch)
 
 
 # --- Webhooks -------------------------------------------------------------------------------------
