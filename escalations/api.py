@@ -41,8 +41,8 @@ from supportdesk.core.idempotency import idempotent
 from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.schema import FieldErrorsField
 
-from . import permissions, selectors, services
-from .models import EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
+from . import clocks, permissions, selectors, services
+from .models import EngineeringClock, EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
 from .states import EscalationState, Side
 
 # --- Permissions ------------------------------------------------------------------------------------
@@ -192,6 +192,44 @@ class OverrideSerializer(serializers.Serializer):
     at = serializers.DateTimeField(read_only=True)
 
 
+class EngineeringClockSerializer(serializers.ModelSerializer):
+    """One engineering clock: the team's internal target and where it stands."""
+
+    state_words = serializers.SerializerMethodField(help_text="The state as the pages say it.")
+    used_seconds = serializers.SerializerMethodField(
+        help_text="Business seconds counted before the current running stretch (all of it once stopped)."
+    )
+    paused_seconds = serializers.SerializerMethodField(help_text="Business seconds paused in needs_info.")
+
+    class Meta:
+        model = EngineeringClock
+        fields = [
+            "kind",
+            "target_minutes",
+            "state",
+            "state_words",
+            "started_at",
+            "warn_at",
+            "due_at",
+            "paused_since",
+            "met_at",
+            "warned_at",
+            "breached_at",
+            "used_seconds",
+            "paused_seconds",
+        ]
+        read_only_fields = fields
+
+    def get_state_words(self, clock: EngineeringClock) -> str:
+        return clocks.state_in_words(clock, now=self.context.get("now") or timezone.now())
+
+    def get_used_seconds(self, clock: EngineeringClock) -> float:
+        return clock.used.total_seconds()
+
+    def get_paused_seconds(self, clock: EngineeringClock) -> float:
+        return clock.paused_total.total_seconds()
+
+
 class EscalationDetailSerializer(EscalationListSerializer):
     quality_missing = serializers.ListField(
         child=serializers.CharField(),
@@ -203,6 +241,9 @@ class EscalationDetailSerializer(EscalationListSerializer):
     attachments = EscalationAttachmentSerializer(many=True, read_only=True)
     case_summary = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField(help_text="The actions you may take now.")
+    engineering_clocks = serializers.SerializerMethodField(
+        help_text="The team's internal targets for this escalation (none when the team sets none)."
+    )
     revenue_at_risk = serializers.DecimalField(
         max_digits=14, decimal_places=2, read_only=True, allow_null=True
     )
@@ -221,8 +262,14 @@ class EscalationDetailSerializer(EscalationListSerializer):
             "attachments",
             "case_summary",
             "allowed_actions",
+            "engineering_clocks",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(EngineeringClockSerializer(many=True))
+    def get_engineering_clocks(self, escalation: Escalation) -> list[dict]:
+        rows = selectors.escalation_clocks(escalation)
+        return EngineeringClockSerializer(rows, many=True, context=self.context).data
 
     @extend_schema_field(OverrideSerializer(allow_null=True))
     def get_override(self, escalation: Escalation) -> dict | None:

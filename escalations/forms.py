@@ -368,3 +368,58 @@ class TeamForm(forms.ModelForm):
             data["slug"] = self.cleaned_data["slug"]
         data["members"] = list(self.cleaned_data["members"])
         return data
+
+
+class TargetsForm(forms.Form):
+    """A team's engineering targets, one row per severity, and its calendar (``clocks.save_targets``)."""
+
+    calendar = forms.ModelChoiceField(
+        queryset=None,
+        required=False,
+        empty_label="The default calendar",
+        help_text="The business hours the targets count in.",
+    )
+
+    def __init__(self, *args, team: EngineeringTeam, **kwargs):
+        from sla.models import BusinessCalendar
+
+        from .models import EngineeringTarget
+
+        super().__init__(*args, **kwargs)
+        self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")
+        self.initial.setdefault("calendar", team.calendar_id)
+        current = {t.severity: t for t in EngineeringTarget.objects.filter(team=team)}
+        self.rows = []
+        for severity, label in Severity.choices:
+            row = current.get(severity)
+            names = []
+            for kind, kind_label in (
+                ("acknowledge", "Acknowledge"),
+                ("first_response", "First response"),
+                ("resolve", "Resolve"),
+            ):
+                name = f"{severity}_{kind}_minutes"
+                self.fields[name] = forms.IntegerField(
+                    label=f"{label}: {kind_label.lower()} (minutes)", required=False, min_value=1
+                )
+                self.initial.setdefault(name, getattr(row, f"{kind}_minutes") if row else None)
+                names.append(name)
+            ratio = f"{severity}_warning_ratio"
+            self.fields[ratio] = forms.FloatField(
+                label=f"{label}: warn at (share)", required=False, min_value=0.0, max_value=1.0
+            )
+            self.initial.setdefault(ratio, row.warning_ratio if row else 0.75)
+            names.append(ratio)
+            self.rows.append((severity, label, [self[n] for n in names]))
+
+    def service_kwargs(self) -> dict:
+        targets = {}
+        for severity in Severity.values:
+            values = {
+                f"{kind}_minutes": self.cleaned_data.get(f"{severity}_{kind}_minutes")
+                for kind in ("acknowledge", "first_response", "resolve")
+            }
+            ratio = self.cleaned_data.get(f"{severity}_warning_ratio")
+            values["warning_ratio"] = 0.75 if ratio is None else ratio
+            targets[severity] = values
+        return {"targets": targets, "calendar": self.cleaned_data.get("calendar")}

@@ -35,9 +35,10 @@ from supportdesk.core.files import check_upload, removed_on_error
 from supportdesk.core.models import MailKind, Notification
 from supportdesk.core.roles import is_engineer, is_manager
 
-from . import permissions, quality, selectors, webhooks
+from . import clocks, permissions, quality, selectors, webhooks
 from .events import EscalationEventKind
 from .models import (
+    ClockKind,
     DeliveryStatus,
     EngineeringTeam,
     EngineerScope,
@@ -550,6 +551,7 @@ def submit(escalation: Escalation, *, actor: User, now: dt.datetime, override_re
                 f"{_head(escalation)}: {escalation.summary}\nQuality {assessment.score}/{quality.MAX_SCORE}."
             ),
         )
+        clocks.react(escalation, "submit", now=now)
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.SUBMITTED, now=now)
         _tell_engineers(
@@ -588,6 +590,7 @@ def answer_info_request(escalation: Escalation, *, answer: str, actor: User, now
             new=S.SUBMITTED,
             body=answer,
         )
+        clocks.react(escalation, "answer", now=now)
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.INFO_PROVIDED, now=now)
         _tell_engineers(
@@ -623,6 +626,7 @@ def withdraw(escalation: Escalation, *, actor: User, now: dt.datetime, reason: s
             + (f": {escalation.withdraw_reason}" if escalation.withdraw_reason else "."),
         )
         if old != S.DRAFT:
+            clocks.react(escalation, "withdraw", now=now)
             _case_back_from_engineering(escalation, actor=actor, now=now)
             _emit(escalation, WebhookEvent.WITHDRAWN, now=now)
     return escalation
@@ -676,6 +680,7 @@ def acknowledge(
         _record(
             escalation, EscalationEventKind.ACKNOWLEDGED, actor=actor, now=now, old=old, new=escalation.state
         )
+        clocks.react(escalation, "acknowledge", now=now)
         _emit(escalation, WebhookEvent.ACKNOWLEDGED, now=now)
     return escalation
 
@@ -708,6 +713,7 @@ def request_info(
             new=S.NEEDS_INFO,
             body=questions,
         )
+        clocks.react(escalation, "request_info", now=now)
         _tell_case_owner(
             escalation,
             title=f"{escalation.key}: engineering asks for more information",
@@ -734,6 +740,7 @@ def start(
         )
         escalation.save()
         _record(escalation, EscalationEventKind.STARTED, actor=actor, now=now, old=old, new=escalation.state)
+        clocks.react(escalation, "start", now=now)
         _emit(escalation, WebhookEvent.STARTED, now=now)
     return escalation
 
@@ -767,6 +774,7 @@ def resolve(
             new=S.RESOLVED,
             body=fixed_in + resolution,
         )
+        clocks.react(escalation, "resolve", now=now)
         _case_back_from_engineering(escalation, actor=actor, now=now)
         _tell_case_owner(
             escalation,
@@ -806,6 +814,7 @@ def decline(
             new=S.DECLINED,
             body=reason,
         )
+        clocks.react(escalation, "decline", now=now)
         _case_back_from_engineering(escalation, actor=actor, now=now)
         _tell_case_owner(
             escalation,
@@ -880,6 +889,8 @@ def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> in
     """
     cutoff = now - ack_overdue_after()
     unclaimed = Q(state=S.SUBMITTED, acknowledged_at__isnull=True, ack_overdue_notified_at__isnull=True)
+    # An escalation with an acknowledge clock (its team has a target) is told by that clock's breach.
+    unclaimed &= ~Q(clocks__kind=ClockKind.ACKNOWLEDGE)
     told = 0
     while True:
         due = list(
@@ -909,6 +920,15 @@ def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> in
                 told += 1
         if len(due) < batch or not claimed_any:
             return told
+
+
+def record_clock_alerts(*, now: dt.datetime, batch: int = 200) -> int:
+    """The engineering clocks' due warnings and breaches, each recorded once and told to the team."""
+
+    def tell(escalation: Escalation, *, what: str, title: str) -> None:
+        _tell_engineers(escalation, what=what, title=title, body=_headline(escalation), now=now)
+
+    return clocks.record_due_warnings_and_breaches(now=now, tell=tell, batch=batch)
 
 
 # --- Webhooks -------------------------------------------------------------------------------------

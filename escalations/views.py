@@ -24,13 +24,14 @@ from supportdesk.core.errors import DomainError
 from supportdesk.core.files import download_response
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
-from . import permissions, quality, selectors, services
+from . import clocks, permissions, quality, selectors, services
 from .forms import (
     ENGINEERING_FORMS,
     AnswerForm,
     AttachmentForm,
     PackageForm,
     SubmitForm,
+    TargetsForm,
     TeamForm,
     WithdrawForm,
 )
@@ -476,3 +477,30 @@ def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "HEAD", "POST"])
 def team_edit(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return _team_form(request, team=get_object_or_404(EngineeringTeam, slug=slug))
+
+
+@staff_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_targets(request: HttpRequest, slug: str) -> HttpResponse:
+    """A team's engineering targets: managers change them; agents and the team's engineers read them."""
+    team = get_object_or_404(EngineeringTeam.objects.select_related("calendar"), slug=slug)
+    if not is_agent(request.user) and not selectors.engineer_may_see_team(request.user, team.pk):
+        raise Http404("No such team.")
+    may_edit = is_manager(request.user)
+    if request.method == "POST" and not may_edit:
+        raise PermissionDenied("Only managers set engineering targets.")
+    form = TargetsForm(request.POST if request.method == "POST" else None, team=team)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                clocks.save_targets(team, actor=request.user, **form.service_kwargs())
+            except DomainError as exc:
+                _apply_error(form, exc)
+            else:
+                messages.success(request, f"{team.name}'s targets saved.")
+                return redirect("escalations:team-targets", slug=team.slug)
+        messages.error(request, "The targets were not saved: please correct the marked fields.")
+        status = 400
+    context = {"team": team, "form": form, "may_edit": may_edit, "targets": selectors.team_targets(team)}
+    return render(request, "escalations/team_targets.html", context, status=status)

@@ -523,6 +523,9 @@ SPECTACULAR_SETTINGS = {
         # Two fields named "action": what a bulk change does, and which part of a macro a line is.
         "BulkActionEnum": "cases.bulk.ACTION_CHOICES",
         "MacroPartEnum": "cases.macros.PART_CHOICES",
+        # An escalation's state and its engineering clocks' state.
+        "EscalationStateEnum": "escalations.states.EscalationState",
+        "EngineeringClockStateEnum": "escalations.models.ClockState",
     },
 }
 
@@ -607,6 +610,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
     "escalations-ack-overdue": {
         "task": "escalations.notify_ack_overdue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "escalations-sweep-clocks": {
+        "task": "escalations.sweep_clocks",
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
