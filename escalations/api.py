@@ -9,6 +9,8 @@ domain errors become 400/409 in the project's exception handler. Lists are keyse
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -267,9 +269,9 @@ class EscalationDetailSerializer(EscalationListSerializer):
         read_only_fields = fields
 
     @extend_schema_field(EngineeringClockSerializer(many=True))
-    def get_engineering_clocks(self, escalation: Escalation) -> list[dict]:
+    def get_engineering_clocks(self, escalation: Escalation) -> list[dict[str, Any]]:
         rows = selectors.escalation_clocks(escalation)
-        return EngineeringClockSerializer(rows, many=True, context=self.context).data
+        return list(EngineeringClockSerializer(rows, many=True, context=self.context).data)
 
     @extend_schema_field(OverrideSerializer(allow_null=True))
     def get_override(self, escalation: Escalation) -> dict | None:

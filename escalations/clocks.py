@@ -28,7 +28,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -148,7 +148,8 @@ def _cancel(clock: EngineeringClock, *, now: dt.datetime) -> None:
 def _pause(clock: EngineeringClock, calendar: sla_clock.Calendar, *, now: dt.datetime) -> None:
     if clock.state != ClockState.RUNNING or (clock.due_at is not None and clock.due_at <= now):
         return  # past due already: the breach stands, pausing would hide it
-    clock.used += calendar.between(clock.running_since, now)
+    if clock.running_since is not None:
+        clock.used += calendar.between(clock.running_since, now)
     clock.state = ClockState.PAUSED
     clock.running_since = None
     clock.paused_since = now
@@ -158,7 +159,8 @@ def _pause(clock: EngineeringClock, calendar: sla_clock.Calendar, *, now: dt.dat
 def _resume(clock: EngineeringClock, calendar: sla_clock.Calendar, *, now: dt.datetime) -> None:
     if clock.state != ClockState.PAUSED:
         return
-    clock.paused_total += calendar.between(clock.paused_since, now)
+    if clock.paused_since is not None:
+        clock.paused_total += calendar.between(clock.paused_since, now)
     clock.paused_since = None
     clock.state = ClockState.RUNNING
     _schedule(clock, calendar, now=now)
@@ -208,7 +210,11 @@ def _record(
         now=now,
         field="engineering_clock",
         old=clock.kind,
-        new={"escalation": escalation.pk, "due_at": clock.due_at.isoformat(), "late": late},
+        new={
+            "escalation": escalation.pk,
+            "due_at": clock.due_at.isoformat() if clock.due_at else None,
+            "late": late,
+        },
         body=body,
     )
 
@@ -307,7 +313,7 @@ _KEEP: Any = object()
 def save_targets(
     team: EngineeringTeam,
     *,
-    actor: AbstractBaseUser,
+    actor: User | None,
     targets: dict[str, dict[str, Any]],
     calendar: BusinessCalendar | None = _KEEP,
 ) -> list[EngineeringTarget]:

@@ -12,6 +12,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
+from sla.models import BusinessCalendar
 from supportdesk.core import bounds
 from supportdesk.core.roles import Role
 from supportdesk.core.templatetags.supportdesk import WHEN_FORMAT
@@ -373,20 +374,18 @@ class TeamForm(forms.ModelForm):
 class TargetsForm(forms.Form):
     """A team's engineering targets, one row per severity, and its calendar (``clocks.save_targets``)."""
 
-    calendar = forms.ModelChoiceField(
-        queryset=None,
+    calendar: forms.ModelChoiceField[BusinessCalendar] = forms.ModelChoiceField(
+        queryset=BusinessCalendar.objects.none(),
         required=False,
         empty_label="The default calendar",
         help_text="The business hours the targets count in.",
     )
 
     def __init__(self, *args, team: EngineeringTeam, **kwargs):
-        from sla.models import BusinessCalendar
-
         from .models import EngineeringTarget
 
         super().__init__(*args, **kwargs)
-        self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")
+        self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")  # type: ignore[attr-defined]
         self.initial.setdefault("calendar", team.calendar_id)
         current = {t.severity: t for t in EngineeringTarget.objects.filter(team=team)}
         self.rows = []

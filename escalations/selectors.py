@@ -9,15 +9,25 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.db.models import Count, Prefetch, Q, QuerySet
 
-from cases.models import Case, CaseEvent
+from cases.models import Case, CaseEvent, EventKind, Status
 from supportdesk.core.roles import is_agent, is_engineer
 
-from .models import EngineeringTeam, EngineerScope, Escalation, InfoRequest
+from . import attribution
+from .models import (
+    ClockKind,
+    EngineeringClock,
+    EngineeringTarget,
+    EngineeringTeam,
+    EngineerScope,
+    Escalation,
+    InfoRequest,
+)
 from .states import OPEN_STATES, EscalationState
 
 if TYPE_CHECKING:
@@ -204,36 +214,34 @@ def teams_overview() -> list[EngineeringTeam]:
 # --- Engineering clocks and where the time went ------------------------------------------------------
 
 
-def escalation_clocks(escalation: Escalation) -> list:
+def escalation_clocks(escalation: Escalation) -> list[EngineeringClock]:
     """The escalation's engineering clocks in a stable order (acknowledge, first response, resolve)."""
-    from .models import ClockKind
 
     order = {kind: i for i, kind in enumerate(ClockKind.values)}
     return sorted(escalation.clocks.all(), key=lambda c: order[c.kind])
 
 
-def team_targets(team: EngineeringTeam) -> list:
+def team_targets(team: EngineeringTeam) -> list[EngineeringTarget]:
     """The team's targets, by severity."""
-    from .models import EngineeringTarget
-
     return list(EngineeringTarget.objects.filter(team=team).order_by("severity"))
 
 
-def _escalation_changes(escalations) -> dict[int, list]:
+def _escalation_changes(escalations: Iterable[Escalation]) -> dict[int, list[attribution.Change]]:
     """Per case, the escalation changes of ``attribution``: with engineering, needs info, finished.
 
     From the escalation rows, written in the same transactions as the timeline's escalation events:
     the first submission, each question (asked, answered) and the end.
     """
-    from . import attribution as a
-
-    changes: dict[int, list] = {}
+    a = attribution
+    changes: dict[int, list[attribution.Change]] = {}
     for escalation in escalations:
         if escalation.submitted_at is None:
             continue  # a draft (or one withdrawn as a draft) never reached engineering
         rows = changes.setdefault(escalation.case_id, [])
 
-        def add(at, value, escalation=escalation, rows=rows):
+        def add(
+            at: dt.datetime, value: str, escalation: Escalation = escalation, rows: list[a.Change] = rows
+        ) -> None:
             rows.append(a.Change(at, "escalation", value, escalation=escalation.pk, team=escalation.team_id))
 
         add(escalation.submitted_at, a.WITH_ENGINEERING)
@@ -246,13 +254,10 @@ def _escalation_changes(escalations) -> dict[int, list]:
     return changes
 
 
-def _attribute_cases(cases: list[Case], *, now: dt.datetime) -> dict[int, object]:
-    from cases.models import EventKind, Status
-
-    from . import attribution as a
-
+def _attribute_cases(cases: list[Case], *, now: dt.datetime) -> dict[int, attribution.Attribution]:
+    a = attribution
     ids = [case.pk for case in cases]
-    changes: dict[int, list] = {pk: [] for pk in ids}
+    changes: dict[int, list[a.Change]] = {pk: [] for pk in ids}
     for case_id, at, value in (
         CaseEvent.objects.filter(case_id__in=ids, kind=EventKind.STATUS_CHANGED, field="status")
         .order_by("created_at", "id")
@@ -265,19 +270,19 @@ def _attribute_cases(cases: list[Case], *, now: dt.datetime) -> dict[int, object
     result = {}
     for case in cases:
         finished = case.status in (Status.RESOLVED, Status.CLOSED) and case.last_resolved_at is not None
-        end = case.last_resolved_at if finished else max(now, case.created_at)
+        end = case.last_resolved_at if finished and case.last_resolved_at else max(now, case.created_at)
         initial = [a.Change(case.created_at, "status", Status.NEW.value)]
         result[case.pk] = a.attribute(initial + changes[case.pk], start=case.created_at, end=end)
     return result
 
 
-def case_time_attribution(case: Case, *, now: dt.datetime):
+def case_time_attribution(case: Case, *, now: dt.datetime) -> attribution.Attribution:
     """Where the case's time went (``attribution.Attribution``): up to its last resolution, or ``now``
     while it is open (the time so far). Three queries."""
     return _attribute_cases([case], now=now)[case.pk]
 
 
-def time_attribution_by_team(start: dt.datetime, end: dt.datetime) -> dict:
+def time_attribution_by_team(start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
     """For the cases whose last resolution lies in ``[start, end)`` and that are not open now: the
     support, engineering and customer-wait seconds in all, and per engineering team the engineering
     seconds it held and how many of those cases it held any. Plain data, in three queries.
@@ -285,8 +290,6 @@ def time_attribution_by_team(start: dt.datetime, end: dt.datetime) -> dict:
     ``{"cases": n, "support_seconds": s, "engineering_seconds": e, "customer_wait_seconds": c,
     "teams": [{"team_id", "team", "cases", "engineering_seconds"}, ...]}`` (teams by name).
     """
-    from cases.models import Status
-
     cases = list(
         Case.objects.filter(
             last_resolved_at__gte=start, last_resolved_at__lt=end, status__in=(Status.RESOLVED, Status.CLOSED)
@@ -295,7 +298,7 @@ def time_attribution_by_team(start: dt.datetime, end: dt.datetime) -> dict:
     per_case = _attribute_cases(cases, now=end) if cases else {}
     totals = {"support": dt.timedelta(0), "engineering": dt.timedelta(0), "customer_wait": dt.timedelta(0)}
     by_team: dict[int, dt.timedelta] = {}
-    team_cases: Counter = Counter()
+    team_cases: Counter[int] = Counter()
     for result in per_case.values():
         totals["support"] += result.support
         totals["engineering"] += result.engineering

@@ -481,7 +481,7 @@ def team_edit(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def team_targets(request: HttpRequest, slug: str) -> HttpResponse:
+def team_targets(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """A team's engineering targets: managers change them; agents and the team's engineers read them."""
     team = get_object_or_404(EngineeringTeam.objects.select_related("calendar"), slug=slug)
     if not is_agent(request.user) and not selectors.engineer_may_see_team(request.user, team.pk):

@@ -29,7 +29,7 @@ def engineering_clocks(escalation) -> list:
     now = timezone.now()
     clocks = selectors.escalation_clocks(escalation)
     for clock in clocks:
-        clock.words = state_in_words(clock, now=now)
+        clock.words = state_in_words(clock, now=now)  # type: ignore[attr-defined]  # a display attribute
     return clocks
 
 
