@@ -98,7 +98,7 @@ def test_a_manager_uploads_an_export_and_watches_it_run(
     assert progress["finished"] is True
     assert progress["percent"] == 100.0
     assert (progress["rows_read"], progress["total"]) == (27, 27)
-    assert (progress["cases_created"], progress["cases_rejected"], progress["events_created"]) == (5, 2, 29)
+    assert (progress["cases_created"], progress["cases_rejected"], progress["events_created"]) == (5, 2, 34)
     assert progress["rejections"][0]["key"] == "INC0000005"
 
     page = client.get(reverse("imports:detail", args=[job.pk])).content.decode()
