@@ -85,6 +85,11 @@ class ImportJob(models.Model):
         return f"Import #{self.pk} {self.source_name} ({self.status})"
 
     @property
+    def adjustment_count(self) -> int:
+        """How many adjustments the importer made to the source's history (all kinds)."""
+        return sum(entry.get("count", 0) for entry in self.adjustments)
+
+    @property
     def is_finished(self) -> bool:
         return self.status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
 
