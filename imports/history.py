@@ -198,7 +198,8 @@ class Rejection:
 
     @property
     def rows(self) -> int:
-        return len(self.problems)
+        """The bad rows (a row with two problems counts once)."""
+        return len({issue.where for issue in self.issues}) if self.issues else len(self.problems)
 
 
 @dataclass(slots=True)

@@ -405,7 +405,8 @@ def _refreshed(job: ImportJob) -> ImportJob:
 
 def _phase(job: ImportJob, phase: str, clock) -> None:
     job.phase = phase
-    ImportJob.objects.filter(pk=job.pk).update(phase=phase, heartbeat_at=clock())
+    if job.pk is not None:  # (check_file's job is never saved)
+        ImportJob.objects.filter(pk=job.pk).update(phase=phase, heartbeat_at=clock())
 
 
 def _finish(job: ImportJob, status: str, counters: Counters, clock, *, error: str = "") -> None:

@@ -66,7 +66,7 @@ ADJUSTMENTS: dict[str, tuple[str, str]] = {
 #: code -> label (``{}`` is the subject: a state, a field, a value).
 PROBLEMS: dict[str, str] = {
     "source": "{}",
-    "no_key": "no {}: the row belongs to no case",
+    "no_key": "no {} (it belongs to no case)",
     "repeated_key": "a case appears again further on in the file",
     "missing_value": "no {}",
     "bad_date": "{} is not a valid date",

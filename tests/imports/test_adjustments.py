@@ -13,7 +13,7 @@ from cases.models import Case, CaseEvent, EventKind
 from imports import summary
 from imports.mapping import default_mapping_text
 from imports.models import ImportedCase, JobStatus
-from tests.imports.conftest import run
+from tests.imports.conftest import DATA, run
 from tests.imports.history import Row, export, utc
 
 pytestmark = pytest.mark.django_db
@@ -341,3 +341,13 @@ def test_the_command_reports_the_adjustments(tmp_path):
         "  Transition outside the lifecycle new → in_progress, written as new → triaged → in_progress: "
         "1 in 1 case, e.g. INC1"
     ) in text
+
+
+@pytest.mark.parametrize(
+    ("path", "format"), [(DATA / "servicenow.csv", "servicenow-csv"), (DATA / "helpdesk.xes", "xes")]
+)
+def test_every_status_change_of_an_imported_export_is_one_the_lifecycle_allows(path, format):
+    job = run(path, format=format)
+    assert job.cases_created == 5
+    for case in Case.objects.all():
+        assert_lifecycle(case)

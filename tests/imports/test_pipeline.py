@@ -142,3 +142,34 @@ def test_an_unexpected_failure_while_preparing_fails_the_job_and_is_raised(monke
     job = ImportJob.objects.get()
     assert job.status == JobStatus.FAILED
     assert "derivation exploded" in job.error
+
+
+def test_follow_ups_and_the_adjustments_come_back_from_the_child(tmp_path):
+    """A closed case the source moves on opens a linked follow-up (its COPY line names the closed
+    case's id, reserved in the child); the adjustments travel with the batches."""
+    from imports.mapping import default_mapping_text
+    from tests.imports.history import Row, export
+
+    rows = []
+    for n in range(1, 5):
+        rows += [
+            Row(f"INC{n}", "New", 0, "01/03 09:00"),
+            Row(f"INC{n}", "Active", 1, "01/03 10:00"),
+            Row(f"INC{n}", "Resolved", 2, "01/03 11:00", resolved="01/03 11:00"),
+            Row(f"INC{n}", "Closed", 3, "08/03 11:00", closed="08/03 11:00"),
+            Row(f"INC{n}", "Resolved", 4, "09/03 11:00", resolved="09/03 11:00"),
+        ]
+    mapping = default_mapping_text("servicenow-csv") + '\n[lifecycle]\nafter_close = "new_case"\n'
+    job = run(export(tmp_path / "export.csv", rows), time_zone="UTC", mapping_text=mapping, batch_rows=4)
+    assert (job.status, job.cases_created, job.cases_rejected) == (JobStatus.SUCCEEDED, 8, 0)
+    for n in range(1, 5):
+        follow_up = Case.objects.get(external_ref=f"INC{n}#2")
+        assert follow_up.follow_up_of == Case.objects.get(external_ref=f"INC{n}")
+        assert follow_up.events.get(kind="follow_up_opened").new_value == follow_up.follow_up_of.key
+    counted = {(a["kind"], a["written_as"]): (a["count"], a["cases"]) for a in job.adjustments}
+    assert counted == {
+        ("outside_lifecycle", "new → triaged → in_progress"): (4, 4),
+        ("outside_lifecycle", "a new case, linked to the closed one"): (4, 4),
+    }
+    again = run(export(tmp_path / "again.csv", rows), time_zone="UTC", mapping_text=mapping, batch_rows=4)
+    assert (again.cases_created, again.cases_unchanged, again.adjustments) == (0, 8, [])
