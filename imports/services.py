@@ -607,9 +607,10 @@ class _Pass:
                 new.append(Prepared(plan, case_refs, clocks, actor_ids, known=plan.external_ref in known))
             if self.copy and new:
                 ids = _reserve_case_ids(len(new))
-                _link_follow_ups(
-                    new, {**known, **{i.plan.external_ref: c for i, c in zip(new, ids, strict=True)}}
-                )
+                # A follow-up of a case that exists points at that case; of one new here, at the id
+                # reserved for it.
+                reserved = {i.plan.external_ref: c for i, c in zip(new, ids, strict=True)}
+                _link_follow_ups(new, {**reserved, **known})
                 for item, case_id in zip(new, ids, strict=True):
                     _format(item, case_id, job_id=self.job.pk, format=self.job.format, now_text=self.now_text)
             prepared += new
