@@ -14,10 +14,14 @@ batches, one transaction per batch:
   or notification), and the replayed clocks settle every deadline that passed before the import.
 
 A bad row rejects its whole source case (a case is never half-imported) and is reported with its
-line or trace. ``strict`` first checks the whole file without writing and imports only if nothing
-is wrong. On PostgreSQL each batch takes an advisory lock, so two imports never interleave their
-batches; committing uses ``synchronous_commit = off`` (a crash may lose the last batches; running
-the import again restores them, since it is idempotent).
+line or trace, and counted by kind. ``strict`` first checks the whole file without writing and
+imports only if nothing is wrong; ``check_file`` only checks, writing nothing at all. The
+adjustments the derivation made to the history of the cases written are counted on the job
+(``imports.summary``). On PostgreSQL each batch takes an advisory lock, so two imports never
+interleave their batches; committing uses ``synchronous_commit = off`` (a crash may lose the last
+batches; running the import again restores them, since it is idempotent). When the last batch is
+committed, the metrics rollup is refreshed for the days the import touched, before the job
+reports done.
 """
 
 from __future__ import annotations
