@@ -27,3 +27,11 @@ LABELS = {
     SlaEventKind.CADENCE_REMINDER: "Customer update due soon",
     SlaEventKind.CADENCE_MISSED: "Customer update missed",
 }
+
+
+class SlaWebhookEvent:
+    """The webhook events of SLA warnings and breaches (``escalations.models.WebhookEvent`` offers
+    them to subscribers; tests/sla/test_webhooks.py checks the two lists agree)."""
+
+    WARNING = "sla.warning"
+    BREACHED = "sla.breached"
