@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
@@ -9,6 +10,7 @@ from .models import (
     EngineerScope,
     Escalation,
     WebhookDelivery,
+    WebhookEvent,
     WebhookSubscription,
 )
 
@@ -27,10 +29,29 @@ class EngineerScopeAdmin(SimpleHistoryAdmin):
     search_fields = ("user__username",)
 
 
+class WebhookSubscriptionForm(forms.ModelForm):
+    events = forms.MultipleChoiceField(
+        choices=WebhookEvent.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: every escalation event of the team. SLA events (every case's) only when "
+        "ticked; a subscription without a team receives only those.",
+    )
+
+    class Meta:
+        model = WebhookSubscription
+        fields = ["team", "url", "secret", "events", "active"]
+
+
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SimpleHistoryAdmin):
-    list_display = ("team", "url", "active", "created_at")
+    form = WebhookSubscriptionForm
+    list_display = ("__str__", "team", "url", "event_list", "active", "created_at")
     list_filter = ("active", "team")
+
+    @admin.display(description="events")
+    def event_list(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.events) if obj.events else "every escalation event"
 
 
 @admin.register(WebhookDelivery)

@@ -1249,3 +1249,77 @@ def save_policy(
     except IntegrityError as exc:
         raise ValidationError({"severity": [f"There is already a policy for {tier} {severity}."]}) from exc
     return policy
+
+
+# =============================================================================== the warning ladder
+
+
+@dataclass(frozen=True)
+class ThresholdInput:
+    """One rung as a manager gives it: at ``percent`` of ``target`` (100: the breach), tell
+    ``notify`` (``sla.models.Recipient`` codes) and, with ``webhook``, the webhook subscribers."""
+
+    target: str
+    percent: int
+    notify: Sequence[str] = ()
+    webhook: bool = True
+
+
+def ladder_errors(thresholds: Sequence[ThresholdInput]) -> list[str]:
+    """What is wrong with a ladder, one sentence per problem (empty if it can be saved)."""
+    errors: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    for item in thresholds:
+        name = f"{item.target} {item.percent} %"
+        if item.target not in Target.values:
+            errors.append(f"“{item.target}” is not a target; use one of {', '.join(Target.values)}.")
+            continue
+        if isinstance(item.percent, bool) or not isinstance(item.percent, int):
+            errors.append(f"{_target_label(item.target)}: give the share as a whole percentage.")
+            continue
+        name = f"{_target_label(item.target)} at {item.percent} %"
+        if not 1 <= item.percent <= BREACH_PERCENT:
+            errors.append(f"{name}: give a percentage from 1 to 100 (100 is the breach).")
+        if (item.target, item.percent) in seen:
+            errors.append(f"{name} is given twice; each percentage once per target.")
+        seen.add((item.target, item.percent))
+        unknown = [code for code in item.notify if code not in Recipient.values]
+        if unknown:
+            errors.append(
+                f"{name}: “{', '.join(map(str, unknown))}” is not someone to tell; "
+                f"use {', '.join(Recipient.values)}."
+            )
+        if len(set(item.notify)) != len(item.notify):
+            errors.append(f"{name}: name each recipient once.")
+        if not item.notify and not item.webhook:
+            errors.append(f"{name} tells nobody: choose whom to tell, or the webhook.")
+    return errors
+
+
+def save_ladder(policy: SlaPolicy, *, thresholds: Sequence[ThresholdInput]) -> list[WarningThreshold]:
+    """Replace the policy's warning ladder (every target), or raise ValidationError.
+
+    Clocks running now keep the shares they started (or were re-targeted) with; whom a rung tells
+    and whether it sends a webhook are read when it fires, so those changes apply at once.
+    """
+    errors = ladder_errors(thresholds)
+    if errors:
+        raise ValidationError({"thresholds": errors})
+    wanted = {(t.target, t.percent): t for t in thresholds}
+    # Row by row, so the configuration audit trail records only what really changed.
+    with transaction.atomic():
+        policy = SlaPolicy.objects.select_for_update().get(pk=policy.pk)
+        for row in WarningThreshold.objects.filter(policy=policy):
+            item = wanted.pop((row.target, row.percent), None)
+            if item is None:
+                row.delete()
+                continue
+            notify = list(item.notify)
+            if (row.notify, row.webhook) != (notify, item.webhook):
+                row.notify, row.webhook = notify, item.webhook
+                row.save(update_fields=["notify", "webhook"])
+        for (target, percent), item in sorted(wanted.items()):
+            WarningThreshold.objects.create(
+                policy=policy, target=target, percent=percent, notify=list(item.notify), webhook=item.webhook
+            )
+    return list(WarningThreshold.objects.filter(policy=policy).order_by("target", "percent"))
