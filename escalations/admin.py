@@ -30,6 +30,8 @@ class EngineerScopeAdmin(SimpleHistoryAdmin):
 
 
 class WebhookSubscriptionForm(forms.ModelForm):
+    # The model's checks (public address only, see docs/security.md) still run on save.
+    url = forms.URLField(max_length=500, assume_scheme="https", help_text="http:// or https:// only.")
     events = forms.MultipleChoiceField(
         choices=WebhookEvent.choices,
         required=False,
