@@ -24,6 +24,7 @@ from . import calendars, clock
 from .models import (
     BREACH_PERCENT,
     BusinessCalendar,
+    ClockRung,
     ClockState,
     SlaClock,
     SlaPolicy,
@@ -333,9 +334,22 @@ def oldest_unrecorded_deadline(*, now: dt.datetime, older_than: dt.timedelta) ->
         .values_list(*fields)
         .first()
     )
+    # A further rung of a warning ladder (its own partial index), on a clock still short of due.
+    rung = (
+        ClockRung.objects.filter(
+            warned_at__isnull=True,
+            warn_at__lt=horizon,
+            clock__state=ClockState.RUNNING,
+            clock__due_at__gte=horizon,
+            clock__case__updated_at__lt=horizon,
+        )
+        .order_by("warn_at")
+        .values_list("clock_id", "clock__case_id", "clock__target", "clock__due_at", "warn_at")
+        .first()
+    )
     found = [
         UnrecordedDeadline(clock_id=row[0], case_id=row[1], target=row[2], kind=kind, due=row[index])
-        for row, kind, index in ((breach, "breach", 3), (warning, "warning", 4))
+        for row, kind, index in ((breach, "breach", 3), (warning, "warning", 4), (rung, "warning", 4))
         if row is not None
     ]
     return min(found, key=lambda item: item.due, default=None)

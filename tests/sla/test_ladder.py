@@ -380,3 +380,18 @@ def test_a_further_rung_costs_its_claim_and_its_timeline_event(organisation, con
 
     assert queries_to_sweep(4) - queries_to_sweep(3) == 2
     assert CaseEvent.objects.filter(kind="sla_warning", new_value__percent=75).count() == 7
+
+
+def test_a_further_rung_the_sweep_keeps_missing_is_sweep_lag(organisation, contact, agent, ladder):
+    from sla import selectors
+
+    case = _case(organisation, contact, agent)
+    services.record_due_warnings_and_breaches(now=T0 + 31 * MIN)  # the 50 % rung; 75 % is due at +45
+    case.updated_at = T0  # nobody changed the case since
+    case.save(update_fields=["updated_at"])
+    five = dt.timedelta(minutes=5)
+    assert selectors.oldest_unrecorded_deadline(now=T0 + 49 * MIN, older_than=five) is None
+    missed = selectors.oldest_unrecorded_deadline(now=T0 + 51 * MIN, older_than=five)
+    assert (missed.case_id, missed.target, missed.kind, missed.due) == (case.pk, FR, "warning", T0 + 45 * MIN)
+    services.record_due_warnings_and_breaches(now=T0 + 51 * MIN)
+    assert selectors.oldest_unrecorded_deadline(now=T0 + 52 * MIN, older_than=five) is None
