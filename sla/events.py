@@ -31,7 +31,7 @@ LABELS = {
 
 class SlaWebhookEvent:
     """The webhook events of SLA warnings and breaches (``escalations.models.WebhookEvent`` offers
-    them to subscribers; tests/sla/test_webhooks.py checks the two lists agree)."""
+    them to subscribers; tests/escalations/test_webhooks_sla.py checks the two agree)."""
 
     WARNING = "sla.warning"
     BREACHED = "sla.breached"
