@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 from simple_history.admin import SimpleHistoryAdmin
@@ -29,27 +28,19 @@ class EngineerScopeAdmin(SimpleHistoryAdmin):
     search_fields = ("user__username",)
 
 
-class WebhookSubscriptionForm(forms.ModelForm):
-    # The model's checks (public address only, see docs/security.md) still run on save.
-    url = forms.URLField(max_length=500, assume_scheme="https", help_text="http:// or https:// only.")
-    events = forms.MultipleChoiceField(
-        choices=WebhookEvent.choices,
-        required=False,
-        widget=forms.CheckboxSelectMultiple,
-        help_text="None ticked: every escalation event of the team. SLA events (every case's) only when "
-        "ticked; a subscription without a team receives only those.",
-    )
-
-    class Meta:
-        model = WebhookSubscription
-        fields = ["team", "url", "secret", "events", "active"]
-
-
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SimpleHistoryAdmin):
-    form = WebhookSubscriptionForm
     list_display = ("__str__", "team", "url", "event_list", "active", "created_at")
     list_filter = ("active", "team")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "events":
+            kwargs["help_text"] = (
+                'A JSON list of event names, e.g. ["sla.breached"]; [] sends every escalation event of '
+                "the team. SLA events (for every case) only when named; a subscription without a team "
+                "receives only those. Names: " + ", ".join(WebhookEvent.values) + "."
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
 
     @admin.display(description="events")
     def event_list(self, obj: WebhookSubscription) -> str:

@@ -221,14 +221,14 @@ def test_an_admin_subscribes_a_receiver_to_sla_events_without_a_team(admin_user,
     client.force_login(admin_user)
     response = client.post(
         reverse("admin:escalations_webhooksubscription_add"),
-        {"url": receiver.url, "secret": SECRET, "events": ["sla.warning", "sla.breached"], "active": "on"},
+        {"url": receiver.url, "secret": SECRET, "events": '["sla.warning", "sla.breached"]', "active": "on"},
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     subscription = WebhookSubscription.objects.get()
     assert (subscription.team, subscription.events) == (None, ["sla.warning", "sla.breached"])
     response = client.post(
         reverse("admin:escalations_webhooksubscription_add"),
-        {"url": receiver.url, "secret": SECRET, "events": ["escalation.submitted"], "active": "on"},
+        {"url": receiver.url, "secret": SECRET, "events": '["escalation.submitted"]', "active": "on"},
     )
     assert response.status_code == 200
     assert "receives only SLA events" in response.content.decode()
