@@ -11,6 +11,7 @@ from .models import (
     EngineerScope,
     Escalation,
     WebhookDelivery,
+    WebhookEvent,
     WebhookSubscription,
 )
 
@@ -57,8 +58,21 @@ class EngineerScopeAdmin(SimpleHistoryAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SimpleHistoryAdmin):
-    list_display = ("team", "url", "active", "created_at")
+    list_display = ("__str__", "team", "url", "event_list", "active", "created_at")
     list_filter = ("active", "team")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "events":
+            kwargs["help_text"] = (
+                'A JSON list of event names, e.g. ["sla.breached"]; [] sends every escalation event of '
+                "the team. SLA events (for every case) only when named; a subscription without a team "
+                "receives only those. Names: " + ", ".join(WebhookEvent.values) + "."
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="events")
+    def event_list(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.events) if obj.events else "every escalation event"
 
 
 @admin.register(WebhookDelivery)

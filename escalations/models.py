@@ -12,6 +12,7 @@ import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -341,6 +342,15 @@ class WebhookEvent(models.TextChoices):
     LINKED = "escalation.linked", "External ticket linked"
     WITHDRAWN = "escalation.withdrawn", "Withdrawn"
     UPDATED = "escalation.updated", "Package updated"
+    # The SLA sweep's (sla.events.SlaWebhookEvent), for every case, sent only to subscriptions
+    # that name them.
+    SLA_WARNING = "sla.warning", "SLA warning (a rung of the warning ladder)"
+    SLA_BREACHED = "sla.breached", "SLA breached"
+
+
+#: Events a subscription receives only when it names them: an empty list means every
+#: escalation event of its team, as it always has.
+OPT_IN_EVENTS = frozenset({WebhookEvent.SLA_WARNING, WebhookEvent.SLA_BREACHED})
 
 
 def _new_secret() -> str:
@@ -349,9 +359,17 @@ def _new_secret() -> str:
 
 
 class WebhookSubscription(models.Model):
-    """Where a team's escalation events are POSTed, signed with ``secret``."""
+    """Where a team's escalation events, and the SLA events it names, are POSTed, signed with
+    ``secret``. Without a team it receives only the SLA events it names."""
 
-    team = models.ForeignKey(EngineeringTeam, on_delete=models.CASCADE, related_name="webhooks")
+    team = models.ForeignKey(
+        EngineeringTeam,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+        null=True,
+        blank=True,
+        help_text="Whose escalation events it receives; empty for a subscription to SLA events only.",
+    )
     url = models.URLField(
         max_length=500, validators=[validate_webhook_url], help_text="http:// or https:// only."
     )
@@ -361,7 +379,9 @@ class WebhookSubscription(models.Model):
         help_text="Signing secret (Standard Webhooks: whsec_ and base64), see docs/security.md.",
     )
     events = models.JSONField(
-        default=list, blank=True, help_text="Event names to send; empty sends every event."
+        default=list,
+        blank=True,
+        help_text="Event names to send; empty sends every escalation event. SLA events only when named.",
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -372,10 +392,29 @@ class WebhookSubscription(models.Model):
         ordering = ["team__name", "id"]
 
     def __str__(self) -> str:
-        return f"{self.team} → {self.url}"
+        return f"{self.team or 'SLA events'} → {self.url}"
+
+    def clean(self) -> None:
+        super().clean()
+        events = self.events if isinstance(self.events, list) else None
+        if events is None or not all(isinstance(e, str) for e in events):
+            raise ValidationError({"events": "Give a list of event names."})
+        unknown = sorted(set(events) - set(WebhookEvent.values))
+        if unknown:
+            raise ValidationError({"events": f"Unknown events: {', '.join(unknown)}."})
+        if self.team_id is None and not set(events) & OPT_IN_EVENTS:
+            raise ValidationError(
+                {"events": "A subscription without a team receives only SLA events: name at least one."}
+            )
 
     def wants(self, event: str) -> bool:
-        return self.active and (not self.events or event in self.events)
+        """Whether ``event`` goes to this subscription: SLA events only when named; escalation
+        events when named, or all of them when none are (they come from its team only)."""
+        if not self.active:
+            return False
+        if event in OPT_IN_EVENTS:
+            return event in self.events
+        return not self.events or event in self.events
 
 
 class DeliveryStatus(models.TextChoices):

@@ -20,6 +20,7 @@ from drf_spectacular.utils import (
     extend_schema_view,
 )
 from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -29,7 +30,15 @@ from supportdesk.core import bounds
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 
 from . import explain, selectors, services
-from .models import MAX_TARGET_MINUTES, BusinessCalendar, SlaClock, SlaPolicy, Target
+from .models import (
+    BREACH_PERCENT,
+    MAX_TARGET_MINUTES,
+    BusinessCalendar,
+    Recipient,
+    SlaClock,
+    SlaPolicy,
+    Target,
+)
 
 
 class ManagerCanWriteSla(ManagerCanWrite):
@@ -441,6 +450,31 @@ class PolicySerializer(serializers.ModelSerializer):
         return self._save(instance, validated_data)
 
 
+class ThresholdSerializer(serializers.Serializer):
+    target = serializers.ChoiceField(choices=Target.choices)
+    percent = StrictIntegerField(
+        min_value=1, max_value=BREACH_PERCENT, help_text="Share of the target used, in %; 100 is the breach."
+    )
+    notify = serializers.ListField(
+        child=serializers.ChoiceField(choices=Recipient.choices),
+        default=list,
+        help_text="Whom to tell, resolved when the rung fires: assignee (else the team), team_lead, "
+        "managers, duty_manager.",
+    )
+    webhook = StrictBooleanField(
+        default=True, help_text="Also send it to the webhook subscribers of SLA events."
+    )
+
+
+class LadderSerializer(serializers.Serializer):
+    policy = serializers.IntegerField(read_only=True)
+    thresholds = ThresholdSerializer(
+        many=True,
+        help_text="Every rung of every target; a target without a rung below 100 % warns once at the "
+        "policy's warning_ratio. Writing replaces the whole ladder.",
+    )
+
+
 @extend_schema_view(
     list=extend_schema(summary="SLA policies", tags=["sla"]),
     retrieve=extend_schema(summary="An SLA policy", tags=["sla"]),
@@ -457,6 +491,35 @@ class PolicyViewSet(viewsets.ModelViewSet):
 
     def get_queryset(self):
         return selectors.policy_list()
+
+    @extend_schema(
+        methods=["GET"], summary="A policy's warning ladder", responses=LadderSerializer, tags=["sla"]
+    )
+    @extend_schema(
+        methods=["PUT"],
+        summary="Replace a policy's warning ladder (managers)",
+        request=LadderSerializer,
+        responses={200: LadderSerializer, 400: OpenApiResponse(description="Invalid rungs, by field")},
+        tags=["sla"],
+    )
+    @action(detail=True, methods=["get", "put"], url_path="ladder")
+    def ladder(self, request, pk=None):
+        policy = self.get_object()
+        if request.method == "PUT":
+            data = LadderSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            # A ValidationError of the service is a 400 by field (supportdesk.core.api.exception_handler).
+            thresholds = [services.ThresholdInput(**item) for item in data.validated_data["thresholds"]]
+            services.save_ladder(policy, thresholds=thresholds)
+        rows = policy.thresholds.order_by("target", "percent")
+        body = {
+            "policy": policy.pk,
+            "thresholds": [
+                {"target": t.target, "percent": t.percent, "notify": list(t.notify), "webhook": t.webhook}
+                for t in rows
+            ],
+        }
+        return Response(LadderSerializer(body).data)
 
 
 # --- Preview --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from supportdesk.core.decorators import role_required
 from supportdesk.core.roles import is_agent, is_manager
 
 from . import calendars, explain, selectors, services
-from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm
+from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm, ThresholdForm, ThresholdFormSet
 from .models import BusinessCalendar, SlaClock
 
 # Managers and admins only: anonymous -> login, anyone else -> 403.
@@ -36,7 +36,7 @@ def _apply_errors(form, exc: ValidationError) -> None:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def policies(request: HttpRequest) -> HttpResponse:
-    policy_rows = list(selectors.policy_list())
+    policy_rows = list(selectors.policy_list(with_ladder=True))
     by_id = {p.pk: p for p in policy_rows}
     status = 200
     if request.method == "POST":
@@ -74,7 +74,7 @@ def policies(request: HttpRequest) -> HttpResponse:
     for form in formset:
         policy_id = form["policy_id"].value()
         policy = by_id.get(int(policy_id)) if str(policy_id or "").isdigit() else None
-        rows.append((policy, form))
+        rows.append((policy, form, selectors.ladder_summary(policy) if policy is not None else []))
     preview_form, preview = _preview(request)
     return render(
         request,
@@ -86,6 +86,35 @@ def policies(request: HttpRequest) -> HttpResponse:
             "preview_form": preview_form,
             "preview": preview,
         },
+        status=status,
+    )
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def ladder(request: HttpRequest, pk: int) -> HttpResponse:
+    """One policy's warning ladder: the rungs of each target, whom each tells, and the webhook."""
+    policy = get_object_or_404(selectors.policy_list(with_ladder=True), pk=pk)
+    status = 200
+    errors: list[str] = []
+    if request.method == "POST":
+        formset = ThresholdFormSet(request.POST, prefix="t")
+        if formset.is_valid():
+            thresholds = [form.threshold for form in formset if form.threshold is not None]
+            try:
+                services.save_ladder(policy, thresholds=thresholds)
+            except ValidationError as exc:
+                errors = [m for ms in exc.message_dict.values() for m in ms]
+            else:
+                messages.success(request, f"Saved the warning ladder of {policy}.")
+                return redirect("sla:policies")
+        status = 400
+    else:
+        formset = ThresholdFormSet(initial=ThresholdForm.initial_for(policy), prefix="t")
+    return render(
+        request,
+        "sla/ladder.html",
+        {"policy": policy, "formset": formset, "errors": errors, "summary": selectors.ladder_summary(policy)},
         status=status,
     )
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("escalations", "0004_history"),
+        ("escalations", "0005_sla_webhooks"),
         ("sla", "0006_history"),
     ]
 
