@@ -228,7 +228,9 @@ BULK_VALUE_FIELDS = {
 
 
 def _bulk_label(action: str, value) -> str:
-    spec = bulk.ACTIONS[action]
+    spec = bulk.actions()[action]
+    if spec.describe is not None:
+        return spec.describe(value)
     if action == "assign":
         shown = "nobody (unassigned)" if value is None else (value.get_full_name() or value.get_username())
     elif action == "team":
@@ -254,9 +256,10 @@ def bulk_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     action = request.POST.get("action", "")
     context: dict[str, Any] = {"back": back, "result": None, "error": None}
     try:
-        if action not in bulk.ACTIONS:
+        spec = bulk.actions().get(action)
+        if spec is None:
             raise bulk.BulkRefused("Choose what to change.", field="action")
-        raw = request.POST.get(BULK_VALUE_FIELDS.get(action, "value"), "")
+        raw = request.POST.get(BULK_VALUE_FIELDS.get(action, spec.value_field), "")
         value = bulk.parse_value(action, raw, actor=request.user)
         if request.POST.get("all_matching"):
             if errors := saved_views.query_errors(filter_query):
@@ -268,6 +271,8 @@ def bulk_change(request: AuthenticatedHttpRequest) -> HttpResponse:
         context["error"] = exc.message
         messages.error(request, f"Nothing was changed: {exc.message}")
         return render(request, "cases/bulk_result.html", context, status=400)
+    if spec.step is not None and (answer := spec.step(request, targets, value)) is not None:
+        return answer  # the action asks for more first (e.g. a form of its own)
     context["result"] = bulk.apply(
         targets, action, value, actor=request.user, now=timezone.now(), label=_bulk_label(action, value)
     )

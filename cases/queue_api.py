@@ -278,8 +278,15 @@ class BulkRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="assign: a username, `me`, or null to unassign; team: a slug or null; status and "
-        "severity: the code; add_tags / remove_tags: a list of tags (or a comma-separated string).",
+        "severity: the code; add_tags / remove_tags: a list of tags (or a comma-separated string); "
+        "macro: the macro's id; link_incident: an active major incident's key (INC-3).",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Other apps' actions too (cases.extensions.register_bulk_action), known once apps are ready;
+        # not those that ask for a form first (the queue's bar only).
+        self.fields["action"].choices = bulk.api_action_choices()
 
     def validate_filter(self, value: str) -> str:
         errors = saved_views.query_errors(value)

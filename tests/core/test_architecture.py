@@ -32,7 +32,7 @@ MAY_IMPORT = {
     "escalations": {"supportdesk", "cases", "sla"},
     "knowledge": {"supportdesk", "cases"},
     "inbound": {"supportdesk", "cases"},
-    "incidents": {"supportdesk", "cases"},
+    "incidents": {"supportdesk", "cases", "sla"},
     "metrics": {"supportdesk", "cases", "sla", "escalations", "knowledge"},
     "imports": {"supportdesk", "cases", "sla", "metrics"},
 }
