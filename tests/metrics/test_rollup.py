@@ -300,7 +300,7 @@ def test_weekly_trends_from_the_rollup_equal_each_week_from_the_source(rolled, t
         assert reopen == m.reopen_rate(**period)
 
 
-def test_imported_history_marks_its_days_and_the_figures_follow(rolled):
+def test_imported_history_is_rolled_up_before_the_import_reports_done_and_the_figures_follow(rolled):
     from pathlib import Path
 
     from imports import services as imports
@@ -318,8 +318,9 @@ def test_imported_history_marks_its_days_and_the_figures_follow(rolled):
             path=str(csv),
         )
         imports.run_import(job, now=NOW)
-        assert RollupDirtyDay.objects.filter(day=dt.date(2023, 3, 1)).exists()
-        for phase in ("marked", "refreshed"):
+        # The import refreshed the days it touched before it reported done: none is left dirty.
+        assert not RollupDirtyDay.objects.filter(day=dt.date(2023, 3, 1)).exists()
+        for phase in ("as the import left it", "refreshed again"):
             for bounds in (year[:1], year[1:]):
                 figures = m.periods_metrics(bounds, tz=BERLIN)[0]
                 start, end = bounds[0]
