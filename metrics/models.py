@@ -136,7 +136,7 @@ class DurationBucket(models.Model):
     """How many durations of one figure ended on one UTC day for one severity, per bucket of
     ``metrics.histograms.BOUNDS``, and their sum: the coarse half of the exact duration histogram.
 
-    ``figure`` is the position of the figure in ``metrics.histograms.FIGURES``. Like ``DailyRollup``
+    ``figure`` is the duration's ``code`` in ``metrics.catalogue``. Like ``DailyRollup``
     a pure function of the source, recomputed per day; read only for clean rolled-up days.
     """
 

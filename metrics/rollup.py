@@ -45,21 +45,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, connections, transaction
-from django.db.models import BigIntegerField, Count, F, Func, IntegerField, Max, Q, Sum, Value, When
 from django.db.models import Case as CaseWhen
+from django.db.models import Count, F, IntegerField, Max, Q, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cases.models import OPEN_Q, REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from cases.signals import case_event_recorded, organisation_changed
 from escalations.events import EscalationEventKind
 from escalations.models import Escalation
-from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
 from knowledge.services import ARTICLE_LINKED
 from sla.events import SlaEventKind
 from sla.models import ClockState, SlaClock, Target, completed_at
 
-from . import histograms
+from . import catalogue, histograms
+from .catalogue import Metric
+from .figures.base import duration_cases
+from .figures.escalations import BOUNCED_Q
 from .models import DailyRollup, DurationBucket, DurationValue, RollupDirtyDay, RollupState, SurveyResponse
 from .surveys import CSAT_ANSWERED
 
@@ -83,18 +86,10 @@ COUNT_COLUMNS = (
     "linked_resolutions",
     *CSAT_COLUMNS.values(),
 )
-BOUNCED_Q = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
 #: The filters the rollup can answer (its key); organisation and assignee need the source.
 ROLLUP_FILTERS = {"team": "team_id", "tier": "tier", "severity": "severity"}
 #: The filters the duration histograms can answer (their key is the day and the severity only).
 DURATION_FILTERS = {"severity"}
-#: Each duration figure: (the instant that ends it and selects it, whether open cases are left out).
-DURATION_FIGURES = {
-    "first_response_time": ("first_response_at", False),
-    "time_to_triage": ("triaged_at", False),
-    "time_to_resolve": ("first_resolved_at", False),
-    "time_to_final_resolution": ("last_resolved_at", True),
-}
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -314,45 +309,6 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
     ]
 
 
-class MicrosecondsBetween(Func):
-    """``later - earlier`` in whole microseconds (exact: stored instants are whole microseconds)."""
-
-    output_field = BigIntegerField()
-    arity = 2
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotImplementedError(f"MicrosecondsBetween is not implemented for {connection.vendor}")
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        # In double precision (cheaper than EXTRACT's numeric): the epoch of an interval is within
-        # an ulp of the exact seconds, so times 10^6 and rounded it is the exact microseconds for
-        # any duration below a few hundred years.
-        return Func.as_sql(
-            self,
-            compiler,
-            connection,
-            template="CAST(round(date_part('epoch', %(expressions)s) * 1000000) AS bigint)",
-            arg_joiner=" - ",
-        )
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return Func.as_sql(
-            self, compiler, connection, template="django_timestamp_diff(%(expressions)s)", arg_joiner=", "
-        )
-
-
-def duration_source(figure: str, **filters: Any):
-    """The cases a duration figure counts, with ``us``: the duration in microseconds (filters are
-    ``selectors.case_filter_q``'s)."""
-    from .selectors import case_filter_q
-
-    instant, closed_only = DURATION_FIGURES[figure]
-    cases = Case.objects.filter(case_filter_q(**filters))
-    if closed_only:
-        cases = cases.exclude(OPEN_Q)
-    return cases.annotate(us=MicrosecondsBetween(F(instant), F("created_at")))
-
-
 def _source_durations(days: Iterable[dt.date]) -> tuple[list[DurationBucket], list[DurationValue]]:
     """The duration histograms of ``days`` from the source: one query per figure."""
     ranges = _day_ranges(days)
@@ -360,10 +316,10 @@ def _source_durations(days: Iterable[dt.date]) -> tuple[list[DurationBucket], li
     values: list[DurationValue] = []
     if not ranges:
         return buckets, values
-    for figure, name in enumerate(histograms.FIGURES):
-        instant = DURATION_FIGURES[name][0]
+    for metric in catalogue.DURATIONS:
+        figure, instant = metric.code, metric.field
         rows = (
-            duration_source(name)
+            duration_cases(metric)
             .filter(_in_ranges(instant, ranges))
             .annotate(day=TruncDate(instant, tzinfo=UTC))
             .values_list("day", "severity", "us")
@@ -569,16 +525,16 @@ def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
 
 
 def duration_counts(
-    figure: str, days: list[tuple[int, dt.date, dt.date]], *, severity: str | None = None
+    metric: Metric, days: list[tuple[int, dt.date, dt.date]], *, severity: str | None = None
 ) -> list[tuple[int, str, int, int, int]]:
-    """The histograms' ``(period index, severity, bucket, count, sum µs)`` over ``days`` runs
+    """The histograms' ``(period index, severity, bucket, count, sum µs)`` of a duration over ``days`` runs
     (``split``'s). One query."""
     if not days:
         return []
     key = CaseWhen(
         *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
     )
-    rows = DurationBucket.objects.filter(_days_q(days), figure=histograms.FIGURES.index(figure))
+    rows = DurationBucket.objects.filter(_days_q(days), figure=metric.code)
     if severity:
         rows = rows.filter(severity=severity)
     return list(
@@ -602,13 +558,13 @@ class ValueRead:
     limit: int
 
 
-def duration_values(figure: str, reads: list[ValueRead]) -> list[list[int]]:
+def duration_values(metric: Metric, reads: list[ValueRead]) -> list[list[int]]:
     """The values of each read (in order), all in one query: each read is an index range scan of
     its bucket in value order that stops after ``offset + limit`` matching rows."""
     if not reads:
         return []
     table = connections[DurationValue.objects.all().db].ops.quote_name(DurationValue._meta.db_table)
-    code = histograms.FIGURES.index(figure)
+    code = metric.code
     parts, params = [], []
     for i, read in enumerate(reads):
         days = " OR ".join("(day >= %s AND day < %s)" for _ in read.days)
@@ -724,8 +680,6 @@ def connect() -> None:
     """Listen to the domain's signals (called from ``MetricsConfig.ready``). No model signal: a write
     the domain does not announce (an ``update()``, a bulk load) marks its days itself (``touch``,
     ``touch_span``, ``deferred``), as the history import does."""
-    from cases.signals import case_event_recorded, organisation_changed
-
     case_event_recorded.connect(on_case_event, dispatch_uid="metrics.rollup.on_case_event")
     organisation_changed.connect(
         on_organisation_changed, dispatch_uid="metrics.rollup.on_organisation_changed"

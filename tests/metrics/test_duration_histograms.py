@@ -16,7 +16,7 @@ import time_machine
 
 from cases import services as cases
 from cases.models import Case, Status
-from metrics import histograms, rollup
+from metrics import catalogue, histograms, rollup
 from metrics import selectors as m
 from metrics.models import DurationBucket, DurationValue, RollupDirtyDay
 from tests.factories import at
@@ -132,11 +132,11 @@ def _diff(figures, expected):
 
 def test_the_histograms_hold_every_duration_of_the_rolled_up_days(years):
     counted = Case.objects.filter(first_resolved_at__lt=at(2025, 3, 31)).count()
-    code = histograms.FIGURES.index("time_to_resolve")
+    code = catalogue.TIME_TO_RESOLVE.code
     assert DurationValue.objects.filter(figure=code).count() == counted
     assert sum(DurationBucket.objects.filter(figure=code).values_list("count", flat=True)) == counted
     # Cases reopened and open now have no final resolution.
-    final = histograms.FIGURES.index("time_to_final_resolution")
+    final = catalogue.TIME_TO_FINAL_RESOLUTION.code
     assert DurationValue.objects.filter(figure=final).count() < counted
 
 
@@ -155,7 +155,7 @@ def test_team_and_tier_filters_read_durations_from_the_source(years, team):
 
 def test_the_histograms_are_really_read(years):
     # Move every rolled-up value one second later behind the rollup's back: the figure follows.
-    code = histograms.FIGURES.index("time_to_resolve")
+    code = catalogue.TIME_TO_RESOLVE.code
     before = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
     DurationValue.objects.filter(figure=code).update(value=0)
     after = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall

@@ -23,6 +23,7 @@ from escalations import services as escalations
 from escalations.models import EngineeringTeam
 from metrics import rollup
 from metrics import selectors as m
+from metrics.figures import durations
 from metrics.models import DailyRollup, RollupDirtyDay, RollupState, SurveyResponse
 from metrics.surveys import answer_survey
 from sla import services as sla
@@ -66,7 +67,7 @@ def direct(start, end, tz, **filters):
         "escalation_rate": m.escalation_rate(**period),
         "engineering_bounce_rate": m.engineering_bounce_rate(**period),
         "update_cadence_adherence": m.update_cadence_adherence(**period),
-        "csat": m.csat.csat(**period),
+        "csat": m.csat(**period),
         "reopen_rate": m.reopen_rate(**period),
         "knowledge_reuse": m.knowledge_reuse(**period),
         "first_response_time": m.first_response_time(**period),
@@ -249,13 +250,13 @@ def test_headline_kpis_with_the_rollup_take_a_fixed_number_of_queries(rolled, dj
 def test_figures_on_several_connections_equal_those_in_order(dataset, settings, monkeypatch):
     # Committed data (a transactional test): the request's figures run on two connections at once.
     threads = []
-    durations = m._durations
+    figure_durations = durations.figure_durations
 
     def spy(*args, **kwargs):
         threads.append(threading.current_thread().name)
-        return durations(*args, **kwargs)
+        return figure_durations(*args, **kwargs)
 
-    monkeypatch.setattr(m, "_durations", spy)
+    monkeypatch.setattr(durations, "figure_durations", spy)
     bounds = [PERIODS[0][1][0], PERIODS[1][1][0]]
     settings.METRICS_QUERY_THREADS = 2
     together = m.periods_metrics(bounds, tz=BERLIN)
