@@ -46,7 +46,7 @@ from typing import Any
 
 from django.db import connection, connections, transaction
 from django.db.models import Case as CaseWhen
-from django.db.models import Count, F, IntegerField, Max, Q, Sum, Value, When
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -63,7 +63,15 @@ from . import catalogue, histograms
 from .catalogue import Metric
 from .figures.base import duration_cases
 from .figures.escalations import BOUNCED_Q
-from .models import DailyRollup, DurationBucket, DurationValue, RollupDirtyDay, RollupState, SurveyResponse
+from .models import (
+    DailyRollup,
+    DurationBucket,
+    DurationValue,
+    RollupDirtyDay,
+    RollupRepeat,
+    RollupState,
+    SurveyResponse,
+)
 from .surveys import CSAT_ANSWERED
 
 UTC = dt.UTC
@@ -88,8 +96,6 @@ COUNT_COLUMNS = (
 )
 #: The filters the rollup can answer (its key); organisation and assignee need the source.
 ROLLUP_FILTERS = {"team": "team_id", "tier": "tier", "severity": "severity"}
-#: The filters the duration histograms can answer (their key is the day and the severity only).
-DURATION_FILTERS = {"severity"}
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -309,34 +315,120 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
     ]
 
 
-def _source_durations(days: Iterable[dt.date]) -> tuple[list[DurationBucket], list[DurationValue]]:
-    """The duration histograms of ``days`` from the source: one query per figure."""
+def previous_event(kind: Q) -> Subquery:
+    """The instant of the case's event of ``kind`` before this one (by time, then id), for a query
+    over timeline events of ``kind``; NULL for the case's first. An index range scan of the case's
+    metric events (``event_metric_case_idx``) that stops at the first row."""
+    earlier = Q(created_at__lt=OuterRef("created_at")) | Q(
+        created_at=OuterRef("created_at"), id__lt=OuterRef("id")
+    )
+    return Subquery(
+        CaseEvent.objects.filter(kind, earlier, case_id=OuterRef("case_id"))
+        .order_by("-created_at", "-id")
+        .values("created_at")[:1]
+    )
+
+
+def next_event(kind: Q) -> Subquery:
+    """The instant of the case's event of ``kind`` after this one; NULL for the case's last."""
+    later = Q(created_at__gt=OuterRef("created_at")) | Q(
+        created_at=OuterRef("created_at"), id__gt=OuterRef("id")
+    )
+    return Subquery(
+        CaseEvent.objects.filter(kind, later, case_id=OuterRef("case_id"))
+        .order_by("created_at", "id")
+        .values("created_at")[:1]
+    )
+
+
+#: The two kinds of event whose distinct cases the reopen rate and knowledge reuse count, with the
+#: repeat columns they fill.
+REPEAT_KINDS = ((REOPENED_Q, "reopens"), (RESOLVED_Q, "resolutions"))
+
+
+def _source_repeats(days: Iterable[dt.date]) -> list[RollupRepeat]:
+    """The repeats of ``days`` from the source: their reopen and resolution events grouped by the
+    day of the case's previous event of the same kind (two grouped queries)."""
     ranges = _day_ranges(days)
-    buckets: list[DurationBucket] = []
-    values: list[DurationValue] = []
     if not ranges:
-        return buckets, values
-    for metric in catalogue.DURATIONS:
-        figure, instant = metric.code, metric.field
-        rows = (
-            duration_cases(metric)
-            .filter(_in_ranges(instant, ranges))
-            .annotate(day=TruncDate(instant, tzinfo=UTC))
-            .values_list("day", "severity", "us")
+        return []
+    rows: dict[tuple, dict[str, int]] = {}
+    linked = Q(case_id__in=ArticleCaseLink.objects.values("case_id"))
+    for kind, column in REPEAT_KINDS:
+        counts = {column: Count("id")}
+        if column == "resolutions":
+            counts["linked_resolutions"] = Count("id", filter=linked)
+        grouped = (
+            CaseEvent.objects.filter(kind, _in_ranges("created_at", ranges))
+            .annotate(previous=previous_event(kind))
+            .filter(previous__isnull=False)
+            .annotate(d=TruncDate("created_at", tzinfo=UTC), p=TruncDate("previous", tzinfo=UTC))
+            .values("d", "p", "case__severity", "case__team_id", "case__organisation__tier")
+            .annotate(**counts)
             .order_by()
         )
-        counts: dict[tuple, list[int]] = {}
-        for day, severity, us in rows.iterator(chunk_size=5000):
-            bucket = histograms.bucket_of(us)
-            cell = counts.setdefault((day, severity, bucket), [0, 0])
-            cell[0] += 1
-            cell[1] += us
-            values.append(DurationValue(day=day, figure=figure, severity=severity, bucket=bucket, value=us))
-        buckets.extend(
-            DurationBucket(day=day, figure=figure, severity=severity, bucket=bucket, count=n, total=total)
-            for (day, severity, bucket), (n, total) in counts.items()
+        for r in grouped:
+            key = (r["d"], r["p"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+            row = rows.setdefault(key, {"reopens": 0, "resolutions": 0, "linked_resolutions": 0})
+            for name in counts:
+                row[name] += r[name]
+    return [
+        RollupRepeat(day=d, previous_day=p, severity=sev, team_id=team, tier=tier, **counts)
+        for (d, p, sev, team, tier), counts in rows.items()
+    ]
+
+
+def bucket_sql(column: str, lo: int = 0, hi: int = len(histograms.BOUNDS)) -> str:
+    """``histograms.bucket_of(column)`` in SQL, for an integer ``column`` known to lie in buckets
+    ``lo`` to ``hi``: a balanced tree of comparisons with the bucket bounds (nine deep), the same on
+    PostgreSQL and SQLite. The bounds are this module's integers, not input."""
+    if lo == hi:
+        return str(lo)
+    mid = (lo + hi + 1) // 2  # bucket >= mid exactly when column >= BOUNDS[mid - 1]
+    return (
+        f"CASE WHEN {column} >= {histograms.BOUNDS[mid - 1]} THEN {bucket_sql(column, mid, hi)} "
+        f"ELSE {bucket_sql(column, lo, mid - 1)} END"
+    )
+
+
+def _insert_durations(days: Iterable[dt.date]) -> None:
+    """Write the duration histograms of ``days`` from the source, set-based: per figure one
+    ``INSERT ... SELECT`` of every duration with its bucket, then one of the buckets' counts and
+    sums from those values. Nothing passes through Python."""
+    ranges = _day_ranges(days)
+    if not ranges:
+        return
+    db = DurationValue.objects.all().db
+    ops = connections[db].ops
+    values_table = ops.quote_name(DurationValue._meta.db_table)
+    buckets_table = ops.quote_name(DurationBucket._meta.db_table)
+    with connections[db].cursor() as cursor:
+        for metric in catalogue.DURATIONS:
+            source = (
+                duration_cases(metric)
+                .filter(_in_ranges(metric.field, ranges))
+                .annotate(
+                    v_day=TruncDate(metric.field, tzinfo=UTC),
+                    v_severity=F("severity"),
+                    v_team=F("team_id"),
+                    v_tier=F("organisation__tier"),
+                )
+                .values("v_day", "v_severity", "v_team", "v_tier", "us")
+                .order_by()
+            )
+            sql, params = source.query.get_compiler(using=db).as_sql()
+            cursor.execute(
+                f"INSERT INTO {values_table} (day, figure, severity, team_id, tier, bucket, value) "  # noqa: S608
+                f"SELECT v_day, %s, v_severity, v_team, v_tier, {bucket_sql('us')}, us FROM ({sql}) s",
+                [metric.code, *params],
+            )
+        in_days = " OR ".join("(day >= %s AND day < %s)" for _ in ranges)
+        cursor.execute(
+            f"INSERT INTO {buckets_table} (day, figure, severity, bucket, count, total) "  # noqa: S608
+            f"SELECT day, figure, severity, bucket, COUNT(*), SUM(value) FROM {values_table} "
+            f"WHERE {in_days} GROUP BY day, figure, severity, bucket",
+            [d for start, end in ranges for d in (start.date(), end.date())],
         )
-    return buckets, values
 
 
 # --- refreshing -------------------------------------------------------------------------------------
@@ -391,14 +483,13 @@ def _refresh_batch(target: dt.date) -> int:
         days.update(marked)
         if not days and new_through == state.through:
             return 0
-        rows = _source_rows(days)
-        buckets, values = _source_durations(days)
-        DailyRollup.objects.filter(day__in=sorted(days)).delete()
+        ordered = sorted(days)
+        rows, repeats = _source_rows(days), _source_repeats(days)
+        for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue):
+            model.objects.filter(day__in=ordered).delete()
         DailyRollup.objects.bulk_create(rows, batch_size=2000)
-        DurationBucket.objects.filter(day__in=sorted(days)).delete()
-        DurationBucket.objects.bulk_create(buckets, batch_size=5000)
-        DurationValue.objects.filter(day__in=sorted(days)).delete()
-        DurationValue.objects.bulk_create(values, batch_size=5000)
+        RollupRepeat.objects.bulk_create(repeats, batch_size=2000)
+        _insert_durations(days)
         if marked:
             RollupDirtyDay.objects.filter(day__in=marked, id__lte=seen).delete()
         if new_through != state.through:
@@ -425,10 +516,8 @@ def rebuild(*, now: dt.datetime | None = None) -> int:
     """Forget the rollup and build it again from the source (after loading data behind the
     services' back, e.g. benchmark data)."""
     with transaction.atomic():
-        DailyRollup.objects.all().delete()
-        DurationBucket.objects.all().delete()
-        DurationValue.objects.all().delete()
-        RollupDirtyDay.objects.all().delete()
+        for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue, RollupDirtyDay):
+            model.objects.all().delete()
         RollupState.objects.update_or_create(pk=1, defaults={"through": None})
     return refresh(now=now)
 
@@ -486,35 +575,22 @@ def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list
     return days, edges
 
 
-def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
-    """The rollup's counts over ``days`` runs: ``{(period index, severity): {column: n}}``. One query."""
-    if not days:
-        return {}
+def _filter_q(**filters: Any) -> Q:
+    """The rollup-keyed filters (team, tier, severity) as a Q on the rollup's tables."""
     q = Q()
     for name, column in ROLLUP_FILTERS.items():
         value = filters.get(name)
         if value not in (None, ""):
             q &= Q(**{column: getattr(value, "pk", value)})
-    key = CaseWhen(
-        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
-    )
-    in_days = Q(pk__in=[])
-    for _, a, b in days:
-        in_days |= Q(day__gte=a, day__lt=b)
-    rows = (
-        DailyRollup.objects.filter(in_days, q)
-        .annotate(period=key)
-        .values("period", "severity")
-        .annotate(**{column: Sum(column) for column in COUNT_COLUMNS})
-        .order_by()
-    )
-    return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
+    return q
 
 
-def usable_for_durations(**filters: Any) -> bool:
-    """Whether the duration figures with these filters can come from the histograms (by severity
-    or unfiltered); a team, tier, organisation or assignee needs the source."""
-    return all(name in DURATION_FILTERS for name, value in filters.items() if value not in (None, ""))
+def _period_of(days: list[tuple[int, dt.date, dt.date]], field: str = "day") -> CaseWhen:
+    """The index of the period whose runs hold ``field`` (NULL outside them)."""
+    return CaseWhen(
+        *[When(**{f"{field}__gte": a, f"{field}__lt": b}, then=Value(i)) for i, a, b in days],
+        output_field=IntegerField(),
+    )
 
 
 def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
@@ -524,23 +600,59 @@ def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
     return q
 
 
+def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
+    """The rollup's counts over ``days`` runs: ``{(period index, severity): {column: n}}``. One query."""
+    if not days:
+        return {}
+    rows = (
+        DailyRollup.objects.filter(_days_q(days), _filter_q(**filters))
+        .annotate(period=_period_of(days))
+        .values("period", "severity")
+        .annotate(**{column: Sum(column) for column in COUNT_COLUMNS})
+        .order_by()
+    )
+    return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
+
+
+REPEAT_COLUMNS = ("reopens", "resolutions", "linked_resolutions")
+
+
+def repeat_sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[int, dict[str, int]]:
+    """The repeats within each period's rolled-up days: ``{period index: {column: n}}`` of the
+    events of ``days`` runs whose case's previous event of the kind lies in the same period's
+    runs. One query."""
+    if not days:
+        return {}
+    rows = (
+        RollupRepeat.objects.filter(_days_q(days), _filter_q(**filters))
+        .annotate(period=_period_of(days), previous=_period_of(days, "previous_day"))
+        .filter(previous=F("period"))
+        .values("period")
+        .annotate(**{column: Sum(column) for column in REPEAT_COLUMNS})
+        .order_by()
+    )
+    return {r["period"]: {c: r[c] or 0 for c in REPEAT_COLUMNS} for r in rows}
+
+
 def duration_counts(
-    metric: Metric, days: list[tuple[int, dt.date, dt.date]], *, severity: str | None = None
+    metric: Metric, days: list[tuple[int, dt.date, dt.date]], **filters: Any
 ) -> list[tuple[int, str, int, int, int]]:
-    """The histograms' ``(period index, severity, bucket, count, sum µs)`` of a duration over ``days`` runs
-    (``split``'s). One query."""
+    """The histograms' ``(period index, severity, bucket, count, sum µs)`` of a duration over
+    ``days`` runs (``split``'s). One query: the summed buckets, or for a team or a tier the counts
+    of its stored values (an index-only scan of that team's or tier's values)."""
     if not days:
         return []
-    key = CaseWhen(
-        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
-    )
-    rows = DurationBucket.objects.filter(_days_q(days), figure=metric.code)
-    if severity:
-        rows = rows.filter(severity=severity)
+    by_dimension = any(filters.get(name) not in (None, "") for name in ("team", "tier"))
+    if by_dimension:
+        rows = DurationValue.objects.filter(_days_q(days), _filter_q(**filters), figure=metric.code)
+        n, total = Count("value"), Sum("value")
+    else:
+        rows = DurationBucket.objects.filter(_days_q(days), _filter_q(**filters), figure=metric.code)
+        n, total = Sum("count"), Sum("total")
     return list(
-        rows.annotate(period=key)
+        rows.annotate(period=_period_of(days))
         .values("period", "severity", "bucket")
-        .annotate(n=Sum("count"), t=Sum("total"))
+        .annotate(n=n, t=total)
         .order_by()
         .values_list("period", "severity", "bucket", "n", "t")
     )
@@ -548,14 +660,17 @@ def duration_counts(
 
 @dataclass(frozen=True)
 class ValueRead:
-    """Read the stored values of one bucket of ``figure`` for the days of one period (``days``
-    runs) and the severities given, in order, ``limit`` of them from ``offset``."""
+    """Read the stored values of one bucket of a duration for the days of one period (``days``
+    runs), the severities given and the team and tier filters, in order, ``limit`` of them from
+    ``offset``."""
 
     days: tuple[tuple[dt.date, dt.date], ...]
     bucket: int
     severities: tuple[str, ...]
     offset: int
     limit: int
+    team: int | None = None
+    tier: str | None = None
 
 
 def duration_values(metric: Metric, reads: list[ValueRead]) -> list[list[int]]:
@@ -564,17 +679,20 @@ def duration_values(metric: Metric, reads: list[ValueRead]) -> list[list[int]]:
     if not reads:
         return []
     table = connections[DurationValue.objects.all().db].ops.quote_name(DurationValue._meta.db_table)
-    code = metric.code
     parts, params = [], []
     for i, read in enumerate(reads):
         days = " OR ".join("(day >= %s AND day < %s)" for _ in read.days)
         marks = ", ".join("%s" for _ in read.severities)
+        dimensions = "".join(
+            f" AND {column} = %s" for column, value in (("team_id", read.team), ("tier", read.tier)) if value
+        )
         parts.append(
             f"SELECT * FROM (SELECT {i} AS n, value FROM {table} "  # noqa: S608 - names of this module
-            f"WHERE figure = %s AND bucket = %s AND severity IN ({marks}) AND ({days}) "
+            f"WHERE figure = %s AND bucket = %s AND severity IN ({marks}){dimensions} AND ({days}) "
             "ORDER BY value LIMIT %s OFFSET %s) AS q" + str(i)
         )
-        params.extend([code, read.bucket, *read.severities])
+        params.extend([metric.code, read.bucket, *read.severities])
+        params.extend(value for value in (read.team, read.tier) if value)
         for a, b in read.days:
             params.extend([a, b])
         params.extend([read.limit, read.offset])

@@ -30,6 +30,7 @@ from .base import (
     duration_cases,
     mean_of,
     one_period,
+    pk_of,
     seconds,
 )
 
@@ -157,9 +158,9 @@ def figure_durations(
     metric: Metric, periods: Periods, split: tuple[list, list] | None, **filters: Any
 ) -> list[DurationReport]:
     """A duration figure per period: from the rollup's histograms for the clean rolled-up days
-    (``split``) merged with the source for the rest, when the filters allow it; else all from
-    the source (``durations``). Both give the same figures."""
-    if split is None or not split[0] or not rollup.usable_for_durations(**filters):
+    (``split``, None when the filters need the source) merged with the source for the rest; else
+    all from the source (``durations``). Both give the same figures."""
+    if split is None or not split[0]:
         return durations(metric, periods, **filters)
     return durations_rolled(metric, periods, *split, **filters)
 
@@ -176,7 +177,8 @@ def durations_rolled(
     # (period, severity) -> {bucket: [count, sum]}; (period, severity) -> the edges' values.
     counts: dict[tuple[int, str], dict[int, list[int]]] = {}
     extra: dict[tuple[int, str], list[int]] = {}
-    for i, sev, bucket, n, total in rollup.duration_counts(metric, days, severity=severity):
+    team, tier = pk_of(filters.get("team")) or None, filters.get("tier") or None
+    for i, sev, bucket, n, total in rollup.duration_counts(metric, days, **filters):
         counts.setdefault((i, sev), {})[bucket] = [n, total]
     if edges:
         source = Periods([(start, end) for _, start, end in edges])
@@ -232,7 +234,7 @@ def durations_rolled(
             index = None
             if runs[i]:
                 severities = (sev,) if sev else ((severity,) if severity else tuple(Severity.values))
-                reads.append(rollup.ValueRead(runs[i], bucket, severities, offset, limit))
+                reads.append(rollup.ValueRead(runs[i], bucket, severities, offset, limit, team, tier))
                 index = len(reads) - 1
             fetched.append((bucket, offset, limit, mine, index))
         plans[(i, sev)] = [total_n, sum(t for _, t in cells.values()), spots, fetched]
