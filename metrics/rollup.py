@@ -378,17 +378,22 @@ def _source_repeats(days: Iterable[dt.date]) -> list[RollupRepeat]:
     ]
 
 
-def bucket_sql(column: str, lo: int = 0, hi: int = len(histograms.BOUNDS)) -> str:
-    """``histograms.bucket_of(column)`` in SQL, for an integer ``column`` known to lie in buckets
-    ``lo`` to ``hi``: a balanced tree of comparisons with the bucket bounds (nine deep), the same on
-    PostgreSQL and SQLite. The bounds are this module's integers, not input."""
-    if lo == hi:
-        return str(lo)
-    mid = (lo + hi + 1) // 2  # bucket >= mid exactly when column >= BOUNDS[mid - 1]
-    return (
-        f"CASE WHEN {column} >= {histograms.BOUNDS[mid - 1]} THEN {bucket_sql(column, mid, hi)} "
-        f"ELSE {bucket_sql(column, lo, mid - 1)} END"
-    )
+def bucket_sql(column: str, vendor: str) -> str:
+    """``histograms.bucket_of(column)`` in SQL for an integer ``column``: how many bucket bounds are
+    at most its value. PostgreSQL's ``width_bucket`` over the bounds' array says exactly that; on
+    SQLite a balanced tree of comparisons with the bounds (nine deep). The bounds are this module's
+    integers, not input."""
+    bounds = histograms.BOUNDS
+    if vendor == "postgresql":
+        return f"width_bucket({column}, ARRAY[{', '.join(map(str, bounds))}]::bigint[])"
+
+    def tree(lo: int, hi: int) -> str:  # the bucket, known to lie in lo..hi
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2  # bucket >= mid exactly when column >= bounds[mid - 1]
+        return f"CASE WHEN {column} >= {bounds[mid - 1]} THEN {tree(mid, hi)} ELSE {tree(lo, mid - 1)} END"
+
+    return tree(0, len(bounds))
 
 
 def _insert_durations(days: Iterable[dt.date]) -> None:
@@ -399,7 +404,7 @@ def _insert_durations(days: Iterable[dt.date]) -> None:
     if not ranges:
         return
     db = DurationValue.objects.all().db
-    ops = connections[db].ops
+    ops, vendor = connections[db].ops, connections[db].vendor
     values_table = ops.quote_name(DurationValue._meta.db_table)
     buckets_table = ops.quote_name(DurationBucket._meta.db_table)
     with connections[db].cursor() as cursor:
@@ -417,9 +422,10 @@ def _insert_durations(days: Iterable[dt.date]) -> None:
                 .order_by()
             )
             sql, params = source.query.get_compiler(using=db).as_sql()
+            bucket = bucket_sql("us", vendor)
             cursor.execute(
                 f"INSERT INTO {values_table} (day, figure, severity, team_id, tier, bucket, value) "  # noqa: S608
-                f"SELECT v_day, %s, v_severity, v_team, v_tier, {bucket_sql('us')}, us FROM ({sql}) s",
+                f"SELECT v_day, %s, v_severity, v_team, v_tier, {bucket}, us FROM ({sql}) s",
                 [metric.code, *params],
             )
         in_days = " OR ".join("(day >= %s AND day < %s)" for _ in ranges)
@@ -483,10 +489,13 @@ def _refresh_batch(target: dt.date) -> int:
         days.update(marked)
         if not days and new_through == state.through:
             return 0
-        ordered = sorted(days)
+        # Only days rolled up before have rows to replace (a new day has none: its rows are written
+        # in the transaction that moves ``through`` past it).
+        replaced = sorted(d for d in days if state.through is not None and d < state.through)
         rows, repeats = _source_rows(days), _source_repeats(days)
-        for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue):
-            model.objects.filter(day__in=ordered).delete()
+        if replaced:
+            for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue):
+                model.objects.filter(day__in=replaced).delete()
         DailyRollup.objects.bulk_create(rows, batch_size=2000)
         RollupRepeat.objects.bulk_create(repeats, batch_size=2000)
         _insert_durations(days)
@@ -515,9 +524,16 @@ def _first_day() -> dt.date | None:
 def rebuild(*, now: dt.datetime | None = None) -> int:
     """Forget the rollup and build it again from the source (after loading data behind the
     services' back, e.g. benchmark data)."""
+    models = (DailyRollup, RollupRepeat, DurationBucket, DurationValue, RollupDirtyDay)
     with transaction.atomic():
-        for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue, RollupDirtyDay):
-            model.objects.all().delete()
+        if connection.vendor == "postgresql":
+            # TRUNCATE leaves no dead rows behind for the refresh to wade through.
+            tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {tables}")
+        else:
+            for model in models:
+                model.objects.all().delete()
         RollupState.objects.update_or_create(pk=1, defaults={"through": None})
     return refresh(now=now)
 

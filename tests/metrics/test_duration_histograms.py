@@ -277,5 +277,6 @@ def test_the_bucket_the_database_computes_is_the_one_python_computes(value):
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {rollup.bucket_sql('v')} FROM (SELECT %s AS v) s", [value])  # noqa: S608
+        bucket = rollup.bucket_sql("v", connection.vendor)
+        cursor.execute(f"SELECT {bucket} FROM (SELECT CAST(%s AS BIGINT) AS v) s", [value])  # noqa: S608
         assert cursor.fetchone()[0] == histograms.bucket_of(value)
