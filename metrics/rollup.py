@@ -329,18 +329,6 @@ def previous_event(kind: Q) -> Subquery:
     )
 
 
-def next_event(kind: Q) -> Subquery:
-    """The instant of the case's event of ``kind`` after this one; NULL for the case's last."""
-    later = Q(created_at__gt=OuterRef("created_at")) | Q(
-        created_at=OuterRef("created_at"), id__gt=OuterRef("id")
-    )
-    return Subquery(
-        CaseEvent.objects.filter(kind, later, case_id=OuterRef("case_id"))
-        .order_by("created_at", "id")
-        .values("created_at")[:1]
-    )
-
-
 #: The two kinds of event whose distinct cases the reopen rate and knowledge reuse count, with the
 #: repeat columns they fill.
 REPEAT_KINDS = ((REOPENED_Q, "reopens"), (RESOLVED_Q, "resolutions"))

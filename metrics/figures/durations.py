@@ -199,6 +199,11 @@ def durations_rolled(
             cell = counts.setdefault(key, {}).setdefault(histograms.bucket_of(us), [0, 0])
             cell[0] += 1
             cell[1] += us
+    # The edges' values by bucket, for the buckets the ranks fall in.
+    extra_by_bucket: dict[tuple[int, str, int], list[int]] = {}
+    for (i, sev), values in extra.items():
+        for us in values:
+            extra_by_bucket.setdefault((i, sev, histograms.bucket_of(us)), []).append(us)
     runs = {i: tuple((a, b) for j, a, b in days if j == i) for i in range(len(periods))}
     groups: dict[tuple[int, str | None], dict[int, list[int]]] = {}
     for (i, sev), cells in counts.items():
@@ -224,12 +229,12 @@ def durations_rolled(
                 wanted.setdefault(bucket, []).append(k)
                 spot.append((bucket, k))
             spots.append((pos, spot))
-        group_extra = (
-            extra.get((i, sev), []) if sev else [x for (j, s), xs in extra.items() if j == i for x in xs]
-        )
         fetched = []
         for bucket, ks in wanted.items():
-            mine = [x for x in group_extra if histograms.bucket_of(x) == bucket]
+            if sev:
+                mine = extra_by_bucket.get((i, sev, bucket), [])
+            else:
+                mine = [x for s in Severity.values for x in extra_by_bucket.get((i, s, bucket), [])]
             offset, limit = histograms.window(min(ks), max(ks), mine)
             index = None
             if runs[i]:

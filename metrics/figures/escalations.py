@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from escalations.models import Escalation
 from escalations.states import EscalationState
@@ -30,13 +30,19 @@ def ratios(periods: Periods, rows: Iterable[dict], numerator: str, denominator: 
     return result
 
 
-def escalation_rates(periods: Periods, **filters: Any) -> list[Ratio]:
+def escalation_rates(periods: Periods, *, few: bool = False, **filters: Any) -> list[Ratio]:
+    """The escalation rate per period. ``few``: the periods hold few cases (the rollup's edges), so
+    each case's escalations are looked up by their index rather than all of them hashed."""
+    if few:
+        escalated = Q(Exists(Escalation.objects.filter(case_id=OuterRef("pk"), submitted_at__isnull=False)))
+    else:
+        escalated = Q(id__in=escalated_case_ids())
     rows = (
         filtered_cases(**filters)
         .filter(periods.range("created_at"))
         .annotate(period=periods.key("created_at"))
         .values("period")
-        .annotate(escalated=Count("id", filter=Q(id__in=escalated_case_ids())), created=Count("id"))
+        .annotate(escalated=Count("id", filter=escalated), created=Count("id"))
         .order_by()
     )
     return ratios(periods, rows, "escalated", "created")

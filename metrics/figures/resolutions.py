@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, QuerySet
 
 from cases.models import REOPENED_Q, RESOLVED_Q, CaseEvent
 from knowledge.models import ArticleCaseLink
@@ -60,96 +60,103 @@ def resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
     return result
 
 
+#: Edges longer than this (a rollup not built yet, or days marked dirty by a large import) are
+#: not walked event by event: the periods are then counted straight from the source.
+MAX_EDGE = dt.timedelta(days=7)
+_COLUMNS = rollup.REPEAT_COLUMNS
+
+
 def resolutions_rolled(periods: Periods, plan: Plan | None, **filters: Any) -> list[dict[str, Ratio]]:
     """Reopen rate and knowledge reuse per period, counting distinct cases, from event counts.
 
-    The rollup (and the source, for the edges) counts reopen and resolution *events*. Of a period's
-    events of one kind, each case's first is the one whose previous event of that kind (of the
-    case) lies before the period: the distinct cases are the events less the *repeats*, the events
-    whose previous one is in the period too. The repeats whose two events both lie in rolled-up
-    days come from the rollup (``RollupRepeat``); those touching an edge from the source, by
-    looking up, for each edge event, the case's previous and next event of its kind
-    (``_edge_repeats``). No rule of the lifecycle is assumed: a history resolved twice without a
-    reopen counts once too.
+    The rollup counts reopen and resolution *events*. Of a period's events of one kind, each
+    case's first is the one whose previous event of that kind (of the case) lies before the
+    period: the distinct cases are the events less the *repeats*, the events whose previous one is
+    in the period too. The events and repeats of the rolled-up days come from the rollup
+    (``DailyRollup``, ``RollupRepeat``: a repeat whose two events both lie in the period's rolled-up
+    days); the events of the edges, and the repeats with an event in an edge, from the source
+    (``_edges``). No rule of the lifecycle is assumed: a history resolved twice without a reopen
+    counts once too.
     """
-    if plan is None:
+    if plan is None or _edge_span(plan) > MAX_EDGE:
         return resolutions(periods, **filters)
-    n = len(periods)
-    totals = [dict.fromkeys(rollup.REPEAT_COLUMNS, 0) for _ in range(n)]
+    totals = [dict.fromkeys(_COLUMNS, 0) for _ in periods.bounds]
     for (i, _), row in plan.sums.items():
-        for column in rollup.REPEAT_COLUMNS:
+        for column in _COLUMNS:
             totals[i][column] += row[column]
-    # Counted by case_id, not id: the partial indexes hold every column read (index-only scans).
-    if plan.edges:
-        rows = (
-            metric_events(plan.edges, **filters)
-            .annotate(period=plan.edges.key("created_at"))
-            .values("period")
-            .annotate(
-                reopens=Count("case_id", filter=REOPENED_Q),
-                resolutions=Count("case_id", filter=RESOLVED_Q),
-                linked_resolutions=Count("case_id", filter=rollup.linked_resolution_q()),
-            )
-            .order_by()
-        )
-        owners = plan.edge_owners()
-        for row in rows:
-            if row["period"] is not None:
-                for column in rollup.REPEAT_COLUMNS:
-                    totals[owners[row["period"]]][column] += row[column]
-    repeats = rollup.repeat_sums(plan.days, **filters)
-    for i, counted in _edge_repeats(periods, plan, **filters).items():
-        for column, k in counted.items():
-            repeats.setdefault(i, dict.fromkeys(rollup.REPEAT_COLUMNS, 0))[column] += k
-    for i, counted in repeats.items():
-        for column, k in counted.items():
-            totals[i][column] -= k
+    for i, repeats in rollup.repeat_sums(plan.days, **filters).items():
+        for column in _COLUMNS:
+            totals[i][column] -= repeats[column]
+    for i, (events, repeats) in _edges(periods, plan, **filters).items():
+        for column in _COLUMNS:
+            totals[i][column] += events[column] - repeats[column]
     return [_result(t["reopens"], t["resolutions"], t["linked_resolutions"]) for t in totals]
 
 
-def _edge_repeats(periods: Periods, plan: Plan, **filters: Any) -> dict[int, dict[str, int]]:
-    """The repeats of each period that the rollup cannot see because one of their two events lies
-    in an edge (a part of the period read from the source): an edge event whose case's previous
-    event of its kind is in the period, and an edge event whose case's next event of its kind is in
-    the period's rolled-up days. One query per kind over the edge events only."""
-    result: dict[int, dict[str, int]] = {}
+def _edge_span(plan: Plan) -> dt.timedelta:
+    return (
+        sum((end - start for start, end in plan.edges.bounds), dt.timedelta())
+        if plan.edges
+        else dt.timedelta()
+    )
+
+
+def _edges(periods: Periods, plan: Plan, **filters: Any) -> dict[int, tuple[dict[str, int], dict[str, int]]]:
+    """Per period, the reopen and resolution events of its edges (the parts read from the source)
+    and the repeats the rollup cannot see: consecutive events of one kind of a case, both in the
+    period, at least one in an edge. Three queries, each an index-only scan: the edges' events,
+    every reopen and resolution of their cases, which of those cases have a linked article."""
+    result: dict[int, tuple[dict[str, int], dict[str, int]]] = {}
     if not plan.edges:
         return result
     owners = plan.edge_owners()
+    edge_rows = list(
+        metric_events(plan.edges, **filters)
+        .annotate(period=plan.edges.key("created_at"), reopen=ExpressionWrapper(REOPENED_Q, BooleanField()))
+        .values_list("period", "case_id", "reopen")
+        .order_by()
+    )
+    if not edge_rows:
+        return result
+    # Their cases as a subquery, not a list of ids: PostgreSQL joins it to the indexes.
+    ids = metric_events(plan.edges, **filters).values("case_id")
+    linked = set(ArticleCaseLink.objects.filter(case_id__in=ids).values_list("case_id", flat=True))
+    history: dict[tuple[int, bool], list[dt.datetime]] = {}
+    for case_id, created_at, reopen in (
+        CaseEvent.objects.filter(REOPENED_Q | RESOLVED_Q, case_id__in=ids)
+        .annotate(reopen=ExpressionWrapper(REOPENED_Q, BooleanField()))
+        .values_list("case_id", "created_at", "reopen")
+        .order_by()
+    ):
+        history.setdefault((case_id, reopen), []).append(created_at)
+
+    def counts() -> tuple[dict[str, int], dict[str, int]]:
+        return dict.fromkeys(_COLUMNS, 0), dict.fromkeys(_COLUMNS, 0)
+
+    def add(into: dict[str, int], case_id: int, reopen: bool) -> None:
+        into["reopens" if reopen else "resolutions"] += 1
+        if not reopen and case_id in linked:
+            into["linked_resolutions"] += 1
+
+    for edge, case_id, reopen in edge_rows:
+        if edge is not None:
+            add(result.setdefault(owners[edge], counts())[0], case_id, reopen)
     edges_of: dict[int, list[tuple[dt.datetime, dt.datetime]]] = {}
     for bound, i in zip(plan.edges.bounds, owners, strict=True):
         edges_of.setdefault(i, []).append(bound)
-    for kind, column in rollup.REPEAT_KINDS:
-        rows = (
-            CaseEvent.objects.filter(kind, plan.edges.range("created_at"), case_filter_q("case__", **filters))
-            .annotate(
-                period=plan.edges.key("created_at"),
-                previous=rollup.previous_event(kind),
-                following=rollup.next_event(kind),
-                linked=Exists(ArticleCaseLink.objects.filter(case_id=OuterRef("case_id"))),
-            )
-            .values_list("period", "previous", "following", "linked")
-            .order_by()
-        )
-        for edge, previous, following, is_linked in rows:
-            if edge is None:
-                continue
-            i = owners[edge]
-            start, end = periods.bounds[i]
-            n = 0
-            if previous is not None and previous >= start:
-                n += 1  # the event repeats one of the period (from a rolled-up day or an edge)
-            if (
-                following is not None
-                and following < end
-                and not any(a <= following < b for a, b in edges_of[i])
-            ):
-                n += 1  # the next one, on a rolled-up day, repeats this one
-            if n:
-                counted = result.setdefault(i, dict.fromkeys(rollup.REPEAT_COLUMNS, 0))
-                counted[column] += n
-                if column == "resolutions" and is_linked:
-                    counted["linked_resolutions"] += n
+
+    def in_edge(i: int, instant: dt.datetime) -> bool:
+        return any(a <= instant < b for a, b in edges_of[i])
+
+    # Any order of events at the same instant gives the same pairs across days and edges: tied
+    # events lie in the same day, so in the rollup's part or in an edge together.
+    for (case_id, reopen), instants in history.items():
+        instants.sort()
+        for earlier, later in zip(instants, instants[1:], strict=False):
+            for i in edges_of:
+                start, end = periods.bounds[i]
+                if start <= earlier and later < end and (in_edge(i, earlier) or in_edge(i, later)):
+                    add(result.setdefault(i, counts())[1], case_id, reopen)
     return result
 
 

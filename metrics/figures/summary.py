@@ -40,7 +40,7 @@ def counts(periods: Periods, plan: Plan | None, **filters: Any) -> tuple[list, l
         source = plan.edges
         parts = zip(
             sla.compliance(source, **filters),
-            escalations.escalation_rates(source, **filters),
+            escalations.escalation_rates(source, few=True, **filters),
             escalations.bounce_rates(source, **filters),
             csat.csat_periods(source, **filters),
             strict=True,

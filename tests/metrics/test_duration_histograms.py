@@ -201,7 +201,8 @@ def test_a_severity_change_of_an_old_case_moves_its_durations(years, agent):
 
 def test_a_whole_history_summary_takes_a_fixed_number_of_queries(years, django_assert_num_queries):
     # Rollup state and dirty days 2; per duration figure 3 (bucket counts, the edges' values, the
-    # values of the buckets holding the ranks); the counted figures 9 (as in test_rollup.py).
+    # values of the buckets holding the ranks); the counted figures 9 (as in test_rollup.py, and
+    # the history of the cases resolved or reopened in the edges, and their links).
     from django.db import connection
 
     setup = 3 if connection.vendor == "postgresql" else 0
