@@ -259,11 +259,18 @@ def test_a_history_resolved_twice_without_a_reopen_counts_its_case_once(years):
         created_at=again,
         imported=True,
     )
-    week = [(case.last_resolved_at - dt.timedelta(days=1), again + dt.timedelta(days=1))]
+    first = case.last_resolved_at
+    windows = [
+        # Both resolutions on rolled-up days; the first in the period's first (partial) day, read
+        # from the source, the second on a rolled-up day; both in partial days at the two ends.
+        [(first - dt.timedelta(days=1), again + dt.timedelta(days=1))],
+        [(first - dt.timedelta(minutes=1), again + dt.timedelta(days=2))],
+        [(first - dt.timedelta(minutes=1), again + dt.timedelta(minutes=1))],
+    ]
     with time_machine.travel(NOW, tick=False):
         rollup.touch_span(case.last_resolved_at, again)  # as the history import marks its days
         rollup.refresh()
-        for bounds in (week, SPANS[0][1]):
+        for bounds in (*windows, SPANS[0][1]):
             figures = m.periods_metrics(bounds)[0]
             start, end = bounds[0]
             assert figures["reopen_rate"] == m.reopen_rate(start=start, end=end)
