@@ -2,16 +2,19 @@
 
 The durations (FRT, TTT, the times to first and to final resolution) are kept as exact
 histograms per UTC day, figure and severity (``DurationBucket``: counts and sums per bucket;
-``DurationValue``: every value with its bucket), merged per request by ``selectors`` into exact
-medians and p90s (``metrics.histograms``): a period's cost grows with its days' buckets, not with
-its cases' sort. Team and tier filters are not in their key: those durations come from the source.
+``DurationValue``: every value with its bucket, and its case's team and tier), merged per request
+by ``metrics.figures.durations`` into exact medians and p90s (``metrics.histograms``): a period's
+cost grows with its days' buckets, not with its cases' sort. A team or tier filter counts its
+buckets from its own values (``duration_counts``). Both are written set-based
+(``_insert_durations``: ``INSERT ... SELECT``, the bucket computed in SQL).
 
 SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
 clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
 of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
 their counts, so a period is a few thousand rows. The reopen rate and knowledge reuse count
-distinct cases: the rollup holds their events (reopens, resolutions) and the dashboard subtracts
-the repeats of the few cases reopened within the period (``selectors._resolutions_rolled``).
+distinct cases: the rollup holds their events (reopens, resolutions) and their repeats (an event
+whose case's previous event of the kind is on a given day: ``RollupRepeat``), and
+``metrics.figures.resolutions`` subtracts the repeats within the period.
 
 Exactness rules:
 
