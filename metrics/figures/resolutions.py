@@ -61,7 +61,8 @@ def resolutions(periods: Periods, **filters: Any) -> list[dict[str, Ratio]]:
 
 
 #: Edges longer than this (a rollup not built yet, or days marked dirty by a large import) are
-#: not walked event by event: the periods are then counted straight from the source.
+#: not walked event by event: the periods are then counted straight from the source, as they are
+#: when nothing of them is rolled up.
 MAX_EDGE = dt.timedelta(days=7)
 _COLUMNS = rollup.REPEAT_COLUMNS
 
@@ -78,7 +79,7 @@ def resolutions_rolled(periods: Periods, plan: Plan | None, **filters: Any) -> l
     (``_edges``). No rule of the lifecycle is assumed: a history resolved twice without a reopen
     counts once too.
     """
-    if plan is None or _edge_span(plan) > MAX_EDGE:
+    if plan is None or not plan.days or _edge_span(plan) > MAX_EDGE:
         return resolutions(periods, **filters)
     totals = [dict.fromkeys(_COLUMNS, 0) for _ in periods.bounds]
     for (i, _), row in plan.sums.items():
