@@ -601,8 +601,16 @@ def _period_of(days: list[tuple[int, dt.date, dt.date]], field: str = "day") -> 
 
 
 def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
+    """The days of the runs, adjacent runs (a period and the one before it) as one range: an OR of
+    ranges cannot bound an index scan, one range can."""
+    spans: list[list[dt.date]] = []
+    for _, a, b in sorted(days, key=lambda run: run[1]):
+        if spans and spans[-1][1] >= a:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
     q = Q(pk__in=[])
-    for _, a, b in days:
+    for a, b in spans:
         q |= Q(day__gte=a, day__lt=b)
     return q
 
