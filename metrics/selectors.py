@@ -9,6 +9,7 @@ per-agent figures); each metric's label, unit, definition and the instant that s
 from __future__ import annotations
 
 from . import catalogue
+from .figures import csat  # the module: ``selectors.csat.csat(...)``, as callers use it
 from .figures.agents import AgentFigures, agent_figures, agent_overview
 from .figures.backlog import AGE_BUCKETS, backlog_aging
 from .figures.base import (
@@ -23,7 +24,7 @@ from .figures.base import (
     whole_history,
 )
 from .figures.compliance import CADENCE_SEVERITIES, sla_compliance, sla_targets, update_cadence_adherence
-from .figures.csat import CsatStats, csat, csat_cases
+from .figures.csat import CsatStats, csat_cases
 from .figures.drilldown import counted_cases
 from .figures.durations import first_response_time, time_to_final_resolution, time_to_resolve, time_to_triage
 from .figures.escalations import engineering_bounce_rate, escalation_rate

@@ -67,7 +67,7 @@ def direct(start, end, tz, **filters):
         "escalation_rate": m.escalation_rate(**period),
         "engineering_bounce_rate": m.engineering_bounce_rate(**period),
         "update_cadence_adherence": m.update_cadence_adherence(**period),
-        "csat": m.csat(**period),
+        "csat": m.csat.csat(**period),
         "reopen_rate": m.reopen_rate(**period),
         "knowledge_reuse": m.knowledge_reuse(**period),
         "first_response_time": m.first_response_time(**period),
