@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sys
 from collections import deque
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
@@ -508,7 +509,8 @@ class _Walk:
         return None if value is None else (self.resolver.team_slug(value) or value)
 
     def _adjust(self, kind: str, detail: str, written: str, update: int) -> None:
-        self.adjustments.append((kind, detail, written, update))
+        # Interned: the same few texts for thousands of cases, pickled once per batch.
+        self.adjustments.append((kind, sys.intern(detail), sys.intern(written), update))
 
     def plan(self) -> CasePlan:
         m = self.m
