@@ -23,14 +23,15 @@ breach with a conditional UPDATE, so each is recorded once however many sweeps r
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 
@@ -239,6 +240,34 @@ def record_due_warnings_and_breaches(*, now: dt.datetime, tell: Tell, batch: int
     A breach's claim also fills ``warned_at``: a warning that no sweep sent in time is not sent after
     the breach.
     """
+    with _one_sweep_at_a_time() as alone:
+        return _record_due(now=now, tell=tell, batch=batch) if alone else 0
+
+
+#: The PostgreSQL advisory lock key of the clock sweep (any constant unique to it).
+_SWEEP_LOCK = 0x5D_EC_10C5
+
+
+@contextlib.contextmanager
+def _one_sweep_at_a_time() -> Iterator[bool]:
+    """On PostgreSQL, whether this process holds the sweep's session advisory lock (a second sweep
+    started meanwhile, by a duplicated beat or a slow run, finds it taken and records nothing: the
+    running one records everything due). The per-clock claims below still decide each record."""
+    if connection.vendor != "postgresql":
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_SWEEP_LOCK])
+        held = bool(cursor.fetchone()[0])
+    try:
+        yield held
+    finally:
+        if held:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])
+
+
+def _record_due(*, now: dt.datetime, tell: Tell, batch: int) -> int:
     recorded = 0
     for what in ("breached", "warning"):
         while True:

@@ -17,7 +17,9 @@ from tests.imports.conftest import DATA, run
 from tests.imports.history import Row, export, utc
 
 pytestmark = pytest.mark.django_db
-NEW_CASE = default_mapping_text("servicenow-csv") + '\n[lifecycle]\nafter_close = "new_case"\n'
+NEW_CASE = default_mapping_text("servicenow-csv").replace(
+    'after_close = "reopen"', 'after_close = "new_case"'
+)
 
 
 def imported(tmp_path, rows: list[Row], *, mapping_text: str | None = None, name: str = "export.csv"):

@@ -159,7 +159,9 @@ def test_follow_ups_and_the_adjustments_come_back_from_the_child(tmp_path):
             Row(f"INC{n}", "Closed", 3, "08/03 11:00", closed="08/03 11:00"),
             Row(f"INC{n}", "Resolved", 4, "09/03 11:00", resolved="09/03 11:00"),
         ]
-    mapping = default_mapping_text("servicenow-csv") + '\n[lifecycle]\nafter_close = "new_case"\n'
+    mapping = default_mapping_text("servicenow-csv").replace(
+        'after_close = "reopen"', 'after_close = "new_case"'
+    )
     job = run(export(tmp_path / "export.csv", rows), time_zone="UTC", mapping_text=mapping, batch_rows=4)
     assert (job.status, job.cases_created, job.cases_rejected) == (JobStatus.SUCCEEDED, 8, 0)
     for n in range(1, 5):

@@ -22,7 +22,9 @@ from tests.imports.history import Row, export, utc
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2023, 4, 1, 12, 0, tzinfo=dt.UTC)
-NEW_CASE = default_mapping_text("servicenow-csv") + '\n[lifecycle]\nafter_close = "new_case"\n'
+NEW_CASE = default_mapping_text("servicenow-csv").replace(
+    'after_close = "reopen"', 'after_close = "new_case"'
+)
 COUNTED = (
     "sla_compliance",
     "escalation_rate",
