@@ -5,19 +5,48 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import services
 from .models import (
     DeliveryStatus,
+    EngineeringClock,
+    EngineeringTarget,
     EngineeringTeam,
     EngineerScope,
     Escalation,
     WebhookDelivery,
+    WebhookEvent,
     WebhookSubscription,
 )
 
 
+class EngineeringTargetInline(admin.TabularInline):
+    """A team's internal targets per severity (managers also edit them on the team's targets page)."""
+
+    model = EngineeringTarget
+    extra = 0
+
+
 @admin.register(EngineeringTeam)
 class EngineeringTeamAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "slug", "min_quality_score")
+    list_display = ("name", "slug", "min_quality_score", "calendar")
     prepopulated_fields = {"slug": ("name",)}
     search_fields = ("name", "slug")
+    inlines = [EngineeringTargetInline]
+
+
+@admin.register(EngineeringClock)
+class EngineeringClockAdmin(admin.ModelAdmin):
+    """Read-only: the clocks are written by the escalation actions and the sweep only."""
+
+    list_display = ("escalation", "kind", "state", "target_minutes", "due_at", "met_at", "breached_at")
+    list_filter = ("kind", "state")
+    raw_id_fields = ("escalation",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EngineerScope)
@@ -29,8 +58,21 @@ class EngineerScopeAdmin(SimpleHistoryAdmin):
 
 @admin.register(WebhookSubscription)
 class WebhookSubscriptionAdmin(SimpleHistoryAdmin):
-    list_display = ("team", "url", "active", "created_at")
+    list_display = ("__str__", "team", "url", "event_list", "active", "created_at")
     list_filter = ("active", "team")
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if db_field.name == "events":
+            kwargs["help_text"] = (
+                'A JSON list of event names, e.g. ["sla.breached"]; [] sends every escalation event of '
+                "the team. SLA events (for every case) only when named; a subscription without a team "
+                "receives only those. Names: " + ", ".join(WebhookEvent.values) + "."
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    @admin.display(description="events")
+    def event_list(self, obj: WebhookSubscription) -> str:
+        return ", ".join(obj.events) if obj.events else "every escalation event"
 
 
 @admin.register(WebhookDelivery)

@@ -7,10 +7,12 @@ and every write in ``escalations/services.py``; this module holds tables and one
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
@@ -38,6 +40,15 @@ class EngineeringTeam(models.Model):
         default=3,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_SCORE)],
         help_text=f"Packages scoring below this (0–{MAX_SCORE}) need a manager's override to be submitted.",
+    )
+    # The business hours the team's engineering clocks count in (escalations/clocks.py).
+    calendar = models.ForeignKey(
+        "sla.BusinessCalendar",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The hours the team's engineering targets count in; the default calendar when empty.",
     )
     history = AuditedHistory(kind_label="Engineering teams")
 
@@ -209,6 +220,117 @@ class EscalationAttachment(models.Model):
         return self.name
 
 
+class ClockKind(models.TextChoices):
+    """The engineering clocks of an escalation (an operational-level agreement's three targets)."""
+
+    ACKNOWLEDGE = "acknowledge", "Time to acknowledge"
+    FIRST_RESPONSE = "first_response", "Time to first engineering response"
+    RESOLVE = "resolve", "Time to resolve"
+
+
+class EngineeringTarget(models.Model):
+    """A team's internal targets for escalations of one severity, in minutes of the team's calendar."""
+
+    team = models.ForeignKey(EngineeringTeam, on_delete=models.CASCADE, related_name="targets")
+    severity = models.CharField(max_length=2, choices=Severity.choices)
+    acknowledge_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submitted to acknowledged; empty: no target."
+    )
+    first_response_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Submitted to engineering's first answer (questions, work started, resolved or declined).",
+    )
+    resolve_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submitted to resolved or declined; empty: no target."
+    )
+    warning_ratio = models.FloatField(
+        default=0.75,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Warn the team when this share of a target is used (0.75: at 75 %).",
+    )
+    history = AuditedHistory(kind_label="Engineering targets")
+
+    class Meta:
+        ordering = ["team__name", "severity"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "severity"], name="engineering_target_one_per_severity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.severity}"
+
+    def minutes(self, kind: str) -> int | None:
+        return getattr(self, f"{kind}_minutes")
+
+
+class ClockState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused (needs info)"
+    MET = "met", "Met"
+    BREACHED = "breached", "Met late"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+LIVE_CLOCK_STATES = (ClockState.RUNNING, ClockState.PAUSED)
+
+
+class EngineeringClock(models.Model):
+    """One engineering target of one escalation: one run, from the first submission to its stop.
+
+    ``used`` is the business time counted before ``running_since`` (earlier stretches, before a
+    pause); ``warn_at`` and ``due_at`` are computed when an action changes the clock, never on read,
+    so the sweep's "what is due" is a range scan of the partial indexes below.
+    """
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="clocks")
+    kind = models.CharField(max_length=20, choices=ClockKind.choices)
+    state = models.CharField(max_length=20, choices=ClockState.choices, default=ClockState.RUNNING)
+    target_minutes = models.PositiveIntegerField()
+    warning_ratio = models.FloatField(default=0.75)
+    started_at = models.DateTimeField()
+    running_since = models.DateTimeField(null=True, blank=True)
+    used = models.DurationField(
+        default=dt.timedelta(0), help_text="Business time counted before running_since."
+    )
+    paused_since = models.DateTimeField(null=True, blank=True)
+    paused_total = models.DurationField(default=dt.timedelta(0), help_text="Business time spent paused.")
+    warn_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    met_at = models.DateTimeField(null=True, blank=True)
+    warned_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["escalation_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["escalation", "kind"], name="engineering_clock_one_per_kind")
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="eng_clock_due_idx",
+                condition=Q(state=ClockState.RUNNING, breached_at__isnull=True),
+            ),
+            models.Index(
+                fields=["warn_at"],
+                name="eng_clock_warn_idx",
+                condition=Q(state=ClockState.RUNNING, warned_at__isnull=True, breached_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.escalation_id} {self.kind} ({self.state})"
+
+    @property
+    def target(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.target_minutes)
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_CLOCK_STATES
+
+
 class WebhookEvent(models.TextChoices):
     SUBMITTED = "escalation.submitted", "Submitted"
     ACKNOWLEDGED = "escalation.acknowledged", "Acknowledged"
@@ -220,6 +342,15 @@ class WebhookEvent(models.TextChoices):
     LINKED = "escalation.linked", "External ticket linked"
     WITHDRAWN = "escalation.withdrawn", "Withdrawn"
     UPDATED = "escalation.updated", "Package updated"
+    # The SLA sweep's (sla.events.SlaWebhookEvent), for every case, sent only to subscriptions
+    # that name them.
+    SLA_WARNING = "sla.warning", "SLA warning (a rung of the warning ladder)"
+    SLA_BREACHED = "sla.breached", "SLA breached"
+
+
+#: Events a subscription receives only when it names them: an empty list means every
+#: escalation event of its team, as it always has.
+OPT_IN_EVENTS = frozenset({WebhookEvent.SLA_WARNING, WebhookEvent.SLA_BREACHED})
 
 
 def _new_secret() -> str:
@@ -228,9 +359,17 @@ def _new_secret() -> str:
 
 
 class WebhookSubscription(models.Model):
-    """Where a team's escalation events are POSTed, signed with ``secret``."""
+    """Where a team's escalation events, and the SLA events it names, are POSTed, signed with
+    ``secret``. Without a team it receives only the SLA events it names."""
 
-    team = models.ForeignKey(EngineeringTeam, on_delete=models.CASCADE, related_name="webhooks")
+    team = models.ForeignKey(
+        EngineeringTeam,
+        on_delete=models.CASCADE,
+        related_name="webhooks",
+        null=True,
+        blank=True,
+        help_text="Whose escalation events it receives; empty for a subscription to SLA events only.",
+    )
     url = models.URLField(
         max_length=500, validators=[validate_webhook_url], help_text="http:// or https:// only."
     )
@@ -240,7 +379,9 @@ class WebhookSubscription(models.Model):
         help_text="Signing secret (Standard Webhooks: whsec_ and base64), see docs/security.md.",
     )
     events = models.JSONField(
-        default=list, blank=True, help_text="Event names to send; empty sends every event."
+        default=list,
+        blank=True,
+        help_text="Event names to send; empty sends every escalation event. SLA events only when named.",
     )
     active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -251,10 +392,29 @@ class WebhookSubscription(models.Model):
         ordering = ["team__name", "id"]
 
     def __str__(self) -> str:
-        return f"{self.team} → {self.url}"
+        return f"{self.team or 'SLA events'} → {self.url}"
+
+    def clean(self) -> None:
+        super().clean()
+        events = self.events if isinstance(self.events, list) else None
+        if events is None or not all(isinstance(e, str) for e in events):
+            raise ValidationError({"events": "Give a list of event names."})
+        unknown = sorted(set(events) - set(WebhookEvent.values))
+        if unknown:
+            raise ValidationError({"events": f"Unknown events: {', '.join(unknown)}."})
+        if self.team_id is None and not set(events) & OPT_IN_EVENTS:
+            raise ValidationError(
+                {"events": "A subscription without a team receives only SLA events: name at least one."}
+            )
 
     def wants(self, event: str) -> bool:
-        return self.active and (not self.events or event in self.events)
+        """Whether ``event`` goes to this subscription: SLA events only when named; escalation
+        events when named, or all of them when none are (they come from its team only)."""
+        if not self.active:
+            return False
+        if event in OPT_IN_EVENTS:
+            return event in self.events
+        return not self.events or event in self.events
 
 
 class DeliveryStatus(models.TextChoices):

@@ -18,7 +18,7 @@ the same update.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -275,18 +275,29 @@ def start_update(
     return update
 
 
+#: How a worker is asked to help post an update (``incidents.deliver_update``'s ``delay``), set by
+#: ``IncidentsConfig.ready``; this module does not import the tasks module that imports it.
+_ask_helper: Callable[[int], object] | None = None
+
+
+def set_helper_dispatch(ask: Callable[[int], object]) -> None:
+    """Say how ``_call_helpers`` asks a worker to help post one update (its id)."""
+    global _ask_helper
+    _ask_helper = ask
+
+
 def _call_helpers(update: IncidentUpdate) -> None:
     """For a large incident, ask ``FAN_OUT_HELPERS`` workers (after commit) to post the update beside
     the caller: each claims chunks the others have not (``deliver``), so more hands finish sooner and
     none posts a case twice; with no worker running the caller posts every case itself."""
-    if FAN_OUT_HELPERS <= 0 or update.deliveries.count() < FAN_OUT_HELPERS_FROM:
+    ask = _ask_helper
+    if ask is None or FAN_OUT_HELPERS <= 0 or update.deliveries.count() < FAN_OUT_HELPERS_FROM:
         return
-    from .tasks import deliver_update
 
     def dispatch() -> None:
         for _ in range(FAN_OUT_HELPERS):
             try:
-                deliver_update.delay(update.pk)
+                ask(update.pk)
             except Exception:  # the broker is down: the caller posts every case itself
                 return
 

@@ -1,4 +1,5 @@
-"""Admins edit calendars and policies here too; clocks are read-only (they move with their case)."""
+"""Admins edit calendars, policies (with their warning ladders), team leads and the duty rota here
+too; clocks are read-only (they move with their case)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,27 @@ from django.db.models import F
 from django.forms.models import BaseInlineFormSet
 from simple_history.admin import SimpleHistoryAdmin
 
-from .models import BusinessCalendar, CustomHoliday, OpeningHours, OrganisationCalendar, SlaClock, SlaPolicy
-from .services import OpeningRangeInput, default_change_errors, unset_other_defaults, validate_calendar
+from .models import (
+    BusinessCalendar,
+    ClockRung,
+    CustomHoliday,
+    DutyShift,
+    OpeningHours,
+    OrganisationCalendar,
+    Recipient,
+    SlaClock,
+    SlaPolicy,
+    TeamLead,
+    WarningThreshold,
+)
+from .services import (
+    OpeningRangeInput,
+    ThresholdInput,
+    default_change_errors,
+    ladder_errors,
+    unset_other_defaults,
+    validate_calendar,
+)
 
 
 class OpeningHoursFormSet(BaseInlineFormSet):
@@ -92,6 +112,53 @@ class BusinessCalendarAdmin(SimpleHistoryAdmin):
         obj.refresh_from_db()
 
 
+class WarningThresholdForm(forms.ModelForm):
+    notify = forms.MultipleChoiceField(
+        choices=Recipient.choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Resolved when the rung fires.",
+    )
+
+    class Meta:
+        model = WarningThreshold
+        fields = ["target", "percent", "notify", "webhook"]
+
+
+class WarningThresholdFormSet(BaseInlineFormSet):
+    """The ladder's rules are the service's (``sla.services.ladder_errors``)."""
+
+    def clean(self):
+        super().clean()
+        rungs = [
+            ThresholdInput(
+                f.cleaned_data["target"],
+                f.cleaned_data["percent"],
+                list(f.cleaned_data.get("notify") or []),
+                bool(f.cleaned_data.get("webhook")),
+            )
+            for f in self.forms
+            if f.cleaned_data
+            and not f.cleaned_data.get("DELETE")
+            and f.cleaned_data.get("target")
+            and f.cleaned_data.get("percent") is not None
+        ]
+        errors = ladder_errors(rungs)
+        if errors:
+            raise forms.ValidationError(errors)
+
+
+class WarningThresholdInline(admin.TabularInline):
+    model = WarningThreshold
+    form = WarningThresholdForm
+    formset = WarningThresholdFormSet
+    extra = 0
+    verbose_name = "warning ladder rung"
+    verbose_name_plural = (
+        "warning ladder (100 % is the breach; a target without rungs below 100 % warns once)"
+    )
+
+
 @admin.register(SlaPolicy)
 class SlaPolicyAdmin(SimpleHistoryAdmin):
     list_display = (
@@ -105,6 +172,40 @@ class SlaPolicyAdmin(SimpleHistoryAdmin):
         "resolution_minutes",
     )
     list_filter = ("tier", "severity", "business_time")
+    inlines = [WarningThresholdInline]
+
+
+@admin.register(TeamLead)
+class TeamLeadAdmin(SimpleHistoryAdmin):
+    """Who the ladder's "team lead" rung tells for each support team (none: the managers)."""
+
+    list_display = ("team", "user")
+    autocomplete_fields = ("user",)
+    list_select_related = ("team", "user")
+
+
+@admin.register(DutyShift)
+class DutyShiftAdmin(SimpleHistoryAdmin):
+    """The duty rota: the ladder's "duty manager" rung tells whoever's shift covers the moment it
+    fires (none: the managers)."""
+
+    list_display = ("user", "starts_at", "ends_at")
+    list_filter = ("user",)
+    date_hierarchy = "starts_at"
+    autocomplete_fields = ("user",)
+    list_select_related = ("user",)
+
+
+class ClockRungInline(admin.TabularInline):
+    model = ClockRung
+    fields = ("ratio", "warn_at", "warned_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "further warning rungs"
+
+    def has_add_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(SlaClock)
@@ -124,6 +225,7 @@ class SlaClockAdmin(admin.ModelAdmin):
     search_fields = ("case__id",)
     list_select_related = ("case",)
     raw_id_fields = ("case", "policy")
+    inlines = [ClockRungInline]
 
     def has_add_permission(self, request):
         return False

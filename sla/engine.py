@@ -33,6 +33,13 @@ Rules (DOMAIN.md, issue 4), and the choices made where they were open:
 * a warning fires once a running clock's warning point has come, a breach once its due instant
   has passed; each once per clock run. A warning first seen after its due instant is recorded
   with the breach (``late``), so it still fires once and before it.
+* the warning ladder: a policy may give a target several warning shares (``Terms.ladders``, e.g.
+  50 %, 75 % and 90 %). The first is the clock's own warning (``warning_ratio``, ``warn_at``,
+  ``warned_at``), the others its :class:`Rung` s; each point lands where that share of the target
+  is used, counted like the due instant (business time, pauses, earlier runs). Each fires once per
+  clock run; one first seen after a later point or the breach has passed fires then, ``late``,
+  before it. A re-target takes the new ladder's shares: the clock's own warning stays recorded as
+  it was, and a new rung counts as fired when the run was already warned at that share or above.
 * a clock met after its due instant that nobody had seen breached is breached then (``late``),
   with its warning if that was never recorded either.
 * advancing to an instant records what came due: a sweep (``exact=False``) stamps the instant it
@@ -81,12 +88,18 @@ Counting = Callable[[bool, dt.datetime, dt.datetime], Arithmetic]
 
 @dataclass(frozen=True)
 class Terms:
-    """What a clock takes from its policy: targets in minutes (None: not measured)."""
+    """What a clock takes from its policy: targets in minutes (None: not measured); per target, the
+    warning shares of its ladder in rising order (a target without one warns at ``warning_ratio``)."""
 
     policy_id: int | None
     business_time: bool
     warning_ratio: float
     minutes: Mapping[str, int | None]
+    ladders: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
+
+    def warnings(self, target: str) -> tuple[float, ...]:
+        """The warning shares of ``target``'s clocks, lowest first (at least one)."""
+        return self.ladders.get(target) or (self.warning_ratio,)
 
 
 #: The fields of a clock that are stored (``sla.models.SlaClock``'s, without the case).
@@ -95,6 +108,29 @@ STORED_FIELDS = (
     "started_at", "due_at", "warn_at", "paused_at", "pauses", "paused_total", "consumed",
     "remaining_at_pause", "warned_at", "met_at", "breached_at", "cancelled_at",
 )  # fmt: skip
+
+
+@dataclass(slots=True)
+class Rung:
+    """A further warning point of a clock, after its own warning: at ``ratio`` of the target.
+
+    ``warn_at`` is None while the clock does not run and the rung has not fired (a stored rung the
+    sweep cannot find, which a resume or a re-target computes again)."""
+
+    ratio: float
+    warn_at: dt.datetime | None = None
+    warned_at: dt.datetime | None = None
+    #: The stored row's identity, if it has one (not used by the rules).
+    key: Any = field(default=None, compare=False)
+
+    @property
+    def percent(self) -> int:
+        return percent_of(self.ratio)
+
+
+def percent_of(ratio: float) -> int:
+    """A share as the whole percentage a ladder names it by (0.75 -> 75)."""
+    return round(ratio * 100)
 
 
 @dataclass(slots=True)
@@ -124,6 +160,8 @@ class Clock:
     key: Any = field(default=None, compare=False)
     #: When ``due_at``/``warn_at`` were last computed, if known (not stored; see ``advance``).
     changed_at: dt.datetime | None = field(default=None, compare=False)
+    #: The further points of its warning ladder, lowest first (stored apart: ``sla.models.ClockRung``).
+    rungs: list[Rung] = field(default_factory=list)
 
     @property
     def is_live(self) -> bool:
@@ -135,12 +173,20 @@ class Clock:
 
 
 class Change(NamedTuple):
-    """One thing an event did to one clock. ``late``: for ``warned``, recorded after its due
-    instant (with the breach); for ``breached``, met after its due instant (the meet recorded it)."""
+    """One thing an event did to one clock. ``late``: for ``warned``, recorded after a later
+    point of the ladder or the due instant had passed (with it); for ``breached``, met after its
+    due instant (the meet recorded it). ``rung``: for ``warned``, which further rung of the ladder
+    fired (None: the clock's own warning)."""
 
     kind: str
     clock: Clock
     late: bool = False
+    rung: Rung | None = None
+
+    @property
+    def ratio(self) -> float:
+        """The share of the target this warning stands for."""
+        return self.clock.warning_ratio if self.rung is None else self.rung.ratio
 
 
 class ChangeKind:
@@ -162,11 +208,11 @@ class Changes:
     __slots__ = ("items",)
 
     def __init__(self) -> None:
-        # Plain (kind, clock, late) tuples: a replay of a million events makes many and reads none.
-        self.items: list[tuple[str, Clock, bool]] = []
+        # Plain (kind, clock, late, rung) tuples: a replay of a million events makes many and reads none.
+        self.items: list[tuple[str, Clock, bool, Rung | None]] = []
 
-    def add(self, kind: str, clock: Clock, late: bool = False) -> None:
-        self.items.append((kind, clock, late))
+    def add(self, kind: str, clock: Clock, late: bool = False, rung: Rung | None = None) -> None:
+        self.items.append((kind, clock, late, rung))
 
     def __iter__(self) -> Iterator[Change]:
         return (Change._make(item) for item in self.items)
@@ -175,7 +221,7 @@ class Changes:
         return len(self.items)
 
     def of(self, kind: str) -> list[Clock]:
-        return [clk for k, clk, _ in self.items if k == kind]
+        return [clk for k, clk, _, _ in self.items if k == kind]
 
     @property
     def started(self) -> list[Clock]:
@@ -187,7 +233,7 @@ class Changes:
         """Clocks that existed before this event and that it changed (to update), each once."""
         new = {id(clk) for clk in self.started}
         out: dict[int, Clock] = {}
-        for _, clk, _ in self.items:
+        for _, clk, _, _ in self.items:
             if id(clk) not in new:
                 out.setdefault(id(clk), clk)
         return list(out.values())
@@ -202,12 +248,35 @@ def _iso(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat()
 
 
+def _points(clk: Clock) -> list[tuple[Rung | None, dt.datetime | None, dt.datetime | None]]:
+    """The clock's warning points, lowest first, as (rung, warn_at, warned_at): its own warning
+    (rung None), then its rungs."""
+    return [(None, clk.warn_at, clk.warned_at), *((r, r.warn_at, r.warned_at) for r in clk.rungs)]
+
+
+def _fire(clk: Clock, rung: Rung | None, at: dt.datetime) -> None:
+    if rung is None:
+        clk.warned_at = at
+    else:
+        rung.warned_at = at
+
+
+def _park(clk: Clock) -> None:
+    """The clock stopped running: its rungs that have not fired have no instant to come due at."""
+    for rung in clk.rungs:
+        if rung.warned_at is None:
+            rung.warn_at = None
+
+
 def observe(clk: Clock, now: dt.datetime, changes: Changes | None = None) -> Changes:
     """What a sweep at ``now`` records for ``clk``: a running clock past its due instant is breached
-    (with its warning, late, if none was recorded), else one past its warning point is warned."""
+    (with its warnings, late, if they were not recorded), else each warning point it has passed is
+    warned (all but the last passed late: the ladder was not swept in time)."""
     changes = Changes() if changes is None else changes
     if clk.state != RUNNING:
         return changes
+    if clk.rungs:
+        return _observe_ladder(clk, now, changes)
     if clk.due_at < now:
         if clk.warned_at is None:
             clk.warned_at = now
@@ -218,6 +287,28 @@ def observe(clk: Clock, now: dt.datetime, changes: Changes | None = None) -> Cha
     elif clk.warned_at is None and clk.warn_at <= now:
         clk.warned_at = now
         changes.add(ChangeKind.WARNED, clk)
+    return changes
+
+
+def _observe_ladder(clk: Clock, now: dt.datetime, changes: Changes) -> Changes:
+    points = _points(clk)
+    if clk.due_at < now:
+        for rung, _, warned_at in points:
+            if warned_at is None:
+                _fire(clk, rung, now)
+                changes.add(ChangeKind.WARNED, clk, True, rung)
+        clk.state = BREACHED
+        clk.breached_at = now
+        _park(clk)
+        changes.add(ChangeKind.BREACHED, clk)
+        return changes
+    for index, (rung, warn_at, warned_at) in enumerate(points):
+        if warned_at is not None or warn_at is None or warn_at > now:
+            continue
+        # Late: a higher point has fired already or comes due in the same look.
+        late = any(w is not None or (a is not None and a <= now) for _, a, w in points[index + 1 :])
+        _fire(clk, rung, now)
+        changes.add(ChangeKind.WARNED, clk, late, rung)
     return changes
 
 
@@ -300,6 +391,9 @@ class CaseClocks:
         warn_left = max(target * clk.warning_ratio - clk.consumed, ZERO)
         clk.due_at = calc.add(clk.started_at, left + clk.paused_total)
         clk.warn_at = calc.add(clk.started_at, warn_left + clk.paused_total)
+        for rung in clk.rungs:  # every point of the ladder lands the same way
+            rung_left = max(target * rung.ratio - clk.consumed, ZERO)
+            rung.warn_at = calc.add(clk.started_at, rung_left + clk.paused_total)
 
     def _start(
         self,
@@ -316,16 +410,18 @@ class CaseClocks:
         minutes = terms.minutes.get(target) if terms is not None else None
         if terms is None or not minutes or target not in self.measured:
             return
+        first, *further = terms.warnings(target)
         clk = Clock(
             target=target,
             run=run,
             policy_id=terms.policy_id,
             target_minutes=minutes,
             business_time=terms.business_time,
-            warning_ratio=terms.warning_ratio,
+            warning_ratio=first,
             started_at=started_at,
             consumed=consumed,
             changed_at=now,
+            rungs=[Rung(ratio) for ratio in further],
         )
         calc = self.counting(clk.business_time, clk.started_at, now)
         self._deadlines(clk, calc)
@@ -333,6 +429,7 @@ class CaseClocks:
             clk.state = PAUSED
             clk.paused_at = now
             clk.remaining_at_pause = calc.between(now, clk.due_at)
+            _park(clk)
         self.by_target[target].append(clk)
         changes.add(ChangeKind.STARTED, clk)
 
@@ -343,6 +440,7 @@ class CaseClocks:
         clk.state = PAUSED
         clk.paused_at = now
         clk.remaining_at_pause = calc.between(now, clk.due_at)
+        _park(clk)
         changes.add(ChangeKind.PAUSED, clk)
 
     def _resume(self, changes: Changes, clk: Clock, now: dt.datetime) -> None:
@@ -372,13 +470,16 @@ class CaseClocks:
         clk.met_at = now
         if now <= clk.due_at:
             clk.state = MET
+            _park(clk)
             changes.add(ChangeKind.MET, clk)
             return
         clk.state = BREACHED
         clk.breached_at = now
-        if clk.warned_at is None:  # its warning fires once too, late, with the breach
-            clk.warned_at = now
-            changes.add(ChangeKind.WARNED, clk, True)
+        for rung, _, warned_at in _points(clk):  # its warnings fire once too, late, with the breach
+            if warned_at is None:
+                _fire(clk, rung, now)
+                changes.add(ChangeKind.WARNED, clk, True, rung)
+        _park(clk)
         changes.add(ChangeKind.BREACHED, clk, True)
 
     def _cancel(self, changes: Changes, clk: Clock, now: dt.datetime) -> None:
@@ -387,6 +488,7 @@ class CaseClocks:
         self._resume(changes, clk, now)  # so the pause is on record and the time used is right
         clk.state = CANCELLED
         clk.cancelled_at = now
+        _park(clk)
         changes.add(ChangeKind.CANCELLED, clk)
 
     def _retarget(self, changes: Changes, clk: Clock, now: dt.datetime) -> None:
@@ -398,7 +500,9 @@ class CaseClocks:
         clk.policy_id = terms.policy_id
         clk.target_minutes = minutes
         clk.business_time = terms.business_time
-        clk.warning_ratio = terms.warning_ratio
+        first, *further = terms.warnings(clk.target)
+        clk.rungs = _retargeted_rungs(clk, further)
+        clk.warning_ratio = first
         calc = self.counting(clk.business_time, clk.started_at, now)
         # Finished pauses are recounted: the new policy may count in another calendar (24x7 vs business).
         clk.paused_total = sum(
@@ -409,6 +513,8 @@ class CaseClocks:
         self._deadlines(clk, calc)
         if clk.state == PAUSED and clk.paused_at is not None:
             clk.remaining_at_pause = calc.between(clk.paused_at, clk.due_at)
+        if clk.state != RUNNING:
+            _park(clk)
         changes.add(ChangeKind.RETARGETED, clk)
 
     def _active_time(self, clk: Clock, end: dt.datetime) -> dt.timedelta:
@@ -551,6 +657,9 @@ class CaseClocks:
                     observe(clk, now, changes)
                     continue
                 since = clk.changed_at or clk.started_at
+                if clk.rungs:
+                    self._replay_ladder(clk, now, since, changes)
+                    continue
                 if clk.warned_at is None and clk.warn_at < now and clk.warn_at <= clk.due_at:
                     clk.warned_at = max(clk.warn_at, since)
                     changes.add(ChangeKind.WARNED, clk, clk.warned_at > clk.due_at)
@@ -559,3 +668,37 @@ class CaseClocks:
                     clk.breached_at = max(clk.due_at, since)
                     changes.add(ChangeKind.BREACHED, clk)
         return changes
+
+    @staticmethod
+    def _replay_ladder(clk: Clock, now: dt.datetime, since: dt.datetime, changes: Changes) -> None:
+        """``advance(exact=True)`` of a clock with rungs: each point passed before ``now`` fires at
+        the instant it passed (not before ``since``), late if a higher one had passed by then."""
+        points = _points(clk)
+        for index, (rung, warn_at, warned_at) in enumerate(points):
+            if warned_at is not None or warn_at is None or warn_at >= now or warn_at > clk.due_at:
+                continue
+            stamp = max(warn_at, since)
+            later = any(w is not None or (a is not None and a < stamp) for _, a, w in points[index + 1 :])
+            _fire(clk, rung, stamp)
+            changes.add(ChangeKind.WARNED, clk, later or stamp > clk.due_at, rung)
+        if clk.due_at < now:
+            clk.state = BREACHED
+            clk.breached_at = max(clk.due_at, since)
+            _park(clk)
+            changes.add(ChangeKind.BREACHED, clk)
+
+
+def _retargeted_rungs(clk: Clock, ratios: list[float]) -> list[Rung]:
+    """The rungs of ``clk`` under a new ladder's further ``ratios``: a rung of the same share keeps
+    its identity; a rung counts as fired when the run was already warned at its share or above
+    (never warned twice for a share it passed)."""
+    fired = [(r.ratio, r.warned_at) for r in clk.rungs if r.warned_at is not None]
+    if clk.warned_at is not None:
+        fired.append((clk.warning_ratio, clk.warned_at))
+    kept = {percent_of(r.ratio): r for r in clk.rungs}
+    rungs = []
+    for ratio in ratios:
+        old = kept.get(percent_of(ratio))
+        covering = [at for share, at in fired if percent_of(share) >= percent_of(ratio)]
+        rungs.append(Rung(ratio, warned_at=min(covering) if covering else None, key=old.key if old else None))
+    return rungs

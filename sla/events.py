@@ -27,3 +27,11 @@ LABELS = {
     SlaEventKind.CADENCE_REMINDER: "Customer update due soon",
     SlaEventKind.CADENCE_MISSED: "Customer update missed",
 }
+
+
+class SlaWebhookEvent:
+    """The webhook events of SLA warnings and breaches (``escalations.models.WebhookEvent`` offers
+    them to subscribers; tests/escalations/test_webhooks_sla.py checks the two agree)."""
+
+    WARNING = "sla.warning"
+    BREACHED = "sla.breached"

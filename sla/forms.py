@@ -9,8 +9,16 @@ from django import forms
 
 from cases.models import Organisation, Severity, Tier
 
-from .models import MAX_TARGET_MINUTES, BusinessCalendar, SlaPolicy, Weekday
-from .services import OpeningRangeInput
+from .models import (
+    BREACH_PERCENT,
+    MAX_TARGET_MINUTES,
+    BusinessCalendar,
+    Recipient,
+    SlaPolicy,
+    Target,
+    Weekday,
+)
+from .services import OpeningRangeInput, ThresholdInput
 
 _RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-–]\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -54,6 +62,54 @@ class PolicyForm(forms.Form):
 
 PolicyFormSet = forms.formset_factory(
     PolicyForm, extra=0, max_num=len(Tier) * len(Severity), validate_max=True
+)
+
+
+class ThresholdForm(forms.Form):
+    """One rung of a policy's warning ladder; a row left empty is ignored."""
+
+    target = forms.ChoiceField(choices=[("", "—"), *Target.choices], required=False)
+    percent = forms.IntegerField(
+        label="At %",
+        min_value=1,
+        max_value=BREACH_PERCENT,
+        required=False,
+        widget=forms.NumberInput(attrs={"class": "percent", "inputmode": "numeric"}),
+        help_text="share of the target used; 100 = the breach",
+    )
+    notify = forms.MultipleChoiceField(
+        label="Tell", choices=Recipient.choices, required=False, widget=forms.CheckboxSelectMultiple
+    )
+    webhook = forms.BooleanField(label="Webhook", required=False, help_text="send to SLA webhook subscribers")
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("target")) != (data.get("percent") is not None) and not data.get("DELETE"):
+            raise forms.ValidationError("Give both the target and the percentage, or leave the row empty.")
+        return data
+
+    @property
+    def threshold(self) -> ThresholdInput | None:
+        data = getattr(self, "cleaned_data", None) or {}
+        if data.get("DELETE") or not data.get("target") or data.get("percent") is None:
+            return None
+        return ThresholdInput(
+            target=data["target"],
+            percent=data["percent"],
+            notify=list(data.get("notify") or []),
+            webhook=bool(data.get("webhook")),
+        )
+
+    @classmethod
+    def initial_for(cls, policy: SlaPolicy) -> list[dict]:
+        return [
+            {"target": t.target, "percent": t.percent, "notify": list(t.notify), "webhook": t.webhook}
+            for t in policy.thresholds.all()
+        ]
+
+
+ThresholdFormSet = forms.formset_factory(
+    ThresholdForm, extra=3, can_delete=True, max_num=40, validate_max=True
 )
 
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
-from cases.models import Case, Organisation, Severity, Tier
+from cases.models import Case, Organisation, Severity, Team, Tier
 from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
@@ -177,6 +178,100 @@ class SlaPolicy(models.Model):
         return getattr(self, f"{target}_minutes")
 
 
+class Recipient(models.TextChoices):
+    """Whom a rung of a warning ladder tells; each is resolved when the rung fires, not before."""
+
+    ASSIGNEE = "assignee", "Assignee (else the team)"
+    TEAM_LEAD = "team_lead", "Team lead"
+    MANAGERS = "managers", "Managers"
+    DUTY_MANAGER = "duty_manager", "Duty manager"
+
+
+#: The rung of a ladder that stands for the breach itself (all of the target used).
+BREACH_PERCENT = 100
+
+
+class WarningThreshold(models.Model):
+    """One rung of a policy's warning ladder for one target: when ``percent`` of the target is used
+    (100: the breach), tell ``notify`` and, with ``webhook``, the webhook subscribers of SLA events.
+
+    A target whose policy has no rung below 100 warns once, at the policy's ``warning_ratio``; a
+    percentage without a rung (that default warning, or the breach) tells the default people
+    (``sla.services``). Clocks take the shares when they start or are re-targeted; the people and
+    channels are read when a rung fires.
+    """
+
+    policy = models.ForeignKey(SlaPolicy, on_delete=models.CASCADE, related_name="thresholds")
+    target = models.CharField(max_length=20, choices=Target.choices)
+    percent = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(BREACH_PERCENT)],
+        help_text="Share of the target used, in %; 100 is the breach.",
+    )
+    notify = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Whom to tell: assignee, team_lead, managers, duty_manager (resolved when it fires).",
+    )
+    webhook = models.BooleanField(
+        default=True, help_text="Also send it to the webhook subscribers of SLA events."
+    )
+    history = AuditedHistory(
+        kind_label="SLA warning ladders", describe=lambda row: f"{row.policy} · {row.target} {row.percent} %"
+    )
+
+    class Meta:
+        ordering = ["policy_id", "target", "percent"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "target", "percent"], name="sla_threshold_once_per_percent"
+            ),
+            models.CheckConstraint(
+                condition=Q(percent__gte=1) & Q(percent__lte=BREACH_PERCENT),
+                name="sla_threshold_percent_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.target} {self.percent} %"
+
+
+class TeamLead(models.Model):
+    """Who leads a support team, for the ladder's ``team_lead`` rung (kept here because ``cases``
+    imports no other app, as ``OrganisationCalendar`` is)."""
+
+    team = models.OneToOneField(Team, on_delete=models.CASCADE, related_name="sla_lead")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    history = AuditedHistory(kind_label="Team leads", describe=lambda row: f"{row.team} · {row.user}")
+
+    class Meta:
+        ordering = ["team__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} leads {self.team}"
+
+
+class DutyShift(models.Model):
+    """A manager on duty from ``starts_at`` until ``ends_at``: the ladder's ``duty_manager`` rung
+    tells whoever's shift covers the instant it fires (the latest-starting, if shifts overlap)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    history = AuditedHistory(kind_label="Duty shifts", describe=lambda row: str(row))
+
+    class Meta:
+        ordering = ["-starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=models.F("starts_at")), name="sla_shift_ends_after_start"
+            )
+        ]
+        indexes = [models.Index(fields=["starts_at", "ends_at"], name="sla_shift_span_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on duty {self.starts_at:%Y-%m-%d %H:%M}–{self.ends_at:%Y-%m-%d %H:%M} UTC"
+
+
 def completed_at() -> models.Case:
     """When a clock's outcome was decided: ``met_at`` if met on time, ``breached_at`` if breached
     (also when met late afterwards); NULL while live or when cancelled.
@@ -285,3 +380,33 @@ class SlaClock(models.Model):
         if self.met_at is None:
             return None
         return self.met_at <= self.due_at
+
+
+class ClockRung(models.Model):
+    """A further warning point of one clock run, after the clock's own warning (``SlaClock.warn_at``
+    / ``warned_at``, the ladder's first rung): a clock whose policy has a ladder for its target has
+    one row per further rung.
+
+    ``warn_at`` is empty while the clock does not run (paused, met, cancelled) and the rung has not
+    fired, so the sweep's partial index holds only rungs that can come due. ``warned_at`` is
+    claimed by a conditional UPDATE: each rung fires once per clock run.
+    """
+
+    clock = models.ForeignKey(SlaClock, on_delete=models.CASCADE, related_name="rungs", db_index=False)
+    ratio = models.FloatField(help_text="Share of the target.")
+    warn_at = models.DateTimeField(null=True, blank=True)
+    warned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["clock_id", "ratio"]
+        constraints = [models.UniqueConstraint(fields=["clock", "ratio"], name="sla_rung_once_per_clock")]
+        indexes = [
+            models.Index(
+                fields=["warn_at"],
+                name="sla_rung_warn_idx",
+                condition=Q(warned_at__isnull=True, warn_at__isnull=False),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{round(self.ratio * 100)} % of clock {self.clock_id}"

@@ -21,7 +21,16 @@ from cases.models import Case as SupportCase
 from cases.models import Organisation, Severity, Tier
 
 from . import calendars, clock
-from .models import BusinessCalendar, ClockState, SlaClock, SlaPolicy, Target
+from .models import (
+    BREACH_PERCENT,
+    BusinessCalendar,
+    ClockRung,
+    ClockState,
+    SlaClock,
+    SlaPolicy,
+    Target,
+    WarningThreshold,
+)
 
 # How a clock looks to a person; every state has a word and an icon (the ``icon`` template tag's
 # inline SVG, which renders in any font), never colour alone.
@@ -155,10 +164,50 @@ def calendar_list() -> QuerySet[BusinessCalendar]:
     ).order_by("-is_default", "name")
 
 
-def policy_list() -> QuerySet[SlaPolicy]:
-    """Policies as a support lead reads them: enterprise first, then P1 to P4."""
+def policy_list(*, with_ladder: bool = False) -> QuerySet[SlaPolicy]:
+    """Policies as a support lead reads them: enterprise first, then P1 to P4 (with their warning
+    ladders' rungs, ``thresholds``, in one more query)."""
     tier_rank = Case(*(When(tier=t.value, then=Value(i)) for i, t in enumerate(Tier)), default=Value(99))
-    return SlaPolicy.objects.annotate(tier_rank=tier_rank).order_by("tier_rank", "severity")
+    policies = SlaPolicy.objects.annotate(tier_rank=tier_rank).order_by("tier_rank", "severity")
+    if with_ladder:
+        policies = policies.prefetch_related(
+            Prefetch("thresholds", queryset=WarningThreshold.objects.order_by("target", "percent"))
+        )
+    return policies
+
+
+@dataclass(frozen=True)
+class LadderRow:
+    """A target of a policy and the percentages its ladder fires at, as the policies page lists it."""
+
+    target: str
+    label: str
+    percents: list[int]
+    default: bool
+
+    @property
+    def text(self) -> str:
+        shares = ", ".join("breach" if p == BREACH_PERCENT else f"{p} %" for p in self.percents)
+        return f"{self.label}: {shares}"
+
+
+def ladder_summary(policy: SlaPolicy) -> list[LadderRow]:
+    """Per measured target: where it warns (its rungs below 100 %, else the policy's single
+    warning) and whether the breach has a rung of its own. Reads ``policy.thresholds`` (prefetched)."""
+    rungs: dict[str, list[int]] = {}
+    for rung in policy.thresholds.all():
+        rungs.setdefault(rung.target, []).append(rung.percent)
+    rows = []
+    for target in Target:
+        if not policy.minutes_for(target):
+            continue
+        percents = sorted(rungs.get(target, []))
+        warnings = [p for p in percents if p < BREACH_PERCENT]
+        default = not warnings
+        if default:
+            percents = [round(policy.warning_ratio * 100), *percents]
+        rows.append(LadderRow(target.value, TARGET_SHORT[target], percents, default))
+    return rows
 
 
 # --------------------------------------------------------------------------- preview
@@ -285,9 +334,22 @@ def oldest_unrecorded_deadline(*, now: dt.datetime, older_than: dt.timedelta) ->
         .values_list(*fields)
         .first()
     )
+    # A further rung of a warning ladder (its own partial index), on a clock still short of due.
+    rung = (
+        ClockRung.objects.filter(
+            warned_at__isnull=True,
+            warn_at__lt=horizon,
+            clock__state=ClockState.RUNNING,
+            clock__due_at__gte=horizon,
+            clock__case__updated_at__lt=horizon,
+        )
+        .order_by("warn_at")
+        .values_list("clock_id", "clock__case_id", "clock__target", "clock__due_at", "warn_at")
+        .first()
+    )
     found = [
         UnrecordedDeadline(clock_id=row[0], case_id=row[1], target=row[2], kind=kind, due=row[index])
-        for row, kind, index in ((breach, "breach", 3), (warning, "warning", 4))
+        for row, kind, index in ((breach, "breach", 3), (warning, "warning", 4), (rung, "warning", 4))
         if row is not None
     ]
     return min(found, key=lambda item: item.due, default=None)

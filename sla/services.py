@@ -59,19 +59,26 @@ from supportdesk.core import outbox
 from supportdesk.core.instants import as_zone, default_zone, format_instant
 from supportdesk.core.models import MailKind, Notification, OutboundMessage, StaffProfile, validate_time_zone
 from supportdesk.core.roles import active_managers
+from supportdesk.core.signals import OutboundEvent, outbound_events
 
-from . import calendars, clock, engine, urgency
+from . import calendars, clock, engine, outbound, urgency
 from .events import SLA_EVENT_KINDS, SlaEventKind
 from .models import (
+    BREACH_PERCENT,
     MAX_TARGET_MINUTES,
     BusinessCalendar,
+    ClockRung,
     ClockState,
     CustomHoliday,
+    DutyShift,
     OpeningHours,
     OrganisationCalendar,
+    Recipient,
     SlaClock,
     SlaPolicy,
     Target,
+    TeamLead,
+    WarningThreshold,
 )
 
 logger = logging.getLogger(__name__)
@@ -120,6 +127,8 @@ class _CaseContext:
     _policy_loaded: bool = False
     _calendar: BusinessCalendar | None = None
     _calendar_loaded: bool = False
+    _terms: engine.Terms | None = None
+    _terms_loaded: bool = False
 
     @property
     def policy(self) -> SlaPolicy | None:
@@ -147,13 +156,22 @@ class _CaseContext:
 
     @property
     def terms(self) -> engine.Terms | None:
-        return _terms(self.policy)
+        if not self._terms_loaded:
+            policy = self.policy
+            ladders = (
+                _configured(("ladders", policy.pk), lambda: ladders_of(policy.pk))
+                if policy is not None
+                else {}
+            )
+            self._terms = _terms(policy, ladders)
+            self._terms_loaded = True
+        return self._terms
 
-    def clocks(self, rows: Iterable[SlaClock] = ()) -> engine.CaseClocks:
-        """The engine's view of the case and its clock ``rows``; policy and calendar loaded when needed."""
+    def clocks(self, values: Iterable[engine.Clock] = ()) -> engine.CaseClocks:
+        """The engine's view of the case and its clocks; policy and calendar loaded when needed."""
         case = self.case
         return engine.CaseClocks(
-            [_value(row) for row in rows],
+            list(values),
             counting=self.counting,
             terms=lambda: self.terms,
             status=case.status,
@@ -163,7 +181,7 @@ class _CaseContext:
         )
 
 
-def _terms(policy: SlaPolicy | None) -> engine.Terms | None:
+def _terms(policy: SlaPolicy | None, ladders: dict[str, tuple[float, ...]]) -> engine.Terms | None:
     if policy is None:
         return None
     return engine.Terms(
@@ -171,14 +189,78 @@ def _terms(policy: SlaPolicy | None) -> engine.Terms | None:
         business_time=policy.business_time,
         warning_ratio=policy.warning_ratio,
         minutes={t: policy.minutes_for(t) for t in Target.values},
+        ladders=ladders,
     )
 
 
-def _value(row: SlaClock) -> engine.Clock:
-    """A stored clock as the engine's value (its ``key`` is the row's id)."""
+def ladders_of(policy_id: int) -> dict[str, tuple[float, ...]]:
+    """The warning shares of the policy's ladder per target, lowest first (the rungs below 100 %);
+    a target without any is not in it (its clocks warn once, at the policy's ``warning_ratio``)."""
+    rows = WarningThreshold.objects.filter(policy_id=policy_id, percent__lt=BREACH_PERCENT).values_list(
+        "target", "percent"
+    )
+    ladders: dict[str, list[float]] = {}
+    for target, percent in sorted(rows):
+        ladders.setdefault(target, []).append(percent / 100)
+    return {target: tuple(shares) for target, shares in ladders.items()}
+
+
+def _value(row: SlaClock, rungs: Iterable[ClockRung] = ()) -> engine.Clock:
+    """A stored clock (and its ladder's further rungs) as the engine's value; ``key`` is the row's id."""
     fields = {name: getattr(row, name) for name in engine.STORED_FIELDS}
     fields["pauses"] = list(fields["pauses"] or [])
-    return engine.Clock(**fields, key=row.pk)
+    return engine.Clock(
+        **fields,
+        key=row.pk,
+        rungs=[engine.Rung(r.ratio, warn_at=r.warn_at, warned_at=r.warned_at, key=r.pk) for r in rungs],
+    )
+
+
+def _rungs_of(clock_ids: Iterable[int]) -> dict[int, list[ClockRung]]:
+    """The further rungs of these clocks, lowest first (one query; none for a clock without a ladder)."""
+    ids = list(clock_ids)
+    found: dict[int, list[ClockRung]] = {}
+    if not ids:
+        return found
+    for rung in ClockRung.objects.filter(clock_id__in=ids).order_by("clock_id", "ratio"):
+        found.setdefault(rung.clock_id, []).append(rung)
+    return found
+
+
+def _insert(case: Case, values: Sequence[engine.Clock]) -> list[SlaClock]:
+    """Insert the clocks the engine started, and the further rungs of their ladders."""
+    rows = [SlaClock(case=case, **value.as_fields()) for value in values]
+    if not rows:
+        return rows
+    SlaClock.objects.bulk_create(rows)
+    rungs = [
+        ClockRung(clock=row, ratio=r.ratio, warn_at=r.warn_at, warned_at=r.warned_at)
+        for row, value in zip(rows, values, strict=True)
+        for r in value.rungs
+    ]
+    if rungs:
+        ClockRung.objects.bulk_create(rungs)
+    return rows
+
+
+def _write_rungs(row: SlaClock, value: engine.Clock, stored: list[ClockRung]) -> None:
+    """Bring a changed clock's stored rungs in line with the engine's (a re-target may change the
+    ladder: rungs of a share it keeps are updated, the others replaced)."""
+    by_key = {rung.pk: rung for rung in stored}
+    kept = {r.key for r in value.rungs if r.key is not None}
+    gone = [pk for pk in by_key if pk not in kept]
+    if gone:
+        ClockRung.objects.filter(pk__in=gone).delete()
+    new = []
+    for rung in value.rungs:
+        old = by_key.get(rung.key) if rung.key is not None else None
+        if old is None:
+            new.append(ClockRung(clock=row, ratio=rung.ratio, warn_at=rung.warn_at, warned_at=rung.warned_at))
+        elif (old.warn_at, old.warned_at) != (rung.warn_at, rung.warned_at):
+            old.warn_at, old.warned_at = rung.warn_at, rung.warned_at
+            old.save(update_fields=["warn_at", "warned_at"])
+    if new:
+        ClockRung.objects.bulk_create(new)
 
 
 def _store(value: engine.Clock, row: SlaClock) -> None:
@@ -225,65 +307,82 @@ def refresh_urgency_of(case: Case) -> None:
 
 
 class _Clocks:
-    """A case's clock rows (locked for the transaction), oldest run first; few rows per case."""
+    """A case's clock rows (locked for the transaction), oldest run first, with the further rungs
+    of their ladders; few rows per case."""
 
     def __init__(self, case: Case) -> None:
         self.rows: dict[int, SlaClock] = {
             clk.pk: clk
             for clk in SlaClock.objects.select_for_update().filter(case=case).order_by("target", "run")
         }
+        self.rungs = _rungs_of(self.rows)
+
+    def values(self) -> list[engine.Clock]:
+        return [_value(row, self.rungs.get(pk, ())) for pk, row in self.rows.items()]
 
     def write(self, case: Case, changes: engine.Changes, *, now: dt.datetime) -> list[SlaClock]:
         """Write back the rows the engine changed (recording its warnings and breaches on the
-        timeline first, in order) and return the unsaved rows of the clocks it started."""
+        timeline first, in order, and announcing them to webhook subscribers) and insert the
+        clocks it started."""
         changed = []
         for value in changes.changed:
             row = self.rows[value.key]
             _store(value, row)
-            changed.append(row)
-        for change in changes.recorded:
-            row = self.rows[change.clock.key]
-            if change.kind == engine.ChangeKind.WARNED:
-                _record_clock_event(case, row, breach=False, now=now, late_warning=change.late)
-            else:
-                _record_clock_event(case, row, breach=True, now=now, late_meet=change.late)
-        for row in changed:
+            changed.append((row, value))
+        recorded = changes.recorded
+        if recorded:
+            recipients = _Recipients(now=now)
+            points = [
+                (change, self.rows[change.clock.key], _point(change, self.rows[change.clock.key]))
+                for change in recorded
+            ]
+            events: list[OutboundEvent] = []
+            for change, row, point in points:
+                together = [p for c, _, p in points if c.clock is change.clock]
+                _record_clock_event(
+                    case,
+                    row,
+                    point,
+                    now=now,
+                    late_meet=point.breach and change.late,
+                    late_with=_late_with(point, together),
+                )
+                if recipients.sends_webhook(row, point):
+                    events.append(_outbound(case, row, point))
+            _publish(events, now=now)
+        for row, value in changed:
             row.save()
-        return [SlaClock(case=case, **value.as_fields()) for value in changes.started]
+            if value.rungs or self.rungs.get(row.pk):
+                _write_rungs(row, value, self.rungs.get(row.pk, []))
+        return _insert(case, changes.started)
 
 
 def start_clocks(case: Case, *, now: dt.datetime) -> list[SlaClock]:
     """Start every target of the case's policy at ``now`` (the case was just created)."""
     ctx = _CaseContext(case)
     changes = ctx.clocks().created(now, terms=ctx.terms)
-    created = [SlaClock(case=case, **value.as_fields()) for value in changes.started]
-    SlaClock.objects.bulk_create(created)
-    return created
+    return _insert(case, changes.started)
 
 
 def record_staff_reply(case: Case, *, now: dt.datetime) -> None:
     """A public reply by staff: first response met, this update met and the next one started."""
     ctx = _CaseContext(case)
     rows = _Clocks(case)
-    started = rows.write(case, ctx.clocks(rows.rows.values()).staff_reply(now), now=now)
-    for row in started:  # the next update (one row, saved as such)
-        row.save()
+    rows.write(case, ctx.clocks(rows.values()).staff_reply(now), now=now)
 
 
 def apply_status_change(case: Case, *, old: str | None, new: str | None, now: dt.datetime) -> None:
     """Meet, pause, resume, cancel or restart clocks for a status change ``old -> new``."""
     ctx = _CaseContext(case)
     rows = _Clocks(case)
-    changes = ctx.clocks(rows.rows.values()).status_changed(now, old=old, new=new)
-    SlaClock.objects.bulk_create(rows.write(case, changes, now=now))
+    rows.write(case, ctx.clocks(rows.values()).status_changed(now, old=old, new=new), now=now)
 
 
 def retarget_clocks(case: Case, *, now: dt.datetime) -> None:
     """The severity changed: re-target live clocks with the new policy from their original start."""
     ctx = _CaseContext(case)
     rows = _Clocks(case)
-    changes = ctx.clocks(rows.rows.values()).severity_changed(now, terms=ctx.terms)
-    SlaClock.objects.bulk_create(rows.write(case, changes, now=now))
+    rows.write(case, ctx.clocks(rows.values()).severity_changed(now, terms=ctx.terms), now=now)
 
 
 # =============================================================================== the sweep
@@ -294,10 +393,19 @@ class _Phase:
     name: str
 
     def due_q(self, now: dt.datetime) -> Q:
+        """The clocks whose breach (or own warning) is due: what the phase's claim requires."""
         if self.name == "breach":
             return Q(state=ClockState.RUNNING, due_at__lt=now)
         # A clock already past due is the breach phase's: its claim records the late warning too.
         return Q(state=ClockState.RUNNING, warned_at__isnull=True, warn_at__lte=now, due_at__gte=now)
+
+    def recheck_q(self, now: dt.datetime) -> Q:
+        """The clocks this phase has something to record for: also, for warnings, a clock with a
+        further rung of its ladder due."""
+        if self.name == "breach":
+            return self.due_q(now)
+        rung_due = ClockRung.objects.filter(warned_at__isnull=True, warn_at__lte=now).values("clock_id")
+        return self.due_q(now) | Q(state=ClockState.RUNNING, due_at__gte=now, pk__in=rung_due)
 
     @property
     def order(self) -> str:
@@ -309,22 +417,36 @@ WARNING = _Phase("warning")
 
 
 def due_clocks(*, now: dt.datetime, phase: _Phase = BREACH):
-    """Clocks whose breach (or warning) is due at ``now``: a range scan of a partial index."""
-    return SlaClock.objects.filter(phase.due_q(now)).order_by(phase.order)
+    """Clocks whose breach (or a warning) is due at ``now``: range scans of partial indexes.
+
+    Warnings: the clocks' own warning (``sla_clock_warn_idx``) united with the clocks that have a
+    further rung of their ladder due (``sla_rung_warn_idx``), in one statement.
+    """
+    if phase is BREACH:
+        return SlaClock.objects.filter(phase.due_q(now)).order_by(phase.order)
+    # Each part unordered (the model's default ordering is not allowed inside a compound query).
+    own = SlaClock.objects.filter(phase.due_q(now)).order_by()
+    laddered = SlaClock.objects.filter(
+        state=ClockState.RUNNING, due_at__gte=now, rungs__warned_at__isnull=True, rungs__warn_at__lte=now
+    ).order_by()
+    # A compound query orders by its output columns only; the id keeps batches stable.
+    return own.union(laddered).order_by("id")
 
 
 def record_due_warnings_and_breaches(
     *, now: dt.datetime, batch_size: int = 200, max_batches: int = 10_000
 ) -> int:
-    """Record every breach, then every warning, due at ``now``; returns how many this call recorded.
+    """Record every breach, then every warning, due at ``now``; returns how many claims this call
+    made (a clock's breach or its warnings at one look count once).
 
-    Each is recorded exactly once across processes: the case is locked with SKIP LOCKED (a case
-    another sweep or a person is changing is left for them / the next sweep) and the clock claimed
-    with a conditional UPDATE. One transaction per batch; a process killed mid-batch loses nothing,
-    the next sweep finds the same clocks still due. A warning not recorded before its breach is
-    recorded (marked late) by the breach's claim and not counted apart from it.
+    Each warning and breach is recorded exactly once across processes: the case is locked with SKIP
+    LOCKED (a case another sweep or a person is changing is left for them / the next sweep) and
+    each point claimed with a conditional UPDATE (the clock's own row for its breach and first
+    warning, the rung's row for a further rung of a ladder). One transaction per batch; a process
+    killed mid-batch loses nothing, the next sweep finds the same clocks still due. A warning not
+    recorded before a higher one or the breach is recorded (marked late) by that claim.
     """
-    recipients = _Recipients()
+    recipients = _Recipients(now=now)
     recorded = 0
     for phase in (BREACH, WARNING):
         for _ in range(max_batches):
@@ -337,6 +459,42 @@ def record_due_warnings_and_breaches(
     return recorded
 
 
+def _claim(
+    clk: SlaClock, value: engine.Clock, observed: engine.Changes, *, phase: _Phase, now: dt.datetime
+) -> list[engine.Change]:
+    """Claim what ``observed`` says to record for ``clk``; returns the changes this process won.
+
+    The breach and the clock's own warning are one conditional UPDATE of the clock's row (a breach
+    someone else claimed takes its late warnings with it); each further rung is its own
+    conditional UPDATE of the rung's row."""
+    own = [c for c in observed if c.kind == engine.ChangeKind.WARNED and c.rung is None]
+    breach = any(c.kind == engine.ChangeKind.BREACHED for c in observed)
+    won_clock = False
+    if breach or own:
+        update: dict[str, Any] = {"warned_at": value.warned_at} if own else {}
+        claim = phase.due_q(now)
+        if breach:
+            update |= {"state": value.state, "breached_at": value.breached_at}
+            if own:
+                claim &= Q(warned_at__isnull=True)
+        # The claim: only the process whose UPDATE changes the row records and notifies.
+        won_clock = SlaClock.objects.filter(claim, pk=clk.pk).update(**update) == 1
+        if won_clock:
+            for name, stamp in update.items():
+                setattr(clk, name, stamp)
+        elif breach:
+            return []
+    won = []
+    for change in observed:
+        if change.kind == engine.ChangeKind.WARNED and change.rung is not None:
+            rung = change.rung
+            if ClockRung.objects.filter(pk=rung.key, warned_at__isnull=True).update(warned_at=rung.warned_at):
+                won.append(change)
+        elif won_clock:
+            won.append(change)
+    return won
+
+
 def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients: _Recipients) -> int:
     candidates = list(due_clocks(now=now, phase=phase).values_list("id", "case_id")[:batch_size])
     if not candidates:
@@ -345,6 +503,7 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
     claimed = 0
     mails: list[OutboundMessage] = []
     notes: list[Notification] = []
+    events: list[OutboundEvent] = []
     with transaction.atomic():
         cases = {
             c.pk: c
@@ -359,43 +518,26 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         clock_ids = [clock_id for clock_id, case_id in candidates if case_id in cases]
         touched: set[int] = set()
         # Re-read under the case lock: an event may have met or moved a clock since the candidates query.
-        for clk in SlaClock.objects.filter(phase.due_q(now), pk__in=clock_ids).order_by(phase.order, "id"):
-            value = _value(clk)
+        rows = list(
+            SlaClock.objects.filter(phase.recheck_q(now), pk__in=clock_ids).order_by(phase.order, "id")
+        )
+        rungs = _rungs_of(row.pk for row in rows)
+        for clk in rows:
+            value = _value(clk, rungs.get(clk.pk, ()))
             observed = engine.observe(value, now)
-            warned = [c for c in observed if c.kind == engine.ChangeKind.WARNED]
-            # No sweep ran between the warning point and the due instant: the breach's claim
-            # records the warning too, so it still fires once (and before the breach).
-            late_warning = bool(warned) and warned[0].late
             breach = any(c.kind == engine.ChangeKind.BREACHED for c in observed)
             if breach is not (phase is BREACH) or not observed:
                 continue  # the other phase's (the query and the engine agree; this only guards it)
-            update: dict[str, Any] = {"warned_at": value.warned_at} if warned else {}
-            claim = phase.due_q(now)
-            if breach:
-                update |= {"state": value.state, "breached_at": value.breached_at}
-            if late_warning:
-                claim &= Q(warned_at__isnull=True)
-            # The claim: only the process whose UPDATE changes the row records and notifies.
-            if SlaClock.objects.filter(claim, pk=clk.pk).update(**update) != 1:
+            won = _claim(clk, value, observed, phase=phase, now=now)
+            if not won:
                 continue
-            for name, stamp in update.items():
-                if name != "state":
-                    setattr(clk, name, stamp)
             case = cases[clk.case_id]
-            if late_warning:
-                _record_clock_event(case, clk, breach=False, now=now, late_warning=True)
-            _record_clock_event(case, clk, breach=phase is BREACH, now=now)
-            mails.extend(
-                _notify(
-                    case,
-                    clk,
-                    breach=phase is BREACH,
-                    now=now,
-                    recipients=recipients,
-                    notes=notes,
-                    warning_missed=late_warning,
-                )
-            )
+            points = [_point(change, clk) for change in won]
+            for point in points:
+                _record_clock_event(case, clk, point, now=now, late_with=_late_with(point, points))
+                if recipients.sends_webhook(clk, point):
+                    events.append(_outbound(case, clk, point))
+            mails.extend(_notify(case, clk, points, now=now, recipients=recipients, notes=notes))
             claimed += 1
             touched.add(clk.case_id)
         # The breached and warned cases move up the queue, in the transaction that recorded it.
@@ -406,6 +548,8 @@ def _sweep_batch(phase: _Phase, *, now: dt.datetime, batch_size: int, recipients
         # The e-mails go to the outbox in the same transaction (once per clock and phase by their
         # dedupe key) and are sent by a worker after the commit, with retries.
         outbox.enqueue_many(mails)
+        # And the webhook deliveries (escalations.outbound), sent after the commit as well.
+        _publish(events, now=now)
     return claimed
 
 
@@ -429,72 +573,154 @@ def _event_kind(clk: SlaClock, *, breach: bool) -> str:
     return SlaEventKind.BREACHED if breach else SlaEventKind.WARNING
 
 
+@dataclass(frozen=True)
+class _Point:
+    """One warning point or the breach of a clock, as it is recorded: the share of the target it
+    stands for, when that share was used up, and whether it was seen late."""
+
+    breach: bool
+    percent: int
+    reached_at: dt.datetime
+    late: bool = False
+    #: A further rung of a ladder (not the clock's own warning).
+    further: bool = False
+    #: The clock has a ladder (several warning points), so its texts name the percentage.
+    laddered: bool = False
+
+    @property
+    def suffix(self) -> str:
+        """The notifications' and e-mails' dedupe key part: once per clock run and point."""
+        if self.breach:
+            return "breach"
+        return f"warning-{self.percent}" if self.further else "warning"
+
+    @property
+    def name(self) -> str:
+        return "the breach" if self.breach else f"the {self.percent} % warning"
+
+
+def _point(change: engine.Change, row: SlaClock) -> _Point:
+    laddered = bool(change.clock.rungs)
+    if change.kind == engine.ChangeKind.BREACHED:
+        return _Point(True, BREACH_PERCENT, row.due_at, change.late, laddered=laddered)
+    rung = change.rung
+    reached = row.warn_at if rung is None or rung.warn_at is None else rung.warn_at
+    return _Point(
+        False, engine.percent_of(change.ratio), reached, change.late, rung is not None, laddered=laddered
+    )
+
+
+def _late_with(point: _Point, together: Sequence[_Point]) -> _Point | None:
+    """The point a late one was recorded with: the last of those recorded together for its clock."""
+    head = together[-1]
+    return head if point.late and point is not head else None
+
+
+def _percent_list(points: Sequence[_Point]) -> str:
+    names = [f"{p.percent} %" for p in points]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 _LATE_WARNING = (
     "Recorded late, with the breach: no sweep ran between the warning point ({warn}) and the due time."
 )
+_LATE_RUNG = "Recorded late, with {head}: no sweep ran between this point ({warn}) and that one."
 _WARNING_MISSED = (
     "The warning was not sent in time: no sweep ran between the warning point ({warn}) and the due time."
 )
+_RUNGS_MISSED = "The {shares} {warnings} not sent in time: no sweep ran between {their} ({warns}) and {head}."
 
 
 def _describe(
     clk: SlaClock,
+    point: _Point,
     *,
-    breach: bool,
     late_meet: bool = False,
-    late_warning: bool = False,
-    warning_missed: bool = False,
+    late_with: _Point | None = None,
+    missed: Sequence[_Point] = (),
     zone: dt.tzinfo = dt.UTC,
 ) -> str:
     """The sentence of an SLA event. The timeline's copy (read by everyone) names the due time in
     UTC; a person's notification in their own zone; both in the one format of every page.
-    ``late_warning``: a warning recorded after its due instant; ``warning_missed``: a breach whose
-    warning was not sent in time."""
-    text = _sentence(clk, breach=breach, late_meet=late_meet, zone=zone)
-    warn = format_instant(clk.warn_at, zone)
-    if late_warning:
-        text += " " + _LATE_WARNING.format(warn=warn)
-    if warning_missed:
-        text += " " + _WARNING_MISSED.format(warn=warn)
+    ``late_with``: a warning recorded late, with this later point (the breach, or a higher rung);
+    ``missed``: the warnings recorded late with this point, whose people it tells instead."""
+    text = _sentence(clk, point, late_meet=late_meet, zone=zone)
+    if late_with is not None:
+        warn = format_instant(point.reached_at, zone)
+        if late_with.breach and not point.laddered:
+            text += " " + _LATE_WARNING.format(warn=warn)
+        else:
+            text += " " + _LATE_RUNG.format(head=late_with.name, warn=warn)
+    if missed:
+        warns = ", ".join(format_instant(p.reached_at, zone) for p in missed)
+        if point.breach and not point.laddered and len(missed) == 1:
+            text += " " + _WARNING_MISSED.format(warn=warns)
+        else:
+            text += " " + _RUNGS_MISSED.format(
+                shares=_percent_list(missed),
+                warnings="warnings were" if len(missed) > 1 else "warning was",
+                their="their points" if len(missed) > 1 else "its point",
+                warns=warns,
+                head="the due time" if point.breach else f"the {point.percent} % point",
+            )
     return text
 
 
-def _sentence(clk: SlaClock, *, breach: bool, late_meet: bool, zone: dt.tzinfo) -> str:
+def _sentence(clk: SlaClock, point: _Point, *, late_meet: bool, zone: dt.tzinfo) -> str:
     label = _target_label(clk.target)
     terms = f"{_duration_text(clk.target_minutes)} {'business time' if clk.business_time else '24x7'}"
     due = format_instant(clk.due_at, zone)
+    used = f"{point.percent} % used, " if point.laddered else ""
     if clk.target == Target.UPDATE_CADENCE:
-        if breach:
+        if point.breach:
             return f"Customer update missed: none sent within {terms} (was due {due})."
-        return f"Update the customer: the next update is due {due} ({terms} cadence)."
+        return f"Update the customer: {used}the next update is due {due} ({terms} cadence)."
     if late_meet:
         return f"{label} target ({terms}) met late: it was due {due}."
-    if breach:
+    if point.breach:
         return f"{label} target ({terms}) breached: it was due {due}."
-    return f"{label} target ({terms}) at risk: due {due}."
+    return f"{label} target ({terms}) at risk: {used}due {due}."
 
 
 def _record_clock_event(
     case: Case,
     clk: SlaClock,
+    point: _Point,
     *,
-    breach: bool,
     now: dt.datetime,
     late_meet: bool = False,
-    late_warning: bool = False,
+    late_with: _Point | None = None,
 ) -> CaseEvent:
-    new = {"target": clk.target, "run": clk.run, "due_at": _iso(clk.due_at), "clock": clk.pk}
-    if late_warning:
-        new |= {"late": True, "warn_at": _iso(clk.warn_at)}
+    new = {
+        "target": clk.target,
+        "run": clk.run,
+        "due_at": _iso(clk.due_at),
+        "clock": clk.pk,
+        "percent": point.percent,
+    }
+    if late_with is not None:
+        new |= {"late": True, "warn_at": _iso(point.reached_at)}
     return record_event(
         case,
-        _event_kind(clk, breach=breach),
+        _event_kind(clk, breach=point.breach),
         actor=None,
         now=now,
         field=clk.target,
         new=new,
-        body=_describe(clk, breach=breach, late_meet=late_meet, late_warning=late_warning),
+        body=_describe(clk, point, late_meet=late_meet, late_with=late_with),
     )
+
+
+def _outbound(case: Case, clk: SlaClock, point: _Point) -> OutboundEvent:
+    return outbound.sla_event(
+        case, clk, breach=point.breach, percent=point.percent, reached_at=point.reached_at, late=point.late
+    )
+
+
+def _publish(events: list[OutboundEvent], *, now: dt.datetime) -> None:
+    """Hand the recorded warnings and breaches to the webhook outbox (same transaction)."""
+    if events:
+        outbound_events.send(sender=SlaClock, events=events, now=now)
 
 
 @dataclass(frozen=True)
@@ -505,13 +731,19 @@ class _Preferences:
 
 
 class _Recipients:
-    """Who hears about a case's SLA events; managers, team members and everyone's preferences
-    loaded once per sweep."""
+    """Who hears about a case's SLA events, resolved when they fire: the ladder's rungs, the
+    managers, team members, team leads, the duty manager and everyone's preferences, each loaded
+    at most once per sweep (``now``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, now: dt.datetime | None = None) -> None:
+        self.now = now
         self._managers: list | None = None
         self._team_members: dict[int, list] = {}
+        self._team_leads: dict[int, Any] = {}
+        self._duty_manager: Any = None
+        self._duty_loaded = False
         self._preferences: dict[int, _Preferences] = {}
+        self._thresholds: dict[tuple[int | None, str, int], WarningThreshold] | None = None
 
     def preferences(self, people: Iterable) -> dict[int, _Preferences]:
         """Each person's zone and notification choices (one query for those not seen yet)."""
@@ -535,6 +767,16 @@ class _Recipients:
             self._managers = active_managers()
         return self._managers
 
+    def threshold(self, clk: SlaClock, point: _Point) -> WarningThreshold | None:
+        """The rung of the clock's policy for this point, as configured now (None: the default)."""
+        if self._thresholds is None:  # a few dozen rows: all of them, once
+            self._thresholds = {(t.policy_id, t.target, t.percent): t for t in WarningThreshold.objects.all()}
+        return self._thresholds.get((clk.policy_id, clk.target, point.percent))
+
+    def sends_webhook(self, clk: SlaClock, point: _Point) -> bool:
+        rung = self.threshold(clk, point)
+        return True if rung is None else rung.webhook
+
     def prefetch_teams(self, cases: Iterable[Case]) -> None:
         team_ids = {c.team_id for c in cases if c.assignee_id is None and c.team_id is not None}
         team_ids -= set(self._team_members)
@@ -552,18 +794,76 @@ class _Recipients:
         if case.assignee_id is not None and case.assignee.is_active:
             return [case.assignee]
         if case.team_id is not None:
+            if case.team_id not in self._team_members:
+                self.prefetch_teams([case])
             return self._team_members.get(case.team_id, [])
         return []
 
+    def team_lead(self, case: Case) -> Any:
+        """The lead of the case's team now, if it has an active one."""
+        if case.team_id is None:
+            return None
+        if case.team_id not in self._team_leads:
+            row = TeamLead.objects.filter(team_id=case.team_id, user__is_active=True).select_related("user")
+            lead = row.first()
+            self._team_leads[case.team_id] = lead.user if lead is not None else None
+        return self._team_leads[case.team_id]
+
+    def duty_manager(self) -> Any:
+        """The manager whose shift covers the sweep's instant (the latest-starting one), if any."""
+        if not self._duty_loaded:
+            shift = None
+            if self.now is not None:
+                shift = (
+                    DutyShift.objects.filter(
+                        starts_at__lte=self.now, ends_at__gt=self.now, user__is_active=True
+                    )
+                    .select_related("user")
+                    .order_by("-starts_at", "-id")
+                    .first()
+                )
+            self._duty_manager = shift.user if shift is not None else None
+            self._duty_loaded = True
+        return self._duty_manager
+
+    def of_role(self, role: str, case: Case) -> list:
+        """The people a rung's ``role`` names for ``case`` now; the managers stand in for a team
+        lead or a duty manager nobody is (answering for something nobody else does)."""
+        if role == Recipient.ASSIGNEE:
+            return list(self.owners(case))
+        if role == Recipient.TEAM_LEAD:
+            lead = self.team_lead(case)
+            return [lead] if lead is not None else list(self.managers)
+        if role == Recipient.DUTY_MANAGER:
+            duty = self.duty_manager()
+            return [duty] if duty is not None else list(self.managers)
+        if role == Recipient.MANAGERS:
+            return list(self.managers)
+        return []
+
+    def for_point(self, case: Case, clk: SlaClock, point: _Point) -> tuple[list, bool]:
+        """Who is told of ``point``, and whether the case's owners are among them (the team's
+        mailbox then stands for an unassigned case's members)."""
+        rung = self.threshold(clk, point)
+        if rung is None:
+            return self.for_event(case, clk, breach=point.breach), True
+        people = [person for role in rung.notify for person in self.of_role(role, case)]
+        return _unique(people), Recipient.ASSIGNEE in rung.notify
+
     def for_event(self, case: Case, clk: SlaClock, *, breach: bool) -> list:
+        """The default: the owners, and for P1 and P2 the managers (not for a cadence reminder)."""
         people = list(self.owners(case))
         reminder = clk.target == Target.UPDATE_CADENCE and not breach
         if case.severity in MANAGER_SEVERITIES and not reminder:
             people += self.managers
-        unique = {}
-        for person in people:
-            unique.setdefault(person.pk, person)
-        return list(unique.values())
+        return _unique(people)
+
+
+def _unique(people: Iterable) -> list:
+    unique: dict[int, Any] = {}
+    for person in people:
+        unique.setdefault(person.pk, person)
+    return list(unique.values())
 
 
 def _case_url(case: Case) -> str:
@@ -576,32 +876,43 @@ def _case_url(case: Case) -> str:
 def _notify(
     case: Case,
     clk: SlaClock,
+    points: Sequence[_Point],
     *,
-    breach: bool,
     now: dt.datetime,
     recipients: _Recipients,
     notes: list[Notification],
-    warning_missed: bool = False,
 ) -> list[OutboundMessage]:
     """Add the in-app notifications to ``notes`` (written in the recording transaction, once per
     recipient and key) and return the outbox rows of the e-mails to send after the commit.
-    ``warning_missed``: the breach also stands for its warning, recorded late in the same claim."""
+
+    One notification per claim: of its last point (the breach, or the highest warning), to the
+    people of every point recorded with it, saying which earlier warnings came too late."""
+    head, missed = points[-1], [p for p in points[:-1] if p.late]
+    breach = head.breach
     kind = _event_kind(clk, breach=breach)
     if clk.target == Target.UPDATE_CADENCE:
         headline = f"{case.severity}: customer update {'missed' if breach else 'due soon'}"
     else:
         headline = f"{case.severity}: {_target_label(clk.target)} {'breached' if breach else 'at risk'}"
+    if head.laddered and not breach:
+        headline += f" ({head.percent} %)"
     title = f"{case.key} {headline}"
     url = _case_url(case)
-    suffix = "breach" if breach else "warning"
-    people = recipients.for_event(case, clk, breach=breach)
+    people: list = []
+    with_owners = False
+    for point in points:
+        told, owners_told = recipients.for_point(case, clk, point)
+        people += told
+        with_owners = with_owners or owners_told
+    people = _unique(people)
     prefs = recipients.preferences(people)
     if not breach:  # warnings are optional; breaches always reach everyone
         people = [p for p in people if prefs[p.pk].sla_warnings]
 
     def body_in(zone: dt.tzinfo) -> str:
-        return f"{case.title}\n{_describe(clk, breach=breach, warning_missed=warning_missed, zone=zone)}"
+        return f"{case.title}\n{_describe(clk, head, missed=missed, zone=zone)}"
 
+    key = f"sla:{clk.pk}:{head.suffix}"
     notes.extend(
         Notification(
             recipient=person,
@@ -610,13 +921,13 @@ def _notify(
             body=body_in(prefs[person.pk].zone),
             url=url,
             created_at=now,
-            dedupe_key=f"sla:{clk.pk}:{suffix}",
+            dedupe_key=key,
         )
         for person in people
     )
     mailed = [p for p in people if p.email and prefs[p.pk].email]
     addresses = [p.email for p in mailed]
-    if case.assignee_id is None and case.team_id is not None and case.team.email:
+    if with_owners and case.assignee_id is None and case.team_id is not None and case.team.email:
         owners = {p.pk for p in recipients.owners(case)}
         mailed = [p for p in mailed if p.pk not in owners]
         addresses = [case.team.email] + [p.email for p in mailed]
@@ -628,7 +939,6 @@ def _notify(
         prefs[mailed[0].pk].zone if len(zones) == 1 and len(mailed) == len(addresses) else default_zone()
     )
     body = body_in(mail_zone)
-    key = f"sla:{clk.pk}:{suffix}"
     return [
         outbox.build(
             kind=MailKind.CADENCE_REMINDER if clk.target == Target.UPDATE_CADENCE else MailKind.NOTIFICATION,
@@ -939,3 +1249,77 @@ def save_policy(
     except IntegrityError as exc:
         raise ValidationError({"severity": [f"There is already a policy for {tier} {severity}."]}) from exc
     return policy
+
+
+# =============================================================================== the warning ladder
+
+
+@dataclass(frozen=True)
+class ThresholdInput:
+    """One rung as a manager gives it: at ``percent`` of ``target`` (100: the breach), tell
+    ``notify`` (``sla.models.Recipient`` codes) and, with ``webhook``, the webhook subscribers."""
+
+    target: str
+    percent: int
+    notify: Sequence[str] = ()
+    webhook: bool = True
+
+
+def ladder_errors(thresholds: Sequence[ThresholdInput]) -> list[str]:
+    """What is wrong with a ladder, one sentence per problem (empty if it can be saved)."""
+    errors: list[str] = []
+    seen: set[tuple[str, int]] = set()
+    for item in thresholds:
+        name = f"{item.target} {item.percent} %"
+        if item.target not in Target.values:
+            errors.append(f"“{item.target}” is not a target; use one of {', '.join(Target.values)}.")
+            continue
+        if isinstance(item.percent, bool) or not isinstance(item.percent, int):
+            errors.append(f"{_target_label(item.target)}: give the share as a whole percentage.")
+            continue
+        name = f"{_target_label(item.target)} at {item.percent} %"
+        if not 1 <= item.percent <= BREACH_PERCENT:
+            errors.append(f"{name}: give a percentage from 1 to 100 (100 is the breach).")
+        if (item.target, item.percent) in seen:
+            errors.append(f"{name} is given twice; each percentage once per target.")
+        seen.add((item.target, item.percent))
+        unknown = [code for code in item.notify if code not in Recipient.values]
+        if unknown:
+            errors.append(
+                f"{name}: “{', '.join(map(str, unknown))}” is not someone to tell; "
+                f"use {', '.join(Recipient.values)}."
+            )
+        if len(set(item.notify)) != len(item.notify):
+            errors.append(f"{name}: name each recipient once.")
+        if not item.notify and not item.webhook:
+            errors.append(f"{name} tells nobody: choose whom to tell, or the webhook.")
+    return errors
+
+
+def save_ladder(policy: SlaPolicy, *, thresholds: Sequence[ThresholdInput]) -> list[WarningThreshold]:
+    """Replace the policy's warning ladder (every target), or raise ValidationError.
+
+    Clocks running now keep the shares they started (or were re-targeted) with; whom a rung tells
+    and whether it sends a webhook are read when it fires, so those changes apply at once.
+    """
+    errors = ladder_errors(thresholds)
+    if errors:
+        raise ValidationError({"thresholds": errors})
+    wanted = {(t.target, t.percent): t for t in thresholds}
+    # Row by row, so the configuration audit trail records only what really changed.
+    with transaction.atomic():
+        policy = SlaPolicy.objects.select_for_update().get(pk=policy.pk)
+        for row in WarningThreshold.objects.filter(policy=policy):
+            item = wanted.pop((row.target, row.percent), None)
+            if item is None:
+                row.delete()
+                continue
+            notify = list(item.notify)
+            if (row.notify, row.webhook) != (notify, item.webhook):
+                row.notify, row.webhook = notify, item.webhook
+                row.save(update_fields=["notify", "webhook"])
+        for (target, percent), item in sorted(wanted.items()):
+            WarningThreshold.objects.create(
+                policy=policy, target=target, percent=percent, notify=list(item.notify), webhook=item.webhook
+            )
+    return list(WarningThreshold.objects.filter(policy=policy).order_by("target", "percent"))

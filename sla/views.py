@@ -9,21 +9,23 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cases.permissions import can_see_case
 from supportdesk.core.decorators import role_required
-from supportdesk.core.roles import is_manager
+from supportdesk.core.roles import is_agent, is_manager
 
-from . import calendars, selectors, services
-from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm
-from .models import BusinessCalendar
+from . import calendars, explain, selectors, services
+from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm, ThresholdForm, ThresholdFormSet
+from .models import BusinessCalendar, SlaClock
 
 # Managers and admins only: anonymous -> login, anyone else -> 403.
 manager_required = role_required(is_manager, "SLA policies and calendars are for managers.")
+agent_required = role_required(is_agent, "Cases are for support agents and managers.")
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
@@ -34,7 +36,7 @@ def _apply_errors(form, exc: ValidationError) -> None:
 @manager_required
 @require_http_methods(["GET", "POST"])
 def policies(request: HttpRequest) -> HttpResponse:
-    policy_rows = list(selectors.policy_list())
+    policy_rows = list(selectors.policy_list(with_ladder=True))
     by_id = {p.pk: p for p in policy_rows}
     status = 200
     if request.method == "POST":
@@ -72,7 +74,7 @@ def policies(request: HttpRequest) -> HttpResponse:
     for form in formset:
         policy_id = form["policy_id"].value()
         policy = by_id.get(int(policy_id)) if str(policy_id or "").isdigit() else None
-        rows.append((policy, form))
+        rows.append((policy, form, selectors.ladder_summary(policy) if policy is not None else []))
     preview_form, preview = _preview(request)
     return render(
         request,
@@ -84,6 +86,35 @@ def policies(request: HttpRequest) -> HttpResponse:
             "preview_form": preview_form,
             "preview": preview,
         },
+        status=status,
+    )
+
+
+@manager_required
+@require_http_methods(["GET", "POST"])
+def ladder(request: HttpRequest, pk: int) -> HttpResponse:
+    """One policy's warning ladder: the rungs of each target, whom each tells, and the webhook."""
+    policy = get_object_or_404(selectors.policy_list(with_ladder=True), pk=pk)
+    status = 200
+    errors: list[str] = []
+    if request.method == "POST":
+        formset = ThresholdFormSet(request.POST, prefix="t")
+        if formset.is_valid():
+            thresholds = [form.threshold for form in formset if form.threshold is not None]
+            try:
+                services.save_ladder(policy, thresholds=thresholds)
+            except ValidationError as exc:
+                errors = [m for ms in exc.message_dict.values() for m in ms]
+            else:
+                messages.success(request, f"Saved the warning ladder of {policy}.")
+                return redirect("sla:policies")
+        status = 400
+    else:
+        formset = ThresholdFormSet(initial=ThresholdForm.initial_for(policy), prefix="t")
+    return render(
+        request,
+        "sla/ladder.html",
+        {"policy": policy, "formset": formset, "errors": errors, "summary": selectors.ladder_summary(policy)},
         status=status,
     )
 
@@ -165,3 +196,18 @@ def calendar_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("sla:calendar-edit", pk=pk)
     messages.success(request, f"Deleted the calendar “{calendar.name}”.")
     return redirect("sla:policies")
+
+
+@agent_required
+@require_safe
+def clock_explanation(request: HttpRequest, pk: int) -> HttpResponse:
+    """Why one SLA clock of a case is due when it is (linked from each clock on the case page)."""
+    row = get_object_or_404(SlaClock.objects.select_related("case", "case__organisation", "policy"), pk=pk)
+    if not can_see_case(request.user, row.case):
+        raise PermissionDenied(f"You may not see {row.case.key}.")
+    now = timezone.now()
+    return render(
+        request,
+        "sla/clock_explanation.html",
+        {"case": row.case, "clock": row, "explanation": explain.explain(row, now=now), "now": now},
+    )

@@ -152,7 +152,7 @@ TEMPLATES = [
 METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dj_database_url.DBConfig:
     """A DATABASES entry for ``url``, with the options of its engine (used for every alias)."""
     conf = dj_database_url.parse(
         url,
@@ -524,6 +524,9 @@ SPECTACULAR_SETTINGS = {
         "BulkActionEnum": "cases.bulk.api_action_choices",  # other apps' actions too
         "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "MacroPartEnum": "cases.macros.PART_CHOICES",
+        # An escalation's state and its engineering clocks' state.
+        "EscalationStateEnum": "escalations.states.EscalationState",
+        "EngineeringClockStateEnum": "escalations.models.ClockState",
     },
 }
 
@@ -608,6 +611,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "escalations-redeliver": {"task": "escalations.redeliver_due", "schedule": crontab(minute="*/5")},
     "escalations-ack-overdue": {
         "task": "escalations.notify_ack_overdue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "escalations-sweep-clocks": {
+        "task": "escalations.sweep_clocks",
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
