@@ -17,6 +17,7 @@ COPY knowledge ./knowledge
 COPY metrics ./metrics
 COPY imports ./imports
 COPY inbound ./inbound
+COPY incidents ./incidents
 RUN pip install .
 COPY . .
 # collectstatic needs settings, not secrets or services: a throwaway key and the single-machine

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PORT ?= 8000
 
-.PHONY: run test test-services lint format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import bench-inbound manage clean help
+.PHONY: run test test-services lint typecheck format migrate demo sample-mail bench bench-sla bench-knowledge bench-metrics bench-import bench-inbound manage clean help
 
 help:
 	@echo "make run            start web + Celery worker + beat on SQLite with demo data (http://127.0.0.1:$(PORT)/)"
@@ -13,7 +13,8 @@ help:
 	@echo "make manage CMD=... run a management command in development, e.g. CMD=\"import_history --help\""
 	@echo "make sample-mail    drop a customer mail into the demo mailbox (CASE=CASE-12: an answer to that case)"
 	@echo "make test-services  run the suite against PostgreSQL and Redis (see README)"
-	@echo "make lint           ruff check + format check"
+	@echo "make lint           ruff check + format check + mypy"
+	@echo "make typecheck      mypy with the Django and DRF plugins (see [tool.mypy] in pyproject.toml)"
 	@echo "make bench          benchmark the case list at scale on PostgreSQL (see bench/README.md)"
 	@echo "make bench-metrics  dashboard API vs hand-written SQL at 1M cases on PostgreSQL"
 	@echo "make bench-inbound  ingest customer mails into a 1M-case PostgreSQL database: mails/s"
@@ -63,9 +64,16 @@ test-services: $(STAMP)
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-redis://127.0.0.1:6379/0} \
 	$(PY) -m pytest
 
+# The settings load for the Django plugin with the development defaults (no production secrets).
+MYPY := SECRET_KEY=typecheck DEBUG=true $(VENV)/bin/mypy
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(MYPY) .
+
+typecheck: $(STAMP)
+	$(MYPY) .
 
 format: $(STAMP)
 	$(VENV)/bin/ruff format .

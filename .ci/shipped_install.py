@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -59,7 +60,24 @@ def dockerfile_packages() -> list[str]:
     return found
 
 
+def check_every_app_is_installed() -> None:
+    """Each app folder (one with an ``apps.py``) is copied before ``pip install .`` and is one of
+    the packages pyproject.toml installs: the image runs from /app today, but an app missing here
+    would be missing from any install that is not run from the source tree."""
+    apps = sorted(p.parent.name for p in ROOT.glob("*/apps.py"))
+    copied = set(dockerfile_packages())
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        included = tomllib.load(f)["tool"]["setuptools"]["packages"]["find"]["include"]
+    for app in apps:
+        if app not in copied:
+            fail(f"the Dockerfile does not copy {app}/ before `pip install .`")
+        if f"{app}*" not in included:
+            fail(f"pyproject.toml's [tool.setuptools.packages.find] does not include {app}")
+    say(f"every app is installed ({', '.join(apps)})")
+
+
 def build_runtime_venv(where: Path) -> Path:
+    check_every_app_is_installed()
     source = where / "source"
     source.mkdir()
     for name in DOCKERFILE_INSTALL_COPIES:

@@ -696,6 +696,7 @@ def main(argv: list[str] | None = None) -> None:
         ("summary 7d", "/api/metrics/summary/", day7, {}, summary7_hands),
         ("summary 2y", "/api/metrics/summary/", day730, {}, summary730_hands),
         ("summary 90d team", "/api/metrics/summary/", day90, by_team, summary_hands),
+        ("summary 2y team", "/api/metrics/summary/", day730, by_team, summary730_hands),
         ("summary 90d severity=P1", "/api/metrics/summary/", day90, p1, summary_hands),
         ("trends 12 weeks", "/api/metrics/trends/", {"end": today.isoformat()}, {}, None),
         ("trends 12 weeks team", "/api/metrics/trends/", {"end": today.isoformat()}, by_team, None),
@@ -795,6 +796,10 @@ def main(argv: list[str] | None = None) -> None:
                     responses[f"hand {hand.name}"] = result
                 if label == "summary 2y" and period is p730:
                     responses[f"hand 2y {hand.name}"] = result
+                if label == "summary 90d team" and period is p90:
+                    responses[f"hand 90d team {hand.name}"] = result
+                if label == "summary 2y team" and period is p730:
+                    responses[f"hand 2y team {hand.name}"] = result
                 if label == "trends 12 weeks":
                     responses[f"hand {hand.name}"] = result
                 if label == "backlog":
@@ -867,15 +872,36 @@ def check(responses: dict[str, Any]) -> None:
         ("time_to_resolve", "MTTR"),
         ("time_to_final_resolution", "final resolution"),
     )
-    long = responses.get("summary 2y")
-    if long and "hand 2y FRT median/p90/mean (+ per severity)" in responses:
+    ratios = {
+        "reopen_rate": "reopen rate",
+        "escalation_rate": "escalation rate",
+        "engineering_bounce_rate": "engineering bounce rate",
+        "update_cadence_adherence": "update cadence adherence",
+        "knowledge_reuse": "knowledge reuse",
+    }
+    # The two-year summary and the team-filtered ones: every duration exactly, and the ratios.
+    for label, prefix in (
+        ("summary 2y", "2y"),
+        ("summary 90d team", "90d team"),
+        ("summary 2y team", "2y team"),
+    ):
+        figures = responses.get(label)
+        if not figures or f"hand {prefix} FRT median/p90/mean (+ per severity)" not in responses:
+            continue
         for key, name in durations:
-            if key not in long:  # an API from before the figure existed
+            if key not in figures:  # an API from before the figure existed
                 continue
-            for row in responses[f"hand 2y {name} median/p90/mean (+ per severity)"]:
-                api = long[key]["overall"] if row[0] is None else long[key]["by_severity"][row[0]]
-                for i, part in enumerate(("count", "median", "p90", "mean"), start=1):
-                    exact(f"2y {name} {row[0] or 'all'} {part}", api[part], row[i])
+            for row in responses[f"hand {prefix} {name} median/p90/mean (+ per severity)"]:
+                api = figures[key]["overall"] if row[0] is None else figures[key]["by_severity"][row[0]]
+                for i, part in enumerate(("count", "median", "p90"), start=1):
+                    exact(f"{prefix} {name} {row[0] or 'all'} {part}", api[part], row[i])
+                # The API's mean is the exact sum of microseconds / count; the hand SQL averages
+                # floats, which can differ in the last printed digit.
+                same(f"{prefix} {name} {row[0] or 'all'} mean", api["mean"], row[4])
+        for key, name in ratios.items():
+            api = figures[key]
+            (hand,) = responses[f"hand {prefix} {name}"]
+            same(f"{prefix} {name}", (api["numerator"], api["denominator"]), tuple(hand))
     summary = responses.get("summary 90d")
     if summary and "hand FRT median/p90/mean (+ per severity)" in responses:
         for key, name in durations:
@@ -893,13 +919,6 @@ def check(responses: dict[str, Any]) -> None:
         for target, (met, total) in compliance.items():
             api = summary["sla_compliance"][target]["all"]
             same(f"compliance {target}", (api["numerator"], api["denominator"]), (met, total))
-        ratios = {
-            "reopen_rate": "reopen rate",
-            "escalation_rate": "escalation rate",
-            "engineering_bounce_rate": "engineering bounce rate",
-            "update_cadence_adherence": "update cadence adherence",
-            "knowledge_reuse": "knowledge reuse",
-        }
         for key, name in ratios.items():
             api = summary[key]
             (hand,) = responses[f"hand {name}"]
@@ -934,7 +953,10 @@ def check(responses: dict[str, Any]) -> None:
     if problems:
         print("\nThe API and the hand-written SQL disagree:\n  " + "\n  ".join(problems))
     else:
-        print("\nCheck: the API's figures (90 days and two years, no filter) equal the hand-written SQL's.")
+        print(
+            "\nCheck: the API's figures (90 days and two years, with no filter and with the team) equal"
+            " the hand-written SQL's."
+        )
 
 
 if __name__ == "__main__":

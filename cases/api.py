@@ -8,9 +8,11 @@ exception handler (``supportdesk.core.api``). Lists are keyset-paginated with
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import django_filters
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import DateTimeField, Q, QuerySet
 from django.urls import NoReverseMatch, reverse
@@ -30,7 +32,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import BasePagination
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import BasePermission, OperandHolder, SingleOperandHolder
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
@@ -56,6 +58,7 @@ from .models import (
     Organisation,
     Severity,
     Status,
+    Tag,
     Team,
 )
 from .pagination import InvalidCursor, paginate
@@ -230,7 +233,9 @@ class CaseSerializer(serializers.ModelSerializer):
     cc = ContactSummarySerializer(many=True, read_only=True)
     assignee = AssignableStaffSerializer(read_only=True, allow_null=True)
     team = TeamSerializer(read_only=True, allow_null=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
     allowed_transitions = serializers.SerializerMethodField(
         help_text="The statuses this case may be moved to next (POST …/transition/)."
     )
@@ -339,7 +344,7 @@ class CaseEventSerializer(serializers.ModelSerializer):
     page: ``supportdesk.core.selectors.deliveries_by_event``) to fill ``delivery``, and read events
     through ``selectors.case_timeline`` (their files prefetched)."""
 
-    actor = serializers.SlugRelatedField(
+    actor: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="Null for the system."
     )
     old_value = serializers.JSONField(read_only=True, allow_null=True)
@@ -410,7 +415,7 @@ class CaseCreateSerializer(RejectUnexpectedFields, serializers.Serializer):
         queryset=Contact.objects.all(), many=True, required=False, default=list, help_text="Contact ids."
     )
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         organisation = attrs["organisation"]
         errors: dict[str, list[str]] = {}
         if attrs["requester"].organisation_id != organisation.pk:
@@ -716,8 +721,11 @@ class KeysetPagination(BasePagination):
 class StaffAPIView:
     """What every endpoint here shares: support staff only, keyset pages."""
 
-    permission_classes = [IsSupportStaff]
-    pagination_class = KeysetPagination
+    # Typed as APIView declares them (a class, or classes combined with & | ~).
+    permission_classes: Sequence[type[BasePermission] | OperandHolder | SingleOperandHolder] = [
+        IsSupportStaff
+    ]
+    pagination_class: type[BasePagination] | None = KeysetPagination
     keyset_ordering: list[str] = ["id"]
 
     def get_keyset_ordering(self) -> list[str]:
@@ -1035,6 +1043,7 @@ class CaseViewSet(StaffAPIView, viewsets.GenericViewSet):
         filter_backends=[],
     )
     def attachment_download(self, request, key: str | None = None, attachment_id: str | None = None):
+        assert attachment_id is not None  # the route always captures it
         case = self.get_object()
         item = selectors.case_attachment(
             case=case,

@@ -28,7 +28,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from supportdesk.core.errors import Conflict, DomainError
 
-from . import lifecycle, macros, saved_views, selectors, services
+from . import extensions, lifecycle, macros, saved_views, selectors, services
 from . import tags as tags_rule
 from .models import Case, Macro, Severity, Status, Team
 from .permissions import can_see_case
@@ -55,6 +55,14 @@ class Action:
     apply: Callable[..., str | None]
     parse: Callable[..., Any] = lambda raw, *, actor: raw
     unchanged: str = "already so"
+    # For the actions of other apps (cases.extensions.register_bulk_action): the queue bar's field
+    # holding the value, the choices it offers (``choices(user)``: (value, label) pairs, one query at
+    # most), a further step before anything changes (``step(request, targets, value)`` returns a
+    # page to answer with, or None to apply now), and the result's heading (``describe(value)``).
+    value_field: str = "value"
+    choices: Callable[..., list[tuple[str, str]]] | None = None
+    step: Callable[..., Any] | None = None
+    describe: Callable[[Any], str] | None = None
 
 
 def _person(user) -> str:
@@ -211,6 +219,16 @@ ACTIONS: dict[str, Action] = {
 ACTION_CHOICES = [(name, spec.label) for name, spec in ACTIONS.items()]
 
 
+def actions() -> dict[str, Action]:
+    """The core's actions and those other apps registered (``extensions.register_bulk_action``)."""
+    return {**ACTIONS, **extensions.bulk_actions()}
+
+
+def api_action_choices() -> list[tuple[str, str]]:
+    """The actions the API takes: all but those that ask for a form first (the queue bar's only)."""
+    return [(name, spec.label) for name, spec in actions().items() if spec.step is None]
+
+
 # --- Which cases -------------------------------------------------------------------------------------
 
 
@@ -295,11 +313,10 @@ class BulkResult:
 
 
 def parse_value(action: str, raw: Any, *, actor: AbstractBaseUser) -> Any:
-    if action not in ACTIONS:
-        raise DomainError(
-            f"“{action}” is not a bulk action; use one of {', '.join(ACTIONS)}.", field="action"
-        )
-    return ACTIONS[action].parse(raw, actor=actor)
+    known = actions()
+    if action not in known:
+        raise DomainError(f"“{action}” is not a bulk action; use one of {', '.join(known)}.", field="action")
+    return known[action].parse(raw, actor=actor)
 
 
 def apply(
@@ -313,7 +330,7 @@ def apply(
 ) -> BulkResult:
     """Apply ``action`` with ``value`` (already parsed) to each target through the services, each case
     in its own transaction; never raises for one case's refusal."""
-    spec = ACTIONS[action]
+    spec = actions()[action]
     result = BulkResult(action=action, label=label or spec.label)
     pks = [Case.pk_from_key(t.key) for t in targets]
     cases = {

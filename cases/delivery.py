@@ -7,6 +7,7 @@ transaction that marks the mail failed, so the notification and the failure are 
 from __future__ import annotations
 
 import datetime as dt
+from typing import TYPE_CHECKING
 
 from supportdesk.core.models import MailKind, OutboundMessage
 from supportdesk.core.roles import active_managers
@@ -14,21 +15,26 @@ from supportdesk.core.services import notify
 
 from .models import Case
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 REPLY_NOT_DELIVERED = "reply_not_delivered"
 
 
-def case_owners(case: Case) -> list:
+def case_owners(case: Case) -> list[User]:
     """Who answers for a case: its assignee, else its team's members, else the managers."""
-    if case.assignee_id is not None and case.assignee.is_active:
+    if case.assignee is not None and case.assignee.is_active:
         return [case.assignee]
-    if case.team_id is not None:
+    if case.team is not None:
         members = list(case.team.members.filter(is_active=True))
         if members:
             return members
     return active_managers()
 
 
-def on_delivery_failed(sender, *, message: OutboundMessage, now: dt.datetime, **kwargs) -> None:
+def on_delivery_failed(
+    sender: object, *, message: OutboundMessage, now: dt.datetime, **kwargs: object
+) -> None:
     if message.kind != MailKind.REPLY or message.case_id is None:
         return
     case = Case.objects.select_related("assignee", "team").filter(pk=message.case_id).first()

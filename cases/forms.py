@@ -6,6 +6,7 @@ People and teams are chosen by username and slug, so no database id appears in a
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from django import forms
 
@@ -13,7 +14,8 @@ from supportdesk.core.files import human_size, max_attachment_bytes
 
 from . import lifecycle, selectors
 from . import tags as tags_rule
-from .models import Case, Contact, Organisation, Severity, Status, Team
+from .models import MACRO_STATUSES, Case, Contact, Organisation, Severity, Status, Team
+from .placeholders import check_placeholders
 from .services import MAX_ATTACHMENTS_PER_EVENT
 
 
@@ -38,9 +40,10 @@ class TeamChoiceField(forms.ModelChoiceField):
         super().__init__(queryset=Team.objects.all(), to_field_name="slug", **kwargs)
 
 
-class TagsField(forms.CharField):
+class TagsField(forms.Field):
     """Comma-separated tags -> the sorted list of tag names the services store (rule: cases.tags).
-    ``keep``: the object's current tags, accepted as they are (tags stored before the rule)."""
+    ``keep``: the object's current tags, accepted as they are (tags stored before the rule).
+    A text input, but not a CharField: its value is a list, not a string."""
 
     def __init__(self, *, keep: Iterable[str] = (), **kwargs):
         kwargs.setdefault("required", False)
@@ -48,8 +51,8 @@ class TagsField(forms.CharField):
         super().__init__(**kwargs)
         self.keep = list(keep)
 
-    def to_python(self, value) -> list[str]:
-        text = super().to_python(value)
+    def to_python(self, value: Any) -> list[str]:
+        text = "" if value in self.empty_values else str(value).strip()
         return sorted({n for n in (tags_rule.clean(p) for p in tags_rule.split(text)) if n})
 
     def validate(self, value: list[str]) -> None:
@@ -159,8 +162,8 @@ class TransitionForm(forms.Form):
             "initial",
             {
                 "severity": case.severity,
-                "assignee": case.assignee.get_username() if case.assignee_id else None,
-                "team": case.team.slug if case.team_id else None,
+                "assignee": case.assignee.get_username() if case.assignee else None,
+                "team": case.team.slug if case.team else None,
                 "version": case.version,
             },
         )
@@ -213,15 +216,17 @@ class CaseFieldsForm(forms.Form):
             {
                 "title": case.title,
                 "severity": case.severity,
-                "assignee": case.assignee.get_username() if case.assignee_id else None,
-                "team": case.team.slug if case.team_id else None,
+                "assignee": case.assignee.get_username() if case.assignee else None,
+                "team": case.team.slug if case.team else None,
                 "product_area": case.product_area,
                 "tags": ", ".join(t.name for t in case.tags.all()),
                 "version": case.version,
             },
         )
         super().__init__(*args, **kwargs)
-        self.fields["tags"].keep = [t.name for t in case.tags.all()]
+        tags_field = self.fields["tags"]
+        assert isinstance(tags_field, TagsField)
+        tags_field.keep = [t.name for t in case.tags.all()]
 
     def service_kwargs(self) -> dict:
         data = self.cleaned_data
@@ -264,15 +269,18 @@ class CaseCreateForm(forms.Form):
     product_area = forms.CharField(label="Product area", max_length=100, required=False)
     tags = TagsField(label="Tags")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Group the requesters by organisation so the right person is easy to find.
+        requester = self.fields["requester"]
+        assert isinstance(requester, forms.ModelChoiceField)
+        assert requester.queryset is not None
         groups: dict[str, list[tuple[int, str]]] = {}
-        for contact in self.fields["requester"].queryset:
+        for contact in requester.queryset:
             groups.setdefault(contact.organisation.name, []).append(
                 (contact.pk, f"{contact.name} <{contact.email}>")
             )
-        self.fields["requester"].choices = [("", self.fields["requester"].empty_label), *groups.items()]
+        requester.choices = [("", requester.empty_label), *groups.items()]
 
     def clean(self):
         data = super().clean()
@@ -331,19 +339,17 @@ class MacroForm(forms.Form):
         kwargs.setdefault("auto_id", "macro_%s")
         super().__init__(*args, **kwargs)
         # A macro's own tags from before the tag rule stay acceptable when it is edited.
-        self.fields["add_tags"].keep = [
-            tags_rule.clean(n) for n in tags_rule.split(self.initial.get("add_tags", ""))
-        ]
-        from .models import MACRO_STATUSES
-
-        self.fields["set_status"].choices = [("", "— keep the status —"), *MACRO_STATUSES]
+        tags_field = self.fields["add_tags"]
+        assert isinstance(tags_field, TagsField)
+        tags_field.keep = [tags_rule.clean(n) for n in tags_rule.split(self.initial.get("add_tags", ""))]
+        status_field = self.fields["set_status"]
+        assert isinstance(status_field, forms.ChoiceField)
+        status_field.choices = [("", "— keep the status —"), *MACRO_STATUSES]
         if not can_share:
             self.fields["shared"].disabled = True
             self.fields["shared"].help_text = "Only managers create and change shared macros."
 
     def clean_body(self) -> str:
-        from .macros import check_placeholders
-
         body = self.cleaned_data.get("body", "")
         check_placeholders(body)
         return body

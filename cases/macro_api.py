@@ -6,6 +6,7 @@ change, the lifecycle checks); the answer lists what changed and what was refuse
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
@@ -30,7 +31,7 @@ from .api import (
     _bad_request,
     _validation_error,
 )
-from .models import Case, Macro
+from .models import MACRO_STATUSES, Case, Macro, Team
 from .permissions import can_see_case
 
 
@@ -38,15 +39,15 @@ class MacroSerializer(serializers.ModelSerializer):
     shared = serializers.BooleanField(
         source="is_shared", read_only=True, help_text="Shared with every agent (no owner)."
     )
-    owner = serializers.SlugRelatedField(
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
         slug_field="username", read_only=True, allow_null=True, help_text="null when shared."
     )
-    set_team = serializers.SlugRelatedField(
+    set_team: serializers.SlugRelatedField[Team] = serializers.SlugRelatedField(
         slug_field="slug", read_only=True, allow_null=True, help_text="A team slug, or null."
     )
     set_status = serializers.ChoiceField(
         read_only=True,
-        choices=[("", "keep"), *Macro._meta.get_field("set_status").choices],
+        choices=[("", "keep"), *MACRO_STATUSES],
         help_text='"" keeps the status.',
     )
     add_tags = serializers.ListField(

@@ -6,20 +6,22 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from supportdesk.core.decorators import AuthenticatedHttpRequest
 from supportdesk.core.errors import DomainError
 
 from . import macros
 from .forms import MacroForm
 from .models import Macro
+from .placeholders import PLACEHOLDERS
 from .views import _case_or_404, agent_required
 
 
-def _visible_or_404(request: HttpRequest, pk: int) -> Macro:
+def _visible_or_404(request: AuthenticatedHttpRequest, pk: int) -> Macro:
     """A macro the person may use (another agent's personal macro does not exist for them)."""
     macro = macros.visible_macros(request.user).filter(pk=pk).first()
     if macro is None:
@@ -27,7 +29,7 @@ def _visible_or_404(request: HttpRequest, pk: int) -> Macro:
     return macro
 
 
-def _editable_or_403(request: HttpRequest, pk: int) -> Macro:
+def _editable_or_403(request: AuthenticatedHttpRequest, pk: int) -> Macro:
     macro = _visible_or_404(request, pk)
     if not macros.can_edit_macro(request.user, macro):
         raise PermissionDenied("Only managers can change shared macros.")
@@ -36,7 +38,7 @@ def _editable_or_403(request: HttpRequest, pk: int) -> Macro:
 
 @agent_required
 @require_safe
-def macro_list(request: HttpRequest) -> HttpResponse:
+def macro_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     visible = list(macros.visible_macros(request.user))
     rows = [(m, macros.can_edit_macro(request.user, m)) for m in visible]
     return render(
@@ -46,7 +48,7 @@ def macro_list(request: HttpRequest) -> HttpResponse:
             "personal": [r for r in rows if not r[0].is_shared],
             "shared": [r for r in rows if r[0].is_shared],
             "can_share": macros.can_share_macros(request.user),
-            "placeholders": [(name, label) for name, (label, _) in macros.PLACEHOLDERS.items()],
+            "placeholders": [(name, label) for name, (label, _) in PLACEHOLDERS.items()],
         },
     )
 
@@ -58,12 +60,12 @@ def _initial(macro: Macro) -> dict:
         "shared": macro.is_shared,
         "set_status": macro.set_status,
         "add_tags": ", ".join(macro.add_tags or []),
-        "set_team": macro.set_team.slug if macro.set_team_id else None,
+        "set_team": macro.set_team.slug if macro.set_team else None,
     }
 
 
 def _form_page(
-    request: HttpRequest, form: MacroForm, macro: Macro | None, *, status: int = 200
+    request: AuthenticatedHttpRequest, form: MacroForm, macro: Macro | None, *, status: int = 200
 ) -> HttpResponse:
     return render(
         request,
@@ -71,13 +73,13 @@ def _form_page(
         {
             "form": form,
             "macro": macro,
-            "placeholders": [(name, label) for name, (label, _) in macros.PLACEHOLDERS.items()],
+            "placeholders": [(name, label) for name, (label, _) in PLACEHOLDERS.items()],
         },
         status=status,
     )
 
 
-def _save(request: HttpRequest, macro: Macro, *, creating: bool) -> HttpResponse:
+def _save(request: AuthenticatedHttpRequest, macro: Macro, *, creating: bool) -> HttpResponse:
     can_share = macros.can_share_macros(request.user)
     initial = {"shared": False} if creating else _initial(macro)
     form = MacroForm(request.POST, can_share=can_share, initial=initial)
@@ -110,7 +112,7 @@ def _save(request: HttpRequest, macro: Macro, *, creating: bool) -> HttpResponse
 
 @agent_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def macro_create(request: HttpRequest) -> HttpResponse:
+def macro_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method == "POST":
         return _save(request, Macro(), creating=True)
     form = MacroForm(can_share=macros.can_share_macros(request.user))
@@ -119,7 +121,7 @@ def macro_create(request: HttpRequest) -> HttpResponse:
 
 @agent_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def macro_edit(request: HttpRequest, pk: int) -> HttpResponse:
+def macro_edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     macro = _editable_or_403(request, pk)
     if request.method == "POST":
         return _save(request, macro, creating=False)
@@ -129,7 +131,7 @@ def macro_edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def macro_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def macro_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     macro = _editable_or_403(request, pk)
     name = macro.name
     try:
@@ -142,7 +144,7 @@ def macro_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def apply_to_case(request: HttpRequest, key: str) -> HttpResponse:
+def apply_to_case(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
     """The picker without JavaScript: send the macro's reply as it is and apply its actions."""
     case = _case_or_404(request, key)
     raw = request.POST.get("macro", "")

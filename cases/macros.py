@@ -3,7 +3,7 @@
 The placeholders are filled by a small substitution of our own, never by the Django template
 engine: a macro is text a person typed, and a template engine would let it reach attributes, tags
 and filters. Only the names in ``PLACEHOLDERS`` exist; a macro naming another is refused when it
-is saved (``check_placeholders``, the model field's validator).
+is saved (``cases.placeholders.check_placeholders``, the model field's validator).
 
 Applying a macro goes through the case services (the reply, the tags and team, the status with
 its lifecycle checks); each change is its own timeline event, and a refused action is reported in
@@ -13,12 +13,11 @@ the result instead of undoing the others.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q, QuerySet
@@ -29,78 +28,10 @@ from supportdesk.core.roles import is_agent, is_manager
 from . import services
 from . import tags as tags_rule
 from .models import Case, CaseEvent, Macro, Status, Team
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-
-
-def _person(user: AbstractBaseUser | None) -> str:
-    if user is None:
-        return ""
-    return user.get_full_name() or user.get_username()
+from .placeholders import render_text
 
 
-def _first_name(name: str) -> str:
-    parts = name.split()
-    return parts[0] if parts else ""
-
-
-#: placeholder -> (what it is, how it is filled from the case and the agent)
-PLACEHOLDERS: dict[str, tuple[str, Callable[[Case, Any], str]]] = {
-    "requester_name": ("The requester's full name", lambda case, agent: case.requester.name),
-    "requester_first_name": (
-        "The requester's first name",
-        lambda case, agent: _first_name(case.requester.name),
-    ),
-    "case_key": ("The case key, e.g. CASE-12", lambda case, agent: case.key),
-    "case_title": ("The case title", lambda case, agent: case.title),
-    "agent_name": ("Your name (whoever applies the macro)", lambda case, agent: _person(agent)),
-    "organisation": ("The customer's organisation", lambda case, agent: case.organisation.name),
-    "team": ("The case's team (empty when none)", lambda case, agent: case.team.name if case.team_id else ""),
-}
-
-
-def unknown_placeholders(text: str) -> list[str]:
-    """The placeholder names in ``text`` that are not in ``PLACEHOLDERS``, in order of appearance."""
-    unknown: list[str] = []
-    for match in _PLACEHOLDER.finditer(text or ""):
-        name = match.group(1)
-        if name not in PLACEHOLDERS and name not in unknown:
-            unknown.append(name)
-    return unknown
-
-
-def _braced(name: str) -> str:
-    return "{{" + name + "}}"
-
-
-def check_placeholders(text: str) -> None:
-    """Raise ValidationError naming every unknown placeholder, or a ``{{`` / ``}}`` left unclosed."""
-    problems = []
-    unknown = unknown_placeholders(text)
-    if unknown:
-        known = ", ".join(_braced(name) for name in PLACEHOLDERS)
-        plural = "s" if len(unknown) > 1 else ""
-        names = ", ".join(_braced(n) for n in unknown)
-        problems.append(f"Unknown placeholder{plural}: {names}. Use one of {known}.")
-    leftover = _PLACEHOLDER.sub("", text or "")
-    if "{{" in leftover or "}}" in leftover:
-        problems.append("A placeholder is not closed: write it as {{requester_first_name}}.")
-    if problems:
-        raise ValidationError(problems, code="placeholder")
-
-
-def render_text(text: str, case: Case, *, agent: AbstractBaseUser | None) -> str:
-    """``text`` with every known placeholder filled; the values are inserted as they are (a value
-    holding ``{{...}}`` is not expanded again). Unknown placeholders stay as written."""
-
-    def fill(match: re.Match) -> str:
-        entry = PLACEHOLDERS.get(match.group(1))
-        return entry[1](case, agent) if entry else match.group(0)
-
-    return _PLACEHOLDER.sub(fill, text or "")
-
-
-def render_macro(macro: Macro, case: Case, *, agent: AbstractBaseUser | None) -> str:
+def render_macro(macro: Macro, case: Case, *, agent: User | None) -> str:
     """The macro's reply for ``case`` as ``agent`` would send it."""
     return render_text(macro.body, case, agent=agent)
 
@@ -147,7 +78,7 @@ class MacroPermissionDenied(DomainError):
 def save_macro(
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     name: str,
     body: str,
@@ -188,7 +119,7 @@ def save_macro(
     return macro
 
 
-def delete_macro(macro: Macro, *, actor: AbstractBaseUser) -> None:
+def delete_macro(macro: Macro, *, actor: User) -> None:
     if not can_edit_macro(actor, macro):
         raise MacroPermissionDenied(
             "Only managers can delete shared macros."
@@ -241,7 +172,7 @@ def apply_macro(
     case: Case,
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     body: str | None = None,
 ) -> MacroResult:
@@ -256,7 +187,7 @@ def apply_macro_parts(
     case: Case,
     macro: Macro,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     body: str | None = None,
     status: str = "",
@@ -291,8 +222,9 @@ def _apply_fields(case: Case, macro: Macro, *, actor, now, result: MacroResult) 
     new_tags = [t for t in macro.add_tags if t not in current_tags]
     if new_tags:
         kwargs["tags"] = [*current_tags, *new_tags]
-    if macro.set_team_id and macro.set_team_id != case.team_id:
-        kwargs["team"] = macro.set_team
+    new_team = macro.set_team if macro.set_team_id and macro.set_team_id != case.team_id else None
+    if new_team is not None:
+        kwargs["team"] = new_team
     if not kwargs:
         return
     try:
@@ -302,8 +234,8 @@ def _apply_fields(case: Case, macro: Macro, *, actor, now, result: MacroResult) 
             if action in kwargs:
                 result.refused.append(MacroRefusal(action, exc.message))
         return
-    if "team" in kwargs:
-        result.changed.append(MacroChange("team", f"team set to {macro.set_team.name}"))
+    if new_team is not None:
+        result.changed.append(MacroChange("team", f"team set to {new_team.name}"))
     if new_tags:
         result.changed.append(MacroChange("tags", "tags added: " + ", ".join(new_tags)))
 

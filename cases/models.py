@@ -18,6 +18,7 @@ from supportdesk.core.audit import AuditedHistory
 from supportdesk.core.models import validate_time_zone
 
 from . import tags as tags_rule
+from .placeholders import check_placeholders
 
 
 class Tier(models.TextChoices):
@@ -100,6 +101,9 @@ class Contact(models.Model):
     organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="contacts")
     name = models.CharField(max_length=200)
     email = models.EmailField()
+    # Who renamed a contact or changed their address, and when (created by a person, by inbound
+    # mail or by the importer's bulk write, which records no history rows).
+    history = AuditedHistory(kind_label="Contacts", describe=lambda row: f"{row} · {row.organisation}")
 
     class Meta:
         ordering = ["name"]
@@ -489,9 +493,7 @@ class SavedView(models.Model):
 
 
 def validate_macro_body(value: str) -> None:
-    """Every ``{{placeholder}}`` of a macro's text is one ``cases.macros`` knows how to fill."""
-    from .macros import check_placeholders
-
+    """Every ``{{placeholder}}`` of a macro's text is one ``cases.placeholders`` knows how to fill."""
     check_placeholders(value)
 
 

@@ -16,7 +16,7 @@ import contextlib
 import datetime as dt
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
@@ -32,7 +32,7 @@ _UNSET: Any = object()
 NAME_MAX_LENGTH = 200
 
 
-def _attributed(actor: AbstractBaseUser | None):
+def _attributed(actor: User | None) -> contextlib.AbstractContextManager[None]:
     """The audit trail names ``actor``; without one, whoever the request or the caller says."""
     return acting_as(actor) if actor is not None else contextlib.nullcontext()
 
@@ -67,7 +67,7 @@ def check_organisation(
 def create_organisation(
     *,
     name: str,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     tier: str = Tier.STANDARD,
     time_zone: str = "UTC",
@@ -84,7 +84,7 @@ def create_organisation(
 def update_organisation(
     organisation: Organisation,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     name: str = _UNSET,
     tier: str = _UNSET,
@@ -145,14 +145,12 @@ def check_contact(
         raise DomainError(f"{organisation.name} already has a contact with this address.", field="email")
 
 
-def create_contact(
-    *, organisation: Organisation, name: str, email: str, actor: AbstractBaseUser | None
-) -> Contact:
+def create_contact(*, organisation: Organisation, name: str, email: str, actor: User | None) -> Contact:
     """Add a person at ``organisation`` (a record, not a login), or raise DomainError."""
     email = email.strip()
     check_contact(organisation=organisation, name=name, email=email)
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _attributed(actor):
             return Contact.objects.create(organisation=organisation, name=name.strip(), email=email)
     except IntegrityError as exc:
         raise DomainError(
@@ -163,7 +161,7 @@ def create_contact(
 def update_contact(
     contact: Contact,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     name: str = _UNSET,
     email: str = _UNSET,
     organisation: Organisation = _UNSET,
@@ -171,7 +169,7 @@ def update_contact(
     """Rename a contact or change their address (omitted fields stay), or raise DomainError.
     ``organisation`` may be given only as the one they already belong to."""
     try:
-        with transaction.atomic():
+        with transaction.atomic(), _attributed(actor):
             contact = Contact.objects.select_for_update().select_related("organisation").get(pk=contact.pk)
             wanted = {
                 "name": contact.name if name is _UNSET else name.strip(),

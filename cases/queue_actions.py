@@ -6,17 +6,19 @@ object, who may change what (``saved_views.can_edit``).
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_safe
 
-from supportdesk.core.decorators import role_required
+from supportdesk.core.decorators import AuthenticatedHttpRequest, role_required
 from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent
 
@@ -54,31 +56,36 @@ class SavedViewForm(forms.Form):
         if view is not None and view.team_id:
             # Keep the view's team choosable even when the editor could not share with it today.
             teams = Team.objects.filter(pk__in=teams.values("pk")) | Team.objects.filter(pk=view.team_id)
-        self.fields["team"].queryset = teams.distinct().order_by("name")
+        team_field = self.fields["team"]
+        assert isinstance(team_field, forms.ModelChoiceField)
+        team_field.queryset = teams.distinct().order_by("name")
         prefix = view.pk if view is not None else "new"
         self.auto_id = f"id_view_{prefix}_%s"
 
     def add_problems(self, error: saved_views.SavedViewError) -> None:
-        for field, problems in getattr(error, "problems", {error.field: [error.message]}).items():
-            for message in problems:
+        problems: list[tuple[str | None, list[str]]] = [*error.problems.items()] or [
+            (error.field, [error.message])
+        ]
+        for field, messages_of_field in problems:
+            for message in messages_of_field:
                 self.add_error(field if field in self.fields and field != "query" else None, message)
 
 
-def _visible_or_404(request: HttpRequest, pk: int) -> SavedView:
+def _visible_or_404(request: AuthenticatedHttpRequest, pk: int) -> SavedView:
     view = saved_views.views_by_id(request.user, [pk]).get(pk)
     if view is None:
         raise Http404("There is no such saved view (or it is not shared with you).")
     return view
 
 
-def _editable_or_403(request: HttpRequest, pk: int) -> SavedView:
+def _editable_or_403(request: AuthenticatedHttpRequest, pk: int) -> SavedView:
     view = _visible_or_404(request, pk)
     if not saved_views.can_edit(request.user, view):
         raise PermissionDenied("Only the view's owner (or a manager, for a team's view) can change it.")
     return view
 
 
-def _next(request: HttpRequest, default: str) -> str:
+def _next(request: AuthenticatedHttpRequest, default: str) -> str:
     target = request.POST.get("next", "")
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
@@ -86,7 +93,11 @@ def _next(request: HttpRequest, default: str) -> str:
 
 
 def _manage_page(
-    request: HttpRequest, *, new_form: SavedViewForm | None = None, status: int = 200, forms_by_id=None
+    request: AuthenticatedHttpRequest,
+    *,
+    new_form: SavedViewForm | None = None,
+    status: int = 200,
+    forms_by_id=None,
 ):
     views = list(saved_views.visible_views(request.user))
     live = saved_views.counts({str(v.pk): v.query for v in views}, request=request)
@@ -126,13 +137,13 @@ def _manage_page(
 
 @agent_required
 @require_safe
-def saved_view_list(request: HttpRequest) -> HttpResponse:
+def saved_view_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _manage_page(request)
 
 
 @agent_required
 @require_POST
-def saved_view_create(request: HttpRequest) -> HttpResponse:
+def saved_view_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SavedViewForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
@@ -157,7 +168,7 @@ def saved_view_create(request: HttpRequest) -> HttpResponse:
 
 @agent_required
 @require_POST
-def saved_view_update(request: HttpRequest, pk: int) -> HttpResponse:
+def saved_view_update(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     view = _editable_or_403(request, pk)
     form = SavedViewForm(request.POST, user=request.user, view=view)
     if form.is_valid():
@@ -178,7 +189,7 @@ def saved_view_update(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def saved_view_filters(request: HttpRequest, pk: int) -> HttpResponse:
+def saved_view_filters(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """Keep the queue's current filters and sort in the view."""
     view = _editable_or_403(request, pk)
     try:
@@ -194,7 +205,7 @@ def saved_view_filters(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+def saved_view_delete(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     view = _editable_or_403(request, pk)
     name = view.name
     saved_views.delete_view(view, actor=request.user)
@@ -217,7 +228,9 @@ BULK_VALUE_FIELDS = {
 
 
 def _bulk_label(action: str, value) -> str:
-    spec = bulk.ACTIONS[action]
+    spec = bulk.actions()[action]
+    if spec.describe is not None:
+        return spec.describe(value)
     if action == "assign":
         shown = "nobody (unassigned)" if value is None else (value.get_full_name() or value.get_username())
     elif action == "team":
@@ -235,17 +248,18 @@ def _bulk_label(action: str, value) -> str:
 
 @agent_required
 @require_POST
-def bulk_change(request: HttpRequest) -> HttpResponse:
+def bulk_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Apply one action to the ticked cases (or to every case matching the queue's filters) and show,
     per case, what changed and what was refused and why."""
     filter_query = request.POST.get("filter_query", "")
     back = saved_views.queue_url(saved_views.normalise_query(filter_query))
     action = request.POST.get("action", "")
-    context = {"back": back, "result": None, "error": None}
+    context: dict[str, Any] = {"back": back, "result": None, "error": None}
     try:
-        if action not in bulk.ACTIONS:
+        spec = bulk.actions().get(action)
+        if spec is None:
             raise bulk.BulkRefused("Choose what to change.", field="action")
-        raw = request.POST.get(BULK_VALUE_FIELDS.get(action, "value"), "")
+        raw = request.POST.get(BULK_VALUE_FIELDS.get(action, spec.value_field), "")
         value = bulk.parse_value(action, raw, actor=request.user)
         if request.POST.get("all_matching"):
             if errors := saved_views.query_errors(filter_query):
@@ -257,6 +271,8 @@ def bulk_change(request: HttpRequest) -> HttpResponse:
         context["error"] = exc.message
         messages.error(request, f"Nothing was changed: {exc.message}")
         return render(request, "cases/bulk_result.html", context, status=400)
+    if spec.step is not None and (answer := spec.step(request, targets, value)) is not None:
+        return answer  # the action asks for more first (e.g. a form of its own)
     context["result"] = bulk.apply(
         targets, action, value, actor=request.user, now=timezone.now(), label=_bulk_label(action, value)
     )

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
 from rest_framework import mixins, serializers, status, viewsets
@@ -61,7 +62,9 @@ class SavedViewSerializer(serializers.ModelSerializer):
         help_text="Optional columns to show, from: " + ", ".join(QUEUE_COLUMNS) + " (empty: the default).",
     )
     position = serializers.IntegerField(min_value=0, max_value=10_000, required=False)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
     url = serializers.SerializerMethodField(help_text="The queue page showing this view.")
     count = serializers.SerializerMethodField(
         help_text=f"How many cases match the view now (at most {saved_views.COUNT_CAP}: see count_capped)."
@@ -137,7 +140,7 @@ SavedViewError = _validation_error("SavedView", ["name", "team", "query", "colum
 
 
 def _domain_to_400(exc: saved_views.SavedViewError) -> ValidationError:
-    return ValidationError(getattr(exc, "problems", {exc.field or "detail": [exc.message]}))
+    return ValidationError(exc.problems or {exc.field or "detail": [exc.message]})
 
 
 @extend_schema_view(
@@ -275,8 +278,15 @@ class BulkRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         help_text="assign: a username, `me`, or null to unassign; team: a slug or null; status and "
-        "severity: the code; add_tags / remove_tags: a list of tags (or a comma-separated string).",
+        "severity: the code; add_tags / remove_tags: a list of tags (or a comma-separated string); "
+        "macro: the macro's id; link_incident: an active major incident's key (INC-3).",
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Other apps' actions too (cases.extensions.register_bulk_action), known once apps are ready;
+        # not those that ask for a form first (the queue's bar only).
+        self.fields["action"].choices = bulk.api_action_choices()
 
     def validate_filter(self, value: str) -> str:
         errors = saved_views.query_errors(value)

@@ -122,8 +122,10 @@ def _due(row: QueueRow, page: dict[str, Any]) -> str:
     )
 
 
-def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks: bool) -> SafeString:
-    """The ``<tr>`` of every row, in order."""
+def render_rows(
+    rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks: bool, badges: Sequence[Any] = ()
+) -> SafeString:
+    """The ``<tr>`` of every row, in order; ``badges`` (``extensions.queue_badges()``) lead the title."""
     case_url = _case_url_template()
     # The URL patterns, and the viewer's zone looked up once for the page's hundred instants.
     page = {
@@ -139,13 +141,15 @@ def render_rows(rows: Sequence[QueueRow], *, columns: Sequence[str], with_clocks
         key = escape(case.key)
         href = case_url.format(key=key)
         tags = "".join(f' <span class="q-tag">#{escape(tag)}</span>' for tag in row.tags)
+        # Other apps' badges (safe HTML from their app) lead the title, so a long title never hides them.
+        marks = "".join(badge.render(case) for badge in badges)
         cells = "".join(_cell(name, row, page) for name in columns)
         out.append(
             f'<tr class="q-row" data-key="{key}" data-due-state="{escape(row.due.state)}">'
             f'<td class="q-pick"><input type="checkbox" name="keys" value="{key}:{case.version}" '
             f'form="bulk-form" aria-label="Tick {key}"></td>'
             f'<td class="q-key nowrap"><a href="{href}">{key}</a></td>'
-            f'<td class="q-title"><a href="{href}" title="{escape(case.title)}" tabindex="-1">'
+            f'<td class="q-title">{marks}<a href="{href}" title="{escape(case.title)}" tabindex="-1">'
             f"{escape(case.title)}</a>{tags}</td>{cells}</tr>"
         )
     return mark_safe("\n".join(out))  # noqa: S308 - every value above is escaped

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from . import extensions
 from .models import Case, DueState
 
 # The SLA targets by their codes (the core does not import the SLA app; it stores the code).
@@ -142,7 +143,7 @@ MORE_FILTERS = ("state", "organisation", "tier", "assignee", "team", "tag", "min
 
 
 def more_filters_active(params) -> int:
-    """How many of the "More filters" are set (the default "open" state is not a choice)."""
-    return sum(
-        1 for name in MORE_FILTERS if params.get(name) and (name, params.get(name)) != ("state", "open")
-    )
+    """How many of the "More filters" (and other apps' filters) are set (the default "open" state
+    is not a choice)."""
+    names = (*MORE_FILTERS, *extensions.queue_filters())
+    return sum(1 for name in names if params.get(name) and (name, params.get(name)) != ("state", "open"))

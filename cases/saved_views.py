@@ -24,9 +24,10 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlencode
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import EmptyResultSet
 from django.db import connections, router, transaction
 from django.db.models import F, Q, QuerySet
@@ -50,6 +51,13 @@ IGNORED_PARAMS = ("cursor", "view")
 
 class SavedViewError(DomainError):
     code = "invalid_saved_view"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, problems: dict[str, list[str]] | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        #: Every problem found, by field, when several were (the message is the first field's).
+        self.problems = problems or {}
 
 
 # --- Who may do what ------------------------------------------------------------------------------
@@ -197,14 +205,12 @@ def _check(
         problems["team"] = [f"Only members of {team.name} and managers can share a view with it."]
     if problems:
         field, messages = next(iter(problems.items()))
-        error = SavedViewError(" ".join(messages), field=field)
-        error.problems = problems
-        raise error
+        raise SavedViewError(" ".join(messages), field=field, problems=problems)
 
 
 def create_view(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     name: str,
     query: str,
     now: dt.datetime,
@@ -241,7 +247,7 @@ _UNSET = object()
 def update_view(
     view: SavedView,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     name=_UNSET,
     query=_UNSET,
@@ -275,7 +281,7 @@ def update_view(
     return view
 
 
-def delete_view(view: SavedView, *, actor: AbstractBaseUser) -> None:
+def delete_view(view: SavedView, *, actor: User) -> None:
     if not can_edit(actor, view):
         raise PermissionError("Only the view's owner (or a manager, for a team's view) can delete it.")
     view.delete()
@@ -340,7 +346,9 @@ def _count_statement(query: Mapping | str, *, request) -> tuple[str, tuple] | No
 
 def counts(queries: Mapping[str, Mapping | str], *, request) -> dict[str, Count]:
     """How many cases each named query matches now (capped at COUNT_CAP + 1), in ONE query."""
-    parts, params, names = [], [], []
+    parts: list[str] = []
+    params: list[Any] = []
+    names: list[str] = []
     result: dict[str, Count] = {}
     for name, query in queries.items():
         statement = _count_statement(query, request=request)
@@ -391,7 +399,7 @@ class NavItem:
 
     @property
     def team(self) -> str:
-        return self.view.team.name if self.view is not None and self.view.team_id else ""
+        return self.view.team.name if self.view is not None and self.view.team else ""
 
 
 def navigation(request, *, quick: str, current: SavedView | None) -> list[NavItem]:

@@ -31,10 +31,10 @@ from __future__ import annotations
 import html
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, overload
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank
 from django.core.paginator import Paginator
@@ -44,6 +44,8 @@ from django.db.models.functions import Concat
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
+
+from .models import Case, CaseSearchDocument, Contact, Organisation, Tag
 
 SEARCH_CONFIG = "english"
 #: At most this many matching cases are ranked and paged (the newest matches).
@@ -324,8 +326,6 @@ def _reindex_renamed(sender, instance, created=False, raw=False, **kwargs) -> No
     fields = _RENAMED_FIELDS[sender.__name__]
     if before is None or tuple(before) == tuple(getattr(instance, f) for f in fields):
         return
-    from .models import Case
-
     if sender.__name__ == "Organisation":
         ids = set(Case.objects.filter(organisation_id=instance.pk).values_list("pk", flat=True))
     elif sender.__name__ == "Contact":
@@ -340,8 +340,6 @@ def _reindex_renamed(sender, instance, created=False, raw=False, **kwargs) -> No
 def connect_signals() -> None:
     """Renames of organisations, contacts and tags (the API, the admin) reindex their cases in the
     same transaction. Called from ``CasesConfig.ready()``."""
-    from .models import Contact, Organisation, Tag
-
     for model in (Organisation, Contact, Tag):
         name = model.__name__.lower()
         pre_save.connect(_remember_names, sender=model, dispatch_uid=f"cases.search.before_{name}")
@@ -373,8 +371,6 @@ def _partial_words(text: str) -> list[str]:
 
 
 def _key_pk(text: str) -> int | None:
-    from .models import Case
-
     return Case.pk_from_key(text)
 
 
@@ -452,8 +448,6 @@ def _matching_ids(queryset: QuerySet, text: str, *, staff: bool) -> list[int]:
     covers twice the span the matches found so far predict (at least twice the last one), and the
     last try covers every case. A rare word costs one index lookup more.
     """
-    from .models import CaseSearchDocument
-
     if not queryset.query.where and not queryset.query.distinct:
         # No filter: the documents alone say it (no join to the cases).
         matching = CaseSearchDocument.objects.filter(_match(text, staff=staff, via=""))
@@ -498,10 +492,13 @@ def _with_ids(queryset: QuerySet, ids: list[int]) -> QuerySet:
     return queryset.filter(InArray("pk", ids)) if is_postgresql() else queryset.filter(pk__in=ids)
 
 
-class RankedCases(Sequence):
+class RankedCases:
     """The cases of a search, best first: their order is known (one query over the matching ids
     and their documents, no other joins); a slice fetches only its cases, with the caller's joins
-    and the snippets. Each case carries ``search_rank``. Pages through ``SearchPaginator``."""
+    and the snippets. Each case carries ``search_rank``. Pages through ``SearchPaginator``.
+
+    A sequence as a paginator reads one (length, slices, ``count()`` as on a queryset), not a
+    ``collections.abc.Sequence``, whose ``count(value)`` means something else."""
 
     def __init__(self, ranked: list[tuple[int, float]], rows: QuerySet, *, matched: int) -> None:
         self._ranked = ranked
@@ -514,7 +511,7 @@ class RankedCases(Sequence):
     def count(self) -> int:
         return len(self._ranked)
 
-    def _fetch(self, ranked: list[tuple[int, float]]) -> list:
+    def _fetch(self, ranked: list[tuple[int, float]]) -> list[Case]:
         if not ranked:
             return []
         ids = [pk for pk, _ in ranked]
@@ -528,12 +525,16 @@ class RankedCases(Sequence):
                 cases.append(case)
         return cases
 
-    def __getitem__(self, index):
+    @overload
+    def __getitem__(self, index: int) -> Case: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Case]: ...
+    def __getitem__(self, index: int | slice) -> Case | list[Case]:
         if isinstance(index, slice):
             return self._fetch(self._ranked[index])
         return self._fetch([self._ranked[index]])[0]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Case]:
         return iter(self._fetch(self._ranked))
 
 
@@ -564,7 +565,8 @@ def search(queryset: QuerySet, text: str, *, staff: bool) -> QuerySet | RankedCa
     )
     rows = base.all()
     rows.query.select_related = queryset.query.select_related
-    rows._prefetch_related_lookups = queryset._prefetch_related_lookups
+    # The caller's prefetches carried over (a private QuerySet attribute the stubs do not declare).
+    rows._prefetch_related_lookups = queryset._prefetch_related_lookups  # type: ignore[attr-defined]
     annotations: dict[str, Any] = {}
     if is_postgresql():
         document: Any = F("search_document__public_text")
@@ -602,7 +604,9 @@ class SearchPaginator(Paginator):
         known = getattr(self.object_list, "search_matched", None)
         if known is not None:
             return known
-        return self.object_list.order_by().values("pk").count()
+        rows = self.object_list
+        assert isinstance(rows, QuerySet)  # not a search (RankedCases): the queryset as it was
+        return rows.order_by().values("pk").count()
 
     @cached_property
     def count(self) -> int:

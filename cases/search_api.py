@@ -84,10 +84,13 @@ class SearchPagination(PageNumberPagination):
             raise ValidationError({self.page_query_param: [str(exc.detail)]}) from exc
 
     def get_paginated_response(self, data) -> Response:
+        assert self.page is not None  # paginate_queryset ran
+        paginator = self.page.paginator
+        assert isinstance(paginator, case_search.SearchPaginator)
         return Response(
             {
-                "count": self.page.paginator.count,
-                "count_capped": self.page.paginator.count_capped,
+                "count": paginator.count,
+                "count_capped": paginator.count_capped,
                 "next": self.get_next_link(),
                 "previous": self.get_previous_link(),
                 "results": data,

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
@@ -49,7 +49,7 @@ MAX_ATTACHMENTS_PER_EVENT = 10
 MAX_REPLY_ATTACHMENT_BYTES = 15 * 1024 * 1024
 
 
-def _actor_name(actor: AbstractBaseUser | None) -> str:
+def _actor_name(actor: User | None) -> str:
     if actor is None:
         return SYSTEM
     return actor.get_full_name() or actor.get_username()
@@ -59,7 +59,7 @@ def record_event(
     case: Case,
     kind: str,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     field: str = "",
     old: Any = None,
@@ -98,9 +98,7 @@ def _lock(case: Case, *, expected_version: int | None = None) -> Case:
     return locked
 
 
-def _check_can_assign(
-    case: Case, assignee: AbstractBaseUser | None, *, actor: AbstractBaseUser | None
-) -> None:
+def _check_can_assign(case: Case, assignee: User | None, *, actor: User | None) -> None:
     """Managers reassign anyone's case; an agent takes unassigned cases or hands on their own."""
     if assignee is not None and not is_agent(assignee):
         raise DomainError(f"{assignee.get_username()} is not a support agent.", field="assignee")
@@ -117,12 +115,12 @@ def create_case(
     title: str,
     organisation: Organisation,
     requester: Contact,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     description: str = "",
     severity: str = Severity.P3,
     team: Team | None = None,
-    assignee: AbstractBaseUser | None = None,
+    assignee: User | None = None,
     product_area: str = "",
     tags: Iterable[str] = (),
     cc: Iterable[Contact] = (),
@@ -185,11 +183,11 @@ def transition(
     case: Case,
     to: str,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     expected_version: int | None = None,
     severity: str | None = None,
-    assignee: AbstractBaseUser | None = None,
+    assignee: User | None = None,
     team: Team | None = None,
     reason: str = "",
 ) -> Case:
@@ -243,7 +241,7 @@ def transition(
     return case
 
 
-def _set_severity(case: Case, severity: str, *, actor, now) -> None:
+def _set_severity(case: Case, severity: str, *, actor: User | None, now: dt.datetime) -> None:
     if severity not in Severity.values:
         raise DomainError(f"“{severity}” is not a severity.", field="severity")
     old = case.severity
@@ -255,17 +253,17 @@ def _set_severity(case: Case, severity: str, *, actor, now) -> None:
     )
 
 
-def _set_assignee(case: Case, assignee, *, actor, now) -> None:
+def _set_assignee(case: Case, assignee: User | None, *, actor: User | None, now: dt.datetime) -> None:
     _check_can_assign(case, assignee, actor=actor)
-    old = case.assignee.get_username() if case.assignee_id else None
+    old = case.assignee.get_username() if case.assignee else None
     case.assignee = assignee
     case.save(update_fields=["assignee"])
     new = assignee.get_username() if assignee else None
     record_event(case, EventKind.ASSIGNEE_CHANGED, actor=actor, now=now, field="assignee", old=old, new=new)
 
 
-def _set_team(case: Case, team: Team | None, *, actor, now) -> None:
-    old = case.team.slug if case.team_id else None
+def _set_team(case: Case, team: Team | None, *, actor: User | None, now: dt.datetime) -> None:
+    old = case.team.slug if case.team else None
     case.team = team
     case.save(update_fields=["team"])
     record_event(
@@ -285,13 +283,13 @@ _UNSET: Any = object()
 def update_case(
     case: Case,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     expected_version: int | None = None,
     title: str = _UNSET,
     description: str = _UNSET,
     severity: str = _UNSET,
-    assignee: AbstractBaseUser | None = _UNSET,
+    assignee: User | None = _UNSET,
     team: Team | None = _UNSET,
     product_area: str = _UNSET,
     tags: Iterable[str] = _UNSET,
@@ -378,9 +376,9 @@ def _store_uploads(
     case: Case,
     checked: list[CheckedUpload],
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
-    stored: list,
+    stored: list[str],
 ) -> list[CaseAttachment]:
     """The files written to the storage (their names added to ``stored``), as unsaved rows."""
     rows = []
@@ -407,7 +405,7 @@ def _attach(event: CaseEvent, rows: list[CaseAttachment]) -> list[CaseAttachment
 
 
 def add_public_reply(
-    case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime, attachments: Iterable[Any] = ()
+    case: Case, *, body: str, actor: User, now: dt.datetime, attachments: Iterable[Any] = ()
 ) -> CaseEvent:
     """Reply to the customer: recorded on the timeline, with its e-mail to the requester (and CCs)
     written to the outbox in the same transaction and sent after commit, carrying ``attachments``
@@ -544,7 +542,7 @@ def case_subject(case: Case, text: str | None = None) -> str:
 
 
 def add_internal_note(
-    case: Case, *, body: str, actor: AbstractBaseUser, now: dt.datetime, attachments: Iterable[Any] = ()
+    case: Case, *, body: str, actor: User, now: dt.datetime, attachments: Iterable[Any] = ()
 ) -> CaseEvent:
     """Write a note for staff only, with ``attachments`` (uploaded files, checked, as internal as the
     note): never e-mailed, never shown to the customer."""

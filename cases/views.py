@@ -93,6 +93,7 @@ def queue(request: HttpRequest) -> HttpResponse:
         datetime_fields = datetime_fields | extra.datetime_fields
     else:
         ordering = selectors.QUEUE_ORDERINGS[sort][1]
+    queryset = extensions.annotate_queue(queryset)  # what other apps' badges read (no query of its own)
     if not form.is_valid():
         messages.warning(request, "Some filters were not understood and are ignored; see the marked fields.")
     cursor = request.GET.get("cursor") or None
@@ -127,7 +128,10 @@ def queue(request: HttpRequest) -> HttpResponse:
             "columns": columns,
             # The rows' markup is written in Python (cases/queue_render.py): the page's hot loop.
             "rows_html": queue_render.render_rows(
-                rows, columns=columns, with_clocks=bool(extensions.queue_columns())
+                rows,
+                columns=columns,
+                with_clocks=bool(extensions.queue_columns()),
+                badges=extensions.queue_badges(),
             ),
             "column_labels": queue_views.QUEUE_COLUMNS,
             "column_heads": [(name, queue_views.QUEUE_COLUMNS[name]) for name in columns],
@@ -147,7 +151,14 @@ def queue(request: HttpRequest) -> HttpResponse:
             "shareable_teams": [(t.slug, t.name) for t in saved_views.shareable_teams(request.user)],
             # The bulk action bar's choices as (value, label) pairs; the people and teams are the
             # filter's own rows (evaluated once for its options and these lists).
-            "bulk_actions": [(name, action.label) for name, action in bulk.ACTIONS.items()],
+            "bulk_actions": [(name, action.label) for name, action in bulk.actions().items()],
+            # Other apps' actions with a choice of value (e.g. which incident): (name, field, choices).
+            "bulk_extra_values": [
+                (name, action.value_field, action.label, action.choices(request.user))
+                for name, action in extensions.bulk_actions().items()
+                if action.choices is not None
+            ],
+            "extra_filters": [form[name] for name in extensions.queue_filters()],
             "bulk_max": bulk.MAX_CASES,
             "bulk_macros": [
                 (m.pk, f"{m.name} (shared)" if m.is_shared else m.name)

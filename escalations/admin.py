@@ -5,6 +5,8 @@ from simple_history.admin import SimpleHistoryAdmin
 from . import services
 from .models import (
     DeliveryStatus,
+    EngineeringClock,
+    EngineeringTarget,
     EngineeringTeam,
     EngineerScope,
     Escalation,
@@ -14,11 +16,37 @@ from .models import (
 )
 
 
+class EngineeringTargetInline(admin.TabularInline):
+    """A team's internal targets per severity (managers also edit them on the team's targets page)."""
+
+    model = EngineeringTarget
+    extra = 0
+
+
 @admin.register(EngineeringTeam)
 class EngineeringTeamAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "slug", "min_quality_score")
+    list_display = ("name", "slug", "min_quality_score", "calendar")
     prepopulated_fields = {"slug": ("name",)}
     search_fields = ("name", "slug")
+    inlines = [EngineeringTargetInline]
+
+
+@admin.register(EngineeringClock)
+class EngineeringClockAdmin(admin.ModelAdmin):
+    """Read-only: the clocks are written by the escalation actions and the sweep only."""
+
+    list_display = ("escalation", "kind", "state", "target_minutes", "due_at", "met_at", "breached_at")
+    list_filter = ("kind", "state")
+    raw_id_fields = ("escalation",)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(EngineerScope)

@@ -9,7 +9,10 @@ domain errors become 400/409 in the project's exception handler. Lists are keyse
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -40,8 +43,8 @@ from supportdesk.core.idempotency import idempotent
 from supportdesk.core.parsers import BoundedJSONParser
 from supportdesk.core.schema import FieldErrorsField
 
-from . import permissions, selectors, services
-from .models import EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
+from . import clocks, permissions, selectors, services
+from .models import EngineeringClock, EngineeringTeam, Escalation, EscalationAttachment, InfoRequest
 from .states import EscalationState, Side
 
 # --- Permissions ------------------------------------------------------------------------------------
@@ -75,8 +78,12 @@ class EngineeringTeamSerializer(serializers.ModelSerializer):
 
 
 class InfoRequestSerializer(serializers.ModelSerializer):
-    asked_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    answered_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    asked_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    answered_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = InfoRequest
@@ -125,7 +132,8 @@ class EscalationCaseSerializer(serializers.Serializer):
     @extend_schema_field(AttachedEventSerializer(many=True))
     def get_attached_events(self, case) -> list[dict]:
         events = self.context.get("attached_events", [])
-        return AttachedEventSerializer(events, many=True).data
+        # many=True makes a ListSerializer, whose data is a list; the stubs type it as one object's.
+        return AttachedEventSerializer(events, many=True).data  # type: ignore[return-value]
 
 
 def _web_path(name: str, pk: int) -> str:
@@ -186,6 +194,44 @@ class OverrideSerializer(serializers.Serializer):
     at = serializers.DateTimeField(read_only=True)
 
 
+class EngineeringClockSerializer(serializers.ModelSerializer):
+    """One engineering clock: the team's internal target and where it stands."""
+
+    state_words = serializers.SerializerMethodField(help_text="The state as the pages say it.")
+    used_seconds = serializers.SerializerMethodField(
+        help_text="Business seconds counted before the current running stretch (all of it once stopped)."
+    )
+    paused_seconds = serializers.SerializerMethodField(help_text="Business seconds paused in needs_info.")
+
+    class Meta:
+        model = EngineeringClock
+        fields = [
+            "kind",
+            "target_minutes",
+            "state",
+            "state_words",
+            "started_at",
+            "warn_at",
+            "due_at",
+            "paused_since",
+            "met_at",
+            "warned_at",
+            "breached_at",
+            "used_seconds",
+            "paused_seconds",
+        ]
+        read_only_fields = fields
+
+    def get_state_words(self, clock: EngineeringClock) -> str:
+        return clocks.state_in_words(clock, now=self.context.get("now") or timezone.now())
+
+    def get_used_seconds(self, clock: EngineeringClock) -> float:
+        return clock.used.total_seconds()
+
+    def get_paused_seconds(self, clock: EngineeringClock) -> float:
+        return clock.paused_total.total_seconds()
+
+
 class EscalationDetailSerializer(EscalationListSerializer):
     quality_missing = serializers.ListField(
         child=serializers.CharField(),
@@ -197,6 +243,9 @@ class EscalationDetailSerializer(EscalationListSerializer):
     attachments = EscalationAttachmentSerializer(many=True, read_only=True)
     case_summary = serializers.SerializerMethodField()
     allowed_actions = serializers.SerializerMethodField(help_text="The actions you may take now.")
+    engineering_clocks = serializers.SerializerMethodField(
+        help_text="The team's internal targets for this escalation (none when the team sets none)."
+    )
     revenue_at_risk = serializers.DecimalField(
         max_digits=14, decimal_places=2, read_only=True, allow_null=True
     )
@@ -215,8 +264,14 @@ class EscalationDetailSerializer(EscalationListSerializer):
             "attachments",
             "case_summary",
             "allowed_actions",
+            "engineering_clocks",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(EngineeringClockSerializer(many=True))
+    def get_engineering_clocks(self, escalation: Escalation) -> list[dict[str, Any]]:
+        rows = selectors.escalation_clocks(escalation)
+        return list(EngineeringClockSerializer(rows, many=True, context=self.context).data)
 
     @extend_schema_field(OverrideSerializer(allow_null=True))
     def get_override(self, escalation: Escalation) -> dict | None:
@@ -232,7 +287,7 @@ class EscalationDetailSerializer(EscalationListSerializer):
 
     @extend_schema_field(EscalationCaseSerializer)
     def get_case_summary(self, escalation: Escalation) -> dict:
-        events = getattr(escalation, "attached_event_list", None)
+        events = getattr(escalation, selectors.ATTACHED_EVENTS, None)
         if events is None:
             events = list(escalation.attached_events.order_by("created_at", "id"))
         context = {**self.context, "attached_events": events}
@@ -816,6 +871,7 @@ class EscalationViewSet(viewsets.GenericViewSet):
         filter_backends=[],
     )
     def attachment_download(self, request, pk: str | None = None, attachment_id: str | None = None):
+        assert attachment_id is not None  # the route always captures it
         escalation = self.get_object()
         item = next((a for a in escalation.attachments.all() if a.pk == int(attachment_id)), None)
         if item is None:

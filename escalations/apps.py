@@ -14,6 +14,7 @@ class EscalationsConfig(AppConfig):
         register_scrape_figures("webhooks", health.webhook_figures)
 
         extensions.register_case_panel("escalations/_case_panel.html", slot="side", order=20)
+        extensions.register_case_panel("escalations/_time_split.html", slot="side", order=25)
         extensions.register_event_labels(events.LABELS)
 
         from supportdesk.core.signals import outbound_events

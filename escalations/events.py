@@ -23,6 +23,9 @@ class EscalationEventKind:
     DECLINED = "escalation_declined"
     LINKED = "escalation_linked"
     WITHDRAWN = "escalation_withdrawn"
+    # Engineering clocks (escalations/clocks.py): a share of a team's internal target used, or missed.
+    CLOCK_WARNING = "escalation_clock_warning"
+    CLOCK_BREACHED = "escalation_clock_breached"
 
 
 #: What the case timeline calls each kind (registered in ``EscalationsConfig.ready``).
@@ -39,4 +42,6 @@ LABELS = {
     EscalationEventKind.LINKED: "Escalation linked to an engineering ticket",
     EscalationEventKind.WITHDRAWN: "Escalation withdrawn",
     EscalationEventKind.UPDATED: "Escalation package updated",
+    EscalationEventKind.CLOCK_WARNING: "Engineering target nearly used",
+    EscalationEventKind.CLOCK_BREACHED: "Engineering target missed",
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
@@ -11,6 +12,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 
 from cases.models import Case, CaseEvent, EventKind, Severity, Tier
+from sla.models import BusinessCalendar
 from supportdesk.core import bounds
 from supportdesk.core.roles import Role
 from supportdesk.core.templatetags.supportdesk import WHEN_FORMAT
@@ -38,7 +40,7 @@ class TeamChoiceField(forms.ModelChoiceField):
 
 # The timeline entries an agent may share with engineering: the conversation and the notes.
 SHAREABLE_KINDS = (EventKind.CUSTOMER_MESSAGE, EventKind.PUBLIC_REPLY, EventKind.INTERNAL_NOTE)
-EVENT_LABELS = {
+EVENT_LABELS: dict[str, str] = {
     EventKind.CUSTOMER_MESSAGE: "Customer message",
     EventKind.INTERNAL_NOTE: "Internal note",
     EventKind.PUBLIC_REPLY: "Public reply",
@@ -58,7 +60,7 @@ class EventChoiceField(forms.ModelMultipleChoiceField):
 
 
 def _text(label: str, *, rows: int = 3, help_text: str = "", placeholder: str = "") -> forms.CharField:
-    attrs = {"rows": rows}
+    attrs: dict[str, Any] = {"rows": rows}
     if placeholder:
         attrs["placeholder"] = placeholder
     return forms.CharField(
@@ -151,7 +153,9 @@ class PackageForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.case = case
         self.escalation = escalation
-        self.fields["attached_events"].queryset = events
+        events_field = self.fields["attached_events"]
+        assert isinstance(events_field, EventChoiceField)
+        events_field.queryset = events
         if escalation is not None and escalation.state != "draft":
             # Engineering already has it: the team cannot change any more.
             self.fields["team"].disabled = True
@@ -365,3 +369,56 @@ class TeamForm(forms.ModelForm):
             data["slug"] = self.cleaned_data["slug"]
         data["members"] = list(self.cleaned_data["members"])
         return data
+
+
+class TargetsForm(forms.Form):
+    """A team's engineering targets, one row per severity, and its calendar (``clocks.save_targets``)."""
+
+    calendar: forms.ModelChoiceField[BusinessCalendar] = forms.ModelChoiceField(
+        queryset=BusinessCalendar.objects.none(),
+        required=False,
+        empty_label="The default calendar",
+        help_text="The business hours the targets count in.",
+    )
+
+    def __init__(self, *args, team: EngineeringTeam, **kwargs):
+        from .models import EngineeringTarget
+
+        super().__init__(*args, **kwargs)
+        self.fields["calendar"].queryset = BusinessCalendar.objects.order_by("name")  # type: ignore[attr-defined]
+        self.initial.setdefault("calendar", team.calendar_id)
+        current = {t.severity: t for t in EngineeringTarget.objects.filter(team=team)}
+        self.rows = []
+        for severity, label in Severity.choices:
+            row = current.get(severity)
+            names = []
+            for kind, kind_label in (
+                ("acknowledge", "Acknowledge"),
+                ("first_response", "First response"),
+                ("resolve", "Resolve"),
+            ):
+                name = f"{severity}_{kind}_minutes"
+                self.fields[name] = forms.IntegerField(
+                    label=f"{label}: {kind_label.lower()} (minutes)", required=False, min_value=1
+                )
+                self.initial.setdefault(name, getattr(row, f"{kind}_minutes") if row else None)
+                names.append(name)
+            ratio = f"{severity}_warning_ratio"
+            self.fields[ratio] = forms.FloatField(
+                label=f"{label}: warn at (share)", required=False, min_value=0.0, max_value=1.0
+            )
+            self.initial.setdefault(ratio, row.warning_ratio if row else 0.75)
+            names.append(ratio)
+            self.rows.append((severity, label, [self[n] for n in names]))
+
+    def service_kwargs(self) -> dict:
+        targets = {}
+        for severity in Severity.values:
+            values = {
+                f"{kind}_minutes": self.cleaned_data.get(f"{severity}_{kind}_minutes")
+                for kind in ("acknowledge", "first_response", "resolve")
+            }
+            ratio = self.cleaned_data.get(f"{severity}_warning_ratio")
+            values["warning_ratio"] = 0.75 if ratio is None else ratio
+            targets[severity] = values
+        return {"targets": targets, "calendar": self.cleaned_data.get("calendar")}

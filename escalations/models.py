@@ -7,6 +7,7 @@ and every write in ``escalations/services.py``; this module holds tables and one
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import secrets
 import uuid
 
@@ -39,6 +40,15 @@ class EngineeringTeam(models.Model):
         default=3,
         validators=[MinValueValidator(0), MaxValueValidator(MAX_SCORE)],
         help_text=f"Packages scoring below this (0–{MAX_SCORE}) need a manager's override to be submitted.",
+    )
+    # The business hours the team's engineering clocks count in (escalations/clocks.py).
+    calendar = models.ForeignKey(
+        "sla.BusinessCalendar",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The hours the team's engineering targets count in; the default calendar when empty.",
     )
     history = AuditedHistory(kind_label="Engineering teams")
 
@@ -208,6 +218,117 @@ class EscalationAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class ClockKind(models.TextChoices):
+    """The engineering clocks of an escalation (an operational-level agreement's three targets)."""
+
+    ACKNOWLEDGE = "acknowledge", "Time to acknowledge"
+    FIRST_RESPONSE = "first_response", "Time to first engineering response"
+    RESOLVE = "resolve", "Time to resolve"
+
+
+class EngineeringTarget(models.Model):
+    """A team's internal targets for escalations of one severity, in minutes of the team's calendar."""
+
+    team = models.ForeignKey(EngineeringTeam, on_delete=models.CASCADE, related_name="targets")
+    severity = models.CharField(max_length=2, choices=Severity.choices)
+    acknowledge_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submitted to acknowledged; empty: no target."
+    )
+    first_response_minutes = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Submitted to engineering's first answer (questions, work started, resolved or declined).",
+    )
+    resolve_minutes = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Submitted to resolved or declined; empty: no target."
+    )
+    warning_ratio = models.FloatField(
+        default=0.75,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Warn the team when this share of a target is used (0.75: at 75 %).",
+    )
+    history = AuditedHistory(kind_label="Engineering targets")
+
+    class Meta:
+        ordering = ["team__name", "severity"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "severity"], name="engineering_target_one_per_severity")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.team} {self.severity}"
+
+    def minutes(self, kind: str) -> int | None:
+        return getattr(self, f"{kind}_minutes")
+
+
+class ClockState(models.TextChoices):
+    RUNNING = "running", "Running"
+    PAUSED = "paused", "Paused (needs info)"
+    MET = "met", "Met"
+    BREACHED = "breached", "Met late"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+LIVE_CLOCK_STATES = (ClockState.RUNNING, ClockState.PAUSED)
+
+
+class EngineeringClock(models.Model):
+    """One engineering target of one escalation: one run, from the first submission to its stop.
+
+    ``used`` is the business time counted before ``running_since`` (earlier stretches, before a
+    pause); ``warn_at`` and ``due_at`` are computed when an action changes the clock, never on read,
+    so the sweep's "what is due" is a range scan of the partial indexes below.
+    """
+
+    escalation = models.ForeignKey(Escalation, on_delete=models.CASCADE, related_name="clocks")
+    kind = models.CharField(max_length=20, choices=ClockKind.choices)
+    state = models.CharField(max_length=20, choices=ClockState.choices, default=ClockState.RUNNING)
+    target_minutes = models.PositiveIntegerField()
+    warning_ratio = models.FloatField(default=0.75)
+    started_at = models.DateTimeField()
+    running_since = models.DateTimeField(null=True, blank=True)
+    used = models.DurationField(
+        default=dt.timedelta(0), help_text="Business time counted before running_since."
+    )
+    paused_since = models.DateTimeField(null=True, blank=True)
+    paused_total = models.DurationField(default=dt.timedelta(0), help_text="Business time spent paused.")
+    warn_at = models.DateTimeField(null=True, blank=True)
+    due_at = models.DateTimeField(null=True, blank=True)
+    met_at = models.DateTimeField(null=True, blank=True)
+    warned_at = models.DateTimeField(null=True, blank=True)
+    breached_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["escalation_id", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["escalation", "kind"], name="engineering_clock_one_per_kind")
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"],
+                name="eng_clock_due_idx",
+                condition=Q(state=ClockState.RUNNING, breached_at__isnull=True),
+            ),
+            models.Index(
+                fields=["warn_at"],
+                name="eng_clock_warn_idx",
+                condition=Q(state=ClockState.RUNNING, warned_at__isnull=True, breached_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.escalation_id} {self.kind} ({self.state})"
+
+    @property
+    def target(self) -> dt.timedelta:
+        return dt.timedelta(minutes=self.target_minutes)
+
+    @property
+    def is_live(self) -> bool:
+        return self.state in LIVE_CLOCK_STATES
 
 
 class WebhookEvent(models.TextChoices):

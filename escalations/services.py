@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
@@ -35,9 +35,10 @@ from supportdesk.core.files import check_upload, removed_on_error
 from supportdesk.core.models import MailKind, Notification
 from supportdesk.core.roles import is_engineer, is_manager
 
-from . import permissions, quality, selectors, webhooks
+from . import clocks, permissions, quality, selectors, webhooks
 from .events import EscalationEventKind
 from .models import (
+    ClockKind,
     DeliveryStatus,
     EngineeringTeam,
     EngineerScope,
@@ -89,11 +90,11 @@ _UNSET: Any = object()
 # --- Who may act ---------------------------------------------------------------------------------
 
 
-def _require_support(actor: AbstractBaseUser | None) -> None:
+def _require_support(actor: User | None) -> None:
     permissions.require(actor, side=Side.SUPPORT)
 
 
-def _require_engineer(actor: AbstractBaseUser | None, escalation: Escalation) -> None:
+def _require_engineer(actor: User | None, escalation: Escalation) -> None:
     permissions.require(actor, escalation, side=Side.ENGINEERING)
 
 
@@ -152,7 +153,16 @@ def _case_events(case: Case, events: Iterable[CaseEvent | int]) -> list[CaseEven
     return found
 
 
-def _record(escalation: Escalation, kind: str, *, actor, now, old=None, new=None, body: str = "") -> None:
+def _record(
+    escalation: Escalation,
+    kind: str,
+    *,
+    actor: User | None,
+    now: dt.datetime,
+    old: Any = None,
+    new: Any = None,
+    body: str = "",
+) -> None:
     case_services.record_event(
         escalation.case, kind, actor=actor, now=now, field="escalation", old=old, new=new, body=body
     )
@@ -173,7 +183,7 @@ def _check_case_can_escalate(case: Case) -> None:
         )
 
 
-def _case_waits_on_engineering(case: Case, *, actor, now: dt.datetime) -> None:
+def _case_waits_on_engineering(case: Case, *, actor: User | None, now: dt.datetime) -> None:
     """Move the case to ``waiting_on_engineering`` (through ``in_progress`` where the lifecycle needs it)."""
     case = Case.objects.get(pk=case.pk)
     if case.status == Status.WAITING_ON_ENGINEERING:
@@ -184,7 +194,7 @@ def _case_waits_on_engineering(case: Case, *, actor, now: dt.datetime) -> None:
     case_services.transition(case, Status.WAITING_ON_ENGINEERING, actor=actor, now=now)
 
 
-def _case_back_from_engineering(escalation: Escalation, *, actor, now: dt.datetime) -> None:
+def _case_back_from_engineering(escalation: Escalation, *, actor: User | None, now: dt.datetime) -> None:
     """Back to ``in_progress`` when the case waits on engineering and nothing else is open there."""
     case = Case.objects.get(pk=escalation.case_id)
     if case.status != Status.WAITING_ON_ENGINEERING:
@@ -197,7 +207,7 @@ def _case_back_from_engineering(escalation: Escalation, *, actor, now: dt.dateti
 
 
 def _tell_case_owner(
-    escalation: Escalation, *, title: str, body: str, now: dt.datetime, key: str, actor
+    escalation: Escalation, *, title: str, body: str, now: dt.datetime, key: str, actor: User | None
 ) -> None:
     """An in-app notification for the case's assignee (or whoever wrote the escalation)."""
     case = escalation.case
@@ -267,7 +277,7 @@ def _headline(escalation: Escalation) -> str:
     )
 
 
-def _path(name: str, *args, fallback: str) -> str:
+def _path(name: str, *args: object, fallback: str) -> str:
     try:
         return reverse(name, args=args)
     except NoReverseMatch:
@@ -281,9 +291,9 @@ TEAM_FIELDS = ("name", "slug", "components", "min_quality_score")
 
 def save_team(
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     team: EngineeringTeam | None = None,
-    members: Iterable[AbstractBaseUser] | None = None,
+    members: Iterable[User] | None = None,
     **fields: Any,
 ) -> EngineeringTeam:
     """Create (``team`` None) or change an engineering team and, with ``members``, who works on it.
@@ -318,7 +328,7 @@ def save_team(
     return team
 
 
-def _set_team_members(team: EngineeringTeam, members: Iterable[AbstractBaseUser]) -> None:
+def _set_team_members(team: EngineeringTeam, members: Iterable[User]) -> None:
     wanted = {user.pk: user for user in members}
     for user in wanted.values():
         if not is_engineer(user):
@@ -338,7 +348,7 @@ def create_draft(
     *,
     case: Case,
     team: EngineeringTeam,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     attached_events: Iterable[CaseEvent | int] = (),
     **fields: Any,
@@ -387,7 +397,7 @@ def create_draft(
 def update_package(
     escalation: Escalation,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     team: EngineeringTeam | None = None,
     attached_events: Iterable[CaseEvent | int] = _UNSET,
@@ -443,7 +453,7 @@ def update_package(
 
 
 def add_attachment(
-    escalation: Escalation, *, upload: UploadedFile, actor: AbstractBaseUser, now: dt.datetime
+    escalation: Escalation, *, upload: UploadedFile, actor: User, now: dt.datetime
 ) -> EscalationAttachment:
     """Store a size-limited file whose content matches an allowed type, on the default storage."""
     _require_support(actor)
@@ -482,9 +492,7 @@ def add_attachment(
 # --- Support: lifecycle ----------------------------------------------------------------------------
 
 
-def submit(
-    escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime, override_reason: str = ""
-) -> Escalation:
+def submit(escalation: Escalation, *, actor: User, now: dt.datetime, override_reason: str = "") -> Escalation:
     """Send the package to engineering; below the team's minimum only a manager may, with a reason."""
     _require_support(actor)
     with transaction.atomic():
@@ -543,6 +551,7 @@ def submit(
                 f"{_head(escalation)}: {escalation.summary}\nQuality {assessment.score}/{quality.MAX_SCORE}."
             ),
         )
+        clocks.react(escalation, "submit", now=now)
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.SUBMITTED, now=now)
         _tell_engineers(
@@ -555,9 +564,7 @@ def submit(
     return escalation
 
 
-def answer_info_request(
-    escalation: Escalation, *, answer: str, actor: AbstractBaseUser, now: dt.datetime
-) -> Escalation:
+def answer_info_request(escalation: Escalation, *, answer: str, actor: User, now: dt.datetime) -> Escalation:
     """Answer engineering's questions; the escalation goes back to ``submitted``."""
     _require_support(actor)
     answer = _required_text(answer, field="answer", message="Write the answer to engineering's questions.")
@@ -583,6 +590,7 @@ def answer_info_request(
             new=S.SUBMITTED,
             body=answer,
         )
+        clocks.react(escalation, "answer", now=now)
         _case_waits_on_engineering(escalation.case, actor=actor, now=now)
         _emit(escalation, WebhookEvent.INFO_PROVIDED, now=now)
         _tell_engineers(
@@ -595,9 +603,7 @@ def answer_info_request(
     return escalation
 
 
-def withdraw(
-    escalation: Escalation, *, actor: AbstractBaseUser, now: dt.datetime, reason: str = ""
-) -> Escalation:
+def withdraw(escalation: Escalation, *, actor: User, now: dt.datetime, reason: str = "") -> Escalation:
     """Support takes the escalation back (the problem went away, or it went to the wrong team)."""
     _require_support(actor)
     with transaction.atomic():
@@ -620,6 +626,7 @@ def withdraw(
             + (f": {escalation.withdraw_reason}" if escalation.withdraw_reason else "."),
         )
         if old != S.DRAFT:
+            clocks.react(escalation, "withdraw", now=now)
             _case_back_from_engineering(escalation, actor=actor, now=now)
             _emit(escalation, WebhookEvent.WITHDRAWN, now=now)
     return escalation
@@ -632,7 +639,7 @@ def _engineering_move(
     escalation: Escalation,
     action: str,
     *,
-    actor,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> tuple[Escalation, str]:
@@ -659,7 +666,7 @@ def _engineering_move(
 def acknowledge(
     escalation: Escalation,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
@@ -673,6 +680,7 @@ def acknowledge(
         _record(
             escalation, EscalationEventKind.ACKNOWLEDGED, actor=actor, now=now, old=old, new=escalation.state
         )
+        clocks.react(escalation, "acknowledge", now=now)
         _emit(escalation, WebhookEvent.ACKNOWLEDGED, now=now)
     return escalation
 
@@ -681,7 +689,7 @@ def request_info(
     escalation: Escalation,
     *,
     questions: str,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
@@ -705,6 +713,7 @@ def request_info(
             new=S.NEEDS_INFO,
             body=questions,
         )
+        clocks.react(escalation, "request_info", now=now)
         _tell_case_owner(
             escalation,
             title=f"{escalation.key}: engineering asks for more information",
@@ -720,7 +729,7 @@ def request_info(
 def start(
     escalation: Escalation,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
@@ -731,6 +740,7 @@ def start(
         )
         escalation.save()
         _record(escalation, EscalationEventKind.STARTED, actor=actor, now=now, old=old, new=escalation.state)
+        clocks.react(escalation, "start", now=now)
         _emit(escalation, WebhookEvent.STARTED, now=now)
     return escalation
 
@@ -739,7 +749,7 @@ def resolve(
     escalation: Escalation,
     *,
     resolution: str,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     fix_version: str = "",
     expected_updated_at: dt.datetime | None = None,
@@ -764,6 +774,7 @@ def resolve(
             new=S.RESOLVED,
             body=fixed_in + resolution,
         )
+        clocks.react(escalation, "resolve", now=now)
         _case_back_from_engineering(escalation, actor=actor, now=now)
         _tell_case_owner(
             escalation,
@@ -781,7 +792,7 @@ def decline(
     escalation: Escalation,
     *,
     reason: str,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     expected_updated_at: dt.datetime | None = None,
 ) -> Escalation:
@@ -803,6 +814,7 @@ def decline(
             new=S.DECLINED,
             body=reason,
         )
+        clocks.react(escalation, "decline", now=now)
         _case_back_from_engineering(escalation, actor=actor, now=now)
         _tell_case_owner(
             escalation,
@@ -822,7 +834,7 @@ _http_url = URLValidator(schemes=["http", "https"])
 def link(
     escalation: Escalation,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     external_key: str = "",
     external_url: str = "",
@@ -877,6 +889,8 @@ def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> in
     """
     cutoff = now - ack_overdue_after()
     unclaimed = Q(state=S.SUBMITTED, acknowledged_at__isnull=True, ack_overdue_notified_at__isnull=True)
+    # An escalation with an acknowledge clock (its team has a target) is told by that clock's breach.
+    unclaimed &= ~Q(clocks__kind=ClockKind.ACKNOWLEDGE)
     told = 0
     while True:
         due = list(
@@ -906,6 +920,15 @@ def notify_overdue_acknowledgements(*, now: dt.datetime, batch: int = 200) -> in
                 told += 1
         if len(due) < batch or not claimed_any:
             return told
+
+
+def record_clock_alerts(*, now: dt.datetime, batch: int = 200) -> int:
+    """The engineering clocks' due warnings and breaches, each recorded once and told to the team."""
+
+    def tell(escalation: Escalation, *, what: str, title: str) -> None:
+        _tell_engineers(escalation, what=what, title=title, body=_headline(escalation), now=now)
+
+    return clocks.record_due_warnings_and_breaches(now=now, tell=tell, batch=batch)
 
 
 # --- Webhooks -------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Celery entry points for webhooks: a few lines each, calling services."""
+"""Celery entry points for webhooks and the engineering clocks: a few lines each, calling services."""
 
 from __future__ import annotations
 
@@ -40,3 +40,9 @@ def redeliver_due() -> int:
 def notify_ack_overdue() -> int:
     """Tell teams about submitted escalations not acknowledged in time (each once; safe on two workers)."""
     return services.notify_overdue_acknowledgements(now=timezone.now())
+
+
+@shared_task(name="escalations.sweep_clocks", acks_late=True, ignore_result=True, time_limit=300)
+def sweep_clocks() -> int:
+    """Record the engineering clocks' due warnings and breaches (each once; safe on two workers)."""
+    return services.record_clock_alerts(now=timezone.now())

@@ -12,6 +12,7 @@ urlpatterns = [
     path("teams/", views.team_list, name="teams"),
     path("teams/new/", views.team_create, name="team-create"),
     path("teams/<slug:slug>/", views.team_edit, name="team-edit"),
+    path("teams/<slug:slug>/targets/", views.team_targets, name="team-targets"),
     path("new/<str:key>/", views.create, name="create"),
     path("<int:pk>/", views.detail, name="detail"),
     path("<int:pk>/edit/", views.edit, name="edit"),

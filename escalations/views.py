@@ -7,9 +7,11 @@ Views read through escalations.selectors and write through escalations.services 
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,18 +19,19 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from cases import selectors as case_selectors
 from cases.models import Case
 from cases.views import agent_required
-from supportdesk.core.decorators import role_required
+from supportdesk.core.decorators import AuthenticatedHttpRequest, role_required
 from supportdesk.core.errors import DomainError
 from supportdesk.core.files import download_response
 from supportdesk.core.roles import is_agent, is_engineer, is_manager
 
-from . import permissions, quality, selectors, services
+from . import clocks, permissions, quality, selectors, services
 from .forms import (
     ENGINEERING_FORMS,
     AnswerForm,
     AttachmentForm,
     PackageForm,
     SubmitForm,
+    TargetsForm,
     TeamForm,
     WithdrawForm,
 )
@@ -46,7 +49,7 @@ def _case_or_404(key: str) -> Case:
     return case
 
 
-def _escalation_or_404(request: HttpRequest, pk: int) -> Escalation:
+def _escalation_or_404(request: AuthenticatedHttpRequest, pk: int) -> Escalation:
     escalation = selectors.escalation_detail(request.user, pk=pk)
     if escalation is None:
         raise Http404(f"No escalation ESC-{pk}.")
@@ -83,7 +86,7 @@ def _render_form(request, *, case: Case, form: PackageForm, escalation: Escalati
 
 @agent_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def create(request: HttpRequest, key: str) -> HttpResponse:
+def create(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
     case = _case_or_404(key)
     if request.method != "POST":
         return _render_form(request, case=case, form=PackageForm(case=case), escalation=None)
@@ -106,7 +109,7 @@ def create(request: HttpRequest, key: str) -> HttpResponse:
 
 @agent_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def edit(request: HttpRequest, pk: int) -> HttpResponse:
+def edit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     escalation = _escalation_or_404(request, pk)
     case = escalation.case
     if escalation.state not in EDITABLE_STATES:
@@ -138,7 +141,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def score(request: HttpRequest) -> JsonResponse:
+def score(request: AuthenticatedHttpRequest) -> JsonResponse:
     """The live score of the package form as typed (the form's own field names), for escalations.js."""
     result = quality.assess(request.POST).as_dict()
     team = EngineeringTeam.objects.filter(slug=request.POST.get("team", "")).first()
@@ -151,7 +154,7 @@ def score(request: HttpRequest) -> JsonResponse:
 
 
 def _render_detail(
-    request: HttpRequest,
+    request: AuthenticatedHttpRequest,
     escalation: Escalation,
     *,
     status: int = 200,
@@ -185,11 +188,13 @@ def _render_detail(
 
 @agent_required
 @require_GET
-def detail(request: HttpRequest, pk: int) -> HttpResponse:
+def detail(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     return _render_detail(request, _escalation_or_404(request, pk))
 
 
-def _support_action(request: HttpRequest, pk: int, *, form_class, form_name: str, what: str, perform):
+def _support_action(
+    request: AuthenticatedHttpRequest, pk: int, *, form_class, form_name: str, what: str, perform
+):
     escalation = _escalation_or_404(request, pk)
     form = (
         form_class(request.POST, request.FILES) if form_class is AttachmentForm else form_class(request.POST)
@@ -208,12 +213,13 @@ def _support_action(request: HttpRequest, pk: int, *, form_class, form_name: str
         messages.error(request, f"{what}: please correct the marked fields.")
         status = 400
     escalation = _escalation_or_404(request, pk)  # fresh: the refused action may have raced another
-    return _render_detail(request, escalation, status=status, **{form_name: form})
+    bound_form: dict[str, Any] = {form_name: form}  # the keyword of the form this action posted
+    return _render_detail(request, escalation, status=status, **bound_form)
 
 
 @agent_required
 @require_POST
-def submit(request: HttpRequest, pk: int) -> HttpResponse:
+def submit(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     def perform(escalation, data, now):
         escalation = services.submit(
             escalation, actor=request.user, now=now, override_reason=data["override_reason"]
@@ -228,7 +234,7 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def answer(request: HttpRequest, pk: int) -> HttpResponse:
+def answer(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     def perform(escalation, data, now):
         escalation = services.answer_info_request(
             escalation, answer=data["answer"], actor=request.user, now=now
@@ -247,7 +253,7 @@ def answer(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
+def withdraw(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     def perform(escalation, data, now):
         escalation = services.withdraw(escalation, actor=request.user, now=now, reason=data["reason"])
         return f"{escalation.key} withdrawn."
@@ -259,7 +265,7 @@ def withdraw(request: HttpRequest, pk: int) -> HttpResponse:
 
 @agent_required
 @require_POST
-def upload(request: HttpRequest, pk: int) -> HttpResponse:
+def upload(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     def perform(escalation, data, now):
         attachment = services.add_attachment(escalation, upload=data["file"], actor=request.user, now=now)
         return f"{attachment.name} attached."
@@ -276,7 +282,7 @@ def upload(request: HttpRequest, pk: int) -> HttpResponse:
 
 @staff_required
 @require_GET
-def attachment(request: HttpRequest, pk: int, attachment_id: int) -> FileResponse:
+def attachment(request: AuthenticatedHttpRequest, pk: int, attachment_id: int) -> FileResponse:
     """A file of an escalation the viewer may see; always a download, with the verified type."""
     escalation = _escalation_or_404(request, pk)
     item = get_object_or_404(escalation.attachments.all(), pk=attachment_id)
@@ -288,7 +294,7 @@ def attachment(request: HttpRequest, pk: int, attachment_id: int) -> FileRespons
 
 @staff_required
 @require_GET
-def board(request: HttpRequest) -> HttpResponse:
+def board(request: AuthenticatedHttpRequest) -> HttpResponse:
     team = (
         EngineeringTeam.objects.filter(slug=request.GET.get("team", "")).first()
         if request.GET.get("team")
@@ -335,7 +341,9 @@ def _engineering_forms(escalation: Escalation, actions: list[str], bound=None) -
     return forms
 
 
-def _render_engineer_view(request: HttpRequest, escalation: Escalation, *, status: int = 200, bound=None):
+def _render_engineer_view(
+    request: AuthenticatedHttpRequest, escalation: Escalation, *, status: int = 200, bound=None
+):
     actions = permissions.actions_for(request.user, escalation, side=Side.ENGINEERING)
     return render(
         request,
@@ -343,7 +351,7 @@ def _render_engineer_view(request: HttpRequest, escalation: Escalation, *, statu
         {
             "escalation": escalation,
             "case": escalation.case,
-            "events": escalation.attached_event_list,
+            "events": getattr(escalation, selectors.ATTACHED_EVENTS),
             "open_question": selectors.open_info_request(escalation),
             "is_support": is_agent(request.user),
             "is_engineer": is_engineer(request.user),
@@ -357,7 +365,7 @@ def _render_engineer_view(request: HttpRequest, escalation: Escalation, *, statu
 
 @staff_required
 @require_GET
-def engineer_view(request: HttpRequest, pk: int) -> HttpResponse:
+def engineer_view(request: AuthenticatedHttpRequest, pk: int) -> HttpResponse:
     """The package and the case summary as engineering sees them, with the actions the state allows."""
     return _render_engineer_view(request, _escalation_or_404(request, pk))
 
@@ -405,7 +413,7 @@ ENGINEERING_ACTIONS = {
 
 @staff_required
 @require_POST
-def engineer_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+def engineer_action(request: AuthenticatedHttpRequest, pk: int, action: str) -> HttpResponse:
     """One engineering action from the engineer's page, through the same service (and rules) as the API."""
     if action not in ENGINEERING_ACTIONS:
         raise Http404(f"No action {action}.")
@@ -438,11 +446,11 @@ manager_required = role_required(is_manager, "Engineering teams are managed by m
 
 @manager_required
 @require_GET
-def team_list(request: HttpRequest) -> HttpResponse:
+def team_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "escalations/teams.html", {"teams": selectors.teams_overview()})
 
 
-def _team_form(request: HttpRequest, *, team: EngineeringTeam | None) -> HttpResponse:
+def _team_form(request: AuthenticatedHttpRequest, *, team: EngineeringTeam | None) -> HttpResponse:
     if request.method != "POST":
         form = TeamForm(instance=team)
         return render(request, "escalations/team_form.html", {"form": form, "team": team})
@@ -461,11 +469,38 @@ def _team_form(request: HttpRequest, *, team: EngineeringTeam | None) -> HttpRes
 
 @manager_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def team_create(request: HttpRequest) -> HttpResponse:
+def team_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     return _team_form(request, team=None)
 
 
 @manager_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def team_edit(request: HttpRequest, slug: str) -> HttpResponse:
+def team_edit(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     return _team_form(request, team=get_object_or_404(EngineeringTeam, slug=slug))
+
+
+@staff_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def team_targets(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
+    """A team's engineering targets: managers change them; agents and the team's engineers read them."""
+    team = get_object_or_404(EngineeringTeam.objects.select_related("calendar"), slug=slug)
+    if not is_agent(request.user) and not selectors.engineer_may_see_team(request.user, team.pk):
+        raise Http404("No such team.")
+    may_edit = is_manager(request.user)
+    if request.method == "POST" and not may_edit:
+        raise PermissionDenied("Only managers set engineering targets.")
+    form = TargetsForm(request.POST if request.method == "POST" else None, team=team)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                clocks.save_targets(team, actor=request.user, **form.service_kwargs())
+            except DomainError as exc:
+                _apply_error(form, exc)
+            else:
+                messages.success(request, f"{team.name}'s targets saved.")
+                return redirect("escalations:team-targets", slug=team.slug)
+        messages.error(request, "The targets were not saved: please correct the marked fields.")
+        status = 400
+    context = {"team": team, "form": form, "may_edit": may_edit, "targets": selectors.team_targets(team)}
+    return render(request, "escalations/team_targets.html", context, status=status)

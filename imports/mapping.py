@@ -26,6 +26,10 @@ DEFAULT_MAPPINGS = {
 
 #: A state mapped to this records the update but leaves the status as it was.
 UNCHANGED = "unchanged"
+#: ``[lifecycle] after_close``: what a source update that moves a closed case on becomes.
+AFTER_CLOSE_REOPEN = "reopen"  # the close is withdrawn and the case reopened (the default)
+AFTER_CLOSE_NEW_CASE = "new_case"  # a new case, linked to the closed one (as a customer's mail does)
+AFTER_CLOSE = (AFTER_CLOSE_REOPEN, AFTER_CLOSE_NEW_CASE)
 FORMATS = ("servicenow-csv", "xes")
 _TEMPLATE_FIELD = re.compile(r"\{([^{}]+)\}")
 _DANGLING = " /:,;|–-"
@@ -130,6 +134,7 @@ class Mapping:
     first_response: Rule | None
     triage: Rule | None
     replies: Rule | None
+    after_close: str = AFTER_CLOSE_REOPEN
     text: str = ""
 
     def with_overrides(self, *, time_zone: str | None = None, date_format: str | None = None) -> Mapping:
@@ -221,6 +226,7 @@ class _Reader:
         "first_response",
         "triage",
         "replies",
+        "lifecycle",
     }
 
     def __init__(self, data: dict[str, Any], problems: list[str]) -> None:
@@ -340,6 +346,13 @@ class _Reader:
         requester = self.value_map("requester")
         domain = self.string(self.table("requester"), "requester", "email_domain", "imported.invalid")
         people = self.str_table(self.table("people"), "people")
+        lifecycle = self.table("lifecycle")
+        for name in sorted(set(lifecycle) - {"after_close"}):
+            self.problems.append(f"[lifecycle] {name}: unknown key (known: after_close).")
+        after_close = self.string(lifecycle, "lifecycle", "after_close", AFTER_CLOSE_REOPEN)
+        if after_close not in AFTER_CLOSE:
+            self.problems.append(f"[lifecycle] after_close must be one of {', '.join(AFTER_CLOSE)}.")
+            after_close = AFTER_CLOSE_REOPEN
         return Mapping(
             name=self.string(src, "source", "name", "Imported") or "Imported",
             format=fmt,
@@ -374,5 +387,6 @@ class _Reader:
             first_response=self.rule("first_response"),
             triage=self.rule("triage"),
             replies=self.rule("replies"),
+            after_close=after_close or AFTER_CLOSE_REOPEN,
             text=text,
         )

@@ -29,6 +29,7 @@ class JobPhase(models.TextChoices):
     SORTING = "sorting", "Sorting the rows by case"
     CHECKING = "checking", "Checking every row (strict)"
     IMPORTING = "importing", "Importing"
+    REFRESHING = "refreshing", "Updating the dashboard figures"
     DONE = "done", "Done"
 
 
@@ -36,7 +37,9 @@ class ImportJob(models.Model):
     """One run of the importer, from the manager page (a Celery task) or ``manage.py import_history``.
 
     Counters are updated after each committed batch, so the page can show progress; ``rejections``
-    keeps the first ``services.MAX_REPORTED`` problems (the counters count them all).
+    keeps the first ``services.MAX_REPORTED`` problems (the counters count them all, and
+    ``problems`` sums them up by kind); ``adjustments`` counts what the importer changed in the
+    source's history to import it (``imports.summary``).
     """
 
     format = models.CharField(max_length=20, choices=ImportFormat.choices)
@@ -69,6 +72,10 @@ class ImportJob(models.Model):
     rows_rejected = models.PositiveBigIntegerField(default=0)
     events_created = models.PositiveBigIntegerField(default=0)
     rejections = models.JSONField(default=list, blank=True)
+    # Codes and counts (imports.summary explains them): every adjustment made to the source's
+    # history of the cases written, by kind with example source keys, and every problem found.
+    adjustments = models.JSONField(default=list, blank=True)
+    problems = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True)
 
     class Meta:
@@ -76,6 +83,11 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Import #{self.pk} {self.source_name} ({self.status})"
+
+    @property
+    def adjustment_count(self) -> int:
+        """How many adjustments the importer made to the source's history (all kinds)."""
+        return sum(entry.get("count", 0) for entry in self.adjustments)
 
     @property
     def is_finished(self) -> bool:

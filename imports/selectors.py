@@ -1,4 +1,5 @@
-"""Reads of the imports app: the job list and a job's progress for the page's polling."""
+"""Reads of the imports app: the job list and a job's progress (with its summary of adjustments
+and problems) for the page and its polling."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from . import summary
 from .models import ImportJob, JobPhase, JobStatus
 
 
@@ -48,4 +50,8 @@ def job_progress(job: ImportJob, *, now: dt.datetime) -> dict[str, Any]:
         "events_created": job.events_created,
         "error": job.error,
         "rejections": job.rejections[:50],
+        # What the importer changed in the source's history, and the problems by kind (with the
+        # label and rule of each; the job stores the codes).
+        "adjustments": summary.describe_adjustments(job.adjustments),
+        "problems": summary.describe_problems(job.problems),
     }

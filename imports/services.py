@@ -14,10 +14,14 @@ batches, one transaction per batch:
   or notification), and the replayed clocks settle every deadline that passed before the import.
 
 A bad row rejects its whole source case (a case is never half-imported) and is reported with its
-line or trace. ``strict`` first checks the whole file without writing and imports only if nothing
-is wrong. On PostgreSQL each batch takes an advisory lock, so two imports never interleave their
-batches; committing uses ``synchronous_commit = off`` (a crash may lose the last batches; running
-the import again restores them, since it is idempotent).
+line or trace, and counted by kind. ``strict`` first checks the whole file without writing and
+imports only if nothing is wrong; ``check_file`` only checks, writing nothing at all. The
+adjustments the derivation made to the history of the cases written are counted on the job
+(``imports.summary``). On PostgreSQL each batch takes an advisory lock, so two imports never
+interleave their batches; committing uses ``synchronous_commit = off`` (a crash may lose the last
+batches; running the import again restores them, since it is idempotent). When the last batch is
+committed, the metrics rollup is refreshed for the days the import touched, before the job
+reports done.
 """
 
 from __future__ import annotations
@@ -46,15 +50,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from cases import search as case_search
-from cases.models import Case, CaseEvent, Contact, Organisation, Team
+from cases.models import KEY_PREFIX, Case, CaseEvent, Contact, Organisation, Status, Team
 from metrics import rollup
 from sla import calendars, clock, engine, urgency
 from sla.models import SlaClock, SlaPolicy, Target
 from supportdesk.core import audit
 
-from . import preparing, sources
+from . import preparing, sources, summary
 from .dates import DateParser
-from .history import CasePlan, PlanSummary, Rejection, derive
+from .history import K_FOLLOW_UP, CasePlan, PlanSummary, Rejection, derive
 from .mapping import Mapping, MappingError, load_mapping
 from .models import ImportedCase, ImportJob, JobPhase, JobStatus
 from .sources import RowError, SourceCase, SourceError, make_source
@@ -154,13 +158,26 @@ class Counters:
     rows_rejected: int = 0
     events_created: int = 0
     rejections: list[dict[str, Any]] = field(default_factory=list)
+    # Every adjustment made to the cases written (or, checking, to be written), and every problem.
+    adjustments: summary.Tally = field(default_factory=summary.Tally)
+    problems: summary.Tally = field(default_factory=summary.Tally)
 
-    def reject(self, *, key: str, where: str, problems: list[str], rows: int) -> None:
+    def reject(
+        self, *, key: str, where: str, problems: list[str], rows: int, issues: list[summary.Issue]
+    ) -> None:
         if key:
             self.cases_rejected += 1
         self.rows_rejected += rows
         if len(self.rejections) < MAX_REPORTED:
             self.rejections.append({"key": key, "where": where, "problems": problems[:5]})
+        summary.add_rejection_issues(self.problems, issues)
+
+    def adjusted(self, plan: CasePlan | PlanSummary, *, from_update: int = 0) -> None:
+        """Count the adjustments of a case written (those its new updates brought, for a known one)."""
+        if plan.adjustments:
+            summary.add_plan_adjustments(
+                self.adjustments, plan.adjustments, key=plan.key, from_update=from_update
+            )
 
     def as_fields(self) -> dict[str, Any]:
         return {
@@ -172,6 +189,8 @@ class Counters:
             "rows_rejected": self.rows_rejected,
             "events_created": self.events_created,
             "rejections": self.rejections,
+            "adjustments": summary.adjustments_json(self.adjustments),
+            "problems": summary.problems_json(self.problems),
         }
 
 
@@ -228,6 +247,8 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
         ImportJob.objects.filter(pk=job.pk).update(total=total)
         job.total = total
         if job.strict:
+            # The whole file is checked (every problem listed, as ``check_file`` does); only a
+            # clean one is imported.
             checked = _Pass(job, mapping, source, now=now, check=True, progress=progress, clock=clock)
             checked.run(batch_rows=batch_rows)
             if checked.counters.rejections:
@@ -237,11 +258,14 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
                     cases_rejected=found.cases_rejected,
                     rows_rejected=found.rows_rejected,
                     rejections=found.rejections,
+                    problems=found.problems,
                 )
                 first = found.rejections[0]
                 problem = first["problems"][0] if first["problems"] else first["where"]
                 raise ImportFailed(
-                    f"Strict import stopped at the first problem: {problem}. Nothing was imported."
+                    f"Strict import found {found.problems.total:,} problem(s) in "
+                    f"{found.cases_rejected + _keyless(found):,} case(s) or row(s), the first: "
+                    f"{problem}. Nothing was imported."
                 )
             source.read = 0
         importer = _Pass(job, mapping, source, now=now, check=False, progress=progress, clock=clock)
@@ -260,8 +284,111 @@ def _run_import(job: ImportJob, *, now, progress, batch_rows, clock) -> ImportJo
     finally:
         if preparer is not None:
             preparer.close()
-    _finish(job, JobStatus.SUCCEEDED, counters, clock)
+    # The batches are committed: the dashboard's rollup takes the days they touched before the
+    # job reports done (a phase of its own on the page), so the figures are fast at once.
+    error = _refresh_rollup(job, importer, now=now, progress=progress, clock=clock)
+    _finish(job, JobStatus.SUCCEEDED, counters, clock, error=error)
     return _refreshed(job)
+
+
+def _keyless(counters: Counters) -> int:
+    return sum(1 for item in counters.rejections if not item["key"])
+
+
+def _refresh_rollup(job: ImportJob, importer: _Pass, *, now, progress, clock) -> str:
+    """Recompute the metrics rollup for the UTC days the import's cases span (each batch marked
+    them dirty when it committed). A failure here loses nothing: the days stay marked for the
+    periodic refresh; the job says so."""
+    first = importer.first_touched
+    if first is None:
+        return ""
+    _phase(job, JobPhase.REFRESHING, clock)
+    if progress:
+        progress(JobPhase.REFRESHING, importer.counters.rows_read, job.total, importer.counters)
+    first_day, last_day = first.astimezone(dt.UTC).date(), max(first, now).astimezone(dt.UTC).date()
+    days = [first_day + dt.timedelta(days=n) for n in range((last_day - first_day).days + 1)]
+    try:
+        rollup.refresh_days(days, now=now)
+    except Exception:
+        logger.exception("Import %s: the metrics rollup could not be refreshed", job.pk)
+        return (
+            "The history was imported, but the dashboard figures could not be refreshed at once; "
+            "the periodic refresh will include the imported days."
+        )
+    return ""
+
+
+@dataclass
+class CheckReport:
+    """What ``check_file`` found: the counters of a check (cases that would be created or get new
+    updates, problems by kind, the adjustments the import would make) and the mapped fields that
+    never have a value in the file."""
+
+    counters: Counters
+    total: int
+    unit: str
+    never_seen: list[str]
+
+    @property
+    def has_problems(self) -> bool:
+        return bool(self.counters.problems)
+
+
+def check_file(
+    *,
+    format: str,
+    mapping_text: str,
+    path: str,
+    now: dt.datetime,
+    time_zone: str = "",
+    date_format: str = "",
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
+) -> CheckReport:
+    """Read the whole file as an import would, writing nothing (not even a job), and report every
+    problem by kind and the adjustments the import would make. Raises ``MappingError`` or
+    ``SourceError`` when the mapping or the file as a whole cannot be used."""
+    job = ImportJob(  # never saved: it only carries the options
+        format=format,
+        mapping_text=mapping_text,
+        source_path=path,
+        source_name=path.rsplit("/", 1)[-1],
+        time_zone=time_zone,
+        date_format=date_format,
+        created_at=now,
+    )
+    mapping = _mapping(job)
+    source = make_source(format, _opener(job), mapping)
+    total = source.scan()
+    checker = _Pass(job, mapping, source, now=now, check=True, progress=progress, clock=timezone.now)
+    checker.fields_seen = set()
+    checker.run(batch_rows=batch_rows)
+    never_seen = [name for name in _required_fields(mapping) if name not in checker.fields_seen]
+    if format == "xes":
+        # An attribute no event or trace has is a misnamed one (a CSV says so by its header).
+        for name in never_seen:
+            message = f"The mapping names “{name}”, which no event or trace of the file has."
+            checker.counters.problems.add(("unknown_field", f"“{name}”"), count=1, example="", first=message)
+    return CheckReport(checker.counters, total, source.unit, never_seen)
+
+
+def _required_fields(mapping: Mapping) -> list[str]:
+    """The fields a file should give (template-only fields may be absent: they render empty)."""
+    names = [mapping.state, mapping.timestamp]
+    optional = [mapping.sequence, mapping.actor, mapping.creator, mapping.created, mapping.resolved]
+    names += [n for n in optional if n]
+    for value_map in (
+        mapping.severity,
+        mapping.organisation,
+        mapping.requester,
+        mapping.team,
+        mapping.assignee,
+    ):
+        names += value_map.fields()
+    for rule in (mapping.first_response, mapping.triage, mapping.replies):
+        if rule is not None:
+            names += list(rule.require)
+    return list(dict.fromkeys(names))
 
 
 def _mapping(job: ImportJob) -> Mapping:
@@ -282,7 +409,8 @@ def _refreshed(job: ImportJob) -> ImportJob:
 
 def _phase(job: ImportJob, phase: str, clock) -> None:
     job.phase = phase
-    ImportJob.objects.filter(pk=job.pk).update(phase=phase, heartbeat_at=clock())
+    if job.pk is not None:  # (check_file's job is never saved)
+        ImportJob.objects.filter(pk=job.pk).update(phase=phase, heartbeat_at=clock())
 
 
 def _finish(job: ImportJob, status: str, counters: Counters, clock, *, error: str = "") -> None:
@@ -290,10 +418,6 @@ def _finish(job: ImportJob, status: str, counters: Counters, clock, *, error: st
         status=status, phase=JobPhase.DONE, finished_at=clock(), heartbeat_at=clock(), error=error,
         **counters.as_fields(),
     )  # fmt: skip
-
-
-class _StopChecking(Exception):
-    pass
 
 
 @dataclass
@@ -317,6 +441,8 @@ class Prepared:
     ready: bool = True  # False: nothing prepared (a known case the reader expected to skip)
     known: bool = False  # the case existed when prepared (so it may be appended to)
     case_id: int | None = None
+    follow_up_of_id: int | None = None  # the closed case a follow-up is linked to
+    follows: str | None = None  # that case's external reference
     case_line: str = ""
     event_text: str = ""  # the events' COPY lines, joined
     event_count: int = 0
@@ -376,6 +502,8 @@ class _Pass:
         self.phase = JobPhase.CHECKING if check else JobPhase.IMPORTING
         self.now_text = now.isoformat()
         self.helper: ThreadPoolExecutor | None = None  # set in the preparing process
+        self.first_touched: dt.datetime | None = None  # the earliest instant of a case written
+        self.fields_seen: set[str] | None = None  # the mapped fields with a value (check_file)
 
     def run(self, *, batch_rows: int, preparer: _Preparer | None = None) -> None:
         _phase(self.job, self.phase, self.clock)
@@ -385,8 +513,6 @@ class _Pass:
         try:
             for batch in batches:
                 self._consume(batch)
-        except _StopChecking:
-            pass
         finally:
             close = getattr(batches, "close", None)
             if close is not None:
@@ -400,9 +526,16 @@ class _Pass:
         rows = 0
         # The first batch is smaller: the writer waits for it, so it should come soon.
         limit = max(1, batch_rows // 4)
+        seen = self.fields_seen
         for item in self.source.cases(on_sorting=self._sorting):
             chunk.append(item)
-            rows += 1 if isinstance(item, RowError) else len(item.updates)
+            if isinstance(item, RowError):
+                rows += 1
+                continue
+            rows += len(item.updates)
+            if seen is not None:
+                for update in item.updates:
+                    seen.update(update.values)
             if rows >= limit:
                 yield self._prepare(chunk)
                 chunk, rows, limit = [], 0, batch_rows
@@ -418,26 +551,32 @@ class _Pass:
                 rejections.append(item)
                 continue
             if item.key in seen:
-                rejections.append(
-                    Rejection(item.key, item.where, [f"{item.where}: {item.key} appears again in the file"])
-                )
+                message = f"{item.where}: {item.key} appears again in the file"
+                issue = summary.Issue("repeated_key", "", item.where, message)
+                rejections.append(Rejection(item.key, item.where, [message], [issue]))
                 continue
             seen.add(item.key)
             result = derive(item, mapping=self.mapping, dates=self.dates, resolver=self.refs, now=self.now)
             if isinstance(result, Rejection):
                 rejections.append(result)
                 continue
-            if self.refs.organisation(result.organisation, create=not self.check) is None:
-                rejections.append(
-                    Rejection(
-                        result.key,
-                        result.where,
-                        [f"{result.where}: organisation “{result.organisation}” does not exist "
-                         "(create it, or set create_missing = true under [organisation])"],
-                    )
-                )  # fmt: skip
+            missing = next(
+                (
+                    p.organisation
+                    for p in result
+                    if self.refs.organisation(p.organisation, create=not self.check) is None
+                ),
+                None,
+            )
+            if missing is not None:
+                message = (
+                    f"{item.where}: organisation “{missing}” does not exist "
+                    "(create it, or set create_missing = true under [organisation])"
+                )
+                issue = summary.Issue("unknown_organisation", f"“{missing}”", item.where, message)
+                rejections.append(Rejection(item.key, item.where, [message], [issue]))
                 continue
-            plans.append(result)
+            plans += result
         prepared = []
         if not self.check:
             refs = self.refs
@@ -471,20 +610,25 @@ class _Pass:
                 actor_ids = [refs.actor_id(e.actor_source) for e in plan.events]
                 new.append(Prepared(plan, case_refs, clocks, actor_ids, known=plan.external_ref in known))
             if self.copy and new:
-                for item, case_id in zip(new, _reserve_case_ids(len(new)), strict=True):
+                ids = _reserve_case_ids(len(new))
+                # A follow-up of a case that exists points at that case; of one new here, at the id
+                # reserved for it.
+                reserved = {i.plan.external_ref: c for i, c in zip(new, ids, strict=True)}
+                _link_follow_ups(new, {**reserved, **known})
+                for item, case_id in zip(new, ids, strict=True):
                     _format(item, case_id, job_id=self.job.pk, format=self.job.format, now_text=self.now_text)
             prepared += new
         else:
             prepared = [Prepared(plan, _NO_REFS, [], [], ready=False) for plan in plans]
         return Batch(prepared, rejections, self.source.read)
 
-    def _settled(self, plans: list[CasePlan]) -> tuple[set[str], set[str]]:
+    def _settled(self, plans: list[CasePlan]) -> tuple[set[str], dict[str, int]]:
         """External references of ``plans`` already imported with all their updates, or whose
         imported history differs (rejected by the writer): nothing to prepare for them; and
-        those of every case that exists."""
+        the ids of every case that exists, by external reference."""
         existing = _existing_cases([plan.external_ref for plan in plans])
         if not existing:
-            return set(), set()
+            return set(), {}
         records = {
             r.case_id: r for r in ImportedCase.objects.filter(case_id__in=[c.pk for c in existing.values()])
         }
@@ -500,7 +644,7 @@ class _Pass:
                 or plan.digest_of_first(record.updates) != record.digest
             ):
                 settled.add(plan.external_ref)
-        return settled, set(existing)
+        return settled, {ref: case.pk for ref, case in existing.items()}
 
     def _clocks(self, plan: CasePlan, org: OrganisationRef) -> list[engine.Clock]:
         """The case's clocks after its whole history, replayed through the SLA engine: the rows a
@@ -539,18 +683,21 @@ class _Pass:
             self._reject(rejection)
         self.counters.rows_read = batch.rows_read
         if self.check:
-            new, appended = self._classify(batch.items)
-            self.counters.cases_created += len(new)
-            self.counters.cases_updated += len(appended)
+            new, appended, _ids = self._classify(batch.items)
+            self._count_written(new, appended)
         else:
             with transaction.atomic():
                 if connection.vendor == "postgresql":
                     with connection.cursor() as cursor:
                         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK])
                         cursor.execute("SET LOCAL synchronous_commit TO off")
-                new, appended = self._classify(batch.items)
+                new, appended, existing_ids = self._classify(batch.items)
                 new, appended = self._ready(new, appended)
-                events = _write_copy(new) if self.copy else _write_orm(new, job=self.job, now=self.now)
+                new = self._linked(new, existing_ids)
+                if self.copy:
+                    events = _write_copy(new)
+                else:
+                    events = _write_orm(new, job=self.job, now=self.now, existing_ids=existing_ids)
                 for item, case, _record in appended:
                     events += _append(item, case, _record, job=self.job, now=self.now)
                 # The open cases' place in the queue, from the clocks just written (a new closed
@@ -563,11 +710,43 @@ class _Pass:
                 # same transaction (every instant of a case is between its creation and now).
                 firsts = [i.plan.created_at for i in new] + [case.created_at for _, case, _ in appended]
                 if firsts:
-                    rollup.touch_span(min(firsts), self.clock())
-            self.counters.cases_created += len(new)
-            self.counters.cases_updated += len(appended)
+                    first = min(firsts)
+                    rollup.touch_span(first, self.clock())
+                    if self.first_touched is None or first < self.first_touched:
+                        self.first_touched = first
+            self._count_written(new, appended)
             self.counters.events_created += events
         self._report()
+
+    def _count_written(self, new: list[Prepared], appended: list) -> None:
+        counters = self.counters
+        counters.cases_created += len(new)
+        counters.cases_updated += len(appended)
+        for item in new:
+            counters.adjusted(item.plan)
+        for item, _case, record in appended:
+            counters.adjusted(item.plan, from_update=record.updates)
+
+    def _linked(self, new: list[Prepared], existing_ids: dict[str, int]) -> list[Prepared]:
+        """A follow-up is written only with the case it follows: one written in this batch before it,
+        or one there before (with the id its COPY line names); else it is reported."""
+        present: dict[str, int | None] = dict(existing_ids)
+        kept = []
+        for item in new:
+            ref = item.follows
+            if ref is not None and (
+                ref not in present or (self.copy and present[ref] != item.follow_up_of_id)
+            ):
+                plan = item.plan
+                message = (
+                    f"{plan.where}: {plan.key} follows {ref}, which changed during the import; import again"
+                )
+                issue = summary.Issue("known_case", "changed during the import", plan.where, message)
+                self._reject(Rejection(plan.key, plan.where, [message], [issue]))
+                continue
+            kept.append(item)
+            present[item.plan.external_ref] = item.case_id
+        return kept
 
     def _ready(self, new: list[Prepared], appended: list):
         """Only what was prepared is written; a case another import changed meanwhile is reported."""
@@ -577,18 +756,16 @@ class _Pass:
 
         for item in [i for i in new if not i.ready] + [a[0] for a in appended if unready(a[0])]:
             plan = item.plan
-            self._reject(
-                Rejection(
-                    plan.key,
-                    plan.where,
-                    [f"{plan.where}: {plan.key} changed during the import; import again"],
-                )
-            )
+            message = f"{plan.where}: {plan.key} changed during the import; import again"
+            issue = summary.Issue("known_case", "changed during the import", plan.where, message)
+            self._reject(Rejection(plan.key, plan.where, [message], [issue]))
         return [i for i in new if i.ready], [a for a in appended if not unready(a[0])]
 
     def _report(self) -> None:
         c = self.counters
-        if not self.check:
+        if self.job.pk is None:  # check_file: nothing is written, not even a job
+            pass
+        elif not self.check:
             ImportJob.objects.filter(pk=self.job.pk).update(heartbeat_at=self.clock(), **c.as_fields())
         else:
             ImportJob.objects.filter(pk=self.job.pk).update(heartbeat_at=self.clock(), rows_read=c.rows_read)
@@ -597,21 +774,25 @@ class _Pass:
 
     def _reject(self, rejection: Rejection | RowError) -> None:
         if isinstance(rejection, RowError):
-            self.counters.reject(
-                key="", where=rejection.where, problems=[f"{rejection.where}: {rejection.message}"], rows=1
-            )
+            message = f"{rejection.where}: {rejection.message}"
+            issue = summary.Issue("no_key", self.mapping.key, rejection.where, message)
+            self.counters.reject(key="", where=rejection.where, problems=[message], rows=1, issues=[issue])
         else:
+            issues = rejection.issues or [
+                summary.Issue("other", p.partition(": ")[2] or p, rejection.where, p)
+                for p in rejection.problems
+            ]
             self.counters.reject(
                 key=rejection.key,
                 where=rejection.where,
                 problems=rejection.problems,
                 rows=max(1, rejection.rows),
+                issues=issues,
             )
-        if self.check:
-            raise _StopChecking
 
     def _classify(self, items: list[Prepared]):
-        """Split into new cases and known cases with new updates; count and reject the rest."""
+        """Split into new cases and known cases with new updates; count and reject the rest. Also
+        returns the ids of the cases that exist, by external reference."""
         existing = _existing_cases([item.plan.external_ref for item in items])
         case_ids = [c.pk for c in existing.values()]
         records = {r.case_id: r for r in ImportedCase.objects.filter(case_id__in=case_ids)}
@@ -633,8 +814,10 @@ class _Pass:
             record = records.get(case.pk)
             where = f"{plan.where}: {plan.key}"
             if record is None:
+                kind = "already a case that was not imported"
                 problem = f"{where} is already {case.key}, which was not imported"
             elif plan.digest_of_first(record.updates) != record.digest:
+                kind = "history differs from the one imported"
                 problem = (
                     f"{where}: its history differs from the {record.updates} update(s) imported as {case.key}"
                 )
@@ -642,15 +825,26 @@ class _Pass:
                 self.counters.cases_unchanged += 1
                 continue
             elif case.version != record.case_version or case.pk in touched:
+                kind = "changed in SupportDesk since it was imported"
                 problem = (
                     f"{where}: {case.key} has changed in SupportDesk since it was imported; "
                     "its later updates in the source are not imported"
                 )
+            elif case.status == Status.CLOSED and any(
+                index < record.updates for index in getattr(plan, "withdrawn_closes", ())
+            ):
+                kind = "closed when imported, moved on by the source since"
+                problem = (
+                    f"{where}: {case.key} was closed when it was imported and the source has moved it on "
+                    'since; SupportDesk reopens no closed case (with after_close = "new_case" under '
+                    "[lifecycle] its later updates become a linked follow-up case)"
+                )
             else:
                 appended.append((item, case, record))
                 continue
-            self._reject(Rejection(plan.key, plan.where, [problem]))
-        return new, appended
+            issue = summary.Issue("known_case", kind, plan.where, problem)
+            self._reject(Rejection(plan.key, plan.where, [problem], [issue]))
+        return new, appended, {ref: case.pk for ref, case in existing.items()}
 
 
 def _existing_cases(refs: list[str]) -> dict[str, Case]:
@@ -660,14 +854,16 @@ def _existing_cases(refs: list[str]) -> dict[str, Case]:
     if connection.vendor == "postgresql":
         # One array parameter instead of thousands: the ORM's IN (...) costs more to build than to run.
         rows = Case.objects.raw(
-            f"SELECT id, external_ref, version FROM {Case._meta.db_table} WHERE external_ref = ANY(%s)",  # noqa: S608
+            f"SELECT id, external_ref, version, status, created_at FROM {Case._meta.db_table} "  # noqa: S608
+            "WHERE external_ref = ANY(%s)",
             [refs],
         )
         return {c.external_ref: c for c in rows}
     found: dict[str, Case] = {}
     for start in range(0, len(refs), 500):  # SQLite limits the number of parameters
         chunk = refs[start : start + 500]
-        for c in Case.objects.filter(external_ref__in=chunk).only("id", "external_ref", "version"):
+        cases = Case.objects.filter(external_ref__in=chunk)
+        for c in cases.only("id", "external_ref", "version", "status", "created_at"):
             found[c.external_ref] = c
     return found
 
@@ -1224,7 +1420,7 @@ def _format(item: Prepared, case_id: int, *, job_id: int, format: str, now_text:
             _id(refs.team_id), _esc(plan.product_area), _esc(plan.external_ref), _ts(plan.created_at),
             _ts(plan.updated_at), _ts(plan.first_response_at), _ts(plan.triaged_at),
             _ts(plan.first_resolved_at), _ts(plan.last_resolved_at), _ts(plan.closed_at),
-            str(plan.reopen_count), str(plan.version), _NULL,  # an imported case is no follow-up
+            str(plan.reopen_count), str(plan.version), _id(item.follow_up_of_id),
             _NULL, "", "none",  # its urgency: urgency.refresh() after the clocks are written
         )
     )  # fmt: skip
@@ -1306,6 +1502,22 @@ def _write_copy(new: list[Prepared]) -> int:
     return sum(item.event_count for item in new)
 
 
+def _link_follow_ups(items: list[Prepared], ids: dict[str, int]) -> None:
+    """Point each follow-up at the closed case it follows (by external reference, among ``ids``),
+    and name that case in its ``follow_up_opened`` event, as ``cases.services`` does."""
+    for item in items:
+        plan = item.plan
+        ref = getattr(plan, "follow_up_of_ref", None)
+        if ref is None:
+            continue
+        item.follows = ref
+        item.follow_up_of_id = ids.get(ref)
+        if item.follow_up_of_id is not None:
+            for event in plan.events:
+                if event.kind == K_FOLLOW_UP:
+                    event.new = f"{KEY_PREFIX}{item.follow_up_of_id}"
+
+
 def _case_fields(item: Prepared) -> dict[str, Any]:
     plan, refs = item.plan, item.refs
     return {
@@ -1364,11 +1576,17 @@ def _record_fields(plan: CasePlan, job: ImportJob, now: dt.datetime) -> dict[str
     }
 
 
-def _write_orm(new: list[Prepared], *, job: ImportJob, now: dt.datetime) -> int:
+def _write_orm(new: list[Prepared], *, job: ImportJob, now: dt.datetime, existing_ids: dict[str, int]) -> int:
     """Any database (SQLite): ``bulk_create`` of the new cases and what they carry."""
     if not new:
         return 0
     cases = Case.objects.bulk_create([Case(**_case_fields(item)) for item in new])
+    _link_follow_ups(
+        new, {**existing_ids, **{i.plan.external_ref: c.pk for i, c in zip(new, cases, strict=True)}}
+    )
+    for item, case in zip(new, cases, strict=True):
+        if item.follow_up_of_id is not None:
+            Case.objects.filter(pk=case.pk).update(follow_up_of_id=item.follow_up_of_id)
     events: list[CaseEvent] = []
     clocks: list[SlaClock] = []
     records: list[ImportedCase] = []

@@ -8,6 +8,8 @@ field messages. The IMAP password is write-only: no response ever carries it.
 
 from __future__ import annotations
 
+from typing import Any
+
 import django_filters
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.urls import reverse
@@ -35,6 +37,10 @@ class IsMailAdmin(BasePermission):
 
 
 # --- Mailboxes ---------------------------------------------------------------------------------
+
+
+# Annotated on each mailbox by mailboxes.mailbox_list (not fields of the model).
+_COUNTS = ("failed_count", "refused_count")
 
 
 class MailboxSerializer(serializers.ModelSerializer):
@@ -86,22 +92,25 @@ class MailboxSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "last_polled_at", "last_poll_error"]
         # Uniqueness (case-insensitive for addresses) is checked by inbound.mailboxes.
-        extra_kwargs = {"name": {"validators": []}, "address": {"validators": []}}
+        extra_kwargs: dict[str, dict[str, Any]] = {"name": {"validators": []}, "address": {"validators": []}}
 
     def get_imap_password_set(self, mailbox: Mailbox) -> bool:
         return bool(mailbox.imap_password)
 
-    def _counted(self, mailbox: Mailbox) -> Mailbox:
-        if not hasattr(mailbox, "failed_count"):  # a fresh save: count once
+    def _counted(self, mailbox: Mailbox, name: str) -> int:
+        """A count ``mailboxes.mailbox_list`` annotates (``failed_count``, ``refused_count``)."""
+        if not hasattr(mailbox, name):  # a fresh save: count once
             counted = mailboxes.mailbox_with_counts(mailbox.pk, now=timezone.now())
-            mailbox.failed_count, mailbox.refused_count = counted.failed_count, counted.refused_count
-        return mailbox
+            for each in _COUNTS:
+                setattr(mailbox, each, getattr(counted, each))
+        count: int = getattr(mailbox, name)
+        return count
 
     def get_failed_count(self, mailbox: Mailbox) -> int:
-        return self._counted(mailbox).failed_count
+        return self._counted(mailbox, "failed_count")
 
     def get_refused_count(self, mailbox: Mailbox) -> int:
-        return self._counted(mailbox).refused_count
+        return self._counted(mailbox, "refused_count")
 
     def _candidate(self, attrs: dict) -> tuple[Mailbox, str | None]:
         """The mailbox as it would be saved, and the new password (None: keep the stored one)."""

@@ -96,7 +96,7 @@ class MailboxForm(forms.ModelForm):
         """The model's field checks (ModelForm), then the mailbox rules of inbound.mailboxes."""
         stored = self.instance.imap_password
         password = self.cleaned_data.get("imap_password") or ""
-        super()._post_clean()
+        super()._post_clean()  # type: ignore[misc]  # ModelForm's private hook: not in the stubs
         # Empty keeps the stored password, whether or not a subclass (the Django admin's) lists the
         # field in Meta.fields and construct_instance copied the empty entry.
         self.instance.imap_password = password or stored
@@ -104,7 +104,7 @@ class MailboxForm(forms.ModelForm):
         try:
             mailboxes.validate_mailbox(self.instance)
         except ValidationError as exc:
-            self._update_errors(exc)
+            self._update_errors(exc)  # type: ignore[attr-defined]  # ModelForm's, not in the stubs
 
     def validate_unique(self) -> None:
         # inbound.mailboxes.validate_mailbox checks names and addresses (case-insensitively).

@@ -49,7 +49,7 @@ def port_of(mailbox: Mailbox) -> int:
     return 993 if mailbox.imap_security == ImapSecurity.SSL else 143
 
 
-_SECURITY_WORDS = {
+_SECURITY_WORDS: dict[str, str] = {
     ImapSecurity.SSL: "TLS",
     ImapSecurity.STARTTLS: "STARTTLS",
     ImapSecurity.PLAIN: "unencrypted",

@@ -112,12 +112,12 @@ def _readable_headers(raw: bytes) -> bytes:
 
 
 def message_from_bytes(raw: bytes) -> EmailMessage:
-    return email.message_from_bytes(_readable_headers(raw), policy=policy.default)  # type: ignore[return-value]
+    return email.message_from_bytes(_readable_headers(raw), policy=policy.default)
 
 
 def headers_from_bytes(raw: bytes) -> EmailMessage:
     """Only the header block of a mail, parsed (the body is not read)."""
-    return BytesHeaderParser(policy=policy.default).parsebytes(_readable_headers(raw))  # type: ignore[return-value]
+    return BytesHeaderParser(policy=policy.default).parsebytes(_readable_headers(raw))
 
 
 _C1 = re.compile("[\x80-\x9f]")
@@ -352,6 +352,8 @@ def decoded_text(part: Message) -> str:
         payload = raw.encode("utf-8", errors="replace") if isinstance(raw, str) else b""
     if isinstance(payload, str):  # a multipart or message part has no text of its own
         payload = payload.encode("utf-8", errors="replace")
+    elif not isinstance(payload, bytes):  # not with decode=True: typed so by the standard library
+        payload = b""
     text = decode_bytes(payload, part.get_content_charset())
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if str(part.get_param("format", "")).lower() == "flowed":
@@ -527,6 +529,8 @@ def bounce_of(msg: EmailMessage) -> Bounce | None:
         if ctype in {"message/delivery-status", "message/global-delivery-status"}:
             blocks = part.get_payload()
             for block in blocks if isinstance(blocks, list) else []:
+                if not isinstance(block, Message):
+                    continue  # the blocks of a delivery-status part are header blocks
                 action = header(block, "Action").lower()
                 if not action:
                     continue  # the per-message block (Reporting-MTA, Arrival-Date)
@@ -539,7 +543,7 @@ def bounce_of(msg: EmailMessage) -> Bounce | None:
                 reasons.append(f"{recipient}: {text}" if recipient else text)
         elif ctype in {"message/rfc822", "message/global", "text/rfc822-headers", "message/rfc822-headers"}:
             original = part.get_payload()
-            if isinstance(original, list) and original:
+            if isinstance(original, list) and original and isinstance(original[0], Message):
                 ids.extend(message_ids(header(original[0], "Message-ID")))
             else:
                 text = original if isinstance(original, str) else decoded_text(part)

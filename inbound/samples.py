@@ -6,6 +6,7 @@ import datetime as dt
 import mailbox as stdlib_mailbox
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
+from typing import NotRequired, TypedDict
 
 from cases.models import Case, Status
 
@@ -19,7 +20,13 @@ PNG_1X1 = bytes.fromhex(
     "0000000c4944415408d763686868000003040181a1e2a20000000049454e44ae426082"
 )
 
-NEW_CASE_MAILS = [
+# "from" is a keyword: the functional form.
+SampleMail = TypedDict(
+    "SampleMail",
+    {"from": tuple[str, str], "subject": str, "body": str, "log": NotRequired[str], "png": NotRequired[bool]},
+)
+
+NEW_CASE_MAILS: list[SampleMail] = [
     {
         "from": ("Jana Hoffmann", "jana.hoffmann@northwind.example"),
         "subject": "CSV export times out since this morning",

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from email.message import EmailMessage
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -63,7 +64,7 @@ def _head(raw: bytes, limit: int = 256 * 1024) -> bytes:
     return raw[: end if 0 <= end < limit else limit]
 
 
-def _key(raw: bytes, kept: bytes) -> tuple[str, object]:
+def _key(raw: bytes, kept: bytes) -> tuple[str, EmailMessage]:
     headers = parse.headers_from_bytes(kept)
     return parse.key_for(raw, parse.first_message_id(headers)), headers
 
@@ -156,7 +157,8 @@ def _process_if_stranded(record: InboundMessage, *, now: dt.datetime, raw: bytes
 
 def read_raw(record: InboundMessage) -> bytes:
     with default_storage.open(record.raw.name, "rb") as file:
-        return file.read()
+        data: bytes = file.read()  # opened in binary mode
+        return data
 
 
 def process(record: InboundMessage, *, now: dt.datetime, raw: bytes | None = None) -> InboundMessage:
@@ -347,10 +349,17 @@ def _process(record: InboundMessage, raw: bytes, *, now: dt.datetime, written: l
     _outcome(record, InboundStatus.INGESTED, "")
 
 
-def _check_attachments(attachments: list[parse.Attachment]):
+# A file of a mail to store: (name, content type, bytes).
+StoredFile = tuple[str, str, bytes]
+
+
+def _check_attachments(
+    attachments: list[parse.Attachment],
+) -> tuple[list[StoredFile], list[dict[str, str]]]:
     """(files to store, files refused with the reason). At most MAX_ATTACHMENTS_PER_MAIL are
     looked at; as many more are named as refused, the rest counted in one entry."""
-    stored, refused = [], []
+    stored: list[StoredFile] = []
+    refused: list[dict[str, str]] = []
     too_many = f"More than {MAX_ATTACHMENTS_PER_MAIL} files in one mail."
     for index, attachment in enumerate(attachments):
         name = safe_name(attachment.name, default=f"attachment-{index + 1}")
@@ -370,7 +379,9 @@ def _check_attachments(attachments: list[parse.Attachment]):
     return stored, refused
 
 
-def save_attachment(case: Case, event: CaseEvent, attachment, *, now: dt.datetime) -> CaseAttachment:
+def save_attachment(
+    case: Case, event: CaseEvent, attachment: StoredFile, *, now: dt.datetime
+) -> CaseAttachment:
     name, content_type, data = attachment
     row = CaseAttachment(
         case=case, event=event, name=name, content_type=content_type, size=len(data), uploaded_at=now
@@ -380,7 +391,9 @@ def save_attachment(case: Case, event: CaseEvent, attachment, *, now: dt.datetim
     return row
 
 
-def _notify_owners(case: Case, event: CaseEvent, *, sender: Contact, now: dt.datetime, record) -> None:
+def _notify_owners(
+    case: Case, event: CaseEvent, *, sender: Contact, now: dt.datetime, record: InboundMessage
+) -> None:
     case = Case.objects.select_related("assignee", "team").get(pk=case.pk)
     title = f"{case.key}: {sender.name or sender.email} wrote"
     for person in case_owners(case):

@@ -206,7 +206,7 @@ def message_retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_safe
-def raw(request: HttpRequest, pk: int) -> HttpResponse:
+def raw(request: HttpRequest, pk: int) -> FileResponse:
     """The mail as it was received, always as a download (never rendered by the browser)."""
     record = get_object_or_404(InboundMessage, pk=pk)
     if not mailboxes.can_download_raw(request.user, record):

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable
 from email import policy
 from email.parser import BytesParser
 from email.utils import getaddresses
+from typing import TYPE_CHECKING, Any, cast
 
 from anymail.exceptions import (
     AnymailConfigurationError,
@@ -51,13 +52,16 @@ from anymail.webhooks.sendgrid import SendGridInboundWebhookView
 from anymail.webhooks.sparkpost import SparkPostInboundWebhookView
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.files.uploadedfile import SimpleUploadedFile, UploadedFile
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
 from django.utils.datastructures import MultiValueDict
 from django.views.decorators.csrf import csrf_exempt
 
 from .models import Mailbox, MailboxMode, max_bytes
+
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict
 from .services import REASON_LIMIT, Received, receive, recorded
 
 logger = logging.getLogger(__name__)
@@ -68,7 +72,7 @@ UNROUTED_SUFFIX = "#unrouted"
 
 # The endpoints, under inbound/provider/ (the same paths as anymail's own urls.py under anymail/).
 # Mailgun sends the raw MIME to a URL that contains "mime", the parsed fields to any other.
-PROVIDER_VIEWS: dict[str, type] = {
+PROVIDER_VIEWS: dict[str, type[Any]] = {  # anymail's view classes (anymail is untyped)
     "amazon_ses/inbound/": AmazonSESInboundWebhookView,
     "brevo/inbound/": BrevoInboundWebhookView,
     "mailersend/inbound/": MailerSendInboundWebhookView,
@@ -271,13 +275,17 @@ def _read_body(request: HttpRequest, limit: int) -> HttpResponse | None:
     request._body = body
     if request.content_type == "multipart/form-data":
         try:
-            request.POST, request._files = _multipart(request.META.get("CONTENT_TYPE", ""), body)
+            fields, files = _multipart(request.META.get("CONTENT_TYPE", ""), body)
         except ValueError as exc:
             return _answer(400, f"The form data cannot be read: {exc}")
+        request.POST = fields
+        request._files = files  # type: ignore[attr-defined]  # what request.FILES reads: private, not in the stubs
     return None
 
 
-def _multipart(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDict]:
+def _multipart(
+    content_type: str, body: bytes
+) -> tuple[_ImmutableQueryDict, MultiValueDict[str, UploadedFile]]:
     """multipart/form-data fields and files, parsed with the standard library's e-mail parser (the
     replacement for ``cgi`` that PEP 594 names), with no per-field limit below the request's."""
     message = BytesParser(policy=policy.HTTP).parsebytes(
@@ -286,12 +294,13 @@ def _multipart(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDic
     if not message.is_multipart():
         raise ValueError("it is not multipart/form-data with a boundary.")
     fields = QueryDict(mutable=True)
-    files = MultiValueDict()
+    files: MultiValueDict[str, UploadedFile] = MultiValueDict()
     for part in message.iter_parts():
         name = _text(part.get_param("name", header="content-disposition"))
         if not name:
             continue
-        data = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        data = payload if isinstance(payload, bytes) else b""
         filename = part.get_filename()
         if filename is not None:
             content_type = part.get_content_type()
@@ -299,7 +308,7 @@ def _multipart(content_type: str, body: bytes) -> tuple[QueryDict, MultiValueDic
         else:
             fields.appendlist(name, data.decode(part.get_content_charset() or "utf-8", "replace"))
     fields._mutable = False
-    return fields, files
+    return cast("_ImmutableQueryDict", fields), files
 
 
 def _text(value) -> str:

@@ -16,7 +16,17 @@ class IncidentCaseInline(admin.TabularInline):
 
 @admin.register(MajorIncident)
 class MajorIncidentAdmin(admin.ModelAdmin):
-    list_display = ("title", "severity", "status", "commander", "declared_at")
+    list_display = ("title", "severity", "status", "commander", "declared_at", "next_update_due_at")
     list_filter = ("status", "severity")
     inlines = [IncidentCaseInline]
-    readonly_fields = ("declared_by", "declared_at", "resolved_at", "origin_case")
+    # The cadence's instants move through incidents.services (a public update, set_cadence).
+    readonly_fields = (
+        "declared_by",
+        "declared_at",
+        "started_at",
+        "resolved_at",
+        "origin_case",
+        "cadence_minutes",
+        "next_update_due_at",
+        "reminder_due_at",
+    )

@@ -10,5 +10,6 @@ urlpatterns = [
     path("<str:key>/", views.detail, name="detail"),
     path("<str:key>/link/", views.link, name="link"),
     path("<str:key>/update/", views.post_update, name="update"),
+    path("<str:key>/cadence/", views.cadence, name="cadence"),
     path("<str:key>/resolve/", views.resolve, name="resolve"),
 ]

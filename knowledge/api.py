@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
@@ -30,7 +31,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from cases.api import TagListField as CaseTagListField
-from cases.models import Case
+from cases.models import Case, Tag
 from cases.selectors import case_by_key
 from supportdesk.core import api as core_api
 from supportdesk.core.idempotency import idempotent
@@ -59,7 +60,10 @@ class KnowledgePagination(PageNumberPagination):
 
     def get_paginated_response(self, data) -> Response:
         response = super().get_paginated_response(data)
-        response.data["count_capped"] = self.page.paginator.count_capped
+        assert self.page is not None  # paginate_queryset ran
+        paginator = self.page.paginator
+        assert isinstance(paginator, CappedCountPaginator)
+        response.data["count_capped"] = paginator.count_capped
         return response
 
     def get_paginated_response_schema(self, schema: dict) -> dict:
@@ -187,8 +191,12 @@ class ArticleSummarySerializer(serializers.ModelSerializer):
     web_url = serializers.SerializerMethodField(help_text="The article's page in the browser.")
     kind = kind_field(read_only=True)
     status = status_field(read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
     published_revision = serializers.IntegerField(
         source="published_revision.number", read_only=True, allow_null=True, default=None
     )
@@ -258,8 +266,12 @@ class ArticleSerializer(serializers.ModelSerializer):
     web_url = serializers.SerializerMethodField()
     kind = kind_field(read_only=True)
     status = status_field(read_only=True)
-    owner = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    tags = serializers.SlugRelatedField(slug_field="name", many=True, read_only=True)
+    owner: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
+    tags: serializers.SlugRelatedField[Tag] = serializers.SlugRelatedField(
+        slug_field="name", many=True, read_only=True
+    )
     body_html = serializers.SerializerMethodField(help_text="The working copy rendered and sanitised.")
     published_revision = serializers.IntegerField(
         source="published_revision.number", read_only=True, allow_null=True, default=None
@@ -323,7 +335,9 @@ class ArticleSerializer(serializers.ModelSerializer):
 
 
 class RevisionSerializer(serializers.ModelSerializer):
-    author = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    author: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ArticleRevision
@@ -364,7 +378,9 @@ class CaseLinkSerializer(serializers.ModelSerializer):
     relation = NamedChoiceField(
         enum_name="ArticleLinkRelationEnum", choices=LinkRelation.choices, read_only=True
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ArticleCaseLink

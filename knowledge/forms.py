@@ -68,14 +68,16 @@ class ArticleForm(forms.Form):
                 "product_area": article.product_area,
                 "tags": ", ".join(t.name for t in article.tags.all()),
                 "body_markdown": article.body_markdown,
-                "owner": article.owner.get_username() if article.owner_id else None,
+                "owner": article.owner.get_username() if article.owner else None,
                 "review_interval_days": article.review_interval_days,
                 "base_revision": article.current_revision,
             }
         super().__init__(*args, **kwargs)
         self.article = article
         if article is not None:
-            self.fields["tags"].keep = [t.name for t in article.tags.all()]
+            tags_field = self.fields["tags"]
+            assert isinstance(tags_field, TagsField)
+            tags_field.keep = [t.name for t in article.tags.all()]
         self.fields["title"].error_messages["required"] = "An article needs a title."
         if article is not None and article.published_revision_id is not None:
             # A published runbook must never turn customer-facing by an edit.

@@ -103,7 +103,7 @@ class Article(models.Model):
     def has_unpublished_changes(self) -> bool:
         return (
             self.status == ArticleStatus.PUBLISHED
-            and self.published_revision_id is not None
+            and self.published_revision is not None
             and self.published_revision.number != self.current_revision
         )
 

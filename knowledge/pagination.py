@@ -7,6 +7,7 @@ articles) costs as much again; nobody pages past the best thousand, so counting 
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
 COUNT_CAP = 1000
@@ -19,7 +20,9 @@ class CappedCountPaginator(Paginator):
 
     @cached_property
     def _capped_count(self) -> tuple[int, bool]:
-        counted = self.object_list.order_by().values("pk")[: self.cap + 1].count()
+        rows = self.object_list
+        assert isinstance(rows, QuerySet)  # the paginated list endpoints page querysets
+        counted = rows.order_by().values("pk")[: self.cap + 1].count()
         return min(counted, self.cap), counted > self.cap
 
     @cached_property

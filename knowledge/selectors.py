@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchRank, SearchVector
 from django.db import connection, models
@@ -35,9 +35,13 @@ from cases.models import Case
 from .models import Article, ArticleCaseLink, ArticleRevision, ArticleStatus, ArticleVote
 from .rendering import MARK_START, MARK_STOP, highlight_markers_to_html, plain_text
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 SEARCH_CONFIG = "english"
 MAX_QUERY_WORDS = 32
 SNIPPET_CHARS = 220
+_SCORE = "suggestion_score"
 
 # Words too common in support text to say which article fits a case ("error", "fails" are in
 # most of them): left out of suggestion queries.
@@ -281,7 +285,7 @@ def suggest_for_case(case: Case, *, limit: int = 5) -> list[Article]:
     for word in words:
         any_word |= Q(reader_title__icontains=word) | Q(reader_body__icontains=word)
     qs = qs.annotate(reader_title=_reader_field("title"), reader_body=_reader_field("body_markdown"))
-    candidates = list(qs.filter(any_word).order_by("-updated_at", "-id")[:200])
+    candidates: list[Article] = list(qs.filter(any_word).order_by("-updated_at", "-id")[:200])
 
     def score(article: Article) -> float:
         title, body, product_area = (text.lower() for text in reader_text(article))
@@ -290,10 +294,11 @@ def suggest_for_case(case: Case, *, limit: int = 5) -> list[Article]:
             points += 2
         return points
 
+    scores = {article.pk: score(article) for article in candidates}
     for article in candidates:
-        article.suggestion_score = score(article)
-    candidates.sort(key=lambda a: -a.suggestion_score)
-    return candidates[:limit]
+        # What the PostgreSQL branch annotates (an attribute the model does not declare).
+        setattr(article, _SCORE, scores[article.pk])
+    return sorted(candidates, key=lambda a: -scores[a.pk])[:limit]
 
 
 def case_links(case: Case) -> QuerySet[ArticleCaseLink]:
@@ -337,7 +342,7 @@ def vote_counts(article: Article) -> VoteCounts:
     return VoteCounts(**{name.removeprefix("n_"): value for name, value in counts.items()})
 
 
-def my_vote(article: Article, user) -> bool | None:
+def my_vote(article: Article, user: User) -> bool | None:
     """The viewer's vote on the published revision (None when they have not voted on it)."""
     if article.published_revision_id is None:
         return None

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
 
@@ -59,18 +59,18 @@ class NotAllowed(DomainError):
     code = "permission_denied"
 
 
-def _name(user: AbstractBaseUser | None) -> str:
+def _name(user: User | None) -> str:
     if user is None:
         return "system"
     return user.get_full_name() or user.get_username()
 
 
-def _require_agent(actor: AbstractBaseUser | None) -> None:
+def _require_agent(actor: User | None) -> None:
     if actor is None or not is_agent(actor):
         raise NotAllowed("Knowledge is written by support agents and managers.")
 
 
-def _require_manager(actor: AbstractBaseUser | None, what: str) -> None:
+def _require_manager(actor: User | None, what: str) -> None:
     if actor is None or not is_manager(actor):
         raise NotAllowed(f"Only a manager can {what}.")
 
@@ -107,9 +107,10 @@ def _unique_slug(title: str, *, exclude_pk: int | None = None) -> str:
     base = slugify(title)[:180].strip("-") or "article"
     if base in RESERVED_SLUGS:
         base = f"{base}-article"
-    taken = set(
-        Article.objects.filter(slug__startswith=base).exclude(pk=exclude_pk).values_list("slug", flat=True)
-    )
+    rows = Article.objects.filter(slug__startswith=base)
+    if exclude_pk is not None:
+        rows = rows.exclude(pk=exclude_pk)
+    taken = set(rows.values_list("slug", flat=True))
     if base not in taken:
         return base
     n = 2
@@ -121,7 +122,7 @@ def _unique_slug(title: str, *, exclude_pk: int | None = None) -> str:
 def _add_revision(
     article: Article,
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     now: dt.datetime,
     note: str = "",
     restored_from: int | None = None,
@@ -151,13 +152,13 @@ def _add_revision(
 def create_draft(
     *,
     title: str,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     kind: str = Kind.ARTICLE,
     body_markdown: str = "",
     product_area: str = "",
     tags: Iterable[str] = (),
-    owner: AbstractBaseUser | None = None,
+    owner: User | None = None,
     slug: str | None = None,
     created_from_case: Case | None = None,
     review_interval_days: int | None = None,
@@ -211,7 +212,7 @@ _UNSET: Any = object()
 def update(
     article: Article,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     expected_revision: int | None = None,
     title: str = _UNSET,
@@ -219,7 +220,7 @@ def update(
     product_area: str = _UNSET,
     kind: str = _UNSET,
     tags: Iterable[str] = _UNSET,
-    owner: AbstractBaseUser | None = _UNSET,
+    owner: User | None = _UNSET,
     review_interval_days: int = _UNSET,
     note: str = "",
 ) -> Article:
@@ -287,7 +288,7 @@ def update(
     return article
 
 
-def restore_revision(article: Article, number: int, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def restore_revision(article: Article, number: int, *, actor: User, now: dt.datetime) -> Article:
     """Make an old revision's content the working copy again, as a new revision (nothing is lost)."""
     _require_agent(actor)
     with transaction.atomic():
@@ -312,7 +313,7 @@ def restore_revision(article: Article, number: int, *, actor: AbstractBaseUser, 
 # --- Workflow -------------------------------------------------------------------------------------
 
 
-def submit_for_review(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def submit_for_review(article: Article, *, actor: User, now: dt.datetime) -> Article:
     """draft -> in_review: ask a manager to publish."""
     _require_agent(actor)
     with transaction.atomic():
@@ -328,7 +329,7 @@ def submit_for_review(article: Article, *, actor: AbstractBaseUser, now: dt.date
     return article
 
 
-def return_to_draft(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def return_to_draft(article: Article, *, actor: User, now: dt.datetime) -> Article:
     """in_review -> draft: a manager asks for changes, or the owner withdraws it."""
     _require_agent(actor)
     with transaction.atomic():
@@ -349,7 +350,7 @@ def _start_review_cycle(article: Article, *, now: dt.datetime) -> None:
     article.stale_flagged_at = None
 
 
-def publish(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def publish(article: Article, *, actor: User, now: dt.datetime) -> Article:
     """Make the latest revision what readers see (managers only); starts a new review cycle.
 
     A manager may publish a draft directly (their publishing is the review), an article in review,
@@ -387,7 +388,7 @@ def publish(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> A
     return article
 
 
-def mark_reviewed(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def mark_reviewed(article: Article, *, actor: User, now: dt.datetime) -> Article:
     """The owner (or a manager) confirms a published article is still right: a new review cycle."""
     _require_agent(actor)
     with transaction.atomic():
@@ -402,7 +403,7 @@ def mark_reviewed(article: Article, *, actor: AbstractBaseUser, now: dt.datetime
     return article
 
 
-def retire(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Article:
+def retire(article: Article, *, actor: User, now: dt.datetime) -> Article:
     """Take an article out of use (managers only); it stays readable for its history and links."""
     _require_manager(actor, "retire knowledge")
     with transaction.atomic():
@@ -419,7 +420,7 @@ def retire(article: Article, *, actor: AbstractBaseUser, now: dt.datetime) -> Ar
 # --- Readers ----------------------------------------------------------------------------------------
 
 
-def vote(article: Article, *, actor: AbstractBaseUser, helpful: bool, now: dt.datetime) -> ArticleVote:
+def vote(article: Article, *, actor: User, helpful: bool, now: dt.datetime) -> ArticleVote:
     """Record whether the published revision helped; one vote per person and revision."""
     _require_agent(actor)
     if not isinstance(helpful, bool):
@@ -453,7 +454,7 @@ def link_to_case(
     article: Article,
     case: Case,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     relation: str = LinkRelation.USED_TO_RESOLVE,
 ) -> tuple[ArticleCaseLink, bool]:
@@ -470,7 +471,7 @@ def link_to_case(
 
 
 def _link(
-    article: Article, case: Case, *, actor, now: dt.datetime, relation: str
+    article: Article, case: Case, *, actor: User, now: dt.datetime, relation: str
 ) -> tuple[ArticleCaseLink, bool]:
     """The link itself; the caller holds the case's row lock inside a transaction."""
     if case.status == CaseStatus.CLOSED:
@@ -512,12 +513,12 @@ def draft_body_from_case(case: Case, *, kind: str) -> str:
     parts = ["## Problem", "", problem, "", "## Resolution", "", resolution, ""]
     if kind == Kind.RUNBOOK:
         # Internal notes may go into an internal runbook, never into a customer-facing article.
-        notes = (
+        bodies = (
             CaseEvent.objects.filter(case=case, kind=EventKind.INTERNAL_NOTE)
             .order_by("created_at", "id")
             .values_list("body", flat=True)
         )
-        notes = [n.strip() for n in notes if n.strip()]
+        notes = [n.strip() for n in bodies if n.strip()]
         if notes:
             parts += ["## Internal notes", "", *[f"- {n}" for n in notes], ""]
     return "\n".join(parts)
@@ -526,7 +527,7 @@ def draft_body_from_case(case: Case, *, kind: str) -> str:
 def create_from_case(
     case: Case,
     *,
-    actor: AbstractBaseUser,
+    actor: User,
     now: dt.datetime,
     kind: str = Kind.ARTICLE,
     title: str | None = None,
@@ -556,7 +557,7 @@ def create_from_case(
 # --- Staleness ------------------------------------------------------------------------------------
 
 
-def _stale_recipients(article: Article) -> list:
+def _stale_recipients(article: Article) -> list[User]:
     if article.owner is not None and article.owner.is_active:
         return [article.owner]
     # Nobody owns it any more: the managers decide who takes it over.

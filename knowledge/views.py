@@ -12,14 +12,14 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from cases.models import Case
 from cases.selectors import case_by_key
-from supportdesk.core.decorators import role_required
+from supportdesk.core.decorators import AuthenticatedHttpRequest, role_required
 from supportdesk.core.errors import DomainError
 from supportdesk.core.roles import is_agent, is_manager
 
@@ -51,7 +51,7 @@ def _case_or_404(key: str) -> Case:
     return case
 
 
-def _refuse(request: HttpRequest, error: DomainError, what: str) -> None:
+def _refuse(request: AuthenticatedHttpRequest, error: DomainError, what: str) -> None:
     if error.status_code == 403:
         raise PermissionDenied(error.message)
     messages.error(request, f"{what}: {error.message}")
@@ -69,7 +69,7 @@ class Result:
 
 @staff_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     filters: dict = {}
     if form.is_bound:
@@ -100,7 +100,7 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def create(request: HttpRequest) -> HttpResponse:
+def create(request: AuthenticatedHttpRequest) -> HttpResponse:
     if request.method != "POST":
         initial = {"owner": request.user.get_username(), "review_interval_days": 180}
         if request.GET.get("kind") in Kind.values:
@@ -122,7 +122,7 @@ def create(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 @require_http_methods(["GET", "HEAD", "POST"])
-def edit(request: HttpRequest, slug: str) -> HttpResponse:
+def edit(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     article = _article_or_404(slug)
     if article.status == ArticleStatus.RETIRED:
         messages.error(request, "A retired article can no longer be changed.")
@@ -171,7 +171,7 @@ def edit(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_GET
-def detail(request: HttpRequest, slug: str) -> HttpResponse:
+def detail(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     article = _article_or_404(slug)
     now = timezone.now()
     user = request.user
@@ -213,14 +213,15 @@ def detail(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_GET
-def customer_text(request: HttpRequest, slug: str) -> HttpResponse:
+def customer_text(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     """The published text of a customer-facing article, as plain text to paste into a reply (its
     Markdown converted: no markup, links as "text (url)")."""
     article = _article_or_404(slug)
-    if article.kind != Kind.ARTICLE or article.status != ArticleStatus.PUBLISHED:
+    revision = article.published_revision
+    if article.kind != Kind.ARTICLE or article.status != ArticleStatus.PUBLISHED or revision is None:
         raise Http404("Only a published customer-facing article has text for customers.")
     response = HttpResponse(
-        markdown_to_plain(article.published_revision.body_markdown), content_type="text/plain; charset=utf-8"
+        markdown_to_plain(revision.body_markdown), content_type="text/plain; charset=utf-8"
     )
     response["X-Content-Type-Options"] = "nosniff"
     return response
@@ -228,7 +229,7 @@ def customer_text(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_GET
-def revisions(request: HttpRequest, slug: str) -> HttpResponse:
+def revisions(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     article = _article_or_404(slug)
     return render(
         request,
@@ -239,7 +240,7 @@ def revisions(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_GET
-def revision_detail(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+def revision_detail(request: AuthenticatedHttpRequest, slug: str, number: int) -> HttpResponse:
     article = _article_or_404(slug)
     rev = selectors.revision(article, number)
     if rev is None:
@@ -289,7 +290,7 @@ def _action_view(name: str):
 
     @staff_required
     @require_POST
-    def view(request: HttpRequest, slug: str) -> HttpResponse:
+    def view(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
         article = _article_or_404(slug)
         try:
             article = service(article, actor=request.user, now=timezone.now())
@@ -312,7 +313,7 @@ retire = _action_view("retire")
 
 @staff_required
 @require_POST
-def restore(request: HttpRequest, slug: str, number: int) -> HttpResponse:
+def restore(request: AuthenticatedHttpRequest, slug: str, number: int) -> HttpResponse:
     article = _article_or_404(slug)
     try:
         article = services.restore_revision(article, number, actor=request.user, now=timezone.now())
@@ -325,7 +326,7 @@ def restore(request: HttpRequest, slug: str, number: int) -> HttpResponse:
 
 @staff_required
 @require_POST
-def vote(request: HttpRequest, slug: str) -> HttpResponse:
+def vote(request: AuthenticatedHttpRequest, slug: str) -> HttpResponse:
     article = _article_or_404(slug)
     form = VoteForm(request.POST)
     if not form.is_valid():
@@ -345,7 +346,7 @@ def vote(request: HttpRequest, slug: str) -> HttpResponse:
 
 @staff_required
 @require_POST
-def link_case(request: HttpRequest, key: str) -> HttpResponse:
+def link_case(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
     """Link an article to the case as "used to resolve" (the case page's suggestion button)."""
     case = _case_or_404(key)
     form = LinkForm(request.POST)
@@ -367,7 +368,7 @@ def link_case(request: HttpRequest, key: str) -> HttpResponse:
 
 @staff_required
 @require_POST
-def create_from_case(request: HttpRequest, key: str) -> HttpResponse:
+def create_from_case(request: AuthenticatedHttpRequest, key: str) -> HttpResponse:
     """Draft an article from the case's resolution and open it in the editor."""
     case = _case_or_404(key)
     form = CreateFromCaseForm(request.POST)

@@ -22,7 +22,7 @@ from supportdesk.core import api as core_api
 from supportdesk.core import bounds
 from supportdesk.core.db_router import reads_from_replica
 
-from . import selectors
+from . import catalogue, selectors
 
 # 400 (the period or a filter, per field), 401, 403 (not a manager) and 429: the standard error
 # responses (supportdesk.core.schema).
@@ -179,35 +179,35 @@ class CsatOutput(serializers.Serializer):
     distribution = serializers.DictField(child=serializers.IntegerField(), help_text="Answers per rating.")
 
 
-class PeriodFiguresOutput(serializers.Serializer):
-    """The headline KPIs of one period (DOMAIN.md's metric definitions; durations in calendar seconds)."""
+def _figure_output(metric: catalogue.Metric) -> serializers.Field:
+    """The output field of one summary figure, documented with the catalogue's definition."""
+    if metric.kind == catalogue.DURATION:
+        return DurationReportOutput(help_text=metric.definition)
+    if metric is catalogue.SLA_COMPLIANCE:
+        return serializers.DictField(
+            child=serializers.DictField(child=RatioOutput()),
+            help_text=f"Per target, then per severity and all. {metric.definition}",
+        )
+    if metric.kind == catalogue.RATIO:
+        return RatioOutput(help_text=metric.definition)
+    if metric.kind == catalogue.CSAT:
+        return CsatOutput(help_text=metric.definition)
+    raise ValueError(f"{metric.key} is not a summary figure.")
 
-    start = serializers.DateTimeField()
-    end = serializers.DateTimeField(help_text="Exclusive.")
-    first_response_time = DurationReportOutput(
-        help_text="First public staff reply - created, for cases first answered in the period."
-    )
-    time_to_triage = DurationReportOutput(
-        help_text="First time the case reached triaged - created, for cases first triaged in the period."
-    )
-    time_to_resolve = DurationReportOutput(
-        help_text="Time to first resolution (MTTR): first resolution - created, for cases first "
-        "resolved in the period."
-    )
-    time_to_final_resolution = DurationReportOutput(
-        help_text="Time to final resolution: last resolution - created, for cases whose last "
-        "resolution is in the period and that are not open now."
-    )
-    sla_compliance = serializers.DictField(
-        child=serializers.DictField(child=RatioOutput()),
-        help_text="Per target, per severity and all: clocks met on time / clocks completed.",
-    )
-    reopen_rate = RatioOutput()
-    escalation_rate = RatioOutput()
-    engineering_bounce_rate = RatioOutput()
-    update_cadence_adherence = RatioOutput()
-    knowledge_reuse = RatioOutput()
-    csat = CsatOutput()
+
+#: The headline KPIs of one period: a field per figure of ``catalogue.SUMMARY``, named by its key.
+PeriodFiguresOutput = type(
+    "PeriodFiguresOutput",
+    (serializers.Serializer,),
+    {
+        "__doc__": "The headline KPIs of one period (DOMAIN.md's metric definitions; durations in "
+        "calendar seconds).",
+        "__module__": __name__,
+        "start": serializers.DateTimeField(),
+        "end": serializers.DateTimeField(help_text="Exclusive."),
+        **{metric.key: _figure_output(metric) for metric in catalogue.SUMMARY},
+    },
+)
 
 
 class SummaryOutput(PeriodFiguresOutput):
@@ -344,16 +344,16 @@ class DrilldownInput(PeriodInput):
     """The figure: ``metric`` and, for a ratio, ``part``; for compliance a ``target``; for the
     backlog a ``bucket`` (the backlog is now, so its period is ignored)."""
 
-    metric = serializers.ChoiceField(choices=sorted(selectors.DRILLDOWN))
+    metric = serializers.ChoiceField(choices=sorted(catalogue.METRICS))
     part = serializers.CharField(required=False, allow_blank=True, max_length=20)
     target = serializers.ChoiceField(choices=Target.choices, required=False)
     bucket = serializers.ChoiceField(choices=[b[0] for b in selectors.AGE_BUCKETS], required=False)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         metric, part = attrs["metric"], attrs.get("part") or None
-        if part and part not in selectors.DRILLDOWN[metric][1]:
+        if part and part not in catalogue.METRICS[metric].part_codes:
             raise serializers.ValidationError({"part": f"{metric} has no part “{part}”."})
-        if metric != "backlog":
+        if metric != catalogue.BACKLOG.key:
             return super().validate(attrs)
         # The backlog is now: a period sent with it (whole or half) is ignored, not half-used.
         attrs.pop("start", None)

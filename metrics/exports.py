@@ -1,7 +1,8 @@
 """The dashboard's tables, as plain rows: the page renders them and the CSV exports write them.
 
-Everything here works on what ``metrics.selectors`` returned (no queries of its own except the
-case list of a drill-down), so the page, the CSV and the API always agree.
+Everything here works on what ``metrics.selectors`` returned, named as ``metrics.catalogue``
+names it (no queries of its own except the case list of a drill-down), so the page, the CSV and
+the API always agree.
 
 CSV cells that a spreadsheet would run as a formula (text starting with ``= + - @``, a tab or a
 carriage return) are prefixed with a quote: case titles and names are typed by customers and
@@ -23,94 +24,20 @@ from django.http import StreamingHttpResponse
 from cases.models import Severity
 from sla.models import Target
 
-from . import selectors
+from . import catalogue, selectors
+from .catalogue import Kpi
 
 SEVERITIES = tuple(Severity.values)
 TARGET_LABELS = dict(Target.choices)
 
 
-@dataclass(frozen=True)
-class Kpi:
-    """A headline figure: where it comes from in ``period_metrics`` and which way is good."""
-
-    key: str
-    label: str
-    kind: str  # "duration" (median seconds), "ratio" (rate) or "csat" (mean rating)
-    metric: str  # the ``period_metrics`` key, also the drill-down metric
-    target: str | None = None  # the SLA target of a compliance figure
-    part: str | None = None  # a ratio's numerator part in the drill-down
-    lower_is_better: bool | None = True  # None: neither direction is good or bad in itself
-
-
-HEADLINE: tuple[Kpi, ...] = (
-    Kpi("first_response_time", "First response time (median)", "duration", "first_response_time"),
-    Kpi("time_to_triage", "Time to triage (median)", "duration", "time_to_triage"),
-    Kpi("time_to_resolve", "Time to first resolution (MTTR, median)", "duration", "time_to_resolve"),
-    Kpi(
-        "time_to_final_resolution",
-        "Time to final resolution (median)",
-        "duration",
-        "time_to_final_resolution",
-    ),
-    Kpi(
-        "sla_first_response",
-        "SLA compliance: first response",
-        "ratio",
-        "sla_compliance",
-        target=Target.FIRST_RESPONSE.value,
-        part="met",
-        lower_is_better=False,
-    ),
-    Kpi(
-        "sla_resolution",
-        "SLA compliance: resolution",
-        "ratio",
-        "sla_compliance",
-        target=Target.RESOLUTION.value,
-        part="met",
-        lower_is_better=False,
-    ),
-    Kpi(
-        "update_cadence_adherence",
-        "Update cadence adherence (P1, P2)",
-        "ratio",
-        "update_cadence_adherence",
-        part="met",
-        lower_is_better=False,
-    ),
-    Kpi("reopen_rate", "Reopen rate", "ratio", "reopen_rate", part="reopened"),
-    Kpi(
-        "escalation_rate",
-        "Escalation rate",
-        "ratio",
-        "escalation_rate",
-        part="escalated",
-        lower_is_better=None,
-    ),
-    Kpi(
-        "engineering_bounce_rate",
-        "Engineering bounce rate",
-        "ratio",
-        "engineering_bounce_rate",
-        part="bounced",
-    ),
-    Kpi(
-        "knowledge_reuse", "Knowledge reuse", "ratio", "knowledge_reuse", part="linked", lower_is_better=False
-    ),
-    Kpi("csat", "CSAT (mean rating, 1-5)", "csat", "csat", lower_is_better=False),
-)
-
-#: The duration tables: metric, label, the SLA target its target line comes from.
-DURATIONS: tuple[tuple[str, str, str], ...] = (
-    ("first_response_time", "First response time", Target.FIRST_RESPONSE.value),
-    ("time_to_triage", "Time to triage", Target.TRIAGE.value),
-    ("time_to_resolve", "Time to first resolution (MTTR)", Target.RESOLUTION.value),
-    ("time_to_final_resolution", "Time to final resolution", Target.RESOLUTION.value),
-)
+#: The headline KPIs and the duration tables, from the catalogue.
+HEADLINE = catalogue.HEADLINE
+DURATIONS = catalogue.DURATIONS
 
 
 def ratio_of(kpi: Kpi, metrics: dict[str, Any]) -> selectors.Ratio:
-    figure = metrics[kpi.metric]
+    figure = metrics[kpi.metric.key]
     return figure[kpi.target]["all"] if kpi.target else figure
 
 
@@ -148,9 +75,9 @@ def headline(current: dict[str, Any], previous: dict[str, Any] | None) -> list[F
     """The headline figures; without a previous period (the whole history) nothing is compared."""
     figures = []
     for kpi in HEADLINE:
-        if kpi.kind == "duration":
-            now = current[kpi.metric].overall
-            before = previous[kpi.metric].overall if previous else None
+        if kpi.kind == catalogue.DURATION:
+            now = current[kpi.metric.key].overall
+            before = previous[kpi.metric.key].overall if previous else None
             figures.append(
                 Figure(
                     kpi,
@@ -160,8 +87,9 @@ def headline(current: dict[str, Any], previous: dict[str, Any] | None) -> list[F
                     previous_count=before.count if before else 0,
                 )
             )
-        elif kpi.kind == "csat":
-            now, before = current["csat"], previous["csat"] if previous else None
+        elif kpi.kind == catalogue.CSAT:
+            key = kpi.metric.key
+            now, before = current[key], previous[key] if previous else None
             figures.append(
                 Figure(
                     kpi,
@@ -209,12 +137,11 @@ def kpi_rows(figures: list[Figure]) -> tuple[list[str], list[list[Any]]]:
         "numerator",
         "count_or_denominator",
     ]
-    units = {"duration": "seconds (median)", "ratio": "ratio", "csat": "rating"}
     rows = [
         [
             f.kpi.key,
             f.kpi.label,
-            units[f.kpi.kind],
+            f.kpi.unit,
             _num(f.value),
             _num(f.previous),
             _num(f.change),
@@ -237,13 +164,13 @@ def duration_rows(current: dict[str, Any], tier_targets: dict[str, dict[str, int
         "target_minutes",
     ]
     rows = []
-    for metric, _label, target in DURATIONS:
-        report = current[metric]
+    for metric in DURATIONS:
+        report = current[metric.key]
         for severity, stats in [("all", report.overall), *report.by_severity.items()]:
-            goal = tier_targets.get(severity, {}).get(target) if severity != "all" else None
+            goal = tier_targets.get(severity, {}).get(metric.sla_target) if severity != "all" else None
             rows.append(
                 [
-                    metric,
+                    metric.key,
                     severity,
                     stats.count,
                     _num(stats.median),
@@ -258,7 +185,7 @@ def duration_rows(current: dict[str, Any], tier_targets: dict[str, dict[str, int
 def compliance_rows(current: dict[str, Any]):
     header = ["target", "severity", "met_on_time", "completed", "rate"]
     rows = []
-    for target, per in current["sla_compliance"].items():
+    for target, per in current[catalogue.SLA_COMPLIANCE.key].items():
         for severity in [*SEVERITIES, "all"]:
             ratio = per[severity]
             rows.append([target, severity, ratio.numerator, ratio.denominator, _num(ratio.rate)])
@@ -291,8 +218,10 @@ def trend_rows(series: dict[str, Any]):
     ]
     rows = []
     for i, week in enumerate(series["weeks"]):
-        frt, mttr = series["first_response_time"][i], series["time_to_resolve"][i]
-        sla, reopen, volume = series["sla_compliance"][i], series["reopen_rate"][i], series["volume"][i]
+        frt = series[catalogue.FIRST_RESPONSE_TIME.key][i]
+        mttr = series[catalogue.TIME_TO_RESOLVE.key][i]
+        sla, reopen = series[catalogue.SLA_COMPLIANCE.key][i], series[catalogue.REOPEN_RATE.key][i]
+        volume = series["volume"][i]
         rows.append(
             [
                 week.date().isoformat(),

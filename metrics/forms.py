@@ -20,7 +20,7 @@ from cases.selectors import assignable_users
 from sla.models import Target
 from supportdesk.core import bounds
 
-from . import selectors
+from . import catalogue, selectors
 
 PRESETS = {"7": "Last 7 days", "30": "Last 30 days", "90": "Last 90 days", "all": "Whole history"}
 DEFAULT_PRESET = "30"
@@ -137,7 +137,7 @@ def params_of(data: dict[str, Any]) -> dict[str, str]:
 class DrilldownForm(PeriodForm):
     """A figure of the dashboard: ``metric``, and ``part`` / ``target`` / ``bucket`` where it has them."""
 
-    metric = forms.ChoiceField(choices=[(k, label) for k, (label, _) in selectors.DRILLDOWN.items()])
+    metric = forms.ChoiceField(choices=[(key, m.label) for key, m in catalogue.METRICS.items()])
     part = forms.CharField(required=False, max_length=20)
     target = forms.ChoiceField(choices=[("", "All targets"), *Target.choices], required=False)
     bucket = forms.ChoiceField(
@@ -147,8 +147,8 @@ class DrilldownForm(PeriodForm):
     def clean(self) -> dict[str, Any]:
         data = super().clean()
         metric, part = data.get("metric"), data.get("part") or ""
-        if metric and part and part not in selectors.DRILLDOWN[metric][1]:
-            self.add_error("part", f"{selectors.DRILLDOWN[metric][0]} has no part “{part}”.")
+        if metric and part and part not in catalogue.METRICS[metric].part_codes:
+            self.add_error("part", f"{catalogue.METRICS[metric].label} has no part “{part}”.")
         if "params" in data and metric:
             extra = {
                 "metric": metric,

@@ -15,8 +15,6 @@ import math
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
-#: The duration figures, in the order the rollup numbers them (``DurationBucket.figure``).
-FIGURES = ("first_response_time", "time_to_triage", "time_to_resolve", "time_to_final_resolution")
 PERCENTILES = (0.5, 0.9)
 
 

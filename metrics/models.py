@@ -136,7 +136,7 @@ class DurationBucket(models.Model):
     """How many durations of one figure ended on one UTC day for one severity, per bucket of
     ``metrics.histograms.BOUNDS``, and their sum: the coarse half of the exact duration histogram.
 
-    ``figure`` is the position of the figure in ``metrics.histograms.FIGURES``. Like ``DailyRollup``
+    ``figure`` is the duration's ``code`` in ``metrics.catalogue``. Like ``DailyRollup``
     a pure function of the source, recomputed per day; read only for clean rolled-up days.
     """
 
@@ -156,20 +156,68 @@ class DurationBucket(models.Model):
 
 class DurationValue(models.Model):
     """One duration (microseconds) of a rolled-up day: the exact half of the histogram. A
-    percentile reads only the few values of the bucket that holds its rank, in value order."""
+    percentile reads only the few values of the bucket that holds its rank, in value order. The
+    case's team and tier are kept too: a team or tier filter counts its buckets from here."""
 
     day = models.DateField()
     figure = models.PositiveSmallIntegerField()
     severity = models.CharField(max_length=2)
+    team_id = models.IntegerField(null=True)
+    tier = models.CharField(max_length=20)
     bucket = models.PositiveSmallIntegerField()
     value = models.BigIntegerField()
 
     class Meta:
         indexes = [
-            # A bucket's values in order, with the day and severity to filter on in the index.
-            models.Index(fields=["figure", "bucket", "value", "day", "severity"], name="metrics_dvalue_idx"),
+            # A bucket's values in order, with the day, severity, team and tier to filter on in the
+            # index (index-only scans).
+            models.Index(
+                fields=["figure", "bucket", "value", "day", "severity"],
+                include=["team_id", "tier"],
+                name="metrics_dvalue_rank_idx",
+            ),
+            # A team's or a tier's values of a period, for their bucket counts.
+            models.Index(
+                fields=["figure", "team_id", "day"],
+                include=["severity", "bucket", "value"],
+                name="metrics_dvalue_team_idx",
+            ),
+            models.Index(
+                fields=["figure", "tier", "day"],
+                include=["severity", "bucket", "value"],
+                name="metrics_dvalue_tier_idx",
+            ),
             models.Index(fields=["day"], name="metrics_dvalue_day_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.day} figure {self.figure} {self.severity}: {self.value} µs"
+
+
+class RollupRepeat(models.Model):
+    """Repeats of one UTC day: its reopen (or resolution) events whose case's previous reopen (or
+    resolution) was on ``previous_day``, per (severity, team, tier) of the case.
+
+    The reopen rate and knowledge reuse count distinct cases. Of a period's events of one kind,
+    those whose previous event of the case is in the period too are repeats: the distinct cases
+    are the events less the repeats. Summing the rows whose two days both lie in a period's
+    rolled-up days gives the repeats of those days; ``metrics.figures.resolutions`` reads the
+    pairs that touch the rest from the source. Like ``DailyRollup`` a pure function of the source,
+    recomputed per day.
+    """
+
+    day = models.DateField()
+    previous_day = models.DateField()
+    severity = models.CharField(max_length=2)
+    team_id = models.IntegerField(null=True)
+    tier = models.CharField(max_length=20)
+    reopens = models.PositiveIntegerField(default=0)
+    resolutions = models.PositiveIntegerField(default=0)
+    # Resolutions of cases with a linked article.
+    linked_resolutions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["day"], name="metrics_repeat_day_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.day} after {self.previous_day} {self.severity} team {self.team_id} {self.tier}"

@@ -2,16 +2,19 @@
 
 The durations (FRT, TTT, the times to first and to final resolution) are kept as exact
 histograms per UTC day, figure and severity (``DurationBucket``: counts and sums per bucket;
-``DurationValue``: every value with its bucket), merged per request by ``selectors`` into exact
-medians and p90s (``metrics.histograms``): a period's cost grows with its days' buckets, not with
-its cases' sort. Team and tier filters are not in their key: those durations come from the source.
+``DurationValue``: every value with its bucket, and its case's team and tier), merged per request
+by ``metrics.figures.durations`` into exact medians and p90s (``metrics.histograms``): a period's
+cost grows with its days' buckets, not with its cases' sort. A team or tier filter counts its
+buckets from its own values (``duration_counts``). Both are written set-based
+(``_insert_durations``: ``INSERT ... SELECT``, the bucket computed in SQL).
 
 SLA compliance, update-cadence adherence, the escalation and bounce rates and CSAT are sums over
 clocks, cases, escalations and survey answers. At a million cases a 90-day period holds hundreds
 of thousands of those rows; the rollup holds one row per UTC day and (severity, team, tier) with
 their counts, so a period is a few thousand rows. The reopen rate and knowledge reuse count
-distinct cases: the rollup holds their events (reopens, resolutions) and the dashboard subtracts
-the repeats of the few cases reopened within the period (``selectors._resolutions_rolled``).
+distinct cases: the rollup holds their events (reopens, resolutions) and their repeats (an event
+whose case's previous event of the kind is on a given day: ``RollupRepeat``), and
+``metrics.figures.resolutions`` subtracts the repeats within the period.
 
 Exactness rules:
 
@@ -45,22 +48,33 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, connections, transaction
-from django.db.models import BigIntegerField, Count, F, Func, IntegerField, Max, Q, Sum, Value, When
 from django.db.models import Case as CaseWhen
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, Subquery, Sum, Value, When
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from cases.models import OPEN_Q, REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from cases.models import REOPENED_Q, RESOLVED_Q, Case, CaseEvent, EventKind
+from cases.signals import case_event_recorded, organisation_changed
 from escalations.events import EscalationEventKind
 from escalations.models import Escalation
-from escalations.states import EscalationState
 from knowledge.models import ArticleCaseLink
 from knowledge.services import ARTICLE_LINKED
 from sla.events import SlaEventKind
 from sla.models import ClockState, SlaClock, Target, completed_at
 
-from . import histograms
-from .models import DailyRollup, DurationBucket, DurationValue, RollupDirtyDay, RollupState, SurveyResponse
+from . import catalogue, histograms
+from .catalogue import Metric
+from .figures.base import duration_cases
+from .figures.escalations import BOUNCED_Q
+from .models import (
+    DailyRollup,
+    DurationBucket,
+    DurationValue,
+    RollupDirtyDay,
+    RollupRepeat,
+    RollupState,
+    SurveyResponse,
+)
 from .surveys import CSAT_ANSWERED
 
 UTC = dt.UTC
@@ -83,18 +97,8 @@ COUNT_COLUMNS = (
     "linked_resolutions",
     *CSAT_COLUMNS.values(),
 )
-BOUNCED_Q = Q(bounce_count__gt=0) | Q(state=EscalationState.NEEDS_INFO)
 #: The filters the rollup can answer (its key); organisation and assignee need the source.
 ROLLUP_FILTERS = {"team": "team_id", "tier": "tier", "severity": "severity"}
-#: The filters the duration histograms can answer (their key is the day and the severity only).
-DURATION_FILTERS = {"severity"}
-#: Each duration figure: (the instant that ends it and selects it, whether open cases are left out).
-DURATION_FIGURES = {
-    "first_response_time": ("first_response_at", False),
-    "time_to_triage": ("triaged_at", False),
-    "time_to_resolve": ("first_resolved_at", False),
-    "time_to_final_resolution": ("last_resolved_at", True),
-}
 
 
 def _midnight(day: dt.date) -> dt.datetime:
@@ -314,73 +318,114 @@ def _source_rows(days: Iterable[dt.date]) -> list[DailyRollup]:
     ]
 
 
-class MicrosecondsBetween(Func):
-    """``later - earlier`` in whole microseconds (exact: stored instants are whole microseconds)."""
-
-    output_field = BigIntegerField()
-    arity = 2
-
-    def as_sql(self, compiler, connection, **extra_context):
-        raise NotImplementedError(f"MicrosecondsBetween is not implemented for {connection.vendor}")
-
-    def as_postgresql(self, compiler, connection, **extra_context):
-        # In double precision (cheaper than EXTRACT's numeric): the epoch of an interval is within
-        # an ulp of the exact seconds, so times 10^6 and rounded it is the exact microseconds for
-        # any duration below a few hundred years.
-        return Func.as_sql(
-            self,
-            compiler,
-            connection,
-            template="CAST(round(date_part('epoch', %(expressions)s) * 1000000) AS bigint)",
-            arg_joiner=" - ",
-        )
-
-    def as_sqlite(self, compiler, connection, **extra_context):
-        return Func.as_sql(
-            self, compiler, connection, template="django_timestamp_diff(%(expressions)s)", arg_joiner=", "
-        )
+def previous_event(kind: Q) -> Subquery:
+    """The instant of the case's event of ``kind`` before this one (by time, then id), for a query
+    over timeline events of ``kind``; NULL for the case's first. An index range scan of the case's
+    metric events (``event_metric_case_idx``) that stops at the first row."""
+    earlier = Q(created_at__lt=OuterRef("created_at")) | Q(
+        created_at=OuterRef("created_at"), id__lt=OuterRef("id")
+    )
+    return Subquery(
+        CaseEvent.objects.filter(kind, earlier, case_id=OuterRef("case_id"))
+        .order_by("-created_at", "-id")
+        .values("created_at")[:1]
+    )
 
 
-def duration_source(figure: str, **filters: Any):
-    """The cases a duration figure counts, with ``us``: the duration in microseconds (filters are
-    ``selectors.case_filter_q``'s)."""
-    from .selectors import case_filter_q
-
-    instant, closed_only = DURATION_FIGURES[figure]
-    cases = Case.objects.filter(case_filter_q(**filters))
-    if closed_only:
-        cases = cases.exclude(OPEN_Q)
-    return cases.annotate(us=MicrosecondsBetween(F(instant), F("created_at")))
+#: The two kinds of event whose distinct cases the reopen rate and knowledge reuse count, with the
+#: repeat columns they fill.
+REPEAT_KINDS = ((REOPENED_Q, "reopens"), (RESOLVED_Q, "resolutions"))
 
 
-def _source_durations(days: Iterable[dt.date]) -> tuple[list[DurationBucket], list[DurationValue]]:
-    """The duration histograms of ``days`` from the source: one query per figure."""
+def _source_repeats(days: Iterable[dt.date]) -> list[RollupRepeat]:
+    """The repeats of ``days`` from the source: their reopen and resolution events grouped by the
+    day of the case's previous event of the same kind (two grouped queries)."""
     ranges = _day_ranges(days)
-    buckets: list[DurationBucket] = []
-    values: list[DurationValue] = []
     if not ranges:
-        return buckets, values
-    for figure, name in enumerate(histograms.FIGURES):
-        instant = DURATION_FIGURES[name][0]
-        rows = (
-            duration_source(name)
-            .filter(_in_ranges(instant, ranges))
-            .annotate(day=TruncDate(instant, tzinfo=UTC))
-            .values_list("day", "severity", "us")
+        return []
+    rows: dict[tuple, dict[str, int]] = {}
+    linked = Q(case_id__in=ArticleCaseLink.objects.values("case_id"))
+    for kind, column in REPEAT_KINDS:
+        counts = {column: Count("id")}
+        if column == "resolutions":
+            counts["linked_resolutions"] = Count("id", filter=linked)
+        grouped = (
+            CaseEvent.objects.filter(kind, _in_ranges("created_at", ranges))
+            .annotate(previous=previous_event(kind))
+            .filter(previous__isnull=False)
+            .annotate(d=TruncDate("created_at", tzinfo=UTC), p=TruncDate("previous", tzinfo=UTC))
+            .values("d", "p", "case__severity", "case__team_id", "case__organisation__tier")
+            .annotate(**counts)
             .order_by()
         )
-        counts: dict[tuple, list[int]] = {}
-        for day, severity, us in rows.iterator(chunk_size=5000):
-            bucket = histograms.bucket_of(us)
-            cell = counts.setdefault((day, severity, bucket), [0, 0])
-            cell[0] += 1
-            cell[1] += us
-            values.append(DurationValue(day=day, figure=figure, severity=severity, bucket=bucket, value=us))
-        buckets.extend(
-            DurationBucket(day=day, figure=figure, severity=severity, bucket=bucket, count=n, total=total)
-            for (day, severity, bucket), (n, total) in counts.items()
+        for r in grouped:
+            key = (r["d"], r["p"], r["case__severity"], r["case__team_id"], r["case__organisation__tier"])
+            row = rows.setdefault(key, {"reopens": 0, "resolutions": 0, "linked_resolutions": 0})
+            for name in counts:
+                row[name] += r[name]
+    return [
+        RollupRepeat(day=d, previous_day=p, severity=sev, team_id=team, tier=tier, **counts)
+        for (d, p, sev, team, tier), counts in rows.items()
+    ]
+
+
+def bucket_sql(column: str, vendor: str) -> str:
+    """``histograms.bucket_of(column)`` in SQL for an integer ``column``: how many bucket bounds are
+    at most its value. PostgreSQL's ``width_bucket`` over the bounds' array says exactly that; on
+    SQLite a balanced tree of comparisons with the bounds (nine deep). The bounds are this module's
+    integers, not input."""
+    bounds = histograms.BOUNDS
+    if vendor == "postgresql":
+        return f"width_bucket({column}, ARRAY[{', '.join(map(str, bounds))}]::bigint[])"
+
+    def tree(lo: int, hi: int) -> str:  # the bucket, known to lie in lo..hi
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2  # bucket >= mid exactly when column >= bounds[mid - 1]
+        return f"CASE WHEN {column} >= {bounds[mid - 1]} THEN {tree(mid, hi)} ELSE {tree(lo, mid - 1)} END"
+
+    return tree(0, len(bounds))
+
+
+def _insert_durations(days: Iterable[dt.date]) -> None:
+    """Write the duration histograms of ``days`` from the source, set-based: per figure one
+    ``INSERT ... SELECT`` of every duration with its bucket, then one of the buckets' counts and
+    sums from those values. Nothing passes through Python."""
+    ranges = _day_ranges(days)
+    if not ranges:
+        return
+    db = DurationValue.objects.all().db
+    ops, vendor = connections[db].ops, connections[db].vendor
+    values_table = ops.quote_name(DurationValue._meta.db_table)
+    buckets_table = ops.quote_name(DurationBucket._meta.db_table)
+    with connections[db].cursor() as cursor:
+        for metric in catalogue.DURATIONS:
+            source = (
+                duration_cases(metric)
+                .filter(_in_ranges(metric.field, ranges))
+                .annotate(
+                    v_day=TruncDate(metric.field, tzinfo=UTC),
+                    v_severity=F("severity"),
+                    v_team=F("team_id"),
+                    v_tier=F("organisation__tier"),
+                )
+                .values("v_day", "v_severity", "v_team", "v_tier", "us")
+                .order_by()
+            )
+            sql, params = source.query.get_compiler(using=db).as_sql()
+            bucket = bucket_sql("us", vendor)
+            cursor.execute(
+                f"INSERT INTO {values_table} (day, figure, severity, team_id, tier, bucket, value) "  # noqa: S608
+                f"SELECT v_day, %s, v_severity, v_team, v_tier, {bucket}, us FROM ({sql}) s",
+                [metric.code, *params],
+            )
+        in_days = " OR ".join("(day >= %s AND day < %s)" for _ in ranges)
+        cursor.execute(
+            f"INSERT INTO {buckets_table} (day, figure, severity, bucket, count, total) "  # noqa: S608
+            f"SELECT day, figure, severity, bucket, COUNT(*), SUM(value) FROM {values_table} "
+            f"WHERE {in_days} GROUP BY day, figure, severity, bucket",
+            [d for start, end in ranges for d in (start.date(), end.date())],
         )
-    return buckets, values
 
 
 # --- refreshing -------------------------------------------------------------------------------------
@@ -435,14 +480,16 @@ def _refresh_batch(target: dt.date) -> int:
         days.update(marked)
         if not days and new_through == state.through:
             return 0
-        rows = _source_rows(days)
-        buckets, values = _source_durations(days)
-        DailyRollup.objects.filter(day__in=sorted(days)).delete()
+        # Only days rolled up before have rows to replace (a new day has none: its rows are written
+        # in the transaction that moves ``through`` past it).
+        replaced = sorted(d for d in days if state.through is not None and d < state.through)
+        rows, repeats = _source_rows(days), _source_repeats(days)
+        if replaced:
+            for model in (DailyRollup, RollupRepeat, DurationBucket, DurationValue):
+                model.objects.filter(day__in=replaced).delete()
         DailyRollup.objects.bulk_create(rows, batch_size=2000)
-        DurationBucket.objects.filter(day__in=sorted(days)).delete()
-        DurationBucket.objects.bulk_create(buckets, batch_size=5000)
-        DurationValue.objects.filter(day__in=sorted(days)).delete()
-        DurationValue.objects.bulk_create(values, batch_size=5000)
+        RollupRepeat.objects.bulk_create(repeats, batch_size=2000)
+        _insert_durations(days)
         if marked:
             RollupDirtyDay.objects.filter(day__in=marked, id__lte=seen).delete()
         if new_through != state.through:
@@ -468,11 +515,16 @@ def _first_day() -> dt.date | None:
 def rebuild(*, now: dt.datetime | None = None) -> int:
     """Forget the rollup and build it again from the source (after loading data behind the
     services' back, e.g. benchmark data)."""
+    models = (DailyRollup, RollupRepeat, DurationBucket, DurationValue, RollupDirtyDay)
     with transaction.atomic():
-        DailyRollup.objects.all().delete()
-        DurationBucket.objects.all().delete()
-        DurationValue.objects.all().delete()
-        RollupDirtyDay.objects.all().delete()
+        if connection.vendor == "postgresql":
+            # TRUNCATE leaves no dead rows behind for the refresh to wade through.
+            tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models)
+            with connection.cursor() as cursor:
+                cursor.execute(f"TRUNCATE {tables}")
+        else:
+            for model in models:
+                model.objects.all().delete()
         RollupState.objects.update_or_create(pk=1, defaults={"through": None})
     return refresh(now=now)
 
@@ -530,24 +582,46 @@ def split(bounds: Iterable[tuple[dt.datetime, dt.datetime]]) -> tuple[list, list
     return days, edges
 
 
-def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
-    """The rollup's counts over ``days`` runs: ``{(period index, severity): {column: n}}``. One query."""
-    if not days:
-        return {}
+def _filter_q(**filters: Any) -> Q:
+    """The rollup-keyed filters (team, tier, severity) as a Q on the rollup's tables."""
     q = Q()
     for name, column in ROLLUP_FILTERS.items():
         value = filters.get(name)
         if value not in (None, ""):
             q &= Q(**{column: getattr(value, "pk", value)})
-    key = CaseWhen(
-        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
+    return q
+
+
+def _period_of(days: list[tuple[int, dt.date, dt.date]], field: str = "day") -> CaseWhen:
+    """The index of the period whose runs hold ``field`` (NULL outside them)."""
+    return CaseWhen(
+        *[When(**{f"{field}__gte": a, f"{field}__lt": b}, then=Value(i)) for i, a, b in days],
+        output_field=IntegerField(),
     )
-    in_days = Q(pk__in=[])
-    for _, a, b in days:
-        in_days |= Q(day__gte=a, day__lt=b)
+
+
+def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
+    """The days of the runs, adjacent runs (a period and the one before it) as one range: an OR of
+    ranges cannot bound an index scan, one range can."""
+    spans: list[list[dt.date]] = []
+    for _, a, b in sorted(days, key=lambda run: run[1]):
+        if spans and spans[-1][1] >= a:
+            spans[-1][1] = max(spans[-1][1], b)
+        else:
+            spans.append([a, b])
+    q = Q(pk__in=[])
+    for a, b in spans:
+        q |= Q(day__gte=a, day__lt=b)
+    return q
+
+
+def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple[int, str], dict[str, int]]:
+    """The rollup's counts over ``days`` runs: ``{(period index, severity): {column: n}}``. One query."""
+    if not days:
+        return {}
     rows = (
-        DailyRollup.objects.filter(in_days, q)
-        .annotate(period=key)
+        DailyRollup.objects.filter(_days_q(days), _filter_q(**filters))
+        .annotate(period=_period_of(days))
         .values("period", "severity")
         .annotate(**{column: Sum(column) for column in COUNT_COLUMNS})
         .order_by()
@@ -555,36 +629,45 @@ def sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[tuple
     return {(r["period"], r["severity"]): {c: r[c] or 0 for c in COUNT_COLUMNS} for r in rows}
 
 
-def usable_for_durations(**filters: Any) -> bool:
-    """Whether the duration figures with these filters can come from the histograms (by severity
-    or unfiltered); a team, tier, organisation or assignee needs the source."""
-    return all(name in DURATION_FILTERS for name, value in filters.items() if value not in (None, ""))
+REPEAT_COLUMNS = ("reopens", "resolutions", "linked_resolutions")
 
 
-def _days_q(days: list[tuple[int, dt.date, dt.date]]) -> Q:
-    q = Q(pk__in=[])
-    for _, a, b in days:
-        q |= Q(day__gte=a, day__lt=b)
-    return q
+def repeat_sums(days: list[tuple[int, dt.date, dt.date]], **filters: Any) -> dict[int, dict[str, int]]:
+    """The repeats within each period's rolled-up days: ``{period index: {column: n}}`` of the
+    events of ``days`` runs whose case's previous event of the kind lies in the same period's
+    runs. One query."""
+    if not days:
+        return {}
+    rows = (
+        RollupRepeat.objects.filter(_days_q(days), _filter_q(**filters))
+        .annotate(period=_period_of(days), previous=_period_of(days, "previous_day"))
+        .filter(previous=F("period"))
+        .values("period")
+        .annotate(**{column: Sum(column) for column in REPEAT_COLUMNS})
+        .order_by()
+    )
+    return {r["period"]: {c: r[c] or 0 for c in REPEAT_COLUMNS} for r in rows}
 
 
 def duration_counts(
-    figure: str, days: list[tuple[int, dt.date, dt.date]], *, severity: str | None = None
+    metric: Metric, days: list[tuple[int, dt.date, dt.date]], **filters: Any
 ) -> list[tuple[int, str, int, int, int]]:
-    """The histograms' ``(period index, severity, bucket, count, sum µs)`` over ``days`` runs
-    (``split``'s). One query."""
+    """The histograms' ``(period index, severity, bucket, count, sum µs)`` of a duration over
+    ``days`` runs (``split``'s). One query: the summed buckets, or for a team or a tier the counts
+    of its stored values (an index-only scan of that team's or tier's values)."""
     if not days:
         return []
-    key = CaseWhen(
-        *[When(day__gte=a, day__lt=b, then=Value(i)) for i, a, b in days], output_field=IntegerField()
-    )
-    rows = DurationBucket.objects.filter(_days_q(days), figure=histograms.FIGURES.index(figure))
-    if severity:
-        rows = rows.filter(severity=severity)
+    by_dimension = any(filters.get(name) not in (None, "") for name in ("team", "tier"))
+    if by_dimension:
+        rows = DurationValue.objects.filter(_days_q(days), _filter_q(**filters), figure=metric.code)
+        n, total = Count("value"), Sum("value")
+    else:
+        rows = DurationBucket.objects.filter(_days_q(days), _filter_q(**filters), figure=metric.code)
+        n, total = Sum("count"), Sum("total")
     return list(
-        rows.annotate(period=key)
+        rows.annotate(period=_period_of(days))
         .values("period", "severity", "bucket")
-        .annotate(n=Sum("count"), t=Sum("total"))
+        .annotate(n=n, t=total)
         .order_by()
         .values_list("period", "severity", "bucket", "n", "t")
     )
@@ -592,33 +675,39 @@ def duration_counts(
 
 @dataclass(frozen=True)
 class ValueRead:
-    """Read the stored values of one bucket of ``figure`` for the days of one period (``days``
-    runs) and the severities given, in order, ``limit`` of them from ``offset``."""
+    """Read the stored values of one bucket of a duration for the days of one period (``days``
+    runs), the severities given and the team and tier filters, in order, ``limit`` of them from
+    ``offset``."""
 
     days: tuple[tuple[dt.date, dt.date], ...]
     bucket: int
     severities: tuple[str, ...]
     offset: int
     limit: int
+    team: int | None = None
+    tier: str | None = None
 
 
-def duration_values(figure: str, reads: list[ValueRead]) -> list[list[int]]:
+def duration_values(metric: Metric, reads: list[ValueRead]) -> list[list[int]]:
     """The values of each read (in order), all in one query: each read is an index range scan of
     its bucket in value order that stops after ``offset + limit`` matching rows."""
     if not reads:
         return []
     table = connections[DurationValue.objects.all().db].ops.quote_name(DurationValue._meta.db_table)
-    code = histograms.FIGURES.index(figure)
     parts, params = [], []
     for i, read in enumerate(reads):
         days = " OR ".join("(day >= %s AND day < %s)" for _ in read.days)
         marks = ", ".join("%s" for _ in read.severities)
+        dimensions = "".join(
+            f" AND {column} = %s" for column, value in (("team_id", read.team), ("tier", read.tier)) if value
+        )
         parts.append(
             f"SELECT * FROM (SELECT {i} AS n, value FROM {table} "  # noqa: S608 - names of this module
-            f"WHERE figure = %s AND bucket = %s AND severity IN ({marks}) AND ({days}) "
+            f"WHERE figure = %s AND bucket = %s AND severity IN ({marks}){dimensions} AND ({days}) "
             "ORDER BY value LIMIT %s OFFSET %s) AS q" + str(i)
         )
-        params.extend([code, read.bucket, *read.severities])
+        params.extend([metric.code, read.bucket, *read.severities])
+        params.extend(value for value in (read.team, read.tier) if value)
         for a, b in read.days:
             params.extend([a, b])
         params.extend([read.limit, read.offset])
@@ -724,8 +813,6 @@ def connect() -> None:
     """Listen to the domain's signals (called from ``MetricsConfig.ready``). No model signal: a write
     the domain does not announce (an ``update()``, a bulk load) marks its days itself (``touch``,
     ``touch_span``, ``deferred``), as the history import does."""
-    from cases.signals import case_event_recorded, organisation_changed
-
     case_event_recorded.connect(on_case_event, dispatch_uid="metrics.rollup.on_case_event")
     organisation_changed.connect(
         on_organisation_changed, dispatch_uid="metrics.rollup.on_organisation_changed"

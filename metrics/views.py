@@ -30,7 +30,7 @@ from supportdesk.core.decorators import role_required
 from supportdesk.core.roles import is_agent, is_manager
 from supportdesk.core.templatetags.supportdesk import duration
 
-from . import exports, selectors
+from . import catalogue, exports, selectors
 from .forms import PRESETS, DrilldownForm, PeriodForm
 
 CASES_PAGE_SIZE = 50
@@ -145,23 +145,23 @@ def _kpi_cards(figures: list[exports.Figure], links: Links) -> list[dict[str, An
             # The arrow says which way the figure moved; the words (and the colour) whether that is good.
             "arrow": "" if f.change is None else "up" if f.change > 0 else "down" if f.change < 0 else "same",
             "verdict_words": VERDICT_WORDS.get(f.verdict, ""),
-            "count_url": links.cases(kpi.metric, target=kpi.target),
+            "count_url": links.cases(kpi.metric.key, target=kpi.target),
         }
-        if kpi.kind == "ratio":
-            card["numerator_url"] = links.cases(kpi.metric, part=kpi.part, target=kpi.target)
+        if kpi.kind == catalogue.RATIO:
+            card["numerator_url"] = links.cases(kpi.metric.key, part=kpi.part, target=kpi.target)
         cards.append(card)
     return cards
 
 
 def _duration_tables(current: dict[str, Any], tier_targets: dict, links: Links) -> list[dict[str, Any]]:
     tables = []
-    for metric, label, target in exports.DURATIONS:
-        report = current[metric]
+    for metric in exports.DURATIONS:
+        report = current[metric.key]
         rows = [
             {
                 "severity": "All",
                 "stats": report.overall,
-                "url": links.cases(metric),
+                "url": links.cases(metric.key),
                 "cells": [
                     fmt_seconds(v) for v in (report.overall.median, report.overall.p90, report.overall.mean)
                 ],
@@ -173,20 +173,26 @@ def _duration_tables(current: dict[str, Any], tier_targets: dict, links: Links) 
                 {
                     "severity": severity,
                     "stats": stats,
-                    "url": links.cases(metric, severity=severity),
+                    "url": links.cases(metric.key, severity=severity),
                     "cells": [fmt_seconds(v) for v in (stats.median, stats.p90, stats.mean)],
-                    "target": fmt_minutes(tier_targets.get(severity, {}).get(target)),
+                    "target": fmt_minutes(tier_targets.get(severity, {}).get(metric.sla_target)),
                 }
             )
         tables.append(
-            {"metric": metric, "label": label, "target_label": exports.TARGET_LABELS[target], "rows": rows}
+            {
+                "metric": metric.key,
+                "label": metric.titled,
+                "target_label": exports.TARGET_LABELS[metric.sla_target],
+                "rows": rows,
+            }
         )
     return tables
 
 
 def _compliance_rows(current: dict[str, Any], links: Links) -> list[dict[str, Any]]:
+    metric, met, breached = catalogue.SLA_COMPLIANCE.key, catalogue.MET.code, catalogue.BREACHED.code
     rows = []
-    for target, per in current["sla_compliance"].items():
+    for target, per in current[metric].items():
         cells = []
         for severity in [*exports.SEVERITIES, "all"]:
             ratio = per[severity]
@@ -196,12 +202,10 @@ def _compliance_rows(current: dict[str, Any], links: Links) -> list[dict[str, An
                     "severity": severity,
                     "ratio": ratio,
                     "rate": fmt_rate(ratio.rate),
-                    "met_url": links.cases("sla_compliance", target=target, part="met", severity=sev),
-                    "all_url": links.cases("sla_compliance", target=target, severity=sev),
+                    "met_url": links.cases(metric, target=target, part=met, severity=sev),
+                    "all_url": links.cases(metric, target=target, severity=sev),
                     "breached": ratio.denominator - ratio.numerator,
-                    "breached_url": links.cases(
-                        "sla_compliance", target=target, part="breached", severity=sev
-                    ),
+                    "breached_url": links.cases(metric, target=target, part=breached, severity=sev),
                 }
             )
         rows.append({"target": target, "label": exports.TARGET_LABELS[target], "cells": cells})
@@ -210,10 +214,13 @@ def _compliance_rows(current: dict[str, Any], links: Links) -> list[dict[str, An
 
 def _breaches(current: dict[str, Any]) -> int:
     """SLA clocks breached in the period, all targets and severities."""
-    return sum(per["all"].denominator - per["all"].numerator for per in current["sla_compliance"].values())
+    compliance = current[catalogue.SLA_COMPLIANCE.key]
+    return sum(per["all"].denominator - per["all"].numerator for per in compliance.values())
 
 
 def _agent_rows(agents: list[selectors.AgentFigures], links: Links) -> list[dict[str, Any]]:
+    frt, mttr = catalogue.FIRST_RESPONSE_TIME.key, catalogue.TIME_TO_RESOLVE.key
+    compliance, breached = catalogue.SLA_COMPLIANCE.key, catalogue.BREACHED.code
     rows = []
     for a in agents:
         pk = a.user.pk
@@ -224,15 +231,15 @@ def _agent_rows(agents: list[selectors.AgentFigures], links: Links) -> list[dict
                 "handled": a.handled,
                 "frt": fmt_seconds(a.first_response_time.median),
                 "frt_count": a.first_response_time.count,
-                "frt_url": links.cases("first_response_time", assignee=pk),
+                "frt_url": links.cases(frt, assignee=pk),
                 "mttr": fmt_seconds(a.time_to_resolve.median),
                 "mttr_count": a.time_to_resolve.count,
-                "mttr_url": links.cases("time_to_resolve", assignee=pk),
+                "mttr_url": links.cases(mttr, assignee=pk),
                 "compliance": a.sla_compliance,
                 "rate": fmt_rate(a.sla_compliance.rate),
-                "compliance_url": links.cases("sla_compliance", assignee=pk),
+                "compliance_url": links.cases(compliance, assignee=pk),
                 "breached": a.breached,
-                "breached_url": links.cases("sla_compliance", part="breached", assignee=pk),
+                "breached_url": links.cases(compliance, part=breached, assignee=pk),
             }
         )
     return rows
@@ -242,14 +249,15 @@ def _backlog_rows(aging: dict[str, dict[str, int]], links: Links) -> tuple[list[
     rows = []
     for label, per in aging.items():
         cells = [
-            {"n": per[s], "url": links.cases("backlog", bucket=label, severity=s)} for s in exports.SEVERITIES
+            {"n": per[s], "url": links.cases(catalogue.BACKLOG.key, bucket=label, severity=s)}
+            for s in exports.SEVERITIES
         ]
         rows.append(
             {
                 "bucket": label,
                 "cells": cells,
                 "total": sum(per.values()),
-                "url": links.cases("backlog", bucket=label),
+                "url": links.cases(catalogue.BACKLOG.key, bucket=label),
             }
         )
     totals = [sum(per[s] for per in aging.values()) for s in exports.SEVERITIES]
@@ -299,7 +307,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         previous_label = f"{fmt_day(prev_first)} – {fmt_day(prev_last)}"
     else:
         previous_label = ""
-    csat = current["csat"]
+    csat = current[catalogue.CSAT_SCORE.key]
     chart_severities = [filters["severity"]] if filters.get("severity") else ["P1", "P2"]
     return render(
         request,
@@ -315,13 +323,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             "durations": _duration_tables(current, tier_targets, links),
             "compliance": _compliance_rows(current, links),
             "breaches": _breaches(current),
-            "breaches_url": links.cases("sla_compliance", part="breached"),
+            "breaches_url": links.cases(catalogue.SLA_COMPLIANCE.key, part=catalogue.BREACHED.code),
             "agents": _agent_rows(agents, links),
             "severities": exports.SEVERITIES,
             "backlog": backlog_rows,
             "backlog_totals": backlog_totals,
             "backlog_total": sum(backlog_totals),
-            "backlog_url": links.cases("backlog"),
+            "backlog_url": links.cases(catalogue.BACKLOG.key),
+            "metrics": catalogue.METRICS,
             "now": now,
             "csat": csat,
             "csat_distribution": sorted(csat.distribution.items(), reverse=True),
@@ -341,56 +350,6 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 # --- drill-down ----------------------------------------------------------------------------------
 
-#: The timestamp each metric is about, shown next to the created time (and the duration it makes).
-TIMESTAMPS: dict[str, tuple[str, str, bool]] = {
-    "first_response_time": ("first_response_at", "First response", True),
-    "time_to_triage": ("triaged_at", "Triaged", True),
-    "time_to_resolve": ("first_resolved_at", "First resolved", True),
-    "time_to_final_resolution": ("last_resolved_at", "Last resolved", True),
-    "volume_resolved": ("first_resolved_at", "First resolved", True),
-    "reopen_rate": ("last_resolved_at", "Last resolved", False),
-    "knowledge_reuse": ("last_resolved_at", "Last resolved", False),
-    "csat": ("last_resolved_at", "Last resolved", False),
-    "escalation_rate": ("first_response_at", "First response", False),
-    "sla_compliance": ("first_response_at", "First response", False),
-    "update_cadence_adherence": ("first_response_at", "First response", False),
-    "engineering_bounce_rate": ("first_response_at", "First response", False),
-    "volume_created": ("first_response_at", "First response", False),
-    "backlog": ("updated_at", "Last update", False),
-}
-#: For a compliance figure of one target: the moment that target's clock is about.
-TARGET_TIMESTAMPS = {
-    Target.TRIAGE.value: ("triaged_at", "Triaged"),
-    Target.RESOLUTION.value: ("first_resolved_at", "First resolved"),
-}
-PART_LABELS = {
-    "met": "met on time",
-    "breached": "breached (late or missed)",
-    "reopened": "reopened",
-    "resolved": "resolved",
-    "escalated": "escalated",
-    "created": "created",
-    "bounced": "sent back for more information",
-    "submitted": "submitted",
-    "linked": "with a linked article",
-}
-#: What a ratio's drill-down lists when no part is chosen: its denominator.
-WHOLE_LABELS = {
-    "sla_compliance": "completed clocks",
-    "update_cadence_adherence": "completed clocks",
-    "reopen_rate": "resolved",
-    "escalation_rate": "created",
-    "engineering_bounce_rate": "submitted",
-    "knowledge_reuse": "resolved",
-}
-#: What one ``counted`` unit is, where a case can hold several.
-UNITS = {
-    "sla_compliance": ("clock", "clocks"),
-    "update_cadence_adherence": ("clock", "clocks"),
-    "engineering_bounce_rate": ("escalation", "escalations"),
-    "csat": ("answer", "answers"),
-}
-
 
 def _counted(data: dict[str, Any], *, now: dt.datetime):
     options = {k: data.get(k) for k in ("part", "target", "bucket")}
@@ -398,16 +357,16 @@ def _counted(data: dict[str, Any], *, now: dt.datetime):
 
 
 def _figure_label(data: dict[str, Any]) -> str:
-    metric = data["metric"]
-    parts = [selectors.DRILLDOWN[metric][0]]
+    metric = catalogue.METRICS[data["metric"]]
+    parts = [metric.label]
     if data.get("target"):
         parts.append(exports.TARGET_LABELS[data["target"]])
     if data.get("bucket"):
         parts.append(f"open {data['bucket']}")
     if data.get("part"):
-        parts.append(PART_LABELS.get(data["part"], data["part"]))
-    elif metric in WHOLE_LABELS:
-        parts.append(WHOLE_LABELS[metric])
+        parts.append(metric.part_label(data["part"]))
+    elif metric.whole:
+        parts.append(metric.whole)
     return " — ".join(parts)
 
 
@@ -435,16 +394,17 @@ def cases(request: HttpRequest) -> HttpResponse:
     total = counted.aggregate(n=Sum("counted"))["n"] or 0
     listed = counted.select_related("organisation", "assignee").order_by("-created_at", "-id")
     page = Paginator(listed, CASES_PAGE_SIZE).get_page(request.GET.get("page"))
-    field, field_label, is_duration = TIMESTAMPS[data["metric"]]
-    if data["metric"] == "sla_compliance" and data.get("target") in TARGET_TIMESTAMPS:
-        field, field_label = TARGET_TIMESTAMPS[data["target"]]
+    metric = catalogue.METRICS[data["metric"]]
+    field, field_label, is_duration = metric.shown
+    if metric is catalogue.SLA_COMPLIANCE and data.get("target") in catalogue.TARGET_SHOWN:
+        field, field_label = catalogue.TARGET_SHOWN[data["target"]]
     rows = []
     for case in page.object_list:
         when = getattr(case, field)
         took = fmt_seconds((when - case.created_at).total_seconds()) if is_duration and when else ""
         rows.append({"case": case, "when": when, "took": took})
     links = Links(data["params"])
-    unit = UNITS.get(data["metric"], ("case", "cases"))
+    unit = metric.counted
     dashboard_params = {
         k: v for k, v in data["params"].items() if k not in ("metric", "part", "target", "bucket")
     }
@@ -458,12 +418,13 @@ def cases(request: HttpRequest) -> HttpResponse:
             "total": total,
             "unit": unit[0] if total == 1 else unit[1],
             "cases_count": page.paginator.count,
-            "shows_counted": data["metric"] in UNITS and data["metric"] != "csat",
+            # A case holds several clocks or escalations, but one survey answer at most.
+            "shows_counted": metric.counted != ("case", "cases") and metric is not catalogue.CSAT_SCORE,
             "page": page,
             "rows": rows,
             "field_label": field_label,
             "is_duration": is_duration,
-            "is_backlog": data["metric"] == "backlog",
+            "is_backlog": metric is catalogue.BACKLOG,
             "period_label": f"{fmt_day(data['start'])} – {fmt_day(data['end'])}",
             "tz": data["tz"],
             "filters": _filter_labels(data["filters"]),
@@ -544,7 +505,8 @@ def mine(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     overview = selectors.agent_overview(user=request.user, now=now, tz=tz)
     page = Paginator(overview["open_cases"], CASES_PAGE_SIZE).get_page(request.GET.get("page"))
-    frt, cadence = overview["first_response_time"], overview["update_cadence_adherence"]
+    frt = overview[catalogue.FIRST_RESPONSE_TIME.key]
+    cadence = overview[catalogue.UPDATE_CADENCE_ADHERENCE.key]
     return render(
         request,
         "metrics/mine.html",

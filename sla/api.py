@@ -29,8 +29,16 @@ from cases.models import Case, Organisation, Severity, Tier
 from supportdesk.core import bounds
 from supportdesk.core.api import IsSupportStaff, ManagerCanWrite
 
-from . import selectors, services
-from .models import BREACH_PERCENT, MAX_TARGET_MINUTES, BusinessCalendar, Recipient, SlaPolicy, Target
+from . import explain, selectors, services
+from .models import (
+    BREACH_PERCENT,
+    MAX_TARGET_MINUTES,
+    BusinessCalendar,
+    Recipient,
+    SlaClock,
+    SlaPolicy,
+    Target,
+)
 
 
 class ManagerCanWriteSla(ManagerCanWrite):
@@ -162,6 +170,111 @@ class CaseSlaView(APIView):
         history = request.query_params.get("history", "").lower() in ("1", "true", "yes")
         views = selectors.clocks_for_case(case, now=now, history=history)
         return Response(CaseSlaSerializer({"case": case.key, "now": now, "clocks": views}).data)
+
+
+class PauseSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField(allow_null=True, help_text="null: paused now")
+    business_seconds = serializers.SerializerMethodField()
+
+    def get_business_seconds(self, pause: explain.Pause) -> int:
+        return int(pause.business.total_seconds())
+
+
+class SpanSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+    counted_seconds = serializers.SerializerMethodField(help_text="The part not inside a pause.")
+    running_total_seconds = serializers.SerializerMethodField()
+
+    def get_counted_seconds(self, span: explain.Span) -> int:
+        return int(span.counted.total_seconds())
+
+    def get_running_total_seconds(self, span: explain.Span) -> int:
+        return int(span.running_total.total_seconds())
+
+
+class RetargetSerializer(serializers.Serializer):
+    at = serializers.DateTimeField()
+    old = serializers.CharField(help_text="The severity before")
+    new = serializers.CharField(help_text="The severity after")
+
+
+class ExplanationSerializer(serializers.Serializer):
+    case = serializers.SerializerMethodField(help_text="The case key")
+    clock = serializers.SerializerMethodField(help_text="The clock's id")
+    target = serializers.CharField()
+    run = serializers.IntegerField()
+    state = serializers.CharField()
+    policy = serializers.CharField(help_text='e.g. "Enterprise · P1"; empty when the policy was deleted')
+    target_minutes = serializers.IntegerField()
+    business_time = serializers.BooleanField()
+    calendar = serializers.CharField(help_text='The calendar counted in, or "around the clock"')
+    warning_ratio = serializers.FloatField()
+    started_at = serializers.DateTimeField()
+    consumed_seconds = serializers.SerializerMethodField(help_text="Used by earlier runs of the clock")
+    left_seconds = serializers.SerializerMethodField(help_text="The target minus what earlier runs used")
+    paused_seconds = serializers.SerializerMethodField(help_text="Business time spent paused")
+    pauses = PauseSerializer(many=True)
+    spans = SpanSerializer(many=True, help_text="The calendar's open stretches from the start to due")
+    spans_left_out = serializers.IntegerField(help_text="Stretches not listed (the middle of a long clock)")
+    retargets = RetargetSerializer(many=True)
+    due_at = serializers.DateTimeField()
+    warn_at = serializers.DateTimeField()
+    recomputed_due_at = serializers.DateTimeField(help_text="The due instant the terms and calendar give now")
+    recomputed_warn_at = serializers.DateTimeField()
+    matches = serializers.BooleanField(help_text="Whether the stored deadlines equal the recomputed ones")
+    met_at = serializers.DateTimeField(allow_null=True)
+    breached_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    steps = serializers.ListField(child=serializers.CharField(), help_text="The arithmetic in words")
+
+    def get_consumed_seconds(self, item: explain.Explanation) -> int:
+        return int(item.consumed.total_seconds())
+
+    def get_left_seconds(self, item: explain.Explanation) -> int:
+        return int(item.left.total_seconds())
+
+    def get_paused_seconds(self, item: explain.Explanation) -> int:
+        return int(item.paused_total.total_seconds())
+
+    def get_case(self, item: explain.Explanation) -> str:
+        return self.context["case"]
+
+    def get_clock(self, item: explain.Explanation) -> int:
+        return self.context["clock"]
+
+
+class ClockExplanationView(APIView):
+    permission_classes = [IsSupportStaff]
+
+    @extend_schema(
+        operation_id="case_sla_clock_explanation",
+        summary="Why one of a case's SLA clocks is due when it is",
+        description=(
+            "Its policy and terms, the calendar stretches it counted, every pause and re-target, and the "
+            "arithmetic of its due instant worked out again with today's calendar (``matches`` is false "
+            "when the calendar or policy changed after the clock's deadlines were computed)."
+        ),
+        parameters=[
+            OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH, description="e.g. CASE-12"),
+            OpenApiParameter("clock_id", OpenApiTypes.INT, OpenApiParameter.PATH),
+        ],
+        responses={200: ExplanationSerializer, 404: OpenApiResponse(description="No such case or clock")},
+        tags=["sla"],
+    )
+    def get(self, request, key: str, clock_id: int):
+        pk = Case.pk_from_key(key)
+        row = (
+            SlaClock.objects.select_related("case", "policy").filter(case_id=pk, pk=clock_id).first()
+            if pk is not None
+            else None
+        )
+        if row is None:
+            raise NotFound(f"{key} has no clock {clock_id}.")
+        item = explain.explain(row, now=timezone.now())
+        context = {"case": row.case.key, "clock": row.pk}
+        return Response(ExplanationSerializer(item, context=context).data)
 
 
 # --- Calendars ------------------------------------------------------------------------------------

@@ -13,6 +13,11 @@ router.register("sla/policies", api.PolicyViewSet, basename="policy")
 
 urlpatterns = [
     path("cases/<str:key>/sla/", api.CaseSlaView.as_view(), name="case-sla"),
+    path(
+        "cases/<str:key>/sla/<int:clock_id>/explanation/",
+        api.ClockExplanationView.as_view(),
+        name="case-sla-explanation",
+    ),
     path("sla/preview", api.PreviewView.as_view(), name="preview"),
     # The same with a trailing slash (a POST cannot be redirected to the other spelling).
     path("sla/preview/", api.PreviewSlashView.as_view()),

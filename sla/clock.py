@@ -290,6 +290,22 @@ _MAX_SPAN_US = 60 * 366 * _US_PER_DAY
 _NO_TIME = timedelta(0)
 
 
+def open_spans(calendar: Calendar, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The stretches of ``[start, end)`` in which ``calendar`` is open, in order, merged, as UTC
+    instants: what :func:`business_time_between` adds up (a clock's explanation lists them)."""
+    lo, hi = _aware_to_us(start, "start"), _aware_to_us(end, "end")
+    if hi <= lo:
+        return []
+    if calendar.always_open:
+        return [(_from_us(lo), _from_us(hi))]
+    spans = []
+    for a, b in _open_intervals(calendar, lo, until_us=hi):
+        a, b = max(a, lo), min(b, hi)
+        if a < b:
+            spans.append((_from_us(a), _from_us(b)))
+    return spans
+
+
 class TabulatedCalendar:
     """``add`` and ``between`` of one calendar answered from a table of its open intervals.
 

@@ -12,4 +12,5 @@ urlpatterns = [
     path("calendars/new/", views.calendar_new, name="calendar-new"),
     path("calendars/<int:pk>/", views.calendar_edit, name="calendar-edit"),
     path("calendars/<int:pk>/delete/", views.calendar_delete, name="calendar-delete"),
+    path("clocks/<int:pk>/", views.clock_explanation, name="clock-explanation"),
 ]

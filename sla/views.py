@@ -9,21 +9,23 @@ from __future__ import annotations
 from zoneinfo import ZoneInfo
 
 from django.contrib import messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from cases.permissions import can_see_case
 from supportdesk.core.decorators import role_required
-from supportdesk.core.roles import is_manager
+from supportdesk.core.roles import is_agent, is_manager
 
-from . import calendars, selectors, services
+from . import calendars, explain, selectors, services
 from .forms import CalendarForm, PolicyForm, PolicyFormSet, PreviewForm, ThresholdForm, ThresholdFormSet
-from .models import BusinessCalendar
+from .models import BusinessCalendar, SlaClock
 
 # Managers and admins only: anonymous -> login, anyone else -> 403.
 manager_required = role_required(is_manager, "SLA policies and calendars are for managers.")
+agent_required = role_required(is_agent, "Cases are for support agents and managers.")
 
 
 def _apply_errors(form, exc: ValidationError) -> None:
@@ -194,3 +196,18 @@ def calendar_delete(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("sla:calendar-edit", pk=pk)
     messages.success(request, f"Deleted the calendar “{calendar.name}”.")
     return redirect("sla:policies")
+
+
+@agent_required
+@require_safe
+def clock_explanation(request: HttpRequest, pk: int) -> HttpResponse:
+    """Why one SLA clock of a case is due when it is (linked from each clock on the case page)."""
+    row = get_object_or_404(SlaClock.objects.select_related("case", "case__organisation", "policy"), pk=pk)
+    if not can_see_case(request.user, row.case):
+        raise PermissionDenied(f"You may not see {row.case.key}.")
+    now = timezone.now()
+    return render(
+        request,
+        "sla/clock_explanation.html",
+        {"case": row.case, "clock": row, "explanation": explain.explain(row, now=now), "now": now},
+    )

@@ -152,7 +152,7 @@ TEMPLATES = [
 METRICS_QUERY_THREADS = int(os.environ.get("METRICS_QUERY_THREADS", "3"))
 
 
-def _database(url: str) -> dict:
+def _database(url: str) -> dj_database_url.DBConfig:
     """A DATABASES entry for ``url``, with the options of its engine (used for every alias)."""
     conf = dj_database_url.parse(
         url,
@@ -521,8 +521,12 @@ SPECTACULAR_SETTINGS = {
         "CaseStatusEnum": "cases.models.Status",
         "SeverityEnum": "cases.models.Severity",
         # Two fields named "action": what a bulk change does, and which part of a macro a line is.
-        "BulkActionEnum": "cases.bulk.ACTION_CHOICES",
+        "BulkActionEnum": "cases.bulk.api_action_choices",  # other apps' actions too
+        "IncidentStatusEnum": "incidents.models.IncidentStatus",
         "MacroPartEnum": "cases.macros.PART_CHOICES",
+        # An escalation's state and its engineering clocks' state.
+        "EscalationStateEnum": "escalations.states.EscalationState",
+        "EngineeringClockStateEnum": "escalations.models.ClockState",
     },
 }
 
@@ -610,7 +614,24 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 60.0,
         "options": {"expires": 60.0},
     },
+    "escalations-sweep-clocks": {
+        "task": "escalations.sweep_clocks",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     "knowledge-flag-stale": {"task": "knowledge.flag_stale", "schedule": crontab(minute=5)},
+    # Major incidents: the commander is reminded once per overdue update period; updates a stopped
+    # process left half-posted are finished (incidents/services.py).
+    "incidents-remind-overdue": {
+        "task": "incidents.remind_overdue",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
+    "incidents-resume-deliveries": {
+        "task": "incidents.resume_deliveries",
+        "schedule": 120.0,
+        "options": {"expires": 120.0},
+    },
     "mail-send-due": {"task": "mail.send_due", "schedule": 60.0, "options": {"expires": 60.0}},
     # Idempotency-Key records past their 24 h (supportdesk.core.idempotency); a lookup ignores them.
     "core-purge-idempotency-records": {

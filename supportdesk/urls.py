@@ -34,6 +34,7 @@ urlpatterns = [
     path("imports/", include("imports.urls")),
     path("inbound/", include("inbound.urls")),
     path("incidents/", include("incidents.urls")),
+    path("api/", include("incidents.api_urls")),
     path("api/", include("inbound.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start-up script as a file: no inline script under the CSP.

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from cases.models import Case, Contact, Organisation, Severity, Status, Team, Tier
+from cases.models import Case, Contact, Organisation, Severity, Status, Tag, Team, Tier
 
 
 def _with_roles(default: tuple[str, ...]):
@@ -94,6 +94,7 @@ class CaseFactory(factory.django.DjangoModelFactory):
 
     class Meta:
         model = Case
+        skip_postgeneration_save = True
 
     title = factory.Faker("sentence", nb_words=6)
     description = factory.Faker("paragraph")
@@ -103,6 +104,12 @@ class CaseFactory(factory.django.DjangoModelFactory):
     status = Status.NEW
     created_at = factory.LazyFunction(timezone.now)
     updated_at = factory.LazyAttribute(lambda c: c.created_at)
+
+    @factory.post_generation
+    def tags(obj, create, extracted, **kwargs):
+        """``tags=["billing", ...]``: the case carries these tags (names already normalised)."""
+        if create and extracted:
+            obj.tags.add(*(Tag.objects.get_or_create(name=name)[0] for name in extracted))
 
 
 def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0, tz: str = "UTC") -> dt.datetime:

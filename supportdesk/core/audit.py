@@ -25,6 +25,7 @@ import contextlib
 import contextvars
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import models
 from django.db.models.signals import pre_save
@@ -47,6 +48,8 @@ BASELINE_REASON = "State before its first recorded change"
 
 #: ``app_label.model_name`` -> tracked model, filled as the models are prepared.
 TRACKED: dict[str, type[models.Model]] = {}
+#: Tracked model -> the ``AuditedHistory`` that tracks it.
+RECORDS: dict[type[models.Model], AuditedHistory] = {}
 
 
 @contextlib.contextmanager
@@ -105,7 +108,7 @@ class AuditedHistory(HistoricalRecords):
         self,
         *,
         kind_label: str = "",
-        describe: Callable[[models.Model], str] | None = None,
+        describe: Callable[[Any], str] | None = None,  # called with a row of the tracked model
         confidential_field: str | None = None,
         **kwargs,
     ):
@@ -130,8 +133,8 @@ class AuditedHistory(HistoricalRecords):
         super().finalize(sender, **kwargs)
         if sender is not self.cls:
             return  # another model's class_prepared
-        sender._meta.audit_kind_label = self.kind_label or str(sender._meta.verbose_name_plural).capitalize()
-        sender._meta.audit_records = self
+        self.kind_label = self.kind_label or str(sender._meta.verbose_name_plural).capitalize()
+        RECORDS[sender] = self
         TRACKED[sender._meta.label_lower] = sender
         pre_save.connect(self._before_save, sender=sender, weak=False)
         if self.confidential_field:
@@ -231,16 +234,11 @@ class AuditedHistory(HistoricalRecords):
 
     def _note_secret_change(self, sender, instance, raw=False, **kwargs) -> None:
         instance._audit_secret_changed = False
-        if raw or instance.pk is None:
+        field = self.confidential_field  # connected only when there is one
+        if raw or instance.pk is None or field is None:
             return
-        stored = (
-            sender._default_manager.filter(pk=instance.pk)
-            .values_list(self.confidential_field, flat=True)
-            .first()
-        )
-        instance._audit_secret_changed = stored is not None and stored != getattr(
-            instance, self.confidential_field
-        )
+        stored = sender._default_manager.filter(pk=instance.pk).values_list(field, flat=True).first()
+        instance._audit_secret_changed = stored is not None and stored != getattr(instance, field)
 
     def _flag_secret_change(self, sender, instance, history_instance, **kwargs) -> None:
         history_instance.secret_changed = getattr(instance, "_audit_secret_changed", False)

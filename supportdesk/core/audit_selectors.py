@@ -14,12 +14,14 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import models
 from django.db.models import CharField, OuterRef, Subquery, Value
+from simple_history.utils import get_history_manager_for_model
 
-from .audit import BASELINE_REASON, TRACKED, AuditedHistory
+from .audit import BASELINE_REASON, RECORDS, TRACKED, AuditedHistory
 
 ACTIONS = {"+": "created", "~": "changed", "-": "deleted"}
 #: The value of the "who" filter for changes nobody signed in made (commands, workers, expiry).
@@ -63,15 +65,17 @@ class ConfigChange:
 
 def kinds() -> list[tuple[str, str]]:
     """(kind, label) of every tracked model, by label."""
-    return sorted(((key, m._meta.audit_kind_label) for key, m in TRACKED.items()), key=lambda kv: kv[1])
+    return sorted(((key, _records(m).kind_label) for key, m in TRACKED.items()), key=lambda kv: kv[1])
 
 
-def _history(model: type[models.Model]) -> type[models.Model]:
-    return getattr(model, model._meta.simple_history_manager_attribute).model
+def _history(model: type[models.Model]) -> Any:
+    """The history model of ``model``: a class simple-history builds at run time (its fields,
+    ``history_object`` and ``_history_m2m_fields`` are not known statically)."""
+    return get_history_manager_for_model(model).model
 
 
 def _records(model: type[models.Model]) -> AuditedHistory:
-    return model._meta.audit_records
+    return RECORDS[model]
 
 
 def change_index(*, kind: str | None = None, user: str | None = None) -> models.QuerySet:
@@ -122,7 +126,7 @@ class _Names:
     """Related objects by model and id, fetched once per model: live rows, else (deleted) the
     last recorded state of the row, else a bare instance."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.deleted: set[tuple[type[models.Model], object]] = set()
 
     def resolve(self, model: type[models.Model], ids: Iterable) -> dict:
@@ -241,7 +245,7 @@ def _change(model, kind, record, prev, m2m, related, names: _Names) -> ConfigCha
     change = ConfigChange(
         id=f"{kind}:{record.history_id}",
         kind=kind,
-        kind_label=model._meta.audit_kind_label,
+        kind_label=_records(model).kind_label,
         action=ACTIONS[record.history_type],
         at=record.history_date,
         user_id=user_id,
@@ -324,8 +328,10 @@ def _shown(f: models.Field, value, related, names: _Names) -> Shown:
     if value is None or value == "":
         return Shown("—")
     if f.is_relation:
-        target = related.get(f.related_model, {}).get(value)
-        return Shown(names.text(f.related_model, target) if target is not None else f"#{value}")
+        target_model = f.related_model
+        assert isinstance(target_model, type)  # "self" is resolved to the class once apps are ready
+        target = related.get(target_model, {}).get(value)
+        return Shown(names.text(target_model, target) if target is not None else f"#{value}")
     if f.choices:
         return Shown(str(dict(f.flatchoices).get(value, value)))
     if isinstance(f, models.BooleanField):

@@ -51,7 +51,8 @@ def config_changes(request):
 
 class FieldChangeSerializer(serializers.Serializer):
     field = serializers.CharField()
-    label = serializers.CharField()
+    # A declared field: DRF's metaclass takes it off the class, the stubs see Field.label.
+    label = serializers.CharField()  # type: ignore[assignment]
     before = serializers.CharField(allow_null=True, help_text="Absent before (creation): null.")
     after = serializers.CharField(allow_null=True, help_text="Absent after (deletion): null.")
 

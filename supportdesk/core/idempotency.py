@@ -262,8 +262,9 @@ def idempotent(handler: Callable) -> Callable:
         return respond_once(request, lambda: handler(view, request, *args, **kwargs), now=timezone.now())
 
     # The schema the handler has so far (an @extend_schema below this one, or the default).
-    wrapper.kwargs = dict(getattr(handler, "kwargs", {}))
-    base = wrapper.kwargs.get("schema") or api_settings.DEFAULT_SCHEMA_CLASS
-    wrapper.kwargs["schema"] = _schema_with_key(base if inspect.isclass(base) else type(base))
-    wrapper.idempotent = True
+    schema_kwargs = dict(getattr(handler, "kwargs", {}))
+    base = schema_kwargs.get("schema") or api_settings.DEFAULT_SCHEMA_CLASS
+    schema_kwargs["schema"] = _schema_with_key(base if inspect.isclass(base) else type(base))
+    # Function attributes: drf-spectacular reads ``kwargs``; ``idempotent`` marks the handler.
+    wrapper.__dict__.update(kwargs=schema_kwargs, idempotent=True)
     return wrapper

@@ -86,9 +86,9 @@ def _known_user(request) -> Any:
         return None
     user = request.__dict__.get("user")  # DRF sets the token's user on the Django request too
     if isinstance(user, LazyObject):
-        if user._wrapped is empty:
+        user = user.__dict__.get("_wrapped", empty)  # where LazyObject keeps it, read without resolving
+        if user is empty:
             return None
-        user = user._wrapped
     return user if getattr(user, "is_authenticated", False) else None
 
 

@@ -83,7 +83,7 @@ def resolve(host: str, port: int) -> list[IPAddress]:
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     addresses: list[IPAddress] = []
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0].split("%", 1)[0])
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         if address not in addresses:
             addresses.append(address)
     return addresses
@@ -129,9 +129,10 @@ class GuardedHTTPSConnection(http.client.HTTPSConnection):
     """As above over TLS: the certificate is checked against ``host`` (SNI and hostname)."""
 
     def __init__(self, host: str, port: int, *, address: IPAddress, timeout: float) -> None:
-        super().__init__(host, port, timeout=timeout, context=ssl.create_default_context())
+        self.tls_context = ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self.tls_context)
         self.address = address
 
     def connect(self) -> None:
         sock = socket.create_connection((str(self.address), self.port), self.timeout)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        self.sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)

@@ -35,6 +35,7 @@ from email.utils import make_msgid, parseaddr
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends.base import BaseEmailBackend
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.dispatch import Signal
@@ -294,16 +295,28 @@ def _dispatch_on_commit(message_ids: list[str]) -> None:
         transaction.on_commit(lambda: dispatch(message_ids))
 
 
+#: How a committed mail is handed to the workers (``mail.send_outbound``'s ``delay``), set by
+#: ``CoreConfig.ready``; this module does not import the tasks module that imports it.
+_hand_to_worker: Callable[[int], object] | None = None
+
+
+def set_dispatcher(hand_to_worker: Callable[[int], object]) -> None:
+    """Say how ``dispatch`` hands one mail (its id) to the workers."""
+    global _hand_to_worker
+    _hand_to_worker = hand_to_worker
+
+
 def dispatch(message_ids: Sequence[str]) -> int:
     """Hand committed mails to the workers; returns how many the broker took. One that it does not
-    take (the broker is down) is still in the outbox, due: ``send_due`` sends it."""
-    from .tasks import send_outbound
-
+    take (the broker is down, or no dispatcher is set) is still in the outbox, due: ``send_due``
+    sends it."""
+    if _hand_to_worker is None:
+        return 0
     pks = list(OutboundMessage.objects.filter(message_id__in=message_ids).values_list("pk", flat=True))
     handed = 0
     for pk in pks:
         try:
-            send_outbound.delay(pk)
+            _hand_to_worker(pk)
         except Exception:  # the broker is unreachable: stop trying, the beat sweep takes over
             logger.warning("Could not hand %d mail(s) to the broker; mail.send_due will send them", len(pks))
             break
@@ -388,7 +401,7 @@ class _Connection:
     """One SMTP connection reused across a batch, opened on first use and dropped after an error."""
 
     def __init__(self) -> None:
-        self._backend = None
+        self._backend: BaseEmailBackend | None = None
 
     def send(self, email: EmailMultiAlternatives) -> int:
         if self._backend is None:
@@ -505,6 +518,12 @@ def send_one(*, outbound_id: int, now: dt.datetime) -> str:
     message = claim(outbound_id, now=now)
     if message is None:
         return "skipped"
+    return deliver(message, now=now)
+
+
+def deliver(message: OutboundMessage, *, now: dt.datetime) -> str:
+    """Send a mail this process claimed (``claim``) over a connection of its own; returns the outcome.
+    The result is written only while the claim holds: a worker whose lease ran out changes nothing."""
     connection = _Connection()
     try:
         return _deliver(message, now=now, connection=connection)

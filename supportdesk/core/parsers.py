@@ -7,6 +7,9 @@ than ``MAX_JSON_DEPTH`` levels: no request of this API needs more than a handful
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
@@ -19,6 +22,7 @@ def depth(document) -> int:
     pending = [(document, 0)]
     while pending:
         value, level = pending.pop()
+        children: Iterable[Any]
         if isinstance(value, dict):
             children = value.values()
         elif isinstance(value, list):

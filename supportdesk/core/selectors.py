@@ -30,7 +30,7 @@ def deliveries_by_event(*, event_ids: Iterable[int]) -> dict[int, OutboundMessag
         .only(*DELIVERY_FIELDS, "sent_at", "message_id", "created_at")
         .order_by("event_id", "id")
     )
-    return {row.event_id: row for row in rows}
+    return {row.event_id: row for row in rows if row.event_id is not None}
 
 
 def email_opt_outs(*, user_ids: Iterable[int]) -> set[int]:

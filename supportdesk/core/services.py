@@ -2,10 +2,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, transaction
 
 from .models import Heartbeat, Notification, StaffProfile, WorkerPing, validate_time_zone
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +28,7 @@ def record_heartbeat(*, name: str, now: dt.datetime) -> None:
 
 def notify(
     *,
-    recipient,
+    recipient: User,
     kind: str,
     title: str,
     now: dt.datetime,
@@ -48,7 +52,9 @@ def notify(
         return None
 
 
-def save_preferences(user, *, time_zone: str, email_notifications: bool, sla_warnings: bool) -> StaffProfile:
+def save_preferences(
+    user: User, *, time_zone: str, email_notifications: bool, sla_warnings: bool
+) -> StaffProfile:
     """Store ``user``'s preferences (their one row, created on first save); an unknown zone raises
     ValidationError."""
     if time_zone:

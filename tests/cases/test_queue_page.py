@@ -127,9 +127,13 @@ def test_the_row_says_target_state_countdown_and_instant_in_the_viewers_zone(age
 def test_one_dense_line_per_case_with_the_full_title_on_hover(agent_client, organisation, agent, team):
     long_title = "Checkout fails with 502 for every customer in the EU region since this morning's deploy"
     case = factories.CaseFactory(
-        organisation=organisation, title=long_title, severity="P1", assignee=agent, team=team
+        organisation=organisation,
+        title=long_title,
+        severity="P1",
+        assignee=agent,
+        team=team,
+        tags=["billing"],
     )
-    case.tags.add(*services._tags(["billing"]))
     row = _row(_get(agent_client), case.key)
     cells = re.findall(r'<td class="q-([a-z]+)', row)
     assert cells == ["pick", "key", "title", "organisation", "severity", "status", "assignee", "due", "age"]

@@ -231,7 +231,7 @@ def test_a_worker_whose_lease_ran_out_cannot_overwrite_the_next_claim(case, agen
     assert outbox.send_due(now=later) == 1  # the next worker sent it
     SwitchableBackend.failure = ConnectionRefusedError(111, "Connection refused")
     # The slow worker finally fails: its result is fenced off by the attempt number.
-    assert outbox._deliver(slow, now=later, connection=outbox._Connection()) == MailStatus.RETRYING
+    assert outbox.deliver(slow, now=later) == MailStatus.RETRYING
     row.refresh_from_db()
     assert row.status == MailStatus.SENT
 

@@ -144,12 +144,21 @@ def test_a_sweep_that_lost_the_claim_tells_nobody(draft, agent, team_engineers, 
     assert not Notification.objects.filter(kind="escalation_ack_overdue").exists()
 
 
-def test_the_notifications_are_written_once_per_key_even_if_told_twice(draft, agent, team_engineers):
+def test_the_notifications_are_written_once_per_key_even_if_told_twice(
+    draft, agent, team_engineers, time_machine
+):
+    """A sweep whose claim was lost after it told the team (say, its row was reset by a restore) tells
+    again: the notifications' and the outbox's dedupe keys still write each once."""
     escalation = services.submit(draft, actor=agent, now=T0)
-    for _ in range(2):
-        services._tell_engineers(escalation, what="ack_overdue", title="late", body="", now=T0)
+    time_machine.move_to(T0 + dt.timedelta(hours=2), tick=False)
+    assert tasks.notify_ack_overdue() == 1
+    type(escalation).objects.filter(pk=escalation.pk).update(ack_overdue_notified_at=None)
+    tasks.notify_ack_overdue()
     assert Notification.objects.filter(kind="escalation_ack_overdue").count() == 2  # one each
-    assert len([m for m in _mails() if m.subject.endswith("late")]) == 1
+    overdue_mails = [
+        m for m in _mails() if escalation.key in m.subject and "acknowledged" in m.subject.lower()
+    ]
+    assert len(overdue_mails) == 1
 
 
 def test_engineers_read_them_in_the_app(client, draft, agent, engineer, team_engineers):

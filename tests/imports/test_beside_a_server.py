@@ -105,7 +105,7 @@ def test_an_import_leaves_the_connections_of_the_other_threads_working(live_serv
             answers = visitor.stop()
 
         assert job.status == JobStatus.SUCCEEDED, job.error
-        assert (job.cases_created, job.events_created) == (5, 29)
+        assert (job.cases_created, job.events_created) == (5, 34)
         # The server answered from its database all the while.
         assert answers
         assert set(answers) == {"ok"}, answers[-1]

@@ -25,7 +25,7 @@ def test_the_command_imports_and_summarises():
     out = command(SN, format="servicenow-csv", tz="Europe/Berlin", no_progress=True)
     assert "27 rows read" in out
     assert "Cases: 5 created, 0 with new updates, 0 unchanged, 2 rejected (3 bad rows)." in out
-    assert "Events: 29 written." in out
+    assert "Events: 34 written." in out
     assert "  INC0000005: line 21: unknown state “Pending Change”" in out
     assert "  (no key): line 28: no number" in out
     job = ImportJob.objects.get()
@@ -38,11 +38,11 @@ def test_the_progress_bar_shows_rows_per_second(capsys):
     assert "importing" in err
     assert "100%" in err
     assert "rows/s" in err
-    assert "cases=5, events=29, rejected=2" in err
+    assert "cases=5, events=34, rejected=2" in err
 
 
 def test_strict_fails_with_nothing_written():
-    with pytest.raises(CommandError, match="Strict import stopped at the first problem: line 21"):
+    with pytest.raises(CommandError, match="Strict import found 3 problem.*the first: line 21"):
         command(SN, format="servicenow-csv", tz="Europe/Berlin", strict=True, no_progress=True)
     assert not Case.objects.exists()
     assert ImportJob.objects.get().status == JobStatus.FAILED

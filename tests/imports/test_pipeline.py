@@ -28,8 +28,8 @@ XES = DATA / "helpdesk.xes"
 def test_the_pipelined_import_writes_what_the_plain_one_does():
     job = run(SN, batch_rows=5)  # several batches, so the child runs ahead
     assert job.status == JobStatus.SUCCEEDED
-    assert (job.cases_created, job.events_created, job.cases_rejected, job.rows_rejected) == (5, 29, 2, 3)
-    assert CaseEvent.objects.filter(imported=True).count() == 29
+    assert (job.cases_created, job.events_created, job.cases_rejected, job.rows_rejected) == (5, 34, 2, 3)
+    assert CaseEvent.objects.filter(imported=True).count() == 34
     assert reopen_rate(**MARCH) == Ratio(1, 5)
     again = run(SN, batch_rows=5)
     assert (again.cases_unchanged, again.events_created) == (5, 0)
@@ -64,7 +64,7 @@ def test_strict_imports_a_clean_file_through_the_child(tmp_path):
     clean.write_text("".join(lines[:19] + lines[24:27]))
     job = run(clean, strict=True, batch_rows=5)
     assert job.status == JobStatus.SUCCEEDED
-    assert (job.cases_created, job.cases_rejected, job.events_created) == (5, 0, 29)
+    assert (job.cases_created, job.cases_rejected, job.events_created) == (5, 0, 34)
 
 
 def test_sorting_progress_comes_from_the_child(tmp_path, monkeypatch):
@@ -78,9 +78,9 @@ def test_sorting_progress_comes_from_the_child(tmp_path, monkeypatch):
         seen.append((phase, done))
 
     job = run(shuffled, batch_rows=5, progress=progress)
-    assert (job.cases_created, job.events_created, job.cases_rejected) == (5, 29, 2)
+    assert (job.cases_created, job.events_created, job.cases_rejected) == (5, 34, 2)
     assert ("sorting", 4) in seen
-    assert seen[-1] == ("importing", 27)
+    assert seen[-2:] == [("importing", 27), ("refreshing", 27)]  # then the dashboard's days
 
 
 def test_a_later_export_appends_through_the_child():
@@ -99,7 +99,7 @@ def test_a_case_imported_meanwhile_by_another_import_is_classified_again_by_the_
     and the writer reports it as changed during the import instead.)"""
     monkeypatch.setattr(services, "_can_start_process", lambda: False)
     run(SN)
-    monkeypatch.setattr(services._Pass, "_settled", lambda self, plans: (set(), set()))
+    monkeypatch.setattr(services._Pass, "_settled", lambda self, plans: (set(), {}))
     later = run(LATER, batch_rows=5)
     assert (later.cases_created, later.cases_updated, later.cases_unchanged) == (1, 1, 4)
     assert not [r for r in later.rejections if r["key"] == "INC0000007"]
@@ -142,3 +142,36 @@ def test_an_unexpected_failure_while_preparing_fails_the_job_and_is_raised(monke
     job = ImportJob.objects.get()
     assert job.status == JobStatus.FAILED
     assert "derivation exploded" in job.error
+
+
+def test_follow_ups_and_the_adjustments_come_back_from_the_child(tmp_path):
+    """A closed case the source moves on opens a linked follow-up (its COPY line names the closed
+    case's id, reserved in the child); the adjustments travel with the batches."""
+    from imports.mapping import default_mapping_text
+    from tests.imports.history import Row, export
+
+    rows = []
+    for n in range(1, 5):
+        rows += [
+            Row(f"INC{n}", "New", 0, "01/03 09:00"),
+            Row(f"INC{n}", "Active", 1, "01/03 10:00"),
+            Row(f"INC{n}", "Resolved", 2, "01/03 11:00", resolved="01/03 11:00"),
+            Row(f"INC{n}", "Closed", 3, "08/03 11:00", closed="08/03 11:00"),
+            Row(f"INC{n}", "Resolved", 4, "09/03 11:00", resolved="09/03 11:00"),
+        ]
+    mapping = default_mapping_text("servicenow-csv").replace(
+        'after_close = "reopen"', 'after_close = "new_case"'
+    )
+    job = run(export(tmp_path / "export.csv", rows), time_zone="UTC", mapping_text=mapping, batch_rows=4)
+    assert (job.status, job.cases_created, job.cases_rejected) == (JobStatus.SUCCEEDED, 8, 0)
+    for n in range(1, 5):
+        follow_up = Case.objects.get(external_ref=f"INC{n}#2")
+        assert follow_up.follow_up_of == Case.objects.get(external_ref=f"INC{n}")
+        assert follow_up.events.get(kind="follow_up_opened").new_value == follow_up.follow_up_of.key
+    counted = {(a["kind"], a["written_as"]): (a["count"], a["cases"]) for a in job.adjustments}
+    assert counted == {
+        ("outside_lifecycle", "new → triaged → in_progress"): (4, 4),
+        ("outside_lifecycle", "a new case, linked to the closed one"): (4, 4),
+    }
+    again = run(export(tmp_path / "again.csv", rows), time_zone="UTC", mapping_text=mapping, batch_rows=4)
+    assert (again.cases_created, again.cases_unchanged, again.adjustments) == (0, 8, [])

@@ -29,6 +29,7 @@ import datetime as dt
 import pytest
 from django.core import mail
 
+from cases import lifecycle
 from cases import services as case_services
 from cases.models import Case, CaseEvent, Contact, EventKind, Organisation, Team
 from imports import sources
@@ -62,7 +63,7 @@ def test_an_export_becomes_cases_with_their_original_times():
 
     assert job.status == JobStatus.SUCCEEDED
     assert (job.rows_read, job.cases_created, job.cases_rejected, job.rows_rejected) == (27, 5, 2, 3)
-    assert job.events_created == 29
+    assert job.events_created == 34
     first = case("INC0000001")
     assert first.severity == "P2"
     assert first.status == "closed"
@@ -90,7 +91,9 @@ def test_priority_changes_and_the_final_priority_is_the_severity():
     assert second.first_resolved_at == utc(2023, 3, 2, 10, 30)
 
 
-def test_a_reopening_is_recorded_like_a_live_one():
+def test_the_history_follows_the_case_lifecycle_a_reopening_as_a_live_one():
+    """ServiceNow goes New -> Active and Resolved -> Active; the lifecycle allows neither, so the
+    case passes through triaged, and reopens through reopened, at the same instants."""
     run(SN)
     third = case("INC0000003")
     assert third.reopen_count == 1
@@ -101,7 +104,8 @@ def test_a_reopening_is_recorded_like_a_live_one():
     assert shape[1:] == [
         ("assignee_changed", None, "Resolver 17"),
         ("team_changed", None, "group-70"),
-        ("status_changed", "new", "in_progress"),
+        ("status_changed", "new", "triaged"),
+        ("status_changed", "triaged", "in_progress"),
         ("status_changed", "in_progress", "waiting_on_customer"),
         ("status_changed", "waiting_on_customer", "in_progress"),
         ("status_changed", "in_progress", "resolved"),
@@ -112,12 +116,17 @@ def test_a_reopening_is_recorded_like_a_live_one():
         ("status_changed", "resolved", "closed"),
     ]
     assert all(e.imported for e in third.events.all())
+    passage = third.events.filter(kind="status_changed", new_value="triaged").get()
+    assert passage.created_at == utc(2023, 3, 6, 9, 0)  # with the move to in_progress
+    # Every status change is one the lifecycle allows.
+    for event in Case.objects.get(external_ref="INC0000007").events.filter(kind="status_changed"):
+        lifecycle.check_transition(event.old_value, event.new_value, system=True)
 
 
 def test_events_keep_the_source_actor_and_state():
     run(SN)
     events = list(case("INC0000001").events.all())
-    assert [e.actor_name for e in events] == ["Opened by 8"] + ["Updated by 642"] * 4 + ["Updated by 908"]
+    assert [e.actor_name for e in events] == ["Opened by 8"] + ["Updated by 642"] * 5 + ["Updated by 908"]
     assert events[0].body == "ServiceNow: New"
     assert events[1].body == "ServiceNow: Active"
     assert events[-1].body == "ServiceNow: Closed"
@@ -287,12 +296,17 @@ def test_a_case_worked_in_supportdesk_takes_no_later_updates(agent):
     assert case("INC0000007").reopen_count == 0
 
 
-def test_strict_stops_at_the_first_bad_row_and_writes_nothing():
+def test_strict_lists_every_bad_row_and_writes_nothing():
     job = run(SN, strict=True)
     assert job.status == JobStatus.FAILED
-    assert "line 21: unknown state “Pending Change”" in job.error
+    assert "found 3 problem(s) in 3 case(s) or row(s), the first: line 21: unknown state" in job.error
     assert "Nothing was imported" in job.error
-    assert job.rejections[0]["key"] == "INC0000005"
+    assert [r["key"] for r in job.rejections] == ["INC0000005", "INC0000006", ""]
+    assert {(p["kind"], p["rows"]) for p in job.problems} == {
+        ("unknown_state", 1),
+        ("bad_date", 1),
+        ("no_key", 1),
+    }
     assert not Case.objects.exists()
     assert not CaseEvent.objects.exists()
     assert not Organisation.objects.filter(name="Imported from ServiceNow").exists()
@@ -315,7 +329,7 @@ def test_an_unsorted_export_is_sorted_first(tmp_path, monkeypatch):
     shuffled = tmp_path / "shuffled.csv"
     shuffled.write_text(lines[0] + "".join(reversed(lines[1:])))
     job = run(shuffled)
-    assert (job.cases_created, job.events_created, job.cases_rejected) == (5, 29, 2)
+    assert (job.cases_created, job.events_created, job.cases_rejected) == (5, 34, 2)
     assert mttr()["P3"] == (55800.0, 97560.0, 2)
     # Line numbers are those of the file as given.
     where = {r["key"]: r["where"] for r in job.rejections}

@@ -98,11 +98,30 @@ def test_a_manager_uploads_an_export_and_watches_it_run(
     assert progress["finished"] is True
     assert progress["percent"] == 100.0
     assert (progress["rows_read"], progress["total"]) == (27, 27)
-    assert (progress["cases_created"], progress["cases_rejected"], progress["events_created"]) == (5, 2, 29)
+    assert (progress["cases_created"], progress["cases_rejected"], progress["events_created"]) == (5, 2, 34)
     assert progress["rejections"][0]["key"] == "INC0000005"
+
+    # What the importer changed in the history, by kind, with example keys (the "imports API").
+    adjusted = {(a["kind"], a["detail"]): a for a in progress["adjustments"]}
+    passage = adjusted[("outside_lifecycle", "new → in_progress")]
+    assert passage["written_as"] == "new → triaged → in_progress"
+    assert (passage["count"], passage["cases"]) == (3, 3)
+    assert passage["label"] == "Transition outside the lifecycle"
+    assert adjusted[("missing_resolution_instant", "resolved_at")]["examples"] == ["INC0000003"]
+    assert {(p["kind"], p["rows"]) for p in progress["problems"]} == {
+        ("unknown_state", 1),
+        ("bad_date", 1),
+        ("no_key", 1),
+    }
 
     page = client.get(reverse("imports:detail", args=[job.pk])).content.decode()
     assert "line 21: unknown state “Pending Change”" in page
+    assert "Adjustments to the source's history" in page
+    assert "new → triaged → in_progress" in page
+    assert "Resolution instant missing" in page
+    assert "unknown state “Pending Change”" in page.split('id="problems"')[1]
+    index = client.get(reverse("imports:index")).content.decode()
+    assert f"<td>{job.adjustment_count}</td>" in index
     assert f'data-progress-url="/imports/{job.pk}/progress.json"' in page
     assert mail.outbox == []
     assert Notification.objects.count() == 0

@@ -101,7 +101,9 @@ def test_lifecycle_transitions_waiting_priority_change_and_missing_values(dana):
     statuses = [(e.old_value, e.new_value) for e in second.events.filter(kind=EventKind.STATUS_CHANGED)]
     assert statuses == [
         ("new", "triaged"),
-        ("triaged", "waiting_on_customer"),
+        # "Wait for customer" right after "Assign": through in_progress, as the lifecycle requires
+        ("triaged", "in_progress"),
+        ("in_progress", "waiting_on_customer"),
         ("waiting_on_customer", "in_progress"),
         ("in_progress", "resolved"),
     ]

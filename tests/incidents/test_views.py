@@ -92,10 +92,13 @@ def test_an_agent_declares_from_a_p1_links_cases_posts_and_resolves(
     assert "Internal note" in page
     assert organisation.name in page
 
-    client.post(
-        reverse("incidents:resolve", args=[incident.key]),
-        {"closing_message": "Fixed.", "resolve_cases": "on"},
-    )
+    # Resolving (and every linked case with it) is the commander's, or a manager's.
+    resolve = {"closing_message": "Fixed.", "resolve_cases": "on"}
+    assert client.post(reverse("incidents:resolve", args=[incident.key]), resolve).status_code == 403
+    incident.refresh_from_db()
+    assert incident.status == IncidentStatus.ACTIVE
+    client.force_login(manager)
+    client.post(reverse("incidents:resolve", args=[incident.key]), resolve)
     incident.refresh_from_db()
     assert incident.status == IncidentStatus.RESOLVED
     assert set(incident.cases.values_list("status", flat=True)) == {Status.RESOLVED}
@@ -117,3 +120,37 @@ def test_bad_input_is_a_form_error_and_changes_nothing(client, agent, manager, p
     assert response.status_code == 400
     assert MajorIncident.objects.count() == 1
     assert client.get(reverse("incidents:detail", args=["INC-999"])).status_code == 404
+
+
+@pytest.mark.django_db
+def test_the_cadence_and_resolving_are_offered_to_the_commander_and_managers_only(
+    client, agent, other_agent, manager, p1
+):
+    client.force_login(agent)
+    _declare(client, p1, agent)  # the agent commands it
+    incident = MajorIncident.objects.get()
+    url = reverse("incidents:detail", args=[incident.key])
+    assert reverse("incidents:resolve", args=[incident.key]) in client.get(url).content.decode()
+
+    client.force_login(other_agent)
+    page = client.get(url).content.decode()
+    assert "The commander or a manager resolves the incident." in page
+    assert reverse("incidents:resolve", args=[incident.key]) not in page
+    assert reverse("incidents:cadence", args=[incident.key]) not in page
+    assert (
+        client.post(reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "60"}).status_code
+        == 403
+    )
+    # Working the incident is everyone's: a colleague posts an update.
+    client.post(reverse("incidents:update", args=[incident.key]), {"body": "On it.", "public": "true"})
+    assert OutboundMessage.objects.filter(body="On it.").count() == 1
+
+    client.force_login(manager)
+    response = client.post(
+        reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "60"}, follow=True
+    )
+    assert "Customer updates every 60 minutes from now on." in response.content.decode()
+    incident.refresh_from_db()
+    assert incident.cadence_minutes == 60
+    bad = client.post(reverse("incidents:cadence", args=[incident.key]), {"cadence_minutes": "7"})
+    assert bad.status_code == 400

@@ -30,7 +30,7 @@ from cases import services as cases
 from cases.models import Case, CaseEvent, EventKind, Status
 from cases.signals import case_event_recorded
 from metrics import surveys
-from metrics.csat import csat, csat_cases
+from metrics.figures.csat import csat, csat_cases
 from metrics.models import SurveyResponse
 from tests.factories import at
 from tests.outbox import deliver_mail

@@ -2,8 +2,11 @@
 
 A few hundred cases over two and a half years (2022-11 to 2025-03), with durations that tie (whole
 minutes repeated), that differ by a microsecond, that are long (weeks) and short (seconds), cases
-reopened and resolved again, and cases reopened and open now (no final resolution). The clock is
-moved to April 2025, so everything before 2025-03-31 is rolled up.
+reopened and resolved again (days or weeks apart, so that a case's two resolutions fall in two
+periods, or in a rolled-up day and an edge of one), cases reopened and open now (no final
+resolution), some with a linked article. The clock is moved to April 2025, so everything before
+2025-03-31 is rolled up. The reopen rate and knowledge reuse (distinct cases among repeated
+events) are compared with the direct figures as well.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ import pytest
 import time_machine
 
 from cases import services as cases
-from cases.models import Case, Status
-from metrics import histograms, rollup
+from cases.models import Case, CaseEvent, EventKind, Status
+from knowledge import services as knowledge
+from metrics import catalogue, histograms, rollup
 from metrics import selectors as m
 from metrics.models import DurationBucket, DurationValue, RollupDirtyDay
 from tests.factories import at
@@ -67,6 +71,7 @@ def years(organisation, contact, agent, team):
     first = at(2022, 11, 1, 9, 0)
     travel = time_machine.travel(NOW, tick=False)
     travel.start()
+    article = knowledge.create_draft(title="Known fix", actor=agent, now=first)
     for n in range(240):
         created = first + dt.timedelta(minutes=rng.randrange(0, 60 * 24 * 880))
         severity = rng.choice(["P1", "P2", "P2", "P3", "P4"])
@@ -96,6 +101,8 @@ def years(organisation, contact, agent, team):
             if when >= NOW:
                 break
             cases.transition(Case.objects.get(pk=case.pk), status, actor=agent, now=when, **extra)
+        if n % 5 == 0:
+            knowledge.link_to_case(article, Case.objects.get(pk=case.pk), actor=agent, now=when)
     assert rollup.refresh() > 800
     yield
     travel.stop()
@@ -103,6 +110,10 @@ def years(organisation, contact, agent, team):
 
 def direct(start, end, tz, **filters):
     return {name: figure(start=start, end=end, tz=tz, **filters) for name, figure in FIGURES.items()}
+
+
+#: The figures that count distinct cases among repeated events.
+RATES = {"reopen_rate": m.reopen_rate, "knowledge_reuse": m.knowledge_reuse}
 
 
 def assert_durations_equal_direct(**filters):
@@ -117,6 +128,8 @@ def assert_durations_equal_direct(**filters):
                 filters,
                 _diff(figures, expected),
             )
+            rates = {name: rate(start=start, end=end, tz=tz, **filters) for name, rate in RATES.items()}
+            assert {k: figures[k] for k in RATES} == rates, (tz, start, end, filters)
 
 
 def _diff(figures, expected):
@@ -132,11 +145,11 @@ def _diff(figures, expected):
 
 def test_the_histograms_hold_every_duration_of_the_rolled_up_days(years):
     counted = Case.objects.filter(first_resolved_at__lt=at(2025, 3, 31)).count()
-    code = histograms.FIGURES.index("time_to_resolve")
+    code = catalogue.TIME_TO_RESOLVE.code
     assert DurationValue.objects.filter(figure=code).count() == counted
     assert sum(DurationBucket.objects.filter(figure=code).values_list("count", flat=True)) == counted
     # Cases reopened and open now have no final resolution.
-    final = histograms.FIGURES.index("time_to_final_resolution")
+    final = catalogue.TIME_TO_FINAL_RESOLUTION.code
     assert DurationValue.objects.filter(figure=final).count() < counted
 
 
@@ -147,15 +160,17 @@ def test_durations_over_years_from_the_histograms_equal_the_direct_ones(years, f
     assert whole.count > 100
 
 
-def test_team_and_tier_filters_read_durations_from_the_source(years, team):
-    assert not rollup.usable_for_durations(team=team)
+def test_team_and_tier_filters_read_durations_from_the_histograms(years, team):
+    assert rollup.usable(team=team, tier="enterprise", severity="P2")
     assert_durations_equal_direct(team=team)
     assert_durations_equal_direct(tier="enterprise")
+    assert_durations_equal_direct(team=team, tier="enterprise", severity="P2")
+    assert_durations_equal_direct(tier="standard")  # no case of that tier: empty figures
 
 
 def test_the_histograms_are_really_read(years):
     # Move every rolled-up value one second later behind the rollup's back: the figure follows.
-    code = histograms.FIGURES.index("time_to_resolve")
+    code = catalogue.TIME_TO_RESOLVE.code
     before = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
     DurationValue.objects.filter(figure=code).update(value=0)
     after = m.periods_metrics([SPANS[0][1][0]])[0]["time_to_resolve"].overall
@@ -186,11 +201,12 @@ def test_a_severity_change_of_an_old_case_moves_its_durations(years, agent):
 
 def test_a_whole_history_summary_takes_a_fixed_number_of_queries(years, django_assert_num_queries):
     # Rollup state and dirty days 2; per duration figure 3 (bucket counts, the edges' values, the
-    # values of the buckets holding the ranks); the counted figures 7 (as in test_rollup.py).
+    # values of the buckets holding the ranks); the counted figures 9 (as in test_rollup.py, and
+    # the history of the cases resolved or reopened in the edges, and their links).
     from django.db import connection
 
     setup = 3 if connection.vendor == "postgresql" else 0
-    with time_machine.travel(NOW, tick=False), django_assert_num_queries(21 + setup):
+    with time_machine.travel(NOW, tick=False), django_assert_num_queries(23 + setup):
         m.periods_metrics([SPANS[0][1][0]], tz="UTC")
 
 
@@ -227,3 +243,48 @@ def test_refresh_days_recomputes_what_a_bulk_writer_changed_behind_the_services(
         assert rollup.refresh_days([day]) >= 1
         assert not RollupDirtyDay.objects.exists()
         assert_durations_equal_direct()
+
+
+def test_a_history_resolved_twice_without_a_reopen_counts_its_case_once(years):
+    # Imported history may resolve a closed case again without a reopen (closed -> resolved): the
+    # case's two resolutions of one period are still one resolved case, from the rollup too.
+    case = Case.objects.filter(status=Status.RESOLVED, last_resolved_at__lt=at(2024, 6, 1)).first()
+    again = case.last_resolved_at + dt.timedelta(days=2, hours=3)
+    CaseEvent.objects.create(
+        case=case,
+        kind=EventKind.STATUS_CHANGED,
+        field="status",
+        old_value=Status.CLOSED.value,
+        new_value=Status.RESOLVED.value,
+        created_at=again,
+        imported=True,
+    )
+    first = case.last_resolved_at
+    windows = [
+        # Both resolutions on rolled-up days; the first in the period's first (partial) day, read
+        # from the source, the second on a rolled-up day; both in partial days at the two ends.
+        [(first - dt.timedelta(days=1), again + dt.timedelta(days=1))],
+        [(first - dt.timedelta(minutes=1), again + dt.timedelta(days=2))],
+        [(first - dt.timedelta(minutes=1), again + dt.timedelta(minutes=1))],
+    ]
+    with time_machine.travel(NOW, tick=False):
+        rollup.touch_span(case.last_resolved_at, again)  # as the history import marks its days
+        rollup.refresh()
+        for bounds in (*windows, SPANS[0][1]):
+            figures = m.periods_metrics(bounds)[0]
+            start, end = bounds[0]
+            assert figures["reopen_rate"] == m.reopen_rate(start=start, end=end)
+            assert figures["knowledge_reuse"] == m.knowledge_reuse(start=start, end=end)
+        assert figures["reopen_rate"].denominator > 1
+
+
+@pytest.mark.parametrize(
+    "value", [-5, 0, 1, 2, 15, 16, 17, 31, 32, 33, 10**6 - 1, 10**6, 2**40 - 1, 2**40, 2**52, 2**60]
+)
+def test_the_bucket_the_database_computes_is_the_one_python_computes(value):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        bucket = rollup.bucket_sql("v", connection.vendor)
+        cursor.execute(f"SELECT {bucket} FROM (SELECT CAST(%s AS BIGINT) AS v) s", [value])  # noqa: S608
+        assert cursor.fetchone()[0] == histograms.bucket_of(value)

@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 
 from cases.models import Case
 from metrics import selectors
+from metrics.figures import base
 from supportdesk.core.db_router import REPLICA, reads_from_replica
 
 WEEK = {"start": "2025-03-03", "end": "2025-03-09", "tz": "Europe/Berlin"}
@@ -137,7 +138,7 @@ def test_the_figure_threads_carry_the_scope_to_the_replica(dataset, settings, mo
     own: they must read from the replica too, not fall back to default."""
     settings.METRICS_QUERY_THREADS = 3
     seen = []
-    original = selectors._sorting_in_memory
+    original = base.sorting_in_memory
 
     @contextmanager
     def recording(using="default"):
@@ -155,7 +156,7 @@ def test_the_figure_threads_carry_the_scope_to_the_replica(dataset, settings, mo
             )
         )
 
-    monkeypatch.setattr(selectors, "_sorting_in_memory", recording)
+    monkeypatch.setattr(base, "sorting_in_memory", recording)
     period = selectors.local_period(dt.date(2025, 3, 3), dt.date(2025, 3, 9), "Europe/Berlin")
     with reads_from_replica():
         threaded = selectors.period_metrics(**period)

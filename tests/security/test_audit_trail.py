@@ -115,6 +115,22 @@ def test_an_organisation_tier_change_is_recorded(manager, organisation):
     assert fields(change) == {"tier": ("Enterprise", "Business")}
 
 
+def test_a_contact_renamed_and_readdressed_is_recorded_with_who_before_and_after(agent, contact):
+    response = api_for(agent).patch(
+        f"/api/contacts/{contact.pk}/",
+        {"name": "Carla Client-Jones", "email": "carla.jones@acme.example"},
+        format="json",
+    )
+    assert response.status_code == 200, response.json()
+    change = latest("cases.contact", object_id=contact.pk, action="changed")
+    assert change.user_id == agent.pk
+    assert change.object_label == "Carla Client-Jones <carla.jones@acme.example> · Acme Corp"
+    assert fields(change) == {
+        "name": (contact.name, "Carla Client-Jones"),
+        "email": (contact.email, "carla.jones@acme.example"),
+    }
+
+
 def test_an_engineering_team_change_and_its_members_are_recorded(manager, engineer):
     team = escalation_services.save_team(actor=manager, name="Payments", components="billing")
     escalation_services.save_team(actor=manager, team=team, members=[engineer], min_quality_score=4)

@@ -104,7 +104,7 @@ WORK = {
     "P3": (6 * HOUR, 12 * DAY),
     "P4": (1 * HOUR, 6 * DAY),
 }
-TIER_VOLUME = {Tier.ENTERPRISE: 6, Tier.BUSINESS: 2, Tier.STANDARD: 1}
+TIER_VOLUME: dict[str, int] = {Tier.ENTERPRISE: 6, Tier.BUSINESS: 2, Tier.STANDARD: 1}
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,12 @@ def _json(value: Any) -> str:
 # One generated case: the row's values (times as epoch seconds), its tag ids and its events.
 # Event: (epoch, kind, actor or None, field, old JSON or None, new JSON or None, body, is_public)
 Event = tuple[float, str, Person | None, str, str | None, str | None, str, bool]
+
+
+def _decoded(value: str | None) -> Any:
+    """The JSON value of an event's old or new value, where its kind always has one."""
+    assert value is not None
+    return json.loads(value)
 
 
 @dataclass
@@ -234,7 +240,7 @@ class CasePlanner:
         initial_assignee = assignee
 
         events: list[Event] = []
-        status = Status.NEW
+        status: str = Status.NEW
         t = created
         events.append(
             (
@@ -285,6 +291,7 @@ class CasePlanner:
 
         if first_contact:
             owner = assignee
+            assert owner is not None  # a first-contact case was given an assignee above
             t += self._lu(TRIAGE[sev])
             reply(owner, RESOLUTIONS, t)
             t += rng.uniform(30, 10 * MINUTE)
@@ -305,8 +312,8 @@ class CasePlanner:
                 sev = confirmed
             if assignee is None and rng.random() < 0.9:
                 assignee = self._agent()
-                change = (t, EventKind.ASSIGNEE_CHANGED, triager, "assignee", None, _json(assignee.username))
-                events.append((*change, "", False))
+                name = _json(assignee.username)
+                events.append((t, EventKind.ASSIGNEE_CHANGED, triager, "assignee", None, name, "", False))
             move(Status.TRIAGED, triager, t)
             owner = assignee or triager
             if not ack_first:
@@ -416,14 +423,14 @@ class CasePlanner:
             if kind == EventKind.PUBLIC_REPLY and row["first_response_at"] is None:
                 row["first_response_at"] = at
             elif kind == EventKind.SEVERITY_CHANGED:
-                row["severity"] = json.loads(new)
+                row["severity"] = _decoded(new)
                 row["severity_confirmed"] = True
             elif kind == EventKind.ASSIGNEE_CHANGED:
-                row["assignee_id"] = self.agent_ids[json.loads(new)]
+                row["assignee_id"] = self.agent_ids[_decoded(new)]
             elif kind == EventKind.REOPENED:
                 row["reopen_count"] += 1
             elif kind == EventKind.STATUS_CHANGED:
-                to = json.loads(new)
+                to = _decoded(new)
                 row["status"] = to
                 row["version"] += 1
                 if to == Status.TRIAGED:

@@ -17,10 +17,10 @@ import random
 import time
 import zoneinfo
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, get_hasher
@@ -40,6 +40,7 @@ from supportdesk.core.models import OutboundMessage, StaffProfile
 from supportdesk.core.roles import Role
 
 SEED = 2026
+_Key = TypeVar("_Key")
 DEFAULT_CASES = 300
 MARKER_ORGANISATION = "Northwind Logistics"
 
@@ -305,7 +306,7 @@ class Step:
 
 @dataclass
 class PlannedCase:
-    final: str
+    final: Status
     severity: str
     organisation: Organisation
     requester: Contact
@@ -323,12 +324,12 @@ class Planner:
         self.teams = teams
         self.workers = [users["agent"], users["agent2"], users["manager"]]
 
-    def _pick(self, weights: dict[str, int]) -> str:
+    def _pick(self, weights: Mapping[_Key, int]) -> _Key:
         keys = list(weights)
         return self.rng.choices(keys, weights=[weights[k] for k in keys])[0]
 
     def plan(
-        self, *, final: str, severity: str, organisation: Organisation, contacts: list[Contact]
+        self, *, final: Status, severity: str, organisation: Organisation, contacts: list[Contact]
     ) -> PlannedCase:
         rng = self.rng
         candidates = [i for i in ISSUES if severity in i.severities] or ISSUES
@@ -688,8 +689,10 @@ class Command(BaseCommand):
         # the database sees the month exactly as it would have happened.
         queue: list[tuple[dt.datetime, int, int]] = []
         for n, case in enumerate(planned):
+            created_at = case.created_at
+            assert created_at is not None  # every planned case was given its creation time above
             for s, step in enumerate(case.steps):
-                queue.append((case.created_at + dt.timedelta(minutes=step.offset), n, s))
+                queue.append((created_at + dt.timedelta(minutes=step.offset), n, s))
         heapq.heapify(queue)
         created: dict[int, Case] = {}
         while queue:

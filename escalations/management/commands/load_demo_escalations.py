@@ -8,6 +8,7 @@ through the escalation services as the demo people would. Skipped when the teams
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -24,7 +25,7 @@ TEAMS = [
     ("Identity Engineering", "identity", "sso\nlogin\nuser-directory", 2, []),
 ]
 
-PACKAGE = {
+PACKAGE: dict[str, Any] = {
     "component": "checkout-api",
     "steps_to_reproduce": "1. Sign in as a customer admin.\n2. Open Billing > Invoices.\n3. Export March.",
     "expected_behaviour": "A CSV with every invoice line.",

@@ -6,7 +6,7 @@ from django import template
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.html import escape, format_html
-from django.utils.safestring import mark_safe
+from django.utils.safestring import SafeString, mark_safe
 
 from supportdesk.core.instants import DAY_FORMAT, WHEN_DAY_FORMAT, WHEN_FORMAT, format_instant
 from supportdesk.core.markup import escape_text
@@ -95,6 +95,8 @@ def icon(name: str, label: str = "") -> str:
     shape = ICONS.get(name)
     if shape is None:
         return ""
+    a11y: SafeString
+    title: str
     if label:
         a11y, title = (
             format_html('role="img" aria-label="{}"', label),

@@ -1,9 +1,9 @@
 """CSAT: the mean rating (1-5) of the post-resolution surveys answered in a period, with their count.
 
-Same conventions as ``metrics/selectors.py``: keyword-only aware ``start`` (inclusive) and ``end``
-(exclusive), the dashboard filters (``team``, ``tier``, ``severity``, ``organisation``,
-``assignee``) applied to the answer's case, computed in the database. The period selects answers
-by ``answered_at``.
+Same conventions as the other figures (``metrics.figures.base``): keyword-only aware ``start``
+(inclusive) and ``end`` (exclusive), the dashboard filters (``team``, ``tier``, ``severity``,
+``organisation``, ``assignee``) applied to the answer's case, computed in the database. The period
+selects answers by ``answered_at`` (``catalogue.CSAT_SCORE``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from django.db.models import Avg, Count, Q, QuerySet
 
 from cases.models import Case
 
-from .models import RATING_MAX, RATING_MIN, SurveyResponse
+from ..models import RATING_MAX, RATING_MIN, SurveyResponse
+from .base import Periods, case_filter_q, check_period
 
 RATINGS = tuple(range(RATING_MIN, RATING_MAX + 1))
 
@@ -31,12 +32,9 @@ class CsatStats:
 
 
 def _answers(*, start: dt.datetime, end: dt.datetime, **filters: Any) -> QuerySet[SurveyResponse]:
-    # Imported here: selectors.py imports this module for its overview, in either order.
-    from metrics import selectors
-
-    selectors._check_period(start, end)
+    check_period(start, end)
     return SurveyResponse.objects.filter(answered_at__gte=start, answered_at__lt=end).filter(
-        selectors.case_filter_q("case__", **filters)
+        case_filter_q("case__", **filters)
     )
 
 
@@ -51,14 +49,10 @@ def csat_cases(*, start: dt.datetime, end: dt.datetime, tz: str = "UTC", **filte
     return Case.objects.filter(id__in=answered)
 
 
-def csat_periods(periods: Any, **filters: Any) -> list[CsatStats]:
-    """``csat`` for each of ``selectors.Periods`` (disjoint periods), in one query."""
-    from metrics import selectors
-
+def csat_periods(periods: Periods, **filters: Any) -> list[CsatStats]:
+    """``csat`` for each of the (disjoint) periods, in one query."""
     rows = (
-        SurveyResponse.objects.filter(
-            periods.range("answered_at"), selectors.case_filter_q("case__", **filters)
-        )
+        SurveyResponse.objects.filter(periods.range("answered_at"), case_filter_q("case__", **filters))
         .annotate(period=periods.key("answered_at"))
         .values("period")
         .annotate(**_aggregates())
