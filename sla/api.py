@@ -96,6 +96,12 @@ class StrictBooleanField(serializers.BooleanField):
 # --- Case clocks ----------------------------------------------------------------------------------
 
 
+class WarningPointSerializer(serializers.Serializer):
+    percent = serializers.IntegerField(help_text="Share of the target, in %.")
+    warn_at = serializers.DateTimeField(allow_null=True, help_text="When it is (was) due; null while paused.")
+    warned_at = serializers.DateTimeField(allow_null=True, help_text="When it fired; null until then.")
+
+
 class ClockSerializer(serializers.Serializer):
     target = serializers.CharField(source="clock.target")
     run = serializers.IntegerField(source="clock.run")
@@ -116,6 +122,11 @@ class ClockSerializer(serializers.Serializer):
     paused_at = serializers.DateTimeField(source="clock.paused_at", allow_null=True)
     paused_total_seconds = serializers.SerializerMethodField()
     warned_at = serializers.DateTimeField(source="clock.warned_at", allow_null=True)
+    warnings = WarningPointSerializer(
+        many=True,
+        help_text="The warning ladder of this run, lowest first: the clock's own warning (warn_at, "
+        "warned_at above), then the further rungs of its policy's ladder.",
+    )
     met_at = serializers.DateTimeField(source="clock.met_at", allow_null=True)
     breached_at = serializers.DateTimeField(source="clock.breached_at", allow_null=True)
     met_on_time = serializers.BooleanField(source="clock.met_on_time", allow_null=True)

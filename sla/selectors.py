@@ -94,6 +94,21 @@ class ClockView:
         return -self.remaining if self.overdue and self.remaining is not None else None
 
     @property
+    def warnings(self) -> list[dict]:
+        """The clock's warning points, lowest first: its own warning, then the further rungs of its
+        ladder (``rungs`` prefetched by ``clocks_for_case``); each with when it is or was due
+        (None while paused) and when it fired."""
+        clk = self.clock
+        own = {"percent": round(clk.warning_ratio * 100), "warn_at": clk.warn_at, "warned_at": clk.warned_at}
+        if clk.state == ClockState.PAUSED and clk.warned_at is None:
+            own["warn_at"] = None
+        rungs = [
+            {"percent": round(r.ratio * 100), "warn_at": r.warn_at, "warned_at": r.warned_at}
+            for r in clk.rungs.all()
+        ]
+        return [own, *rungs]
+
+    @property
     def counting(self) -> bool:
         """Whether time still matters for this clock (running, paused, or breached and not met)."""
         return self.clock.is_live or (self.clock.state == ClockState.BREACHED and self.clock.met_at is None)
@@ -131,8 +146,11 @@ _TARGET_ORDER = {t.value: i for i, t in enumerate(Target)}
 
 
 def clocks_for_case(case: SupportCase, *, now: dt.datetime, history: bool = False) -> list[ClockView]:
-    """The case's clocks (the current run of each target, or every run with ``history``), one query."""
-    qs = SlaClock.objects.filter(case_id=case.pk)
+    """The case's clocks (the current run of each target, or every run with ``history``) with the
+    further rungs of their warning ladders: two queries."""
+    qs = SlaClock.objects.filter(case_id=case.pk).prefetch_related(
+        Prefetch("rungs", queryset=ClockRung.objects.order_by("ratio"))
+    )
     if not history:
         qs = _current_runs(qs)
     clocks = sorted(qs, key=lambda c: (_TARGET_ORDER[c.target], c.run))

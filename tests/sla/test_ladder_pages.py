@@ -7,6 +7,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from sla.models import SlaPolicy, WarningThreshold
+from tests.schema_check import assert_matches_schema
 
 pytestmark = pytest.mark.django_db
 
@@ -36,6 +37,8 @@ def test_a_manager_replaces_a_policys_ladder_through_the_api(manager, agent, pol
     assert _api(agent).put(url, {"thresholds": RUNGS}, format="json").status_code == 403
     response = _api(manager).put(url, {"thresholds": RUNGS}, format="json")
     assert response.status_code == 200
+    assert_matches_schema(response, "/api/sla/policies/{id}/ladder/", "put")
+    assert_matches_schema(_api(agent).get(url), "/api/sla/policies/{id}/ladder/", "get")
     assert response.json()["thresholds"][2] == {
         "target": "resolution",
         "percent": 90,
@@ -165,3 +168,32 @@ def test_an_admin_edits_the_ladder_inline_with_the_policy(client, admin_user, po
         (80, ["managers"]),
         (100, ["assignee"]),
     ]
+
+
+def test_a_cases_clocks_show_their_ladder_in_the_api(agent, organisation, contact):
+    import datetime as dt
+
+    from cases import services as case_services
+    from sla import services
+    from sla.models import Target
+    from tests.factories import at
+
+    t0, minute = at(2026, 3, 4, 10, 0), dt.timedelta(minutes=1)
+    p2 = SlaPolicy.objects.get(tier="enterprise", severity="P2")
+    services.save_ladder(
+        p2, thresholds=[services.ThresholdInput(Target.FIRST_RESPONSE, p, ["assignee"]) for p in (50, 75, 90)]
+    )
+    case = case_services.create_case(
+        title="Slow", organisation=organisation, requester=contact, severity="P2", assignee=agent,
+        actor=agent, now=t0,
+    )  # fmt: skip
+    services.record_due_warnings_and_breaches(now=t0 + 46 * minute)
+    response = _api(agent).get(f"/api/cases/{case.key}/sla/")
+    assert_matches_schema(response, "/api/cases/{key}/sla/", "get")
+    clocks = {c["target"]: c for c in response.json()["clocks"]}
+    assert clocks["first_response"]["warnings"] == [
+        {"percent": 50, "warn_at": "2026-03-04T10:30:00Z", "warned_at": "2026-03-04T10:46:00Z"},
+        {"percent": 75, "warn_at": "2026-03-04T10:45:00Z", "warned_at": "2026-03-04T10:46:00Z"},
+        {"percent": 90, "warn_at": "2026-03-04T10:54:00Z", "warned_at": None},
+    ]
+    assert [w["percent"] for w in clocks["triage"]["warnings"]] == [75]  # no ladder: one warning
