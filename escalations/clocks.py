@@ -250,21 +250,19 @@ _SWEEP_LOCK = 0x5D_EC_10C5
 
 @contextlib.contextmanager
 def _one_sweep_at_a_time() -> Iterator[bool]:
-    """On PostgreSQL, whether this process holds the sweep's session advisory lock (a second sweep
-    started meanwhile, by a duplicated beat or a slow run, finds it taken and records nothing: the
-    running one records everything due). The per-clock claims below still decide each record."""
+    """Whether this sweep is the only one running. On PostgreSQL the sweep runs in one transaction
+    holding a transaction-level advisory lock (safe behind PgBouncer's transaction pooling): a
+    second sweep started meanwhile, by a duplicated beat or a slow run, finds it taken and records
+    nothing, the running one records everything due. The per-clock claims still decide each record
+    (each clock is a savepoint inside it)."""
     if connection.vendor != "postgresql":
         yield True
         return
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_SWEEP_LOCK])
-        held = bool(cursor.fetchone()[0])
-    try:
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [_SWEEP_LOCK])
+            held = bool(cursor.fetchone()[0])
         yield held
-    finally:
-        if held:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [_SWEEP_LOCK])
 
 
 def _record_due(*, now: dt.datetime, tell: Tell, batch: int) -> int:
