@@ -19,24 +19,12 @@ from metrics import selectors as m
 from metrics.models import DailyRollup, RollupDirtyDay, RollupState
 from tests.imports.conftest import run
 from tests.imports.history import Row, export, utc
+from tests.metrics.direct import COUNTED, direct
 
 pytestmark = pytest.mark.django_db
 NOW = dt.datetime(2023, 4, 1, 12, 0, tzinfo=dt.UTC)
 NEW_CASE = default_mapping_text("servicenow-csv").replace(
     'after_close = "reopen"', 'after_close = "new_case"'
-)
-COUNTED = (
-    "sla_compliance",
-    "escalation_rate",
-    "engineering_bounce_rate",
-    "update_cadence_adherence",
-    "csat",
-    "reopen_rate",
-    "knowledge_reuse",
-    "first_response_time",
-    "time_to_triage",
-    "time_to_resolve",
-    "time_to_final_resolution",
 )
 PERIODS = [
     ("UTC", [(utc("01/03 00:00"), utc("08/03 00:00")), (utc("08/03 00:00"), utc("15/03 00:00"))]),
@@ -71,23 +59,6 @@ def history(prefix: str) -> list[Row]:
         Row(d, "New", 0, "10/03 09:00", priority="1 - Critical"),
         Row(d, "Awaiting Vendor", 1, "10/03 09:20", priority="1 - Critical"),
     ]
-
-
-def direct(start, end, tz) -> dict:
-    period = {"start": start, "end": end, "tz": tz}
-    return {
-        "sla_compliance": m.sla_compliance(**period),
-        "escalation_rate": m.escalation_rate(**period),
-        "engineering_bounce_rate": m.engineering_bounce_rate(**period),
-        "update_cadence_adherence": m.update_cadence_adherence(**period),
-        "csat": m.csat.csat(**period),
-        "reopen_rate": m.reopen_rate(**period),
-        "knowledge_reuse": m.knowledge_reuse(**period),
-        "first_response_time": m.first_response_time(**period),
-        "time_to_triage": m.time_to_triage(**period),
-        "time_to_resolve": m.time_to_resolve(**period),
-        "time_to_final_resolution": m.time_to_final_resolution(**period),
-    }
 
 
 def assert_rollup_equals_direct() -> None:

@@ -30,23 +30,13 @@ from sla import services as sla
 from tests.escalations.conftest import complete_package
 from tests.factories import TeamFactory, at
 from tests.metrics.conftest import BERLIN
+from tests.metrics.direct import COUNTED, direct
 
 pytestmark = pytest.mark.django_db
 # On PostgreSQL the figures run in a transaction with a larger work_mem: SAVEPOINT, SET LOCAL, RELEASE.
 SETUP = 3 if connection.vendor == "postgresql" else 0
 
 NOW = at(2025, 4, 1, 12, 0)
-DURATIONS = ("first_response_time", "time_to_triage", "time_to_resolve", "time_to_final_resolution")
-COUNTED = (
-    "sla_compliance",
-    "escalation_rate",
-    "engineering_bounce_rate",
-    "update_cadence_adherence",
-    "csat",
-    "reopen_rate",
-    "knowledge_reuse",
-    *DURATIONS,
-)
 PERIODS = [
     # A Berlin week and the one before it: starts and ends at 23:00 UTC, so each has edges.
     ("Europe/Berlin", [(at(2025, 3, 3, tz=BERLIN), at(2025, 3, 10, tz=BERLIN))]),
@@ -57,24 +47,6 @@ PERIODS = [
     ("Asia/Kolkata", [(at(2025, 3, 1, tz="Asia/Kolkata"), at(2025, 3, 31, tz="Asia/Kolkata"))]),
     ("UTC", [(at(2025, 1, 1), at(2025, 4, 2))]),
 ]
-
-
-def direct(start, end, tz, **filters):
-    """The counted figures straight from the source."""
-    period = {"start": start, "end": end, "tz": tz, **filters}
-    return {
-        "sla_compliance": m.sla_compliance(**period),
-        "escalation_rate": m.escalation_rate(**period),
-        "engineering_bounce_rate": m.engineering_bounce_rate(**period),
-        "update_cadence_adherence": m.update_cadence_adherence(**period),
-        "csat": m.csat.csat(**period),
-        "reopen_rate": m.reopen_rate(**period),
-        "knowledge_reuse": m.knowledge_reuse(**period),
-        "first_response_time": m.first_response_time(**period),
-        "time_to_triage": m.time_to_triage(**period),
-        "time_to_resolve": m.time_to_resolve(**period),
-        "time_to_final_resolution": m.time_to_final_resolution(**period),
-    }
 
 
 def assert_rollup_equals_direct(**filters):
