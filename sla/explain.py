@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from cases.models import CaseEvent, EventKind
 
-from . import calendars, clock, engine
+from . import calendars, clock
 from .models import SlaClock, Target
 
 #: At most this many calendar stretches are listed (a clock of weeks has one or two a day).
@@ -91,6 +91,11 @@ class Explanation:
     steps: list[str] = field(default_factory=list)
 
     @property
+    def spans_gap_after(self) -> int:
+        """After which listed stretch the left-out ones would be (the first half of ``MAX_SPANS``)."""
+        return MAX_SPANS // 2
+
+    @property
     def left_text(self) -> str:
         return _duration(self.left)
 
@@ -108,7 +113,7 @@ class Explanation:
         return self.recomputed_due_at == self.due_at and self.recomputed_warn_at == self.warn_at
 
 
-def _pauses(values, *, now: dt.datetime, calc) -> list[Pause]:
+def _pauses(values, *, now: dt.datetime, calc: clock.Calendar) -> list[Pause]:
     found = []
     for start_iso, end_iso in values.pauses or []:
         start, end = dt.datetime.fromisoformat(start_iso), dt.datetime.fromisoformat(end_iso)
@@ -118,10 +123,12 @@ def _pauses(values, *, now: dt.datetime, calc) -> list[Pause]:
     return found
 
 
-def _spans(start: dt.datetime, end: dt.datetime, pauses: Sequence[Pause], calendar) -> tuple[list[Span], int]:
+def _spans(
+    start: dt.datetime, end: dt.datetime, pauses: Sequence[Pause], calendar: clock.Calendar
+) -> tuple[list[Span], int]:
     closed = [(p.start, p.end) for p in pauses if p.end is not None]
     spans, total = [], ZERO
-    stretches = clock.open_spans(calendar, start, end) if calendar is not None else [(start, end)]
+    stretches = clock.open_spans(calendar, start, end)  # one stretch when it counts around the clock
     for lo, hi in stretches:
         inside = sum((max(ZERO, min(hi, b) - max(lo, a)) for a, b in closed), ZERO)
         counted = (hi - lo) - inside
@@ -148,8 +155,7 @@ def _times(count: int) -> str:
 def explanation(
     values,
     *,
-    calc: engine.Arithmetic,
-    calendar: clock.Calendar | None,
+    calc: clock.Calendar,
     policy: str,
     calendar_name: str,
     retargets: Sequence[Retarget] = (),
@@ -157,7 +163,7 @@ def explanation(
 ) -> Explanation:
     """The explanation of one clock (``values``: an ``SlaClock`` or anything with its fields).
 
-    ``calc`` is the arithmetic it counts with (``calendar``'s, or 24x7: then ``calendar`` is None).
+    ``calc`` is the calendar it counts in (24x7 for a clock counting around the clock).
     """
     target = dt.timedelta(minutes=values.target_minutes)
     left = max(target - values.consumed, ZERO)
@@ -165,7 +171,7 @@ def explanation(
     pauses = _pauses(values, now=now, calc=calc)
     due = calc.add(values.started_at, left + values.paused_total)
     warn = calc.add(values.started_at, warn_left + values.paused_total)
-    spans, left_out = _spans(values.started_at, values.due_at, pauses, calendar)
+    spans, left_out = _spans(values.started_at, values.due_at, pauses, calc)
     label = Target(values.target).label
     counting = f"business hours of {calendar_name}" if values.business_time else "around the clock"
     steps = [
@@ -251,7 +257,6 @@ def explain(row: SlaClock, *, now: dt.datetime) -> Explanation:
     return explanation(
         row,
         calc=calc,
-        calendar=calc if counts_business else None,
         policy=policy_label,
         calendar_name=stored.name if stored is not None and counts_business else "around the clock",
         retargets=retargets,
