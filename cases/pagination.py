@@ -130,8 +130,19 @@ def _reverse(ordering: list[str]) -> list[str]:
     return [s[1:] if s.startswith("-") else f"-{s}" for s in ordering]
 
 
-def _part(queryset: QuerySet, ordering: list[str], values: list[Any] | None, *, backwards: bool, limit: int):
-    """Up to ``limit`` rows after (before) ``values`` in ``ordering``, in the reading direction."""
+def _part(
+    queryset: QuerySet,
+    ordering: list[str],
+    values: list[Any] | None,
+    *,
+    backwards: bool,
+    limit: int,
+    rows_from: QuerySet | None = None,
+):
+    """Up to ``limit`` rows after (before) ``values`` in ``ordering``, in the reading direction.
+
+    The ids come from ``queryset``; the rows from ``rows_from`` (the same rows without the filters,
+    which the ids have already applied), else from ``queryset`` again."""
     order = _reverse(ordering) if backwards else ordering
     ordered = queryset.order_by(*order)
     if values is not None:
@@ -143,7 +154,8 @@ def _part(queryset: QuerySet, ordering: list[str], values: list[Any] | None, *, 
     ids = list(ordered.values_list("pk", flat=True)[:limit])
     if not ids:
         return []
-    rows = {row.pk: row for row in queryset.filter(pk__in=ids).order_by(*order)}
+    source = rows_from if rows_from is not None else queryset
+    rows = {row.pk: row for row in source.filter(pk__in=ids).order_by()}
     return [rows[pk] for pk in ids if pk in rows]
 
 
@@ -155,6 +167,7 @@ def _rows(
     backwards: bool,
     limit: int,
     nullable,
+    rows_from: QuerySet | None = None,
 ) -> list:
     """The rows of one page (plus one, to tell whether there are more), in the reading direction.
 
@@ -163,7 +176,7 @@ def _rows(
     (...)``), then those that have none (``f IS NULL AND (..., id) > (...)``).
     """
     if nullable is None:
-        return _part(queryset, ordering, values, backwards=backwards, limit=limit)
+        return _part(queryset, ordering, values, backwards=backwards, limit=limit, rows_from=rows_from)
     valued = queryset.filter(**{f"{nullable}__isnull": False})
     empty = queryset.filter(**{f"{nullable}__isnull": True})
     rest = ordering[1:]
@@ -171,26 +184,33 @@ def _rows(
     rest_values = values[1:] if values is not None else None
     if not backwards:
         if in_empty:
-            return _part(empty, rest, rest_values, backwards=False, limit=limit)
-        rows = _part(valued, ordering, values, backwards=False, limit=limit)
+            return _part(empty, rest, rest_values, backwards=False, limit=limit, rows_from=rows_from)
+        rows = _part(valued, ordering, values, backwards=False, limit=limit, rows_from=rows_from)
         if len(rows) < limit:
-            rows += _part(empty, rest, None, backwards=False, limit=limit - len(rows))
+            rows += _part(empty, rest, None, backwards=False, limit=limit - len(rows), rows_from=rows_from)
         return rows
     if not in_empty:
-        return _part(valued, ordering, values, backwards=True, limit=limit)
-    rows = _part(empty, rest, rest_values, backwards=True, limit=limit)
+        return _part(valued, ordering, values, backwards=True, limit=limit, rows_from=rows_from)
+    rows = _part(empty, rest, rest_values, backwards=True, limit=limit, rows_from=rows_from)
     if len(rows) < limit:
-        rows += _part(valued, ordering, None, backwards=True, limit=limit - len(rows))
+        rows += _part(valued, ordering, None, backwards=True, limit=limit - len(rows), rows_from=rows_from)
     return rows
 
 
 def paginate(
-    queryset: QuerySet, *, ordering: list[str], cursor: str | None, page_size: int, datetime_fields: set[str]
+    queryset: QuerySet,
+    *,
+    ordering: list[str],
+    cursor: str | None,
+    page_size: int,
+    datetime_fields: set[str],
+    rows_from: QuerySet | None = None,
 ) -> Page:
     """One page of ``queryset`` in ``ordering`` (which must end with a unique field, e.g. ``id``).
 
     Fields in ``ordering`` must not be NULL (they are compared with < and >), except a first field
     that sorts ascending, whose NULLs come last (the queue's urgency: cases with nothing due).
+    ``rows_from``: where the page's rows are read once their ids are known (see ``_part``).
     """
     fields = [spec.lstrip("-") for spec in ordering]
     nullable = _nullable_lead(queryset.model, ordering)
@@ -199,7 +219,15 @@ def paginate(
     if cursor:
         values, backwards = _decode(cursor, fields, datetime_fields)
         values = _prepare(queryset.model, fields, values, nullable=nullable)
-    rows = _rows(queryset, ordering, values, backwards=backwards, limit=page_size + 1, nullable=nullable)
+    rows = _rows(
+        queryset,
+        ordering,
+        values,
+        backwards=backwards,
+        limit=page_size + 1,
+        nullable=nullable,
+        rows_from=rows_from,
+    )
     has_more = len(rows) > page_size
     rows = rows[:page_size]
     if backwards:

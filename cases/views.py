@@ -65,13 +65,16 @@ def _queue_filter(request: HttpRequest) -> CaseFilter:
     return case_filter
 
 
-def _queue_page(queryset, *, ordering: list[str], cursor: str | None, datetime_fields=QUEUE_DATETIME_FIELDS):
+def _queue_page(
+    queryset, *, rows_from, ordering: list[str], cursor: str | None, datetime_fields=QUEUE_DATETIME_FIELDS
+):
     return paginate(
         queryset,
         ordering=ordering,
         cursor=cursor,
         page_size=QUEUE_PAGE_SIZE,
         datetime_fields=datetime_fields,
+        rows_from=rows_from,
     )
 
 
@@ -85,26 +88,35 @@ def queue(request: HttpRequest) -> HttpResponse:
     if sort not in selectors.QUEUE_ORDERINGS and sort not in extra_orderings:
         sort = next(iter(extra_orderings), selectors.DEFAULT_QUEUE_ORDERING)
     queryset = case_filter.qs
+    # The page's ids come from the filtered queryset; its rows are then read by id from the plain
+    # one, without the filters' joins and conditions again.
+    rows_from = selectors.queue_cases()
     datetime_fields = QUEUE_DATETIME_FIELDS
     if sort in extra_orderings:
         extra = extra_orderings[sort]
         ordering = extra.ordering
         queryset = extra.annotate(queryset)
+        rows_from = extra.annotate(rows_from)
         datetime_fields = datetime_fields | extra.datetime_fields
     else:
         ordering = selectors.QUEUE_ORDERINGS[sort][1]
-    queryset = extensions.annotate_queue(queryset)  # what other apps' badges read (no query of its own)
+    # What other apps' badges read (no query of its own).
+    rows_from = extensions.annotate_queue(rows_from)
     if not form.is_valid():
         messages.warning(request, "Some filters were not understood and are ignored; see the marked fields.")
     cursor = request.GET.get("cursor") or None
     try:
-        page = _queue_page(queryset, ordering=ordering, cursor=cursor, datetime_fields=datetime_fields)
+        page = _queue_page(
+            queryset, rows_from=rows_from, ordering=ordering, cursor=cursor, datetime_fields=datetime_fields
+        )
     except (InvalidCursor, ValueError, TypeError, OverflowError) as exc:
         # A tampered or outdated page link: say so and show the first page.
         default = "That page link is not valid; showing the first page."
         messages.warning(request, str(exc) if isinstance(exc, InvalidCursor) else default)
         cursor = None
-        page = _queue_page(queryset, ordering=ordering, cursor=None, datetime_fields=datetime_fields)
+        page = _queue_page(
+            queryset, rows_from=rows_from, ordering=ordering, cursor=None, datetime_fields=datetime_fields
+        )
     data = form.data
     now = timezone.now()
     current_view = _current_saved_view(request)
